@@ -1,0 +1,178 @@
+#include "admin/admin_server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "core/buffer.h"
+#include "http/http1_parser.h"
+#include "http/local_reply.h"
+#include "net/listen_socket.h"
+
+namespace sidecar::admin {
+
+using boost::asio::awaitable;
+using boost::asio::use_awaitable;
+using boost::asio::ip::tcp;
+
+namespace {
+constexpr size_t kMaxBody = 64 * 1024;
+constexpr auto kIdleTimeout = std::chrono::seconds(60);
+}  // namespace
+
+struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
+  Impl(boost::asio::io_context& io) : io(io), acceptor(io) {}
+
+  boost::asio::io_context& io;
+  tcp::acceptor acceptor;
+  config::Address address;
+  std::map<std::string, std::map<std::string, Handler>> routes;  // path -> method -> handler
+
+  awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    while (acceptor.is_open()) {
+      boost::system::error_code ec;
+      tcp::socket socket =
+          co_await acceptor.async_accept(boost::asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (ec == boost::asio::error::operation_aborted) co_return;
+        continue;
+      }
+      boost::asio::co_spawn(io, session(std::move(socket)), boost::asio::detached);
+    }
+  }
+
+  void dispatch(const AdminRequest& req, AdminResponse& resp) {
+    auto it = routes.find(req.path);
+    if (it == routes.end()) {
+      resp.status = 404;
+      resp.body = "not found\n";
+      return;
+    }
+    auto h = it->second.find(req.method == "HEAD" ? "GET" : req.method);
+    if (h == it->second.end()) {
+      resp.status = 405;
+      resp.body = fmt::format("{} needs {}\n", req.path, it->second.begin()->first);
+      return;
+    }
+    try {
+      h->second(req, resp);
+    } catch (const std::exception& e) {
+      resp.status = 500;
+      resp.body = fmt::format("internal error: {}\n", e.what());
+    }
+  }
+
+  awaitable<void> session(tcp::socket socket) {
+    auto self = shared_from_this();
+    boost::asio::steady_timer watchdog(io);
+    core::Buffer in(16 * 1024);
+    http::Limits limits;
+    http::RequestParser parser(limits);
+    http::RequestHead head;
+    boost::system::error_code ec;
+    while (true) {
+      // Head.
+      http::HeadResult r;
+      while ((r = parser.feed(in.readable(), head)).status == http::HeadResult::kNeedMore) {
+        if (in.write_space() == 0) in.compact();
+        if (in.write_space() == 0) in.reserve(in.capacity() * 2);
+        watchdog.expires_after(kIdleTimeout);
+        watchdog.async_wait([&socket](const boost::system::error_code& e) {
+          if (!e) socket.close();
+        });
+        const size_t n =
+            co_await socket.async_read_some(boost::asio::buffer(in.write_ptr(), in.write_space()),
+                                            boost::asio::redirect_error(use_awaitable, ec));
+        watchdog.cancel();
+        if (ec || n == 0) co_return;
+        in.commit(n);
+      }
+      std::string out;
+      if (r.status == http::HeadResult::kError) {
+        http::append_local_reply(out, http::status_for(r.error),
+                                 fmt::format("{}\n", http::to_string(r.error)), true, false);
+        co_await boost::asio::async_write(socket, boost::asio::buffer(out),
+                                          boost::asio::redirect_error(use_awaitable, ec));
+        co_return;
+      }
+      AdminRequest req;
+      req.method = std::string(head.method_name);
+      const std::string_view target = head.target;
+      const size_t q = target.find('?');
+      req.path = std::string(target.substr(0, q));
+      if (q != std::string_view::npos) req.query = std::string(target.substr(q + 1));
+      if (const http::HeaderField* a = head.find("accept")) req.accept = std::string(a->value);
+      const bool keep_alive = head.keep_alive();
+      const bool is_head = head.method == http::Method::kHead;
+      const http::BodyKind body_kind = head.body;
+      const uint64_t content_length = head.content_length;
+      in.consume(r.consumed);
+      parser.reset();
+      if (body_kind == http::BodyKind::kChunked || content_length > kMaxBody) {
+        http::append_local_reply(out, 413, "admin requests take bodies up to 64 KiB, not chunked\n",
+                                 true, false);
+        co_await boost::asio::async_write(socket, boost::asio::buffer(out),
+                                          boost::asio::redirect_error(use_awaitable, ec));
+        co_return;
+      }
+      while (in.size() < content_length) {
+        if (in.write_space() == 0) in.compact();
+        if (in.write_space() == 0) in.reserve(in.capacity() * 2);
+        const size_t n =
+            co_await socket.async_read_some(boost::asio::buffer(in.write_ptr(), in.write_space()),
+                                            boost::asio::redirect_error(use_awaitable, ec));
+        if (ec || n == 0) co_return;
+        in.commit(n);
+      }
+      req.body = std::string(in.readable().substr(0, content_length));
+      in.consume(content_length);
+
+      AdminResponse resp;
+      dispatch(req, resp);
+      out = fmt::format("HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{}\r\n",
+                        resp.status, http::reason_phrase(resp.status), resp.content_type,
+                        resp.body.size(), keep_alive ? "" : "connection: close\r\n");
+      if (!is_head) out += resp.body;
+      co_await boost::asio::async_write(socket, boost::asio::buffer(out),
+                                        boost::asio::redirect_error(use_awaitable, ec));
+      if (ec || !keep_alive) {
+        socket.shutdown(tcp::socket::shutdown_send, ec);
+        co_return;
+      }
+    }
+  }
+};
+
+AdminServer::AdminServer(boost::asio::io_context& io, const config::Address& address)
+    : impl_(std::make_shared<Impl>(io)) {
+  net::ListenSockets s = net::open_listen_sockets(address, 1, false, 128);
+  impl_->address = s.address;
+  const bool v6 = address.host.find(':') != std::string::npos;
+  impl_->acceptor.assign(v6 ? tcp::v6() : tcp::v4(), s.fds[0]);
+}
+
+AdminServer::~AdminServer() { stop(); }
+
+const config::Address& AdminServer::address() const { return impl_->address; }
+
+void AdminServer::handle(const std::string& method, const std::string& path, Handler handler) {
+  impl_->routes[path][method] = std::move(handler);
+}
+
+void AdminServer::start() {
+  boost::asio::co_spawn(impl_->io, impl_->accept_loop(), boost::asio::detached);
+}
+
+void AdminServer::stop() {
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+}  // namespace sidecar::admin

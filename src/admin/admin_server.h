@@ -1,0 +1,56 @@
+// The admin endpoint: a small HTTP/1.1 server on the main thread (never on a
+// worker, so a busy or stuck worker cannot hide it), bound to 127.0.0.1 by
+// default. Handlers are registered by method and path; a path registered for
+// one method answers other methods with 405. Requests are parsed by the
+// same strict codec as the data path; bodies up to 64 KiB are read.
+//
+// Thread safety: construct, register and run on the main thread's io_context.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+
+#include "config/config.h"
+
+namespace sidecar::admin {
+
+struct AdminRequest {
+  std::string method;
+  std::string path;    // without the query
+  std::string query;   // after '?', undecoded
+  std::string accept;  // the Accept header
+  std::string body;
+};
+
+struct AdminResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+class AdminServer {
+ public:
+  using Handler = std::function<void(const AdminRequest&, AdminResponse&)>;
+
+  // Binds `address` (throws std::system_error). Does not accept until start().
+  AdminServer(boost::asio::io_context& io, const config::Address& address);
+  ~AdminServer();
+
+  // The bound address (the real port when 0 was configured).
+  const config::Address& address() const;
+  // Serves `method` (GET or POST) requests for exactly `path`.
+  void handle(const std::string& method, const std::string& path, Handler handler);
+  void start();
+  void stop();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace sidecar::admin

@@ -1,0 +1,111 @@
+// The typed, validated, immutable configuration of a sidecar process.
+//
+// A Config is built once from YAML (see loader.h), never modified, and shared
+// as std::shared_ptr<const Config> by every thread: reading it needs no lock.
+// Every field and its default is documented in docs/config.md; the defaults
+// below follow Envoy's where Envoy has one.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace re2 {
+class RE2;
+}
+
+namespace sidecar::config {
+
+using Duration = std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+// An IP address and port, as configured. `host` is an IP literal (IPv6
+// without brackets); host names are resolved when the config is loaded.
+struct Address {
+  std::string host;
+  uint16_t port = 0;
+  // "127.0.0.1:8080" or "[::1]:8080".
+  std::string to_string() const;
+  bool operator==(const Address&) const = default;
+};
+
+// Matches one request header (Envoy's HeaderMatcher). The name is compared
+// case-insensitively; when the header appears more than once, its values are
+// checked one by one and any match counts.
+struct HeaderMatcher {
+  enum class Kind { kExact, kPrefix, kSuffix, kContains, kPresent, kRegex };
+  std::string name;
+  Kind kind = Kind::kPresent;
+  std::string value;
+  std::shared_ptr<const re2::RE2> regex;  // kRegex only: RE2, full match
+  bool invert = false;
+};
+
+// All conditions present must hold. Empty strings mean "any".
+struct RouteMatch {
+  std::string prefix;  // the request path starts with this
+  std::string path;    // the request path, without query, equals this
+  std::string host;    // "api.example.com", "*.example.com", "api.*" or "*"
+  std::vector<HeaderMatcher> headers;
+};
+
+struct Route {
+  std::string name;  // default "<listener>/<index>"
+  RouteMatch match;
+  std::string cluster;
+  // From the end of the request to the end of the response (Envoy's route
+  // timeout); 0 disables. Exceeded before the response starts: 504.
+  Duration timeout = 15s;
+};
+
+struct Listener {
+  std::string name;
+  Address address;
+  std::vector<Route> routes;                      // first match wins
+  uint32_t max_request_headers_size = 60 * 1024;  // bytes: request line + fields
+  uint32_t max_request_headers_count = 100;
+  Duration request_headers_timeout = 10s;  // first byte to end of head; 408
+  Duration idle_timeout = 1h;              // keep-alive connection with no request
+  Duration stream_idle_timeout = 5min;     // an active request with no bytes moving
+};
+
+struct Cluster {
+  std::string name;
+  std::vector<Address> endpoints;
+  Duration connect_timeout = 5s;
+  Duration idle_timeout = 1h;  // an unused pooled upstream connection is closed after this
+  uint32_t max_requests_per_connection = 0;  // 0: unlimited
+  uint32_t max_response_headers_size = 60 * 1024;
+  uint32_t max_response_headers_count = 100;
+};
+
+struct Admin {
+  Address address{"127.0.0.1", 9901};
+};
+
+// The supervised application (started after `--` on the command line).
+struct App {
+  uint16_t port = 8080;         // passed to the app as PORT
+  Duration stop_timeout = 10s;  // SIGTERM to SIGKILL
+};
+
+struct Drain {
+  Duration timeout = 5s;  // in-flight requests get this long to finish on shutdown
+};
+
+struct Config {
+  std::string source;  // the file it came from, or "<embedded default>"
+  Admin admin;
+  uint32_t workers = 0;  // 0: one per available CPU
+  App app;
+  std::vector<Listener> listeners;
+  std::vector<Cluster> clusters;
+  Drain drain;
+
+  // The cluster called `name`, or -1.
+  int cluster_index(std::string_view name) const;
+};
+
+}  // namespace sidecar::config

@@ -1,0 +1,619 @@
+#include "config/loader.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <re2/re2.h>
+#include <yaml-cpp/yaml.h>
+
+namespace sidecar::config {
+namespace {
+
+constexpr std::string_view kDefaultYaml = R"(# sidecar's embedded default configuration.
+admin:
+  address: 127.0.0.1:9901
+workers: auto
+app:
+  port: 8080
+listeners:
+  - name: inbound
+    address: 0.0.0.0:8000
+    routes:
+      - match: { prefix: / }
+        cluster: app
+clusters:
+  - name: app
+    endpoints: [ 127.0.0.1:8080 ]
+)";
+
+// Collects errors with their positions while walking the YAML tree.
+class Loader {
+ public:
+  explicit Loader(std::string source) : source_(std::move(source)) {}
+
+  void error(const YAML::Mark& mark, const std::string& message) {
+    if (mark.line < 0) {
+      errors_.push_back(fmt::format("{}: {}", source_, message));
+    } else {
+      errors_.push_back(
+          fmt::format("{}:{}:{}: {}", source_, mark.line + 1, mark.column + 1, message));
+    }
+  }
+  void error(const YAML::Node& node, const std::string& message) { error(mark_of(node), message); }
+
+  const std::vector<std::string>& errors() const { return errors_; }
+
+  Config load(const YAML::Node& root) {
+    Config c;
+    c.source = source_;
+    if (root.IsNull()) return c;  // empty file: all defaults, no listeners
+    if (!is_map(root, "the top level")) return c;
+    check_keys(root, "the top level",
+               {"admin", "workers", "app", "listeners", "clusters", "drain"});
+    if (auto n = root["admin"]) load_admin(n, c.admin);
+    if (auto n = root["workers"]) {
+      if (n.IsScalar() && n.Scalar() == "auto") {
+        c.workers = 0;
+      } else {
+        uint64_t w = 0;
+        if (get_uint(n, "workers", w) && (w < 1 || w > 256)) {
+          error(n, "workers must be 'auto' or between 1 and 256");
+        }
+        c.workers = static_cast<uint32_t>(w);
+      }
+    }
+    if (auto n = root["app"]) load_app(n, c.app);
+    if (auto n = root["drain"]) {
+      if (is_map(n, "drain")) {
+        check_keys(n, "drain", {"timeout"});
+        if (auto t = n["timeout"]) get_duration(t, "drain.timeout", c.drain.timeout);
+      }
+    }
+    if (auto n = root["clusters"]) {
+      if (is_seq(n, "clusters")) {
+        for (size_t i = 0; i < n.size(); ++i) load_cluster(n[i], i, c);
+      }
+    }
+    if (auto n = root["listeners"]) {
+      if (is_seq(n, "listeners")) {
+        for (size_t i = 0; i < n.size(); ++i) load_listener(n[i], i, c);
+      }
+    }
+    return c;
+  }
+
+ private:
+  static YAML::Mark mark_of(const YAML::Node& node) {
+    return node.IsDefined() ? node.Mark() : YAML::Mark::null_mark();
+  }
+
+  bool is_map(const YAML::Node& n, std::string_view what) {
+    if (n.IsMap()) return true;
+    error(n, fmt::format("{} must be a mapping", what));
+    return false;
+  }
+  bool is_seq(const YAML::Node& n, std::string_view what) {
+    if (n.IsSequence()) return true;
+    error(n, fmt::format("{} must be a list", what));
+    return false;
+  }
+  bool is_scalar(const YAML::Node& n, std::string_view what) {
+    if (n.IsScalar()) return true;
+    error(n, fmt::format("{} must be a single value", what));
+    return false;
+  }
+
+  // Reports keys outside `known`, and keys given twice.
+  void check_keys(const YAML::Node& map, std::string_view where,
+                  std::initializer_list<std::string_view> known) {
+    std::set<std::string> seen;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const YAML::Node& key = it->first;
+      if (!key.IsScalar()) {
+        error(key, fmt::format("keys in {} must be strings", where));
+        continue;
+      }
+      const std::string& k = key.Scalar();
+      if (!seen.insert(k).second) error(key, fmt::format("'{}' is given twice in {}", k, where));
+      bool ok = false;
+      for (std::string_view name : known) ok = ok || name == k;
+      if (!ok) {
+        std::string list;
+        for (std::string_view name : known) {
+          if (!list.empty()) list += ", ";
+          list += name;
+        }
+        error(key, fmt::format("unknown key '{}' in {} (expected one of: {})", k, where, list));
+      }
+    }
+  }
+
+  bool get_string(const YAML::Node& n, std::string_view what, std::string& out) {
+    if (!is_scalar(n, what)) return false;
+    out = n.Scalar();
+    return true;
+  }
+  bool get_uint(const YAML::Node& n, std::string_view what, uint64_t& out) {
+    if (!is_scalar(n, what)) return false;
+    const std::string& s = n.Scalar();
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (ec != std::errc() || p != s.data() + s.size()) {
+      error(n, fmt::format("{} must be a non-negative integer, not '{}'", what, s));
+      return false;
+    }
+    return true;
+  }
+  bool get_bool(const YAML::Node& n, std::string_view what, bool& out) {
+    if (!is_scalar(n, what)) return false;
+    const std::string& s = n.Scalar();
+    if (s == "true") {
+      out = true;
+    } else if (s == "false") {
+      out = false;
+    } else {
+      error(n, fmt::format("{} must be true or false, not '{}'", what, s));
+      return false;
+    }
+    return true;
+  }
+  bool get_duration(const YAML::Node& n, std::string_view what, Duration& out) {
+    if (!is_scalar(n, what)) return false;
+    auto d = parse_duration(n.Scalar());
+    if (!d) {
+      error(n, fmt::format("{}: invalid duration '{}' (expected a number and a unit: 250ms, "
+                           "10s, 5m, 1h)",
+                           what, n.Scalar()));
+      return false;
+    }
+    out = *d;
+    return true;
+  }
+  bool get_size32(const YAML::Node& n, std::string_view what, uint32_t& out, uint64_t min,
+                  uint64_t max) {
+    if (!is_scalar(n, what)) return false;
+    auto s = parse_size(n.Scalar());
+    if (!s) {
+      error(n, fmt::format("{}: invalid size '{}' (expected bytes or a unit: 512, 64KiB, 1MiB)",
+                           what, n.Scalar()));
+      return false;
+    }
+    if (*s < min || *s > max) {
+      error(n, fmt::format("{} must be between {} and {} bytes", what, min, max));
+      return false;
+    }
+    out = static_cast<uint32_t>(*s);
+    return true;
+  }
+  bool get_count(const YAML::Node& n, std::string_view what, uint32_t& out, uint64_t min,
+                 uint64_t max) {
+    uint64_t v = 0;
+    if (!get_uint(n, what, v)) return false;
+    if (v < min || v > max) {
+      error(n, fmt::format("{} must be between {} and {}", what, min, max));
+      return false;
+    }
+    out = static_cast<uint32_t>(v);
+    return true;
+  }
+  bool get_address(const YAML::Node& n, std::string_view what, Address& out) {
+    if (!is_scalar(n, what)) return false;
+    std::string why;
+    auto a = parse_address(n.Scalar(), why);
+    if (!a) {
+      error(n, fmt::format("{}: {}", what, why));
+      return false;
+    }
+    out = *a;
+    return true;
+  }
+
+  void load_admin(const YAML::Node& n, Admin& admin) {
+    if (!is_map(n, "admin")) return;
+    check_keys(n, "admin", {"address"});
+    if (auto a = n["address"]) get_address(a, "admin.address", admin.address);
+  }
+
+  void load_app(const YAML::Node& n, App& app) {
+    if (!is_map(n, "app")) return;
+    check_keys(n, "app", {"port", "stop_timeout"});
+    if (auto p = n["port"]) {
+      uint32_t port = 0;
+      if (get_count(p, "app.port", port, 1, 65535)) app.port = static_cast<uint16_t>(port);
+    }
+    if (auto t = n["stop_timeout"]) get_duration(t, "app.stop_timeout", app.stop_timeout);
+  }
+
+  void load_cluster(const YAML::Node& n, size_t index, Config& c) {
+    const std::string where = fmt::format("clusters[{}]", index);
+    if (!is_map(n, where)) return;
+    check_keys(
+        n, where,
+        {"name", "endpoints", "connect_timeout", "idle_timeout", "max_requests_per_connection",
+         "max_response_headers_size", "max_response_headers_count"});
+    Cluster cl;
+    if (auto v = n["name"]) {
+      get_string(v, where + ".name", cl.name);
+      if (cl.name.empty()) error(v, where + ".name must not be empty");
+      if (c.cluster_index(cl.name) >= 0) {
+        error(v, fmt::format("cluster '{}' is defined twice", cl.name));
+      }
+    } else {
+      error(n, where + " needs a name");
+    }
+    if (auto v = n["endpoints"]) {
+      if (is_seq(v, where + ".endpoints")) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          Address a;
+          if (get_address(v[i], fmt::format("{}.endpoints[{}]", where, i), a)) {
+            if (a.port == 0) {
+              error(v[i], fmt::format("{}.endpoints[{}] needs a port", where, i));
+            } else {
+              cl.endpoints.push_back(a);
+            }
+          }
+        }
+        if (v.size() == 0) error(v, where + ".endpoints must not be empty");
+      }
+    } else {
+      error(n, where + " needs endpoints");
+    }
+    if (auto v = n["connect_timeout"])
+      get_duration(v, where + ".connect_timeout", cl.connect_timeout);
+    if (auto v = n["idle_timeout"]) get_duration(v, where + ".idle_timeout", cl.idle_timeout);
+    if (auto v = n["max_requests_per_connection"]) {
+      get_count(v, where + ".max_requests_per_connection", cl.max_requests_per_connection, 0,
+                UINT32_MAX);
+    }
+    if (auto v = n["max_response_headers_size"]) {
+      get_size32(v, where + ".max_response_headers_size", cl.max_response_headers_size, 1024,
+                 1024 * 1024);
+    }
+    if (auto v = n["max_response_headers_count"]) {
+      get_count(v, where + ".max_response_headers_count", cl.max_response_headers_count, 1, 10000);
+    }
+    c.clusters.push_back(std::move(cl));
+  }
+
+  void load_header_matcher(const YAML::Node& n, const std::string& where, HeaderMatcher& m) {
+    if (!is_map(n, where)) return;
+    check_keys(n, where,
+               {"name", "exact", "prefix", "suffix", "contains", "present", "regex", "invert"});
+    if (auto v = n["name"]) {
+      get_string(v, where + ".name", m.name);
+      if (m.name.empty()) error(v, where + ".name must not be empty");
+    } else {
+      error(n, where + " needs a name");
+    }
+    int kinds = 0;
+    auto kind = [&](const char* key, HeaderMatcher::Kind k) {
+      if (auto v = n[key]) {
+        ++kinds;
+        m.kind = k;
+        if (k == HeaderMatcher::Kind::kPresent) {
+          bool present = true;
+          get_bool(v, where + ".present", present);
+          if (!present) m.invert = !m.invert;
+        } else {
+          get_string(v, where + "." + key, m.value);
+        }
+      }
+    };
+    kind("exact", HeaderMatcher::Kind::kExact);
+    kind("prefix", HeaderMatcher::Kind::kPrefix);
+    kind("suffix", HeaderMatcher::Kind::kSuffix);
+    kind("contains", HeaderMatcher::Kind::kContains);
+    kind("present", HeaderMatcher::Kind::kPresent);
+    kind("regex", HeaderMatcher::Kind::kRegex);
+    if (kinds > 1) {
+      error(n, where + " takes one of exact, prefix, suffix, contains, present, regex");
+    }
+    if (kinds == 0) m.kind = HeaderMatcher::Kind::kPresent;
+    if (auto v = n["invert"]) {
+      bool inv = false;
+      if (get_bool(v, where + ".invert", inv) && inv) m.invert = !m.invert;
+    }
+    if (m.kind == HeaderMatcher::Kind::kRegex) {
+      RE2::Options options;
+      options.set_log_errors(false);
+      auto re = std::make_shared<RE2>(m.value, options);
+      if (!re->ok()) {
+        error(n["regex"], fmt::format("{}.regex: {}", where, re->error()));
+      } else {
+        m.regex = std::move(re);
+      }
+    }
+  }
+
+  void load_route(const YAML::Node& n, const std::string& where, const std::string& listener,
+                  size_t index, const Config& c, Route& r) {
+    if (!is_map(n, where)) return;
+    check_keys(n, where, {"name", "match", "cluster", "timeout"});
+    r.name = fmt::format("{}/{}", listener, index);
+    if (auto v = n["name"]) get_string(v, where + ".name", r.name);
+    if (auto m = n["match"]) {
+      const std::string mw = where + ".match";
+      if (is_map(m, mw)) {
+        check_keys(m, mw, {"prefix", "path", "host", "headers"});
+        if (auto v = m["prefix"]) {
+          if (get_string(v, mw + ".prefix", r.match.prefix) && r.match.prefix.empty()) {
+            error(v, mw + ".prefix must not be empty (use / to match everything)");
+          }
+        }
+        if (auto v = m["path"]) {
+          if (get_string(v, mw + ".path", r.match.path) &&
+              (r.match.path.empty() || r.match.path[0] != '/')) {
+            error(v, mw + ".path must start with /");
+          }
+        }
+        if (!r.match.prefix.empty() && !r.match.path.empty()) {
+          error(m, mw + " takes prefix or path, not both");
+        }
+        if (auto v = m["host"]) get_string(v, mw + ".host", r.match.host);
+        if (auto v = m["headers"]) {
+          if (is_seq(v, mw + ".headers")) {
+            for (size_t i = 0; i < v.size(); ++i) {
+              HeaderMatcher hm;
+              load_header_matcher(v[i], fmt::format("{}.headers[{}]", mw, i), hm);
+              r.match.headers.push_back(std::move(hm));
+            }
+          }
+        }
+      }
+    }
+    if (auto v = n["cluster"]) {
+      if (get_string(v, where + ".cluster", r.cluster) && c.cluster_index(r.cluster) < 0) {
+        error(v, fmt::format("{}.cluster: no cluster named '{}'", where, r.cluster));
+      }
+    } else {
+      error(n, where + " needs a cluster");
+    }
+    if (auto v = n["timeout"]) get_duration(v, where + ".timeout", r.timeout);
+  }
+
+  void load_listener(const YAML::Node& n, size_t index, Config& c) {
+    const std::string where = fmt::format("listeners[{}]", index);
+    if (!is_map(n, where)) return;
+    check_keys(
+        n, where,
+        {"name", "address", "routes", "max_request_headers_size", "max_request_headers_count",
+         "request_headers_timeout", "idle_timeout", "stream_idle_timeout"});
+    Listener l;
+    if (auto v = n["name"]) {
+      get_string(v, where + ".name", l.name);
+      if (l.name.empty()) error(v, where + ".name must not be empty");
+      for (const Listener& other : c.listeners) {
+        if (other.name == l.name) error(v, fmt::format("listener '{}' is defined twice", l.name));
+      }
+    } else {
+      error(n, where + " needs a name");
+    }
+    if (auto v = n["address"]) {
+      if (get_address(v, where + ".address", l.address)) {
+        for (const Listener& other : c.listeners) {
+          if (other.address == l.address && l.address.port != 0) {
+            error(v, fmt::format("{} is already used by listener '{}'", l.address.to_string(),
+                                 other.name));
+          }
+        }
+        if (l.address == c.admin.address && l.address.port != 0) {
+          error(v, fmt::format("{} is the admin address", l.address.to_string()));
+        }
+      }
+    } else {
+      error(n, where + " needs an address");
+    }
+    if (auto v = n["routes"]) {
+      if (is_seq(v, where + ".routes")) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          Route r;
+          load_route(v[i], fmt::format("{}.routes[{}]", where, i), l.name, i, c, r);
+          l.routes.push_back(std::move(r));
+        }
+        if (v.size() == 0) error(v, where + ".routes must not be empty");
+      }
+    } else {
+      error(n, where + " needs routes");
+    }
+    if (auto v = n["max_request_headers_size"]) {
+      get_size32(v, where + ".max_request_headers_size", l.max_request_headers_size, 1024,
+                 1024 * 1024);
+    }
+    if (auto v = n["max_request_headers_count"]) {
+      get_count(v, where + ".max_request_headers_count", l.max_request_headers_count, 1, 10000);
+    }
+    if (auto v = n["request_headers_timeout"]) {
+      get_duration(v, where + ".request_headers_timeout", l.request_headers_timeout);
+    }
+    if (auto v = n["idle_timeout"]) get_duration(v, where + ".idle_timeout", l.idle_timeout);
+    if (auto v = n["stream_idle_timeout"]) {
+      get_duration(v, where + ".stream_idle_timeout", l.stream_idle_timeout);
+    }
+    c.listeners.push_back(std::move(l));
+  }
+
+  std::string source_;
+  std::vector<std::string> errors_;
+};
+
+std::shared_ptr<const Config> load_yaml(std::string_view text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(
+        {fmt::format("{}:{}:{}: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg)});
+  }
+  Loader loader(source);
+  Config c = loader.load(root);
+  if (!loader.errors().empty()) throw ConfigError(loader.errors());
+  return std::make_shared<const Config>(std::move(c));
+}
+
+}  // namespace
+
+std::string Address::to_string() const {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+int Config::cluster_index(std::string_view name) const {
+  for (size_t i = 0; i < clusters.size(); ++i) {
+    if (clusters[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+namespace {
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const std::string& l : lines) {
+    if (!s.empty()) s += '\n';
+    s += l;
+  }
+  return s;
+}
+}  // namespace
+
+ConfigError::ConfigError(std::vector<std::string> messages)
+    : std::runtime_error(join_lines(messages)), messages_(std::move(messages)) {}
+
+std::shared_ptr<const Config> load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError({fmt::format("{}: cannot open: {}", path, std::strerror(errno))});
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_yaml(text.str(), path);
+}
+
+std::shared_ptr<const Config> load_string(std::string_view yaml, const std::string& source) {
+  return load_yaml(yaml, source);
+}
+
+std::string_view default_yaml() { return kDefaultYaml; }
+
+std::optional<Duration> parse_duration(std::string_view text) {
+  if (text == "0") return Duration(0);
+  size_t i = 0;
+  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
+  if (i == 0 || i == text.size()) return std::nullopt;
+  double value = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + i, value);
+  if (ec != std::errc() || p != text.data() + i) return std::nullopt;
+  const std::string_view unit = text.substr(i);
+  double ms = 0;
+  if (unit == "ms") {
+    ms = value;
+  } else if (unit == "s") {
+    ms = value * 1000;
+  } else if (unit == "m") {
+    ms = value * 60'000;
+  } else if (unit == "h") {
+    ms = value * 3'600'000;
+  } else {
+    return std::nullopt;
+  }
+  if (ms > 1e12 || ms != std::floor(ms)) return std::nullopt;
+  return Duration(static_cast<int64_t>(ms));
+}
+
+std::optional<uint64_t> parse_size(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+  if (i == 0 || i > 15) return std::nullopt;
+  uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + i, value);
+  const std::string_view unit = text.substr(i);
+  uint64_t mult = 0;
+  if (unit.empty() || unit == "B") {
+    mult = 1;
+  } else if (unit == "KiB") {
+    mult = 1ull << 10;
+  } else if (unit == "MiB") {
+    mult = 1ull << 20;
+  } else if (unit == "GiB") {
+    mult = 1ull << 30;
+  } else if (unit == "KB") {
+    mult = 1000;
+  } else if (unit == "MB") {
+    mult = 1000'000;
+  } else if (unit == "GB") {
+    mult = 1000'000'000;
+  } else {
+    return std::nullopt;
+  }
+  return value * mult;
+}
+
+std::optional<Address> parse_address(std::string_view text, std::string& why) {
+  std::string_view host, port_text;
+  if (!text.empty() && text[0] == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      why = fmt::format("invalid address '{}' (expected [IPv6]:PORT)", text);
+      return std::nullopt;
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) {
+      why = fmt::format("invalid address '{}' (expected HOST:PORT or [IPv6]:PORT)", text);
+      return std::nullopt;
+    }
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  unsigned port = 0;
+  auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc() || p != port_text.data() + port_text.size() ||
+      port > 65535) {
+    why = fmt::format("invalid port in '{}' (expected 0-65535)", text);
+    return std::nullopt;
+  }
+  Address a;
+  a.port = static_cast<uint16_t>(port);
+  if (host.empty()) host = "0.0.0.0";
+  const std::string h(host);
+  unsigned char raw[16];
+  if (inet_pton(AF_INET, h.c_str(), raw) == 1 || inet_pton(AF_INET6, h.c_str(), raw) == 1) {
+    a.host = h;
+    return a;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(h.c_str(), nullptr, &hints, &res); rc != 0 || res == nullptr) {
+    why = fmt::format("cannot resolve host '{}': {}", h, gai_strerror(rc));
+    return std::nullopt;
+  }
+  const addrinfo* pick = res;
+  for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET) {
+      pick = ai;
+      break;
+    }
+  }
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (pick->ai_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(pick->ai_addr)->sin_addr, buf,
+              sizeof(buf));
+  } else {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(pick->ai_addr)->sin6_addr, buf,
+              sizeof(buf));
+  }
+  freeaddrinfo(res);
+  a.host = buf;
+  return a;
+}
+
+}  // namespace sidecar::config

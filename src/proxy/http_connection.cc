@@ -1,0 +1,920 @@
+#include "proxy/http_connection.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "http/local_reply.h"
+#include "proxy/worker.h"
+
+namespace sidecar::proxy {
+namespace {
+
+using boost::asio::const_buffer;
+using boost::asio::ip::tcp;
+using error_code = boost::system::error_code;
+using Clock = HttpConnection::Clock;
+
+constexpr auto kNever = Clock::time_point::max();
+// How long a closing connection keeps reading (and discarding) so that the
+// client gets the response before the kernel answers its unread bytes with
+// a reset [RFC 9112 9.6].
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view kHttp11 = "HTTP/1.1";
+constexpr std::string_view kSpaceHttp11Crlf = " HTTP/1.1\r\n";
+constexpr std::string_view kSlash = "/";
+
+// Appends a span, merged into the previous one when they are contiguous.
+void add_span(std::vector<const_buffer>& out, const char* p, size_t n) {
+  if (n == 0) return;
+  if (!out.empty()) {
+    const_buffer& last = out.back();
+    if (static_cast<const char*>(last.data()) + last.size() == p) {
+      last = const_buffer(last.data(), last.size() + n);
+      return;
+    }
+  }
+  out.emplace_back(p, n);
+}
+void add_span(std::vector<const_buffer>& out, std::string_view s) {
+  add_span(out, s.data(), s.size());
+}
+
+void consume_spans(std::vector<const_buffer>& spans, size_t n) {
+  size_t i = 0;
+  while (i < spans.size() && n >= spans[i].size()) {
+    n -= spans[i].size();
+    ++i;
+  }
+  if (i < spans.size() && n > 0) spans[i] += n;
+  spans.erase(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(i));
+}
+
+// Writes what the socket takes now (one writev when it takes everything).
+// True when all of `spans` was written; false with `ec` clear when the
+// socket is full and the rest must wait for the reactor.
+bool write_now(tcp::socket& socket, std::vector<const_buffer>& spans, error_code& ec) {
+  while (!spans.empty()) {
+    const size_t n = socket.write_some(spans, ec);
+    if (ec) {
+      if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) ec = {};
+      return false;
+    }
+    consume_spans(spans, n);
+  }
+  return true;
+}
+
+bool idempotent(http::Method m) {
+  return m == http::Method::kGet || m == http::Method::kHead || m == http::Method::kOptions ||
+         m == http::Method::kPut || m == http::Method::kDelete;
+}
+
+}  // namespace
+
+HttpConnection::HttpConnection(Worker& worker, const ListenerRuntime& listener, tcp::socket socket,
+                               const tcp::endpoint& peer)
+    : worker_(worker),
+      snapshot_(worker.snapshot_ptr()),
+      listener_(listener),
+      socket_(std::move(socket)),
+      timer_(worker.io()),
+      in_(kBufferSize),
+      parser_(listener.limits),
+      req_chunked_(listener.limits) {
+  const auto address = peer.address();
+  peer_ip_ = address.is_v6() && address.to_v6().is_v4_mapped()
+                 ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6())
+                       .to_string()
+                 : address.to_string();
+  req_.headers.reserve(listener.limits.max_headers);
+  up_out_.reserve(16);
+  down_out_.reserve(16);
+  up_extra_.reserve(256);
+  down_extra_.reserve(256);
+  worker_.add_connection(this);
+}
+
+HttpConnection::~HttpConnection() = default;
+
+void HttpConnection::start() {
+  error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);
+  last_activity_ = Clock::now();
+  arm_timer();
+  read_downstream();
+}
+
+void HttpConnection::drain() {
+  if (phase_ == Phase::kIdle && ds_writing_ == DownWrite::kNone) {
+    close();
+    return;
+  }
+  keep_alive_ = false;
+}
+
+void HttpConnection::close() {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  release_upstream(false);
+  error_code ec;
+  timer_.cancel();
+  socket_.close(ec);
+  worker_.remove_connection(this);
+}
+
+// ---- downstream reads and request heads ----
+
+void HttpConnection::read_downstream() {
+  if (ds_reading_ || phase_ == Phase::kClosed) return;
+  if (in_.write_space() == 0) {
+    // Bodies are consumed as they are forwarded, so only a head (bounded by
+    // the parser's limit) can fill the buffer.
+    in_.compact();
+    if (in_.write_space() == 0) in_.reserve(in_.capacity() * 2);
+  }
+  ds_reading_ = true;
+  socket_.async_read_some(boost::asio::buffer(in_.write_ptr(), in_.write_space()),
+                          [self = core::Ref<HttpConnection>(this)](const error_code& ec, size_t n) {
+                            self->on_downstream_read(ec, n);
+                          });
+}
+
+void HttpConnection::on_downstream_read(const error_code& ec, size_t bytes) {
+  ds_reading_ = false;
+  if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kClosing) {
+    if (ec || bytes == 0) {
+      close();
+      return;
+    }
+    in_.clear();
+    read_downstream();
+    return;
+  }
+  if (ec || bytes == 0) {
+    if (phase_ == Phase::kActive) {
+      SPDLOG_DEBUG("{}: downstream closed during the request: {}", peer_ip_,
+                   ec ? ec.message() : "end of stream");
+    }
+    close();
+    return;
+  }
+  in_.commit(bytes);
+  last_activity_ = Clock::now();
+  if (phase_ == Phase::kActive) {
+    pump_request_body();
+  } else {
+    process_head();
+  }
+}
+
+void HttpConnection::process_head() {
+  const http::HeadResult r = parser_.feed(in_.readable(), req_);
+  if (r.status == http::HeadResult::kNeedMore) {
+    if (phase_ == Phase::kIdle) {
+      phase_ = Phase::kHead;
+      const auto t = listener_.config->request_headers_timeout;
+      head_deadline_ = t.count() > 0 ? last_activity_ + t : kNever;
+      arm_timer();
+    }
+    read_downstream();
+    return;
+  }
+  if (r.status == http::HeadResult::kError) {
+    SPDLOG_DEBUG("{}: rejected request: {}", peer_ip_, http::to_string(r.error));
+    const int status = http::status_for(r.error);
+    method_ = http::Method::kGet;
+    local_reply(status,
+                fmt::format("{}: {}\n", http::reason_phrase(status), http::to_string(r.error)),
+                true);
+    return;
+  }
+  head_size_ = r.consumed;
+  phase_ = Phase::kActive;
+  on_request();
+}
+
+bool HttpConnection::parse_target(std::string_view& authority) {
+  const std::string_view t = req_.target;
+  path_prefix_slash_ = false;
+  if (t[0] == '/') {
+    path_ = t;
+    return true;
+  }
+  if (t == "*") {
+    path_ = t;
+    return method_ == http::Method::kOptions;
+  }
+  // absolute-form [RFC 9112 3.2.2]: the authority replaces Host.
+  const size_t scheme_end = t.find("://");
+  if (scheme_end == std::string_view::npos) return false;
+  const std::string_view scheme = t.substr(0, scheme_end);
+  if (!http::iequals(scheme, "http") && !http::iequals(scheme, "https")) return false;
+  const std::string_view rest = t.substr(scheme_end + 3);
+  const size_t end = rest.find_first_of("/?#");
+  authority = rest.substr(0, end);
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
+  if (end == std::string_view::npos) {
+    path_ = kSlash;
+  } else if (rest[end] == '/') {
+    path_ = rest.substr(end);
+  } else if (rest[end] == '?') {
+    path_ = rest.substr(end);
+    path_prefix_slash_ = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void HttpConnection::on_request() {
+  method_ = req_.method;
+  version_minor_ = req_.version_minor;
+  keep_alive_ = req_.keep_alive() && !worker_.draining();
+  req_body_ = req_.body;
+  req_done_ = req_body_ == http::BodyKind::kNone;
+  req_buffered_ = true;
+  req_bytes_ = head_size_;
+  req_consume_ = 0;
+  retried_ = false;
+  route_ = nullptr;
+  resp_started_ = resp_head_done_ = resp_done_ = interim_sent_ = false;
+  upstream_broken_ = dechunk_ = response_waiting_ = false;
+  response_deadline_ = kNever;
+  arm_timer();
+
+  if (method_ == http::Method::kConnect) {
+    local_reply(405, "CONNECT is not supported\n", false);
+    return;
+  }
+  authority_ = {};
+  if (!parse_target(authority_)) {
+    local_reply(400, "Bad Request: bad_request_target\n", true);
+    return;
+  }
+  const std::string_view host = authority_.empty() ? req_.host() : authority_;
+  route_ = listener_.routes.match(host, path_, req_);
+  if (route_ == nullptr) {
+    local_reply(404, "no route matched\n", false);
+    return;
+  }
+  acquire_upstream(false);
+}
+
+// ---- upstream selection and the request pump ----
+
+void HttpConnection::acquire_upstream(bool fresh) {
+  upstream::ClusterRuntime& cluster = worker_.cluster(route_->cluster);
+  upstream_ = cluster.acquire(upstream_reused_, fresh);
+  upstream_->set_owner(this);
+  if (upstream_reused_) {
+    on_upstream_ready();
+    return;
+  }
+  connecting_ = true;
+  const auto t = cluster.config().connect_timeout;
+  connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
+  arm_timer();
+  upstream_->connect();
+}
+
+void HttpConnection::on_upstream_connected(const error_code& ec) {
+  connecting_ = false;
+  if (phase_ != Phase::kActive) return;
+  if (ec) {
+    SPDLOG_DEBUG("{}: upstream connect to {} failed: {}", peer_ip_, upstream_->endpoint().name(),
+                 ec.message());
+    release_upstream(false);
+    local_reply(503, fmt::format("upstream connect error: {}\n", ec.message()), false);
+    return;
+  }
+  on_upstream_ready();
+}
+
+void HttpConnection::on_upstream_ready() {
+  const config::Cluster& cluster = worker_.cluster(route_->cluster).config();
+  ++upstream_->requests;
+  http::Limits limits;
+  limits.max_head_size = cluster.max_response_headers_size;
+  limits.max_headers = cluster.max_response_headers_count;
+  resp_parser_ = http::ResponseParser(limits);
+  resp_chunked_ = http::ChunkedDecoder(limits);
+  resp_.headers.reserve(limits.max_headers);
+  resp_head_done_ = resp_started_ = resp_done_ = interim_sent_ = false;
+  upstream_broken_ = false;
+  req_remaining_ = req_.content_length;
+  req_chunked_.reset();
+  req_done_ = req_body_ == http::BodyKind::kNone;
+
+  // Start line: forwarded as received when it already is origin-form HTTP/1.1.
+  up_out_.clear();
+  const std::string_view head = req_.head;
+  if (path_.data() == req_.target.data() && version_minor_ == 1) {
+    add_span(up_out_, head.data(), req_.start_line_end);
+  } else {
+    add_span(up_out_, req_.method_name.data(), req_.method_name.size() + 1);  // with its SP
+    if (path_prefix_slash_) add_span(up_out_, kSlash);
+    add_span(up_out_, path_);
+    add_span(up_out_, kSpaceHttp11Crlf);
+  }
+  add_request_headers(authority_);
+
+  // Body bytes that arrived with the head go in the same write.
+  const char* body = in_.readable().data() + head_size_;
+  const size_t avail = in_.size() - head_size_;
+  size_t take = 0;
+  if (req_body_ == http::BodyKind::kContentLength) {
+    take = static_cast<size_t>(std::min<uint64_t>(avail, req_remaining_));
+    req_remaining_ -= take;
+    req_done_ = req_remaining_ == 0;
+  } else if (req_body_ == http::BodyKind::kChunked) {
+    const auto r = req_chunked_.feed({body, avail});
+    if (r.error != http::ParseError::kNone) {
+      release_upstream(true);
+      local_reply(http::status_for(r.error),
+                  fmt::format("Bad Request: {}\n", http::to_string(r.error)), true);
+      return;
+    }
+    take = r.consumed;
+    req_done_ = r.done;
+  }
+  add_span(up_out_, body, take);
+  req_buffered_ = req_done_;
+  req_bytes_ = head_size_ + take;
+  req_consume_ = req_buffered_ ? 0 : req_bytes_;
+
+  // Envoy's default: the proxy answers 100-continue itself, once it knows
+  // where the body goes, instead of forwarding the expectation.
+  if (req_.expect_continue && !req_done_ && take == 0 && version_minor_ == 1 &&
+      ds_writing_ == DownWrite::kNone) {
+    down_out_.clear();
+    add_span(down_out_, kContinue);
+    write_downstream(DownWrite::kContinue);
+    if (phase_ != Phase::kActive) return;
+  }
+  upstream_->read();  // the response pump
+  write_upstream();
+}
+
+void HttpConnection::add_request_headers(std::string_view authority) {
+  const std::string_view head = req_.head;
+  const http::HopByHop hop_by_hop(req_);
+  bool has_proto = false, has_fwd_host = false, has_request_id = false;
+  for (const http::HeaderField& f : req_.headers) {
+    const std::string_view n = f.name;
+    bool keep = true;
+    if (hop_by_hop(n)) {
+      // Chunked framing is forwarded as received, so its field goes too.
+      keep = req_body_ == http::BodyKind::kChunked && http::iequals(n, "transfer-encoding");
+    } else {
+      switch (n.size()) {
+        case 4:
+          keep = authority.empty() || !http::iequals(n, "host");
+          break;
+        case 6:
+          keep = !req_.expect_continue || !http::iequals(n, "expect");
+          break;
+        case 12:
+          has_request_id = has_request_id || http::iequals(n, "x-request-id");
+          break;
+        case 16:
+          has_fwd_host = has_fwd_host || http::iequals(n, "x-forwarded-host");
+          break;
+        case 17:
+          has_proto = has_proto || http::iequals(n, "x-forwarded-proto");
+          break;
+        default:
+          break;
+      }
+    }
+    if (keep) add_span(up_out_, head.data() + f.line_begin, f.line_end - f.line_begin);
+  }
+
+  // The lines the proxy adds are built first, then referenced as one span.
+  std::string& x = up_extra_;
+  x.clear();
+  const std::string_view host = authority.empty() ? req_.host() : authority;
+  if (!authority.empty()) {
+    x.append("host: ").append(authority).append("\r\n");
+  } else if (req_.host_index < 0) {
+    x.append("host: ").append(upstream_->endpoint().name()).append("\r\n");
+  }
+  x.append("x-forwarded-for: ").append(peer_ip_).append("\r\n");
+  if (!has_proto) x.append("x-forwarded-proto: http\r\n");
+  if (!has_fwd_host && !host.empty()) x.append("x-forwarded-host: ").append(host).append("\r\n");
+  if (!has_request_id) {
+    char id[36];
+    core::format_uuid4(worker_.random(), id);
+    x.append("x-request-id: ").append(id, sizeof(id)).append("\r\n");
+  }
+  x.append("\r\n");
+  add_span(up_out_, x);
+}
+
+void HttpConnection::pump_request_body() {
+  const std::string_view avail = in_.readable();
+  size_t take = 0;
+  if (req_body_ == http::BodyKind::kContentLength) {
+    take = static_cast<size_t>(std::min<uint64_t>(avail.size(), req_remaining_));
+    req_remaining_ -= take;
+    req_done_ = req_remaining_ == 0;
+  } else {
+    const auto r = req_chunked_.feed(avail);
+    if (r.error != http::ParseError::kNone) {
+      SPDLOG_DEBUG("{}: bad request body: {}", peer_ip_, http::to_string(r.error));
+      upstream_broken_ = true;
+      release_upstream(false);
+      local_reply(http::status_for(r.error),
+                  fmt::format("Bad Request: {}\n", http::to_string(r.error)), true);
+      return;
+    }
+    take = r.consumed;
+    req_done_ = r.done;
+  }
+  if (take == 0) {
+    read_downstream();
+    return;
+  }
+  up_out_.clear();
+  add_span(up_out_, avail.data(), take);
+  req_consume_ = take;
+  write_upstream();
+}
+
+void HttpConnection::write_upstream() {
+  us_writing_ = true;
+  error_code ec;
+  if (write_now(upstream_->socket(), up_out_, ec) || ec) {
+    on_upstream_written(ec);
+    return;
+  }
+  boost::asio::async_write(
+      upstream_->socket(), up_out_,
+      [self = core::Ref<HttpConnection>(this), up = upstream_](const error_code& ec, size_t) {
+        if (up == self->upstream_) self->on_upstream_written(ec);
+      });
+}
+
+void HttpConnection::on_upstream_written(const error_code& ec) {
+  us_writing_ = false;
+  if (phase_ != Phase::kActive) return;
+  if (ec) {
+    on_upstream_failed(ec, true);
+    return;
+  }
+  last_activity_ = Clock::now();
+  if (req_consume_ > 0) {
+    in_.consume(req_consume_);
+    req_consume_ = 0;
+  }
+  if (req_done_) {
+    on_request_done();
+  } else {
+    read_downstream();
+  }
+}
+
+void HttpConnection::on_request_done() {
+  const auto t = route_->config->timeout;
+  response_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
+  arm_timer();
+}
+
+// ---- the response pump ----
+
+void HttpConnection::on_upstream_read(const error_code& ec, size_t bytes) {
+  if (phase_ != Phase::kActive) return;
+  if (ec || bytes == 0) {
+    on_upstream_failed(ec ? ec : boost::asio::error::eof, false);
+    return;
+  }
+  last_activity_ = Clock::now();
+  if (ds_writing_ != DownWrite::kNone) {
+    response_waiting_ = true;  // behind a 100 Continue still being written
+    return;
+  }
+  process_response();
+}
+
+void HttpConnection::process_response() {
+  core::Buffer& ub = upstream_->buffer();
+  while (!resp_head_done_) {
+    const http::HeadResult r = resp_parser_.feed(ub.readable(), resp_);
+    if (r.status == http::HeadResult::kNeedMore) {
+      upstream_->read();
+      return;
+    }
+    if (r.status == http::HeadResult::kError) {
+      SPDLOG_DEBUG("{}: invalid response from {}: {}", peer_ip_, upstream_->endpoint().name(),
+                   http::to_string(r.error));
+      release_upstream(false);
+      local_reply(502,
+                  fmt::format("upstream sent an invalid response: {}\n", http::to_string(r.error)),
+                  false);
+      return;
+    }
+    if (resp_.status >= 200) {
+      start_response(r.consumed);
+      return;
+    }
+    if (resp_.status == 101) {
+      release_upstream(false);
+      local_reply(502, "upstream switched protocols without being asked to\n", false);
+      return;
+    }
+    if (resp_.status != 100 && version_minor_ == 1) {
+      forward_interim(r.consumed);
+      return;
+    }
+    // 100 Continue was already answered by the proxy; 1.0 clients get no 1xx.
+    ub.consume(r.consumed);
+    resp_parser_.reset();
+  }
+  pump_response_body();
+}
+
+void HttpConnection::forward_interim(size_t head_size) {
+  interim_sent_ = true;
+  down_out_.clear();
+  const std::string_view head = resp_.head;
+  add_span(down_out_, kHttp11);
+  add_span(down_out_, head.data() + 8, resp_.start_line_end - 8);
+  const http::HopByHop hop_by_hop(resp_);
+  for (const http::HeaderField& f : resp_.headers) {
+    if (!hop_by_hop(f.name))
+      add_span(down_out_, head.data() + f.line_begin, f.line_end - f.line_begin);
+  }
+  add_span(down_out_, "\r\n", 2);
+  resp_consume_ = head_size;
+  write_downstream(DownWrite::kInterim);
+}
+
+void HttpConnection::start_response(size_t head_size) {
+  resp_head_done_ = true;
+  resp_body_ = http::response_body_kind(resp_, method_);
+  resp_remaining_ = resp_.content_length;
+  resp_chunked_.reset();
+  dechunk_ = resp_body_ == http::BodyKind::kChunked && version_minor_ == 0;
+  if (dechunk_ || resp_body_ == http::BodyKind::kUntilClose || !req_done_ || worker_.draining()) {
+    keep_alive_ = false;
+  }
+
+  down_out_.clear();
+  const std::string_view head = resp_.head;
+  if (resp_.version_minor == 1) {
+    add_span(down_out_, head.data(), resp_.start_line_end);
+  } else {
+    add_span(down_out_, kHttp11);
+    add_span(down_out_, head.data() + 8, resp_.start_line_end - 8);
+  }
+  const http::HopByHop hop_by_hop(resp_);
+  const bool keep_te = resp_body_ == http::BodyKind::kChunked && !dechunk_;
+  for (const http::HeaderField& f : resp_.headers) {
+    if (hop_by_hop(f.name) && !(keep_te && http::iequals(f.name, "transfer-encoding"))) continue;
+    add_span(down_out_, head.data() + f.line_begin, f.line_end - f.line_begin);
+  }
+  down_extra_.clear();
+  if (!keep_alive_) {
+    down_extra_.append("connection: close\r\n");
+  } else if (version_minor_ == 0) {
+    down_extra_.append("connection: keep-alive\r\n");
+  }
+  down_extra_.append("\r\n");
+  add_span(down_out_, down_extra_);
+
+  core::Buffer& ub = upstream_->buffer();
+  size_t take = 0;
+  if (!take_response_body(ub.readable().substr(head_size), take)) {
+    release_upstream(false);
+    local_reply(502, "upstream sent an invalid response body\n", false);
+    return;
+  }
+  resp_consume_ = head_size + take;
+  resp_started_ = true;
+  write_downstream(DownWrite::kResponse);
+}
+
+bool HttpConnection::take_response_body(std::string_view avail, size_t& take) {
+  switch (resp_body_) {
+    case http::BodyKind::kNone:
+      take = 0;
+      resp_done_ = true;
+      return true;
+    case http::BodyKind::kContentLength:
+      take = static_cast<size_t>(std::min<uint64_t>(avail.size(), resp_remaining_));
+      resp_remaining_ -= take;
+      resp_done_ = resp_remaining_ == 0;
+      add_span(down_out_, avail.data(), take);
+      return true;
+    case http::BodyKind::kChunked: {
+      chunk_views_.clear();
+      const auto r = resp_chunked_.feed(avail, dechunk_ ? &chunk_views_ : nullptr);
+      if (r.error != http::ParseError::kNone) return false;
+      take = r.consumed;
+      resp_done_ = r.done;
+      if (dechunk_) {
+        for (std::string_view v : chunk_views_) add_span(down_out_, v);
+      } else {
+        add_span(down_out_, avail.data(), take);
+      }
+      return true;
+    }
+    case http::BodyKind::kUntilClose:
+      take = avail.size();
+      add_span(down_out_, avail.data(), take);
+      return true;
+  }
+  return false;
+}
+
+void HttpConnection::pump_response_body() {
+  core::Buffer& ub = upstream_->buffer();
+  down_out_.clear();
+  size_t take = 0;
+  if (!take_response_body(ub.readable(), take)) {
+    SPDLOG_DEBUG("{}: invalid response body from {}", peer_ip_, upstream_->endpoint().name());
+    close();  // the response has started: all that is left is to cut it short
+    return;
+  }
+  resp_consume_ = take;
+  if (down_out_.empty()) {  // only framing (de-chunking), or nothing yet
+    ub.consume(take);
+    resp_consume_ = 0;
+    if (resp_done_) {
+      on_response_done();
+    } else {
+      upstream_->read();
+    }
+    return;
+  }
+  write_downstream(DownWrite::kResponse);
+}
+
+void HttpConnection::write_downstream(DownWrite what) {
+  ds_writing_ = what;
+  error_code ec;
+  if (write_now(socket_, down_out_, ec) || ec) {
+    on_downstream_written(ec);
+    return;
+  }
+  boost::asio::async_write(socket_, down_out_,
+                           [self = core::Ref<HttpConnection>(this)](const error_code& ec, size_t) {
+                             self->on_downstream_written(ec);
+                           });
+}
+
+void HttpConnection::on_downstream_written(const error_code& ec) {
+  const DownWrite what = ds_writing_;
+  ds_writing_ = DownWrite::kNone;
+  if (phase_ == Phase::kClosed || phase_ == Phase::kClosing) return;
+  if (ec) {
+    SPDLOG_DEBUG("{}: downstream write failed: {}", peer_ip_, ec.message());
+    close();
+    return;
+  }
+  last_activity_ = Clock::now();
+  switch (what) {
+    case DownWrite::kNone:
+      return;
+    case DownWrite::kContinue:
+      if (response_waiting_) {
+        response_waiting_ = false;
+        process_response();
+      }
+      return;
+    case DownWrite::kInterim:
+      upstream_->buffer().consume(resp_consume_);
+      resp_consume_ = 0;
+      resp_parser_.reset();
+      process_response();
+      return;
+    case DownWrite::kLocalReply:
+      finish_request();
+      return;
+    case DownWrite::kResponse: {
+      upstream_->buffer().consume(resp_consume_);
+      resp_consume_ = 0;
+      if (resp_done_) {
+        on_response_done();
+      } else if (!upstream_->buffer().empty()) {
+        pump_response_body();
+      } else {
+        upstream_->read();
+      }
+      return;
+    }
+  }
+}
+
+bool HttpConnection::can_retry() const {
+  // Only a request on a reused connection that the upstream closed before
+  // answering anything: the usual keep-alive race, where the upstream closed
+  // an idle connection just as the request was sent. Retrying is safe only
+  // for idempotent methods [RFC 9110 9.2.2] whose bytes are all still here.
+  return upstream_reused_ && !retried_ && req_buffered_ && req_done_ && !us_writing_ &&
+         !resp_head_done_ && !interim_sent_ && upstream_->buffer().empty() && idempotent(method_);
+}
+
+void HttpConnection::on_upstream_failed(const error_code& ec, bool from_write) {
+  const bool eof = ec == boost::asio::error::eof;
+  if (from_write && resp_head_done_) {
+    // The upstream stopped reading the request body but is answering (for
+    // example an early 413). Let the response finish; close afterwards.
+    upstream_broken_ = true;
+    keep_alive_ = false;
+    return;
+  }
+  if (resp_head_done_ && resp_body_ == http::BodyKind::kUntilClose && eof) {
+    resp_done_ = true;  // this response is delimited by the close
+    upstream_broken_ = true;
+    on_response_done();
+    return;
+  }
+  if (!resp_started_) {
+    if (!resp_head_done_ && can_retry()) {
+      SPDLOG_DEBUG("{}: reused upstream connection to {} closed; retrying on a new one", peer_ip_,
+                   upstream_->endpoint().name());
+      retried_ = true;
+      release_upstream(false);
+      acquire_upstream(true);
+      return;
+    }
+    const bool nothing = !resp_head_done_ && upstream_->buffer().empty() && !interim_sent_;
+    std::string body =
+        nothing ? (eof ? std::string("upstream closed the connection before responding\n")
+                       : fmt::format("upstream reset before response: {}\n", ec.message()))
+                : std::string("upstream closed the connection in the middle of the response\n");
+    release_upstream(false);
+    local_reply(502, body, false);
+    return;
+  }
+  SPDLOG_DEBUG("{}: upstream {} failed mid-response: {}", peer_ip_, upstream_->endpoint().name(),
+               ec.message());
+  close();  // the client sees a truncated response, not a complete wrong one
+}
+
+void HttpConnection::on_response_done() {
+  const bool reusable = req_done_ && !us_writing_ && !upstream_broken_ && resp_.keep_alive() &&
+                        resp_body_ != http::BodyKind::kUntilClose;
+  release_upstream(reusable);
+  if (!req_done_) keep_alive_ = false;
+  finish_request();
+}
+
+// ---- ends of a request ----
+
+void HttpConnection::local_reply(int status, std::string_view body, bool close_connection) {
+  if (resp_started_ || ds_writing_ != DownWrite::kNone) {
+    close();
+    return;
+  }
+  release_upstream(false);
+  keep_alive_ = keep_alive_ && !close_connection && phase_ == Phase::kActive && req_done_ &&
+                !us_writing_ && !worker_.draining();
+  down_extra_.clear();
+  http::append_local_reply(down_extra_, status, body, !keep_alive_, method_ == http::Method::kHead);
+  down_out_.clear();
+  add_span(down_out_, down_extra_);
+  resp_started_ = true;
+  write_downstream(DownWrite::kLocalReply);
+}
+
+void HttpConnection::finish_request() {
+  if (req_done_ && req_buffered_ && phase_ == Phase::kActive) in_.consume(req_bytes_);
+  release_upstream(false);
+  route_ = nullptr;
+  if (!keep_alive_ || worker_.draining() || phase_ != Phase::kActive) {
+    begin_close();
+    return;
+  }
+  phase_ = Phase::kIdle;
+  parser_.reset();
+  last_activity_ = Clock::now();
+  arm_timer();
+  if (in_.empty()) {
+    read_downstream();
+  } else {
+    // A pipelined request is already here. Posted, so a long pipeline of
+    // requests answered at once does not recurse.
+    boost::asio::post(socket_.get_executor(), [self = core::Ref<HttpConnection>(this)] {
+      if (self->phase_ == Phase::kIdle) self->process_head();
+    });
+  }
+}
+
+void HttpConnection::release_upstream(bool reusable) {
+  connecting_ = false;
+  if (!upstream_) return;
+  us_writing_ = false;  // a write still in flight is abandoned with the connection
+  worker_.cluster(route_->cluster).release(std::move(upstream_), reusable);
+  upstream_ = nullptr;
+}
+
+void HttpConnection::begin_close() {
+  if (phase_ == Phase::kClosing || phase_ == Phase::kClosed) return;
+  release_upstream(false);
+  phase_ = Phase::kClosing;
+  error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) {
+    close();
+    return;
+  }
+  head_deadline_ = Clock::now() + kLingerTimeout;
+  arm_timer();
+  if (!ds_reading_) in_.clear();
+  read_downstream();
+}
+
+// ---- timeouts ----
+
+Clock::time_point HttpConnection::deadline() const {
+  const config::Listener& l = *listener_.config;
+  switch (phase_) {
+    case Phase::kIdle:
+      return l.idle_timeout.count() > 0 ? last_activity_ + l.idle_timeout : kNever;
+    case Phase::kHead:
+    case Phase::kClosing:
+      return head_deadline_;
+    case Phase::kActive: {
+      Clock::time_point d = kNever;
+      if (connecting_) d = std::min(d, connect_deadline_);
+      if (req_done_ && !resp_done_) d = std::min(d, response_deadline_);
+      if (l.stream_idle_timeout.count() > 0) {
+        d = std::min(d, last_activity_ + l.stream_idle_timeout);
+      }
+      return d;
+    }
+    case Phase::kClosed:
+      break;
+  }
+  return kNever;
+}
+
+void HttpConnection::arm_timer() {
+  const Clock::time_point d = deadline();
+  if (d == kNever || (timer_armed_ && timer_expiry_ <= d)) return;
+  timer_armed_ = true;
+  timer_expiry_ = d;
+  timer_.expires_at(d);  // a wait in progress completes with operation_aborted
+  timer_.async_wait(
+      [self = core::Ref<HttpConnection>(this)](const error_code& ec) { self->on_timer(ec); });
+}
+
+void HttpConnection::on_timer(const error_code& ec) {
+  if (ec == boost::asio::error::operation_aborted || phase_ == Phase::kClosed) return;
+  timer_armed_ = false;
+  const Clock::time_point now = Clock::now();
+  if (now >= deadline()) {
+    on_timeout(now);
+  } else {
+    arm_timer();
+  }
+}
+
+void HttpConnection::on_timeout(Clock::time_point now) {
+  switch (phase_) {
+    case Phase::kIdle:
+    case Phase::kClosing:
+    case Phase::kClosed:
+      close();
+      return;
+    case Phase::kHead:
+      SPDLOG_DEBUG("{}: request headers timeout", peer_ip_);
+      method_ = http::Method::kGet;
+      local_reply(408, "request headers timeout\n", true);
+      return;
+    case Phase::kActive:
+      break;
+  }
+  if (connecting_ && now >= connect_deadline_) {
+    release_upstream(false);
+    local_reply(503, "upstream connect error: timed out\n", false);
+    return;
+  }
+  if (req_done_ && now >= response_deadline_) {
+    release_upstream(false);
+    if (resp_started_) {
+      close();
+    } else {
+      local_reply(504, "upstream request timeout\n", false);
+    }
+    return;
+  }
+  // Nothing moved in either direction for stream_idle_timeout.
+  upstream_broken_ = true;
+  release_upstream(false);
+  if (resp_started_) {
+    close();
+  } else {
+    local_reply(req_done_ ? 504 : 408, "stream idle timeout\n", true);
+  }
+}
+
+}  // namespace sidecar::proxy

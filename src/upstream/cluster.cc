@@ -1,0 +1,82 @@
+#include "upstream/cluster.h"
+
+#include <algorithm>
+
+#include <boost/asio/ip/address.hpp>
+
+namespace sidecar::upstream {
+
+Endpoint::Endpoint(const config::Address& address)
+    : address_(boost::asio::ip::make_address(address.host), address.port),
+      name_(address.to_string()) {}
+
+ClusterRuntime::ClusterRuntime(boost::asio::io_context& io, const config::Cluster& config)
+    : io_(io), config_(&config) {
+  endpoints_.reserve(config.endpoints.size());
+  for (const config::Address& a : config.endpoints) endpoints_.emplace_back(a);
+}
+
+ClusterRuntime::~ClusterRuntime() { close_idle(); }
+
+core::Ref<UpstreamConnection> ClusterRuntime::acquire(bool& reused, bool fresh) {
+  Endpoint& ep = endpoints_[next_];
+  if (++next_ == endpoints_.size()) next_ = 0;
+  while (!fresh && !ep.idle.empty()) {
+    core::Ref<UpstreamConnection> c = std::move(ep.idle.back());
+    ep.idle.pop_back();
+    if (!c->is_open()) continue;
+    reused = true;
+    return c;
+  }
+  reused = false;
+  return core::Ref<UpstreamConnection>(new UpstreamConnection(io_, ep));
+}
+
+void ClusterRuntime::release(core::Ref<UpstreamConnection> connection, bool reusable) {
+  connection->set_owner(nullptr);
+  const uint32_t max = config_->max_requests_per_connection;
+  if (!reusable || !connection->is_open() || !connection->connected() ||
+      !connection->buffer().empty() || (max != 0 && connection->requests >= max) ||
+      config_->idle_timeout.count() == 0) {
+    connection->close();
+    return;
+  }
+  connection->idle_since = std::chrono::steady_clock::now();
+  connection->read();  // notices a close while idle
+  connection->endpoint().idle.push_back(std::move(connection));
+}
+
+void ClusterRuntime::remove_idle(UpstreamConnection& connection) {
+  auto& idle = connection.endpoint().idle;
+  core::Ref<UpstreamConnection> keep(&connection);  // outlive the erase
+  connection.close();
+  idle.erase(std::remove(idle.begin(), idle.end(), keep), idle.end());
+}
+
+void ClusterRuntime::close_expired(std::chrono::steady_clock::time_point now) {
+  const auto timeout = config_->idle_timeout;
+  for (Endpoint& ep : endpoints_) {
+    // Oldest first: stop at the first one still fresh.
+    size_t expired = 0;
+    while (expired < ep.idle.size() && now - ep.idle[expired]->idle_since >= timeout) {
+      ep.idle[expired]->close();
+      ++expired;
+    }
+    if (expired > 0) ep.idle.erase(ep.idle.begin(), ep.idle.begin() + expired);
+  }
+}
+
+void ClusterRuntime::close_idle() {
+  for (Endpoint& ep : endpoints_) {
+    for (auto& c : ep.idle) c->close();
+    ep.idle.clear();
+  }
+}
+
+size_t ClusterRuntime::idle_count() const {
+  size_t n = 0;
+  for (const Endpoint& ep : endpoints_) n += ep.idle.size();
+  return n;
+}
+
+}  // namespace sidecar::upstream

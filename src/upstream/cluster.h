@@ -1,0 +1,70 @@
+// A cluster as one worker sees it: its endpoints, the round-robin position
+// and, per endpoint, the pool of idle keep-alive upstream connections.
+//
+// Workers share nothing: each has its own ClusterRuntime per configured
+// cluster, so nothing here locks. Used only on the worker's thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "config/config.h"
+#include "core/ref_counted.h"
+#include "upstream/upstream_connection.h"
+
+namespace sidecar::upstream {
+
+class Endpoint {
+ public:
+  explicit Endpoint(const config::Address& address);
+
+  const boost::asio::ip::tcp::endpoint& address() const { return address_; }
+  const std::string& name() const { return name_; }  // "127.0.0.1:8080"
+
+  // Pool of connections waiting for a request, most recently used last.
+  std::vector<core::Ref<UpstreamConnection>> idle;
+  uint32_t active = 0;  // connections checked out or connecting
+
+ private:
+  boost::asio::ip::tcp::endpoint address_;
+  std::string name_;
+};
+
+class ClusterRuntime {
+ public:
+  ClusterRuntime(boost::asio::io_context& io, const config::Cluster& config);
+  ~ClusterRuntime();
+
+  const config::Cluster& config() const { return *config_; }
+
+  // Picks the next endpoint round robin and returns a pooled connection to
+  // it (`reused` = true) or a new, unconnected one (`reused` = false; call
+  // connect()). With `fresh`, never a pooled one.
+  core::Ref<UpstreamConnection> acquire(bool& reused, bool fresh = false);
+
+  // Returns a checked-out connection. With `reusable` it goes back to its
+  // endpoint's pool (with a read pending to notice a close), else it is closed.
+  void release(core::Ref<UpstreamConnection> connection, bool reusable);
+
+  // Drops a pooled connection the upstream closed (called by the connection).
+  static void remove_idle(UpstreamConnection& connection);
+
+  // Closes pooled connections idle for longer than the cluster's idle_timeout.
+  void close_expired(std::chrono::steady_clock::time_point now);
+  // Closes every pooled connection (shutdown).
+  void close_idle();
+
+  size_t idle_count() const;
+
+ private:
+  boost::asio::io_context& io_;
+  const config::Cluster* config_;
+  std::vector<Endpoint> endpoints_;
+  size_t next_ = 0;
+};
+
+}  // namespace sidecar::upstream

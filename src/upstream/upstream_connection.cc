@@ -1,0 +1,63 @@
+#include "upstream/upstream_connection.h"
+
+#include <boost/asio/error.hpp>
+
+#include "upstream/cluster.h"
+
+namespace sidecar::upstream {
+
+UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, Endpoint& endpoint)
+    : socket_(io), in_(kBufferSize), endpoint_(&endpoint) {
+  ++endpoint_->active;
+}
+
+UpstreamConnection::~UpstreamConnection() { --endpoint_->active; }
+
+void UpstreamConnection::connect() {
+  socket_.async_connect(endpoint_->address(),
+                        [self = core::Ref<UpstreamConnection>(this)](boost::system::error_code ec) {
+                          if (self->closed_) return;
+                          if (!ec) {
+                            self->connected_ = true;
+                            self->socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+                            self->socket_.non_blocking(true, ec);
+                            ec = {};
+                          }
+                          if (self->owner_ != nullptr) self->owner_->on_upstream_connected(ec);
+                        });
+}
+
+void UpstreamConnection::read() {
+  if (reading_ || closed_) return;
+  if (in_.write_space() == 0) in_.compact();
+  if (in_.write_space() == 0) in_.reserve(in_.capacity() * 2);
+  reading_ = true;
+  socket_.async_read_some(
+      boost::asio::buffer(in_.write_ptr(), in_.write_space()),
+      [self = core::Ref<UpstreamConnection>(this)](const boost::system::error_code& ec, size_t n) {
+        self->on_read(ec, n);
+      });
+}
+
+void UpstreamConnection::on_read(const boost::system::error_code& ec, size_t bytes) {
+  reading_ = false;
+  if (closed_) return;
+  if (!ec) in_.commit(bytes);
+  if (owner_ != nullptr) {
+    owner_->on_upstream_read(ec, bytes);
+    return;
+  }
+  // Idle in the pool: the upstream closed it, or sent bytes nobody asked
+  // for. Either way it cannot carry another request.
+  ClusterRuntime::remove_idle(*this);
+}
+
+void UpstreamConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  owner_ = nullptr;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+}  // namespace sidecar::upstream

@@ -1,0 +1,81 @@
+// One TCP connection from a worker to an upstream endpoint.
+//
+// The connection is a transport only: it owns the socket and the read
+// buffer; the HTTP logic lives in its owner (the downstream connection it is
+// checked out to). While it sits idle in its endpoint's pool, a read stays
+// pending so that a close by the upstream is noticed at once and the
+// connection is dropped from the pool instead of failing the next request.
+//
+// Lifetime: reference counted; pending operations hold references. Used only
+// on its worker's thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "core/buffer.h"
+#include "core/ref_counted.h"
+
+namespace sidecar::upstream {
+
+class Endpoint;
+
+// Events for the owner of a checked-out connection.
+class UpstreamCallbacks {
+ public:
+  // The connect started by `UpstreamConnection::connect` finished.
+  virtual void on_upstream_connected(const boost::system::error_code& ec) = 0;
+  // A read finished: `bytes` were appended to the connection's buffer, or
+  // `ec` / bytes == 0 (end of stream) says why not.
+  virtual void on_upstream_read(const boost::system::error_code& ec, size_t bytes) = 0;
+
+ protected:
+  ~UpstreamCallbacks() = default;
+};
+
+class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
+ public:
+  static constexpr size_t kBufferSize = 16 * 1024;  // bytes
+
+  UpstreamConnection(boost::asio::io_context& io, Endpoint& endpoint);
+  ~UpstreamConnection();
+
+  // Connects to the endpoint; the result goes to the owner.
+  void connect();
+  // Starts a read into `buffer()` unless one is pending. Compacts the buffer
+  // first when it has no free space (callers must not hold views into it
+  // past its readable region's start when calling this with a full buffer).
+  void read();
+  // Closes the socket; pending operations complete with operation_aborted and
+  // no longer reach the owner.
+  void close();
+
+  bool is_open() const { return socket_.is_open() && !closed_; }
+  bool connected() const { return connected_; }
+  bool reading() const { return reading_; }
+  boost::asio::ip::tcp::socket& socket() { return socket_; }
+  core::Buffer& buffer() { return in_; }
+  Endpoint& endpoint() { return *endpoint_; }
+
+  void set_owner(UpstreamCallbacks* owner) { owner_ = owner; }
+  UpstreamCallbacks* owner() const { return owner_; }
+
+  uint32_t requests = 0;  // requests sent on this connection
+  std::chrono::steady_clock::time_point idle_since;
+
+ private:
+  void on_read(const boost::system::error_code& ec, size_t bytes);
+
+  boost::asio::ip::tcp::socket socket_;
+  core::Buffer in_;
+  Endpoint* endpoint_;
+  UpstreamCallbacks* owner_ = nullptr;
+  bool reading_ = false;
+  bool connected_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace sidecar::upstream

@@ -1,0 +1,213 @@
+#include "config/loader.h"
+
+#include <gtest/gtest.h>
+
+namespace sidecar::config {
+namespace {
+
+// The messages of the ConfigError that loading `yaml` throws.
+std::vector<std::string> errors_of(const std::string& yaml) {
+  try {
+    load_string(yaml, "test.yaml");
+  } catch (const ConfigError& e) {
+    return e.messages();
+  }
+  ADD_FAILURE() << "no error for:\n" << yaml;
+  return {};
+}
+
+bool has_error(const std::vector<std::string>& errors, const std::string& text) {
+  for (const auto& e : errors) {
+    if (e.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(Loader, EmbeddedDefaults) {
+  auto c = load_string(default_yaml(), "<embedded default>");
+  EXPECT_EQ(c->admin.address.to_string(), "127.0.0.1:9901");
+  EXPECT_EQ(c->workers, 0u);
+  EXPECT_EQ(c->app.port, 8080);
+  ASSERT_EQ(c->listeners.size(), 1u);
+  EXPECT_EQ(c->listeners[0].name, "inbound");
+  EXPECT_EQ(c->listeners[0].address.to_string(), "0.0.0.0:8000");
+  EXPECT_EQ(c->listeners[0].max_request_headers_size, 60u * 1024);
+  EXPECT_EQ(c->listeners[0].max_request_headers_count, 100u);
+  ASSERT_EQ(c->listeners[0].routes.size(), 1u);
+  EXPECT_EQ(c->listeners[0].routes[0].match.prefix, "/");
+  EXPECT_EQ(c->listeners[0].routes[0].cluster, "app");
+  EXPECT_EQ(c->listeners[0].routes[0].timeout, std::chrono::seconds(15));
+  ASSERT_EQ(c->clusters.size(), 1u);
+  EXPECT_EQ(c->clusters[0].endpoints[0].to_string(), "127.0.0.1:8080");
+  EXPECT_EQ(c->clusters[0].connect_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c->drain.timeout, std::chrono::seconds(5));
+}
+
+TEST(Loader, FullConfig) {
+  auto c = load_string(R"(
+admin: { address: "[::1]:0" }
+workers: 3
+app: { port: 9000, stop_timeout: 2s }
+drain: { timeout: 1500ms }
+clusters:
+  - name: a
+    endpoints: [ "127.0.0.1:1", "localhost:2" ]
+    connect_timeout: 250ms
+    max_requests_per_connection: 10
+listeners:
+  - name: in
+    address: 127.0.0.1:0
+    max_request_headers_size: 8KiB
+    max_request_headers_count: 20
+    request_headers_timeout: 2s
+    idle_timeout: 1m
+    routes:
+      - name: api
+        match:
+          prefix: /api
+          host: "*.example.com"
+          headers:
+            - { name: x-env, exact: prod }
+            - { name: x-debug, present: false }
+            - { name: x-id, regex: "[0-9]+" }
+        cluster: a
+        timeout: 0
+      - match: { path: /exact }
+        cluster: a
+)",
+                       "t");
+  EXPECT_EQ(c->workers, 3u);
+  EXPECT_EQ(c->admin.address.to_string(), "[::1]:0");
+  EXPECT_EQ(c->app.stop_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(c->drain.timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(c->clusters[0].endpoints[1].host, "127.0.0.1");
+  EXPECT_EQ(c->clusters[0].connect_timeout, std::chrono::milliseconds(250));
+  const Listener& l = c->listeners[0];
+  EXPECT_EQ(l.max_request_headers_size, 8192u);
+  EXPECT_EQ(l.idle_timeout, std::chrono::minutes(1));
+  EXPECT_EQ(l.routes[0].name, "api");
+  EXPECT_EQ(l.routes[0].timeout.count(), 0);
+  EXPECT_EQ(l.routes[0].match.headers.size(), 3u);
+  EXPECT_TRUE(l.routes[0].match.headers[1].invert);
+  EXPECT_EQ(l.routes[1].name, "in/1");
+}
+
+TEST(Loader, ErrorsCarryFileLineAndColumn) {
+  auto e = errors_of("listeners:\n  - name: in\n    adress: 1.2.3.4:80\n");
+  EXPECT_TRUE(has_error(e, "test.yaml:3:5: unknown key 'adress' in listeners[0]")) << e[0];
+  EXPECT_TRUE(has_error(e, "listeners[0] needs an address"));
+  EXPECT_TRUE(has_error(e, "listeners[0] needs routes"));
+}
+
+TEST(Loader, ReportsEveryProblem) {
+  auto e = errors_of(R"(workers: many
+admin: { address: "nope" }
+clusters:
+  - name: a
+    endpoints: [ "127.0.0.1:0" ]
+    connect_timeout: 5
+listeners:
+  - name: in
+    address: 127.0.0.1:99999
+    max_request_headers_size: 12XB
+    routes:
+      - match: { prefix: / }
+        cluster: missing
+)");
+  EXPECT_TRUE(has_error(e, "test.yaml:1:10: workers must be a non-negative integer"));
+  EXPECT_TRUE(has_error(e, "test.yaml:2:19: admin.address: invalid address 'nope'"));
+  EXPECT_TRUE(has_error(e, "test.yaml:5:18: clusters[0].endpoints[0] needs a port"));
+  EXPECT_TRUE(has_error(e, "test.yaml:6:22: clusters[0].connect_timeout: invalid duration '5'"));
+  EXPECT_TRUE(has_error(e, "test.yaml:9:14: listeners[0].address: invalid port"));
+  EXPECT_TRUE(has_error(e, "test.yaml:10:31: listeners[0].max_request_headers_size: invalid size"));
+  EXPECT_TRUE(has_error(e, "test.yaml:13:18: listeners[0].routes[0].cluster: no cluster named"));
+}
+
+TEST(Loader, SyntaxErrorsAndWrongTypes) {
+  auto e = errors_of("listeners: [\n");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].rfind("test.yaml:", 0), 0u);
+  e = errors_of("listeners: { name: x }\n");
+  EXPECT_TRUE(has_error(e, "test.yaml:1:12: listeners must be a list"));
+  e = errors_of("admin: 5\n");
+  EXPECT_TRUE(has_error(e, "admin must be a mapping"));
+  e = errors_of("drain: { timeout: 1s }\ndrain: { timeout: 2s }\n");
+  EXPECT_TRUE(has_error(e, "'drain' is given twice"));
+}
+
+TEST(Loader, DuplicateNamesAndAddresses) {
+  auto e = errors_of(R"(
+clusters:
+  - { name: a, endpoints: [ "127.0.0.1:1" ] }
+  - { name: a, endpoints: [ "127.0.0.1:2" ] }
+listeners:
+  - { name: l, address: "127.0.0.1:5000", routes: [ { cluster: a } ] }
+  - { name: l, address: "127.0.0.1:5000", routes: [ { cluster: a } ] }
+)");
+  EXPECT_TRUE(has_error(e, "cluster 'a' is defined twice"));
+  EXPECT_TRUE(has_error(e, "listener 'l' is defined twice"));
+  EXPECT_TRUE(has_error(e, "127.0.0.1:5000 is already used by listener 'l'"));
+}
+
+TEST(Loader, BadRegex) {
+  auto e = errors_of(R"(
+clusters: [ { name: a, endpoints: [ "127.0.0.1:1" ] } ]
+listeners:
+  - name: l
+    address: 127.0.0.1:0
+    routes: [ { match: { headers: [ { name: x, regex: "(" } ] }, cluster: a } ]
+)");
+  EXPECT_TRUE(has_error(e, "regex: missing )")) << (e.empty() ? "" : e[0]);
+}
+
+TEST(Loader, MissingFile) {
+  try {
+    load_file("/nonexistent/sidecar.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.messages()[0].rfind("/nonexistent/sidecar.yaml: cannot open", 0), 0u);
+  }
+}
+
+TEST(Durations, Parse) {
+  EXPECT_EQ(parse_duration("250ms"), Duration(250));
+  EXPECT_EQ(parse_duration("10s"), Duration(10'000));
+  EXPECT_EQ(parse_duration("1.5s"), Duration(1'500));
+  EXPECT_EQ(parse_duration("5m"), Duration(300'000));
+  EXPECT_EQ(parse_duration("1h"), Duration(3'600'000));
+  EXPECT_EQ(parse_duration("0"), Duration(0));
+  EXPECT_FALSE(parse_duration("10"));
+  EXPECT_FALSE(parse_duration("s"));
+  EXPECT_FALSE(parse_duration("10sec"));
+  EXPECT_FALSE(parse_duration("-1s"));
+  EXPECT_FALSE(parse_duration("0.5ms"));
+  EXPECT_FALSE(parse_duration(""));
+}
+
+TEST(Sizes, Parse) {
+  EXPECT_EQ(parse_size("512"), 512u);
+  EXPECT_EQ(parse_size("64KiB"), 65536u);
+  EXPECT_EQ(parse_size("1MiB"), 1048576u);
+  EXPECT_EQ(parse_size("2GiB"), 2147483648u);
+  EXPECT_EQ(parse_size("10KB"), 10000u);
+  EXPECT_EQ(parse_size("7B"), 7u);
+  EXPECT_FALSE(parse_size("1kib"));
+  EXPECT_FALSE(parse_size("KiB"));
+  EXPECT_FALSE(parse_size("1.5MiB"));
+}
+
+TEST(Addresses, Parse) {
+  std::string why;
+  EXPECT_EQ(parse_address("127.0.0.1:80", why)->to_string(), "127.0.0.1:80");
+  EXPECT_EQ(parse_address("[::1]:80", why)->host, "::1");
+  EXPECT_EQ(parse_address(":8000", why)->to_string(), "0.0.0.0:8000");
+  EXPECT_EQ(parse_address("localhost:80", why)->host, "127.0.0.1");
+  EXPECT_FALSE(parse_address("127.0.0.1", why));
+  EXPECT_FALSE(parse_address("::1:80", why));
+  EXPECT_FALSE(parse_address("127.0.0.1:65536", why));
+  EXPECT_FALSE(parse_address("no-such-host.invalid:80", why));
+  EXPECT_NE(why.find("cannot resolve"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sidecar::config

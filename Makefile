@@ -1,0 +1,53 @@
+# The two commands of the README's quick start, and the developer targets.
+#   make demo   install dependencies, build, run the sidecar in front of the demo app
+#   make test   install dependencies, build, run the whole ctest suite
+BUILD ?= build
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test demo asan fuzz bench format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j 2
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)/sidecar
+
+# The suite again, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+asan: deps
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	ninja -C build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j 2
+
+# Coverage-guided fuzzing of the HTTP/1.1 codec (clang, libFuzzer) for
+# FUZZ_SECONDS, starting from the seed corpus; new inputs go to build-fuzz/corpus.
+fuzz: deps
+	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSIDECAR_FUZZ=ON -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	ninja -C build-fuzz fuzz_http1
+	mkdir -p build-fuzz/corpus
+	build-fuzz/test/fuzz_http1 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/ build-fuzz/corpus test/fuzz/corpus/http1
+
+bench: build
+	bash bench/proxy.sh $(BUILD)/sidecar
+
+format:
+	clang-format --dry-run -Werror $$(git ls-files '*.cc' '*.h')
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -132,6 +132,9 @@ void HttpConnection::close() {
 
 void HttpConnection::read_downstream() {
   if (ds_reading_ || phase_ == Phase::kClosed) return;
+  if (last_read_filled_ && in_.empty() && in_.capacity() < kMaxBufferSize) {
+    in_.reserve(in_.capacity() * 2);
+  }
   if (in_.write_space() == 0) {
     // Bodies are consumed as they are forwarded, so only a head (bounded by
     // the parser's limit) can fill the buffer.
@@ -165,6 +168,7 @@ void HttpConnection::on_downstream_read(const error_code& ec, size_t bytes) {
     close();
     return;
   }
+  last_read_filled_ = in_.write_space() == bytes;
   in_.commit(bytes);
   last_activity_ = Clock::now();
   if (phase_ == Phase::kActive) {

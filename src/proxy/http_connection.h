@@ -44,7 +44,10 @@ class Worker;
 class HttpConnection : public core::RefCounted<HttpConnection>, public upstream::UpstreamCallbacks {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr size_t kBufferSize = 16 * 1024;  // bytes
+  // Like upstream::UpstreamConnection's: 16 KiB, doubling up to 64 KiB
+  // while reads (large uploads) keep filling it.
+  static constexpr size_t kBufferSize = 16 * 1024;     // bytes
+  static constexpr size_t kMaxBufferSize = 64 * 1024;  // bytes
 
   HttpConnection(Worker& worker, const ListenerRuntime& listener,
                  boost::asio::ip::tcp::socket socket, const boost::asio::ip::tcp::endpoint& peer);
@@ -127,6 +130,7 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
 
   Phase phase_ = Phase::kIdle;
   bool ds_reading_ = false;
+  bool last_read_filled_ = false;
   DownWrite ds_writing_ = DownWrite::kNone;
   bool response_waiting_ = false;  // upstream data arrived while a 100 Continue was written
   bool timer_armed_ = false;

@@ -29,9 +29,13 @@ void UpstreamConnection::connect() {
 
 void UpstreamConnection::read() {
   if (reading_ || closed_) return;
+  if (last_read_filled_ && in_.empty() && in_.capacity() < kMaxBufferSize) {
+    in_.reserve(in_.capacity() * 2);
+  }
   if (in_.write_space() == 0) in_.compact();
   if (in_.write_space() == 0) in_.reserve(in_.capacity() * 2);
   reading_ = true;
+  last_read_filled_ = false;
   socket_.async_read_some(
       boost::asio::buffer(in_.write_ptr(), in_.write_space()),
       [self = core::Ref<UpstreamConnection>(this)](const boost::system::error_code& ec, size_t n) {
@@ -42,7 +46,10 @@ void UpstreamConnection::read() {
 void UpstreamConnection::on_read(const boost::system::error_code& ec, size_t bytes) {
   reading_ = false;
   if (closed_) return;
-  if (!ec) in_.commit(bytes);
+  if (!ec) {
+    last_read_filled_ = in_.write_space() == bytes;
+    in_.commit(bytes);
+  }
   if (owner_ != nullptr) {
     owner_->on_upstream_read(ec, bytes);
     return;

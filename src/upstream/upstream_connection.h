@@ -38,7 +38,10 @@ class UpstreamCallbacks {
 
 class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
  public:
-  static constexpr size_t kBufferSize = 16 * 1024;  // bytes
+  // The read buffer starts at kBufferSize and doubles, up to kMaxBufferSize,
+  // while reads keep filling it (large responses then take fewer system calls).
+  static constexpr size_t kBufferSize = 16 * 1024;     // bytes
+  static constexpr size_t kMaxBufferSize = 64 * 1024;  // bytes
 
   UpstreamConnection(boost::asio::io_context& io, Endpoint& endpoint);
   ~UpstreamConnection();
@@ -74,6 +77,7 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   Endpoint* endpoint_;
   UpstreamCallbacks* owner_ = nullptr;
   bool reading_ = false;
+  bool last_read_filled_ = false;
   bool connected_ = false;
   bool closed_ = false;
 };

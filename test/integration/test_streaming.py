@@ -4,6 +4,7 @@ sidecar's peak RSS stays far below the body size."""
 import hashlib
 import json
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -36,6 +37,7 @@ class StreamingTest(unittest.TestCase):
 
     def check_rss(self):
         peak = self.sc.peak_rss_kib()
+        print(f"  sidecar peak RSS {peak / 1024:.1f} MiB", file=sys.stderr)
         self.assertLess(peak, MAX_PEAK_RSS_KIB, f"peak RSS {peak} KiB")
 
     def test_upload_with_content_length(self):

@@ -117,7 +117,7 @@ class Loader {
                   std::initializer_list<std::string_view> known) {
     std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // a copy: *it is a temporary
       if (!key.IsScalar()) {
         error(key, fmt::format("keys in {} must be strings", where));
         continue;

@@ -1,10 +1,12 @@
 #include "app/run.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
-#include <optional>
+#include <memory>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -17,7 +19,8 @@
 #include "core/cpu.h"
 #include "core/logging.h"
 #include "proxy/server.h"
-#include "supervisor/app_process.h"
+#include "supervisor/readiness.h"
+#include "supervisor/supervisor.h"
 
 namespace sidecar::app {
 namespace {
@@ -39,6 +42,325 @@ std::string json_escape(std::string_view s) {
   }
   return out;
 }
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGQUIT:
+      return "SIGQUIT";
+    default:
+      return "signal";
+  }
+}
+
+// The running sidecar: proxy, admin endpoint, supervised app, and the order
+// in which they start, reload and stop. Everything here runs on the main
+// thread's io_context; the data path runs on the server's workers.
+//
+// Shutdown (SIGTERM/SIGINT, POST /quit, or the app exiting by itself):
+//   1. /ready answers 503 at once;
+//   2. everything is still served for drain.delay (endpoint removal);
+//   3. inbound listeners stop accepting, their requests in flight finish
+//      (up to drain.timeout), keep-alive responses carry Connection: close;
+//   4. the app gets the signal (SIGTERM for /quit), SIGKILL after
+//      app.stop_timeout; outbound listeners serve it until it has exited;
+//   5. outbound listeners drain, and the process exits with the app's code.
+class Process {
+ public:
+  Process(const RunOptions& options, std::shared_ptr<const config::Config> config)
+      : options_(options),
+        cfg_(std::move(config)),
+        io_(1),
+        server_(cfg_, cfg_->workers != 0 ? cfg_->workers : core::available_cpus()),
+        signals_(io_),
+        delay_timer_(io_),
+        watch_timer_(io_) {}
+
+  int run() {
+    try {
+      server_.bind();
+      admin_ = std::make_unique<admin::AdminServer>(io_, cfg_->admin.address);
+    } catch (const std::system_error& e) {
+      spdlog::error("{}", e.what());
+      return kExitInternal;
+    }
+    register_admin();
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGCHLD}) {
+      signals_.add(sig);
+    }
+    wait_signal();
+    admin_->start();
+    server_.start();
+    for (const auto& [name, address] : server_.listener_addresses()) {
+      spdlog::info("listener {} on {}", name, address.to_string());
+    }
+    spdlog::info("admin on {}; {} worker{}; config {}", admin_->address().to_string(),
+                 server_.worker_count(), server_.worker_count() == 1 ? "" : "s", cfg_->source);
+    write_admin_address();
+
+    // The app starts only now: listeners and admin are up, so its first
+    // outbound call finds a listener, and its readiness can be reported.
+    if (!options_.app_command.empty()) start_app();
+    if (!options_.app_command.empty() || cfg_->app.ready.configured) {
+      probe_ = std::make_unique<supervisor::ReadinessProbe>(io_, cfg_->app.port, cfg_->app.ready);
+      probe_->start();
+    }
+    started_ = true;
+    if (cfg_->watch) watch_config();
+
+    io_.run();
+    if (probe_) probe_->stop();
+    server_.stop();
+    admin_.reset();
+    spdlog::info("exit {}", exit_code_);
+    return exit_code_;
+  }
+
+ private:
+  bool ready() const {
+    return started_ && !shutting_down_ && !draining_ && (!probe_ || probe_->ready());
+  }
+
+  void start_app() {
+    // Orphans of the app (its children's children) are reparented to us, and
+    // reaped, also when we are not PID 1.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    app_ = std::make_unique<supervisor::Supervisor>(io_, options_.app_command, cfg_->app,
+                                                    [this](int code) { on_app_exit(code); });
+    try {
+      app_->start();
+    } catch (const std::system_error& e) {
+      spdlog::error("{}", e.what());
+      app_.reset();
+      exit_code_ = kExitInternal;
+      shutdown("the app could not start", SIGTERM);
+    }
+  }
+
+  void on_app_exit(int code) {
+    exit_code_ = code;
+    if (!shutting_down_) {
+      shutdown(fmt::format("the app exited with code {}", code), SIGTERM);
+    } else if (stopping_app_) {
+      finish();
+    }
+  }
+
+  void wait_signal() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      on_signal(sig);
+      wait_signal();
+    });
+  }
+
+  void on_signal(int sig) {
+    switch (sig) {
+      case SIGCHLD:
+        supervisor::reap_children([this](pid_t pid, int status) {
+          if (app_) app_->on_reaped(pid, status);
+        });
+        return;
+      case SIGTERM:
+      case SIGINT:
+        if (shutting_down_) {
+          spdlog::warn("second {}: exiting now", signal_name(sig));
+          if (app_) app_->forward(SIGKILL);
+          io_.stop();
+          return;
+        }
+        shutdown(signal_name(sig), sig);
+        return;
+      case SIGHUP:
+        reload("SIGHUP");
+        break;
+      default:
+        break;
+    }
+    // Like tini: the app sees the signals it would see without us.
+    if (app_) app_->forward(sig);
+  }
+
+  void shutdown(const std::string& why, int app_signal) {
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    app_signal_ = app_signal;
+    if (app_) app_->hold();
+    spdlog::info(
+        "shutting down ({}): not ready; serving {}ms more, then draining inbound "
+        "listeners for up to {}ms",
+        why, cfg_->drain.delay.count(), cfg_->drain.timeout.count());
+    delay_timer_.expires_after(cfg_->drain.delay);
+    delay_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      server_.drain(config::Direction::kInbound, io_, cfg_->drain.timeout, [this](bool clean) {
+        if (clean) {
+          spdlog::info("inbound listeners drained");
+        } else {
+          spdlog::warn("drain timeout: closing the inbound connections left");
+        }
+        stop_app();
+      });
+    });
+  }
+
+  void stop_app() {
+    if (app_ && app_->running()) {
+      stopping_app_ = true;
+      app_->stop(app_signal_);  // on_app_exit -> finish()
+      return;
+    }
+    finish();
+  }
+
+  void finish() {
+    if (finishing_) return;
+    finishing_ = true;
+    server_.drain(config::Direction::kOutbound, io_, cfg_->drain.timeout,
+                  [this](bool) { io_.stop(); });
+  }
+
+  void reload(const std::string& why) {
+    if (shutting_down_) return;
+    if (options_.config_path.empty()) {
+      spdlog::info("{}: running on the embedded config, nothing to reload", why);
+      return;
+    }
+    std::shared_ptr<const config::Config> next;
+    try {
+      next = config::load_file(options_.config_path);
+    } catch (const config::ConfigError& e) {
+      ++reload_failures_;
+      spdlog::error("config reload ({}) failed; still serving the previous config:", why);
+      for (const std::string& m : e.messages()) spdlog::error("{}", m);
+      return;
+    }
+    if (!(next->admin.address == cfg_->admin.address)) {
+      spdlog::warn("admin.address changes on restart only; admin stays on {}",
+                   admin_->address().to_string());
+    }
+    if (next->workers != cfg_->workers) {
+      spdlog::warn("workers changes on restart only; keeping {}", server_.worker_count());
+    }
+    try {
+      server_.reload(next);
+    } catch (const std::system_error& e) {
+      ++reload_failures_;
+      spdlog::error("config reload ({}) failed; still serving the previous config: {}", why,
+                    e.what());
+      return;
+    }
+    const bool was_watching = cfg_->watch;
+    cfg_ = next;
+    ++reloads_;
+    spdlog::info("config reloaded ({}): {} listeners, {} clusters", why, cfg_->listeners.size(),
+                 cfg_->clusters.size());
+    for (const auto& [name, address] : server_.listener_addresses()) {
+      spdlog::debug("listener {} on {}", name, address.to_string());
+    }
+    if (cfg_->watch && !was_watching) watch_config();
+  }
+
+  // Polls the config file once a second: a Kubernetes ConfigMap update swaps a
+  // symlink, which stat() follows, so polling sees it where inotify on the
+  // file would not.
+  void watch_config() {
+    if (options_.config_path.empty()) return;
+    struct stat st {};
+    if (::stat(options_.config_path.c_str(), &st) == 0) last_stat_ = st;
+    schedule_watch();
+  }
+
+  void schedule_watch() {
+    watch_timer_.expires_after(std::chrono::seconds(1));
+    watch_timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || !cfg_->watch || shutting_down_) return;
+      struct stat st {};
+      if (::stat(options_.config_path.c_str(), &st) == 0 &&
+          (st.st_mtim.tv_sec != last_stat_.st_mtim.tv_sec ||
+           st.st_mtim.tv_nsec != last_stat_.st_mtim.tv_nsec || st.st_ino != last_stat_.st_ino ||
+           st.st_size != last_stat_.st_size || st.st_dev != last_stat_.st_dev)) {
+        last_stat_ = st;
+        reload("config file changed");
+      }
+      schedule_watch();
+    });
+  }
+
+  void register_admin() {
+    admin_->handle("GET", "/ready", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+      const bool ok = ready();
+      r.status = ok ? 200 : 503;
+      r.body = ok                            ? "ready\n"
+               : shutting_down_ || draining_ ? "draining\n"
+               : !started_                   ? "starting\n"
+                                             : "the app is not ready\n";
+    });
+    admin_->handle("GET", "/listeners",
+                   [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+                     std::string body = "[";
+                     for (const auto& [name, address] : server_.listener_addresses()) {
+                       if (body.size() > 1) body += ",";
+                       body += fmt::format(R"({{"name":"{}","address":"{}"}})", json_escape(name),
+                                           address.to_string());
+                     }
+                     r.content_type = "application/json";
+                     r.body = body + "]\n";
+                   });
+    admin_->handle("POST", "/drain", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+      if (!draining_ && !shutting_down_) {
+        draining_ = true;
+        spdlog::info("POST /drain: not ready; inbound listeners stop accepting");
+        server_.drain(config::Direction::kInbound, io_, cfg_->drain.timeout, [](bool clean) {
+          spdlog::info("inbound listeners drained{}", clean ? "" : " (timeout)");
+        });
+      }
+      r.body = "draining\n";
+    });
+    admin_->handle("POST", "/quit", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+      shutdown("POST /quit", SIGTERM);
+      r.body = "shutting down\n";
+    });
+  }
+
+  void write_admin_address() {
+    if (options_.admin_address_path.empty()) return;
+    // Written to a temporary name and renamed: a reader never sees half of it.
+    const std::string tmp = options_.admin_address_path + ".tmp";
+    std::ofstream(tmp) << admin_->address().to_string() << "\n";
+    std::rename(tmp.c_str(), options_.admin_address_path.c_str());
+  }
+
+  const RunOptions options_;
+  std::shared_ptr<const config::Config> cfg_;  // the live config
+  boost::asio::io_context io_;
+  proxy::Server server_;
+  std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<supervisor::Supervisor> app_;
+  std::unique_ptr<supervisor::ReadinessProbe> probe_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer delay_timer_;
+  boost::asio::steady_timer watch_timer_;
+  struct stat last_stat_ {};
+  bool started_ = false;
+  bool shutting_down_ = false;
+  bool draining_ = false;
+  bool stopping_app_ = false;
+  bool finishing_ = false;
+  int app_signal_ = SIGTERM;
+  int exit_code_ = kExitOk;
+  uint64_t reloads_ = 0;
+  uint64_t reload_failures_ = 0;
+};
 
 }  // namespace
 
@@ -67,128 +389,8 @@ int run(const RunOptions& options) {
     return kExitConfig;
   }
   ::signal(SIGPIPE, SIG_IGN);
-
-  const unsigned workers = cfg->workers != 0 ? cfg->workers : core::available_cpus();
-  boost::asio::io_context io(1);
-  proxy::Server server(cfg, workers);
-  std::unique_ptr<admin::AdminServer> admin;
-  try {
-    server.bind();
-    admin = std::make_unique<admin::AdminServer>(io, cfg->admin.address);
-  } catch (const std::system_error& e) {
-    spdlog::error("{}", e.what());
-    return kExitInternal;
-  }
-
-  bool ready = false;
-  bool draining = false;
-  int exit_code = kExitOk;
-
-  admin->handle("GET", "/ready", [&](const admin::AdminRequest&, admin::AdminResponse& r) {
-    const bool ok = ready && !draining;
-    r.status = ok ? 200 : 503;
-    r.body = ok ? "ready\n" : (draining ? "draining\n" : "starting\n");
-  });
-  admin->handle("GET", "/listeners", [&](const admin::AdminRequest&, admin::AdminResponse& r) {
-    std::string body = "[";
-    for (size_t i = 0; i < cfg->listeners.size(); ++i) {
-      if (i > 0) body += ",";
-      body += fmt::format(R"({{"name":"{}","address":"{}"}})", json_escape(cfg->listeners[i].name),
-                          server.listener_addresses()[i].to_string());
-    }
-    r.content_type = "application/json";
-    r.body = body + "]\n";
-  });
-  admin->start();
-  server.start();
-  for (size_t i = 0; i < cfg->listeners.size(); ++i) {
-    spdlog::info("listener {} on {}", cfg->listeners[i].name,
-                 server.listener_addresses()[i].to_string());
-  }
-  spdlog::info("admin on {}; {} worker{}; config {}", admin->address().to_string(), workers,
-               workers == 1 ? "" : "s", cfg->source);
-  if (!options.admin_address_path.empty()) {
-    // Written to a temporary name and renamed, so a reader never sees half of it.
-    const std::string tmp = options.admin_address_path + ".tmp";
-    std::ofstream(tmp) << admin->address().to_string() << "\n";
-    std::rename(tmp.c_str(), options.admin_address_path.c_str());
-  }
-
-  std::optional<supervisor::AppProcess> app;
-  boost::asio::steady_timer kill_timer(io);
-  bool stopping_app = false;
-
-  auto stop_app = [&] {
-    if (!app || app->exited()) {
-      io.stop();
-      return;
-    }
-    spdlog::info("stopping the app (pid {}): SIGTERM, SIGKILL after {}ms", app->pid(),
-                 cfg->app.stop_timeout.count());
-    stopping_app = true;
-    app->signal(SIGTERM);
-    kill_timer.expires_after(cfg->app.stop_timeout);
-    kill_timer.async_wait([&](const boost::system::error_code& ec) {
-      if (ec) return;
-      spdlog::warn("the app did not exit in time: SIGKILL");
-      app->signal(SIGKILL);
-    });
-  };
-  auto shutdown = [&](const std::string& why) {
-    if (draining) return;
-    draining = true;
-    spdlog::info("shutting down ({}): draining for up to {}ms", why, cfg->drain.timeout.count());
-    server.drain(io, cfg->drain.timeout, [&](bool clean) {
-      if (!clean) spdlog::warn("drain timeout: closing the connections left");
-      stop_app();
-    });
-  };
-
-  if (!options.app_command.empty()) {
-    try {
-      app.emplace(options.app_command, std::vector<std::pair<std::string, std::string>>{
-                                           {"PORT", std::to_string(cfg->app.port)}});
-      spdlog::info("app started: pid {}, PORT={}", app->pid(), cfg->app.port);
-    } catch (const std::system_error& e) {
-      spdlog::error("{}", e.what());
-      exit_code = kExitInternal;
-      shutdown("the app could not start");
-    }
-  }
-  ready = true;
-
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT, SIGCHLD);
-  std::function<void(const boost::system::error_code&, int)> on_signal =
-      [&](const boost::system::error_code& ec, int sig) {
-        if (ec) return;
-        if (sig == SIGCHLD) {
-          supervisor::reap_children([&](pid_t pid, int status) {
-            if (!app || !app->on_reaped(pid, status)) return;
-            exit_code = *app->exit_code();
-            spdlog::info("the app exited with code {}", exit_code);
-            if (stopping_app) {
-              kill_timer.cancel();
-              io.stop();
-            } else {
-              shutdown("the app exited");
-            }
-          });
-        } else if (draining) {
-          spdlog::warn("second {}: exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
-          if (app && !app->exited()) app->signal(SIGKILL);
-          io.stop();
-        } else {
-          shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
-        }
-        signals.async_wait(on_signal);
-      };
-  signals.async_wait(on_signal);
-
-  io.run();
-  server.stop();
-  admin.reset();
-  spdlog::info("exit {}", exit_code);
-  return exit_code;
+  Process process(options, std::move(cfg));
+  return process.run();
 }
 
 }  // namespace sidecar::app

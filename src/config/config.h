@@ -60,9 +60,14 @@ struct Route {
   Duration timeout = 15s;
 };
 
+// Which way a listener's traffic goes. On shutdown, inbound listeners drain
+// before the app is stopped; outbound ones keep serving the app until it exits.
+enum class Direction { kInbound, kOutbound };
+
 struct Listener {
   std::string name;
   Address address;
+  Direction direction = Direction::kInbound;
   std::vector<Route> routes;                      // first match wins
   uint32_t max_request_headers_size = 60 * 1024;  // bytes: request line + fields
   uint32_t max_request_headers_count = 100;
@@ -79,19 +84,36 @@ struct Cluster {
   uint32_t max_requests_per_connection = 0;  // 0: unlimited
   uint32_t max_response_headers_size = 60 * 1024;
   uint32_t max_response_headers_count = 100;
+  bool operator==(const Cluster&) const = default;
 };
 
 struct Admin {
   Address address{"127.0.0.1", 9901};
 };
 
+// How the sidecar decides the app is ready: a TCP connect to
+// 127.0.0.1:<app.port>, or an HTTP GET of `http_path` answered 2xx or 3xx.
+struct ReadyCheck {
+  bool configured = false;  // `app.ready` was given (checks run even without a supervised app)
+  std::string http_path;    // empty: TCP connect
+  Duration period = 1s;
+  Duration timeout = 1s;
+};
+
+enum class RestartPolicy { kNever, kOnFailure, kAlways };
+
 // The supervised application (started after `--` on the command line).
 struct App {
-  uint16_t port = 8080;         // passed to the app as PORT
-  Duration stop_timeout = 10s;  // SIGTERM to SIGKILL
+  uint16_t port = 8080;  // passed to the app as PORT
+  ReadyCheck ready;
+  RestartPolicy restart = RestartPolicy::kNever;
+  Duration backoff_initial = 1s;  // first restart delay; doubles per restart
+  Duration backoff_max = 30s;     // ... up to this; reset after a run of 10 * backoff_max
+  Duration stop_timeout = 10s;    // SIGTERM to SIGKILL
 };
 
 struct Drain {
+  Duration delay = 0s;  // /ready answers 503 but everything is served this long (endpoint removal)
   Duration timeout = 5s;  // in-flight requests get this long to finish on shutdown
 };
 
@@ -103,9 +125,12 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
   Drain drain;
+  bool watch = false;  // reload when the config file changes (checked every second)
 
   // The cluster called `name`, or -1.
   int cluster_index(std::string_view name) const;
+  // The listener called `name`, or nullptr.
+  const Listener* find_listener(std::string_view name) const;
 };
 
 }  // namespace sidecar::config

@@ -58,7 +58,7 @@ class Loader {
     if (root.IsNull()) return c;  // empty file: all defaults, no listeners
     if (!is_map(root, "the top level")) return c;
     check_keys(root, "the top level",
-               {"admin", "workers", "app", "listeners", "clusters", "drain"});
+               {"admin", "workers", "app", "listeners", "clusters", "drain", "watch"});
     if (auto n = root["admin"]) load_admin(n, c.admin);
     if (auto n = root["workers"]) {
       if (n.IsScalar() && n.Scalar() == "auto") {
@@ -74,10 +74,12 @@ class Loader {
     if (auto n = root["app"]) load_app(n, c.app);
     if (auto n = root["drain"]) {
       if (is_map(n, "drain")) {
-        check_keys(n, "drain", {"timeout"});
+        check_keys(n, "drain", {"delay", "timeout"});
+        if (auto t = n["delay"]) get_duration(t, "drain.delay", c.drain.delay);
         if (auto t = n["timeout"]) get_duration(t, "drain.timeout", c.drain.timeout);
       }
     }
+    if (auto n = root["watch"]) get_bool(n, "watch", c.watch);
     if (auto n = root["clusters"]) {
       if (is_seq(n, "clusters")) {
         for (size_t i = 0; i < n.size(); ++i) load_cluster(n[i], i, c);
@@ -224,10 +226,51 @@ class Loader {
 
   void load_app(const YAML::Node& n, App& app) {
     if (!is_map(n, "app")) return;
-    check_keys(n, "app", {"port", "stop_timeout"});
+    check_keys(n, "app", {"port", "ready", "restart", "backoff", "stop_timeout"});
     if (auto p = n["port"]) {
       uint32_t port = 0;
       if (get_count(p, "app.port", port, 1, 65535)) app.port = static_cast<uint16_t>(port);
+    }
+    if (auto r = n["ready"]) {
+      if (is_map(r, "app.ready")) {
+        check_keys(r, "app.ready", {"http_path", "period", "timeout"});
+        app.ready.configured = true;
+        if (auto v = r["http_path"]) {
+          if (get_string(v, "app.ready.http_path", app.ready.http_path) &&
+              (app.ready.http_path.empty() || app.ready.http_path[0] != '/')) {
+            error(v, "app.ready.http_path must start with /");
+          }
+        }
+        if (auto v = r["period"]) {
+          if (get_duration(v, "app.ready.period", app.ready.period) &&
+              app.ready.period.count() == 0) {
+            error(v, "app.ready.period must be more than 0");
+          }
+        }
+        if (auto v = r["timeout"]) get_duration(v, "app.ready.timeout", app.ready.timeout);
+      }
+    }
+    if (auto r = n["restart"]) {
+      std::string policy;
+      if (get_string(r, "app.restart", policy)) {
+        if (policy == "never") {
+          app.restart = RestartPolicy::kNever;
+        } else if (policy == "on-failure") {
+          app.restart = RestartPolicy::kOnFailure;
+        } else if (policy == "always") {
+          app.restart = RestartPolicy::kAlways;
+        } else {
+          error(r,
+                fmt::format("app.restart must be never, on-failure or always, not '{}'", policy));
+        }
+      }
+    }
+    if (auto b = n["backoff"]) {
+      if (is_map(b, "app.backoff")) {
+        check_keys(b, "app.backoff", {"initial", "max"});
+        if (auto v = b["initial"]) get_duration(v, "app.backoff.initial", app.backoff_initial);
+        if (auto v = b["max"]) get_duration(v, "app.backoff.max", app.backoff_max);
+      }
     }
     if (auto t = n["stop_timeout"]) get_duration(t, "app.stop_timeout", app.stop_timeout);
   }
@@ -382,10 +425,10 @@ class Loader {
   void load_listener(const YAML::Node& n, size_t index, Config& c) {
     const std::string where = fmt::format("listeners[{}]", index);
     if (!is_map(n, where)) return;
-    check_keys(
-        n, where,
-        {"name", "address", "routes", "max_request_headers_size", "max_request_headers_count",
-         "request_headers_timeout", "idle_timeout", "stream_idle_timeout"});
+    check_keys(n, where,
+               {"name", "address", "direction", "routes", "max_request_headers_size",
+                "max_request_headers_count", "request_headers_timeout", "idle_timeout",
+                "stream_idle_timeout"});
     Listener l;
     if (auto v = n["name"]) {
       get_string(v, where + ".name", l.name);
@@ -410,6 +453,18 @@ class Loader {
       }
     } else {
       error(n, where + " needs an address");
+    }
+    if (auto v = n["direction"]) {
+      std::string d;
+      if (get_string(v, where + ".direction", d)) {
+        if (d == "inbound") {
+          l.direction = Direction::kInbound;
+        } else if (d == "outbound") {
+          l.direction = Direction::kOutbound;
+        } else {
+          error(v, fmt::format("{}.direction must be inbound or outbound, not '{}'", where, d));
+        }
+      }
     }
     if (auto v = n["routes"]) {
       if (is_seq(v, where + ".routes")) {
@@ -463,6 +518,13 @@ std::shared_ptr<const Config> load_yaml(std::string_view text, const std::string
 std::string Address::to_string() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
   return fmt::format("{}:{}", host, port);
+}
+
+const Listener* Config::find_listener(std::string_view name) const {
+  for (const Listener& l : listeners) {
+    if (l.name == name) return &l;
+  }
+  return nullptr;
 }
 
 int Config::cluster_index(std::string_view name) const {

@@ -80,7 +80,8 @@ HttpConnection::HttpConnection(Worker& worker, const ListenerRuntime& listener, 
                                const tcp::endpoint& peer)
     : worker_(worker),
       snapshot_(worker.snapshot_ptr()),
-      listener_(listener),
+      listener_(&listener),
+      direction_(listener.config->direction),
       socket_(std::move(socket)),
       timer_(worker.io()),
       in_(kBufferSize),
@@ -110,7 +111,21 @@ void HttpConnection::start() {
   read_downstream();
 }
 
+void HttpConnection::refresh_snapshot() {
+  const std::shared_ptr<const Snapshot>& current = worker_.snapshot_ptr();
+  if (current == snapshot_) return;
+  const ListenerRuntime* l = current->find(listener_->config->name);
+  if (l == nullptr) {
+    keep_alive_ = false;  // finish this request on the old config, then close
+    return;
+  }
+  snapshot_ = current;
+  listener_ = l;
+  parser_ = http::RequestParser(l->limits);
+}
+
 void HttpConnection::drain() {
+  drain_requested_ = true;
   if (phase_ == Phase::kIdle && ds_writing_ == DownWrite::kNone) {
     close();
     return;
@@ -183,7 +198,7 @@ void HttpConnection::process_head() {
   if (r.status == http::HeadResult::kNeedMore) {
     if (phase_ == Phase::kIdle) {
       phase_ = Phase::kHead;
-      const auto t = listener_.config->request_headers_timeout;
+      const auto t = listener_->config->request_headers_timeout;
       head_deadline_ = t.count() > 0 ? last_activity_ + t : kNever;
       arm_timer();
     }
@@ -240,7 +255,8 @@ bool HttpConnection::parse_target(std::string_view& authority) {
 void HttpConnection::on_request() {
   method_ = req_.method;
   version_minor_ = req_.version_minor;
-  keep_alive_ = req_.keep_alive() && !worker_.draining();
+  keep_alive_ = req_.keep_alive() && !drain_requested_;
+  refresh_snapshot();
   req_body_ = req_.body;
   req_done_ = req_body_ == http::BodyKind::kNone;
   req_buffered_ = true;
@@ -263,7 +279,7 @@ void HttpConnection::on_request() {
     return;
   }
   const std::string_view host = authority_.empty() ? req_.host() : authority_;
-  route_ = listener_.routes.match(host, path_, req_);
+  route_ = listener_->routes.match(host, path_, req_);
   if (route_ == nullptr) {
     local_reply(404, "no route matched\n", false);
     return;
@@ -274,7 +290,8 @@ void HttpConnection::on_request() {
 // ---- upstream selection and the request pump ----
 
 void HttpConnection::acquire_upstream(bool fresh) {
-  upstream::ClusterRuntime& cluster = worker_.cluster(route_->cluster);
+  cluster_ = worker_.cluster_for(*snapshot_, route_->cluster);
+  upstream::ClusterRuntime& cluster = *cluster_;
   upstream_ = cluster.acquire(upstream_reused_, fresh);
   upstream_->set_owner(this);
   if (upstream_reused_) {
@@ -302,7 +319,7 @@ void HttpConnection::on_upstream_connected(const error_code& ec) {
 }
 
 void HttpConnection::on_upstream_ready() {
-  const config::Cluster& cluster = worker_.cluster(route_->cluster).config();
+  const config::Cluster& cluster = cluster_->config();
   ++upstream_->requests;
   http::Limits limits;
   limits.max_head_size = cluster.max_response_headers_size;
@@ -565,7 +582,7 @@ void HttpConnection::start_response(size_t head_size) {
   resp_remaining_ = resp_.content_length;
   resp_chunked_.reset();
   dechunk_ = resp_body_ == http::BodyKind::kChunked && version_minor_ == 0;
-  if (dechunk_ || resp_body_ == http::BodyKind::kUntilClose || !req_done_ || worker_.draining()) {
+  if (dechunk_ || resp_body_ == http::BodyKind::kUntilClose || !req_done_ || drain_requested_) {
     keep_alive_ = false;
   }
 
@@ -780,7 +797,7 @@ void HttpConnection::local_reply(int status, std::string_view body, bool close_c
   }
   release_upstream(false);
   keep_alive_ = keep_alive_ && !close_connection && phase_ == Phase::kActive && req_done_ &&
-                !us_writing_ && !worker_.draining();
+                !us_writing_ && !drain_requested_;
   down_extra_.clear();
   http::append_local_reply(down_extra_, status, body, !keep_alive_, method_ == http::Method::kHead);
   down_out_.clear();
@@ -793,7 +810,8 @@ void HttpConnection::finish_request() {
   if (req_done_ && req_buffered_ && phase_ == Phase::kActive) in_.consume(req_bytes_);
   release_upstream(false);
   route_ = nullptr;
-  if (!keep_alive_ || worker_.draining() || phase_ != Phase::kActive) {
+  cluster_.reset();
+  if (!keep_alive_ || drain_requested_ || phase_ != Phase::kActive) {
     begin_close();
     return;
   }
@@ -816,7 +834,7 @@ void HttpConnection::release_upstream(bool reusable) {
   connecting_ = false;
   if (!upstream_) return;
   us_writing_ = false;  // a write still in flight is abandoned with the connection
-  worker_.cluster(route_->cluster).release(std::move(upstream_), reusable);
+  cluster_->release(std::move(upstream_), reusable);
   upstream_ = nullptr;
 }
 
@@ -839,7 +857,7 @@ void HttpConnection::begin_close() {
 // ---- timeouts ----
 
 Clock::time_point HttpConnection::deadline() const {
-  const config::Listener& l = *listener_.config;
+  const config::Listener& l = *listener_->config;
   switch (phase_) {
     case Phase::kIdle:
       return l.idle_timeout.count() > 0 ? last_activity_ + l.idle_timeout : kNever;

@@ -35,6 +35,7 @@
 #include "core/ref_counted.h"
 #include "http/http1_parser.h"
 #include "proxy/snapshot.h"
+#include "upstream/cluster.h"
 #include "upstream/upstream_connection.h"
 
 namespace sidecar::proxy {
@@ -56,6 +57,8 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
   void start();
   // The worker is draining: close now if idle, else after this response.
   void drain();
+  config::Direction direction() const { return direction_; }
+  const std::string& listener_name() const { return listener_->config->name; }
   // Closes both sides at once; the request in flight, if any, is lost.
   void close();
 
@@ -82,6 +85,7 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
   void on_downstream_read(const boost::system::error_code& ec, size_t bytes);
   void process_head();
   void on_request();
+  void refresh_snapshot();
   bool parse_target(std::string_view& authority);
 
   // Upstream selection and the request pump.
@@ -120,7 +124,8 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
 
   Worker& worker_;
   std::shared_ptr<const Snapshot> snapshot_;  // keeps listener_ alive
-  const ListenerRuntime& listener_;
+  const ListenerRuntime* listener_;
+  const config::Direction direction_;
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer timer_;
   core::Buffer in_;
@@ -129,6 +134,7 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
   std::string peer_ip_;
 
   Phase phase_ = Phase::kIdle;
+  bool drain_requested_ = false;  // finish the request in flight, then close
   bool ds_reading_ = false;
   bool last_read_filled_ = false;
   DownWrite ds_writing_ = DownWrite::kNone;
@@ -160,6 +166,7 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
   bool retried_ = false;
 
   // Upstream and response state.
+  core::Ref<upstream::ClusterRuntime> cluster_;
   core::Ref<upstream::UpstreamConnection> upstream_;
   bool connecting_ = false;
   bool upstream_reused_ = false;

@@ -1,7 +1,5 @@
 #include "proxy/server.h"
 
-#include <atomic>
-
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -21,8 +19,9 @@ Server::~Server() { stop(); }
 void Server::bind() {
   for (const ListenerRuntime& l : snapshot_->listeners) {
     net::ListenSockets s = net::open_listen_sockets(l.config->address, worker_count(), true);
-    addresses_.push_back(s.address);
-    for (unsigned i = 0; i < worker_count(); ++i) workers_[i]->add_listener(l.index, s.fds[i]);
+    addresses_[l.config->name] = s.address;
+    for (unsigned i = 0; i < worker_count(); ++i)
+      workers_[i]->add_listener(l.config->name, s.fds[i]);
   }
 }
 
@@ -30,8 +29,44 @@ void Server::start() {
   for (auto& w : workers_) w->start();
 }
 
-void Server::drain(boost::asio::io_context& io, std::chrono::milliseconds timeout,
-                   std::function<void(bool)> done) {
+void Server::reload(std::shared_ptr<const config::Config> config) {
+  auto next = Snapshot::build(std::move(config));
+  // Bind what is new first, so that a failure changes nothing.
+  std::vector<std::pair<std::string, net::ListenSockets>> opened;
+  try {
+    for (const ListenerRuntime& l : next->listeners) {
+      // Unchanged: the same configured address, or the address the old one
+      // is bound to (a config that had port 0 now naming the real port).
+      const config::Listener* old = snapshot_->config->find_listener(l.config->name);
+      auto bound = addresses_.find(l.config->name);
+      if (old != nullptr && (old->address == l.config->address ||
+                             (bound != addresses_.end() && bound->second == l.config->address))) {
+        continue;
+      }
+      opened.emplace_back(l.config->name,
+                          net::open_listen_sockets(l.config->address, worker_count(), true));
+    }
+  } catch (...) {
+    for (auto& [name, s] : opened) net::close_all(s);
+    throw;
+  }
+  std::map<std::string, config::Address> addresses;
+  for (const ListenerRuntime& l : next->listeners) {
+    auto it = addresses_.find(l.config->name);
+    if (it != addresses_.end()) addresses[l.config->name] = it->second;
+  }
+  std::vector<std::map<std::string, int>> fds(worker_count());
+  for (auto& [name, s] : opened) {
+    addresses[name] = s.address;
+    for (unsigned i = 0; i < worker_count(); ++i) fds[i][name] = s.fds[i];
+  }
+  addresses_ = std::move(addresses);
+  snapshot_ = next;
+  for (unsigned i = 0; i < worker_count(); ++i) workers_[i]->apply(next, std::move(fds[i]));
+}
+
+void Server::drain(config::Direction direction, boost::asio::io_context& io,
+                   std::chrono::milliseconds timeout, std::function<void(bool)> done) {
   struct State {
     explicit State(boost::asio::io_context& io) : timer(io) {}
     boost::asio::steady_timer timer;
@@ -53,7 +88,7 @@ void Server::drain(boost::asio::io_context& io, std::chrono::milliseconds timeou
     if (!ec) state->finish(false);
   });
   for (auto& w : workers_) {
-    w->drain([state, &io] {
+    w->drain(direction, [state, &io] {
       boost::asio::post(io, [state] {
         if (--state->remaining == 0) state->finish(true);
       });

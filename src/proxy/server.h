@@ -1,12 +1,14 @@
 // The proxy as a whole: N workers, each with its own copy of every
-// listener's socket, and the drain that stops them gracefully.
+// listener's socket, config reloads, and the drains that stop it gracefully.
 //
 // Thread safety: all methods are called from the main thread.
 #pragma once
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -27,15 +29,21 @@ class Server {
   // Opens one SO_REUSEPORT socket per worker for every listener. Throws
   // std::system_error naming the address (e.g. already in use).
   void bind();
-  // The address each listener is bound to, by listener index (real ports
-  // when 0 was configured). Valid after bind().
-  const std::vector<config::Address>& listener_addresses() const { return addresses_; }
   // Starts the worker threads.
   void start();
-  // Stops accepting and lets requests in flight finish. Calls `done(clean)`
-  // on `io` once every worker is idle (clean = true) or `timeout` passed.
-  void drain(boost::asio::io_context& io, std::chrono::milliseconds timeout,
-             std::function<void(bool clean)> done);
+  // Switches every worker to `config`: listeners with the same name and
+  // address keep their sockets (no connection is refused), new or moved ones
+  // are bound first; requests in flight finish on the old config. Throws
+  // std::system_error, changing nothing, when a new address cannot be bound.
+  void reload(std::shared_ptr<const config::Config> config);
+  // The address each listener is bound to, by name (the real port when 0 was
+  // configured).
+  const std::map<std::string, config::Address>& listener_addresses() const { return addresses_; }
+  // Drains the listeners of `direction` (see Worker::drain). Calls
+  // `done(clean)` on `io` once every worker is done (clean = true) or
+  // `timeout` passed (connections left are closed when the server stops).
+  void drain(config::Direction direction, boost::asio::io_context& io,
+             std::chrono::milliseconds timeout, std::function<void(bool clean)> done);
   // Stops the workers, closing whatever is left. Blocks until they exit.
   void stop();
 
@@ -45,7 +53,7 @@ class Server {
  private:
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<config::Address> addresses_;
+  std::map<std::string, config::Address> addresses_;
 };
 
 }  // namespace sidecar::proxy

@@ -16,4 +16,11 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
   return s;
 }
 
+const ListenerRuntime* Snapshot::find(std::string_view name) const {
+  for (const ListenerRuntime& l : listeners) {
+    if (l.config->name == name) return &l;
+  }
+  return nullptr;
+}
+
 }  // namespace sidecar::proxy

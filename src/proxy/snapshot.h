@@ -24,6 +24,8 @@ struct Snapshot {
   std::vector<ListenerRuntime> listeners;
 
   static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config);
+  // The listener called `name`, or nullptr.
+  const ListenerRuntime* find(std::string_view name) const;
 };
 
 }  // namespace sidecar::proxy

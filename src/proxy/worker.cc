@@ -1,6 +1,7 @@
 #include "proxy/worker.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -16,27 +17,33 @@ using error_code = boost::system::error_code;
 namespace {
 constexpr auto kTickPeriod = std::chrono::seconds(1);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
+int slot(config::Direction d) { return static_cast<int>(d); }
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot)
     : index_(index), io_(1), snapshot_(std::move(snapshot)), tick_(io_) {
   for (const config::Cluster& c : snapshot_->config->clusters) {
-    clusters_.push_back(std::make_unique<upstream::ClusterRuntime>(io_, c));
+    clusters_.emplace_back(new upstream::ClusterRuntime(io_, c));
   }
 }
 
 Worker::~Worker() { stop(); }
 
-void Worker::add_listener(size_t listener_index, int fd) {
-  const ListenerRuntime& l = snapshot_->listeners[listener_index];
-  auto a = std::make_unique<Acceptor>(io_, l);
+void Worker::open_acceptor(const ListenerRuntime& l, int fd) {
+  auto a = std::make_shared<Acceptor>(io_, l);
   const bool v6 = l.config->address.host.find(':') != std::string::npos;
   a->socket.assign(v6 ? tcp::v6() : tcp::v4(), fd);
-  acceptors_.push_back(std::move(a));
+  acceptors_[l.config->name] = a;
+  if (started_) accept(a);
+}
+
+void Worker::add_listener(const std::string& name, int fd) {
+  open_acceptor(*snapshot_->find(name), fd);
 }
 
 void Worker::start() {
-  for (auto& a : acceptors_) accept(*a);
+  started_ = true;
+  for (auto& [name, a] : acceptors_) accept(a);
   schedule_tick();
   work_.emplace(io_.get_executor());
   thread_ = std::thread([this] {
@@ -46,24 +53,41 @@ void Worker::start() {
   });
 }
 
-void Worker::accept(Acceptor& a) {
-  a.socket.async_accept(a.peer, [this, &a](const error_code& ec, tcp::socket socket) {
-    if (ec == boost::asio::error::operation_aborted || !a.socket.is_open()) return;
+void Worker::accept(const std::shared_ptr<Acceptor>& a) {
+  a->socket.async_accept(a->peer, [this, a](const error_code& ec, tcp::socket socket) {
+    if (ec == boost::asio::error::operation_aborted || !a->socket.is_open()) return;
     if (ec) {
       // Out of file descriptors, or the peer gave up before accept: pause
       // briefly rather than spin on an error that accept keeps returning.
-      SPDLOG_WARN("listener {}: accept failed: {}", a.listener->config->name, ec.message());
+      SPDLOG_WARN("listener {}: accept failed: {}", a->listener->config->name, ec.message());
       auto timer = std::make_shared<boost::asio::steady_timer>(io_, kAcceptRetry);
-      timer->async_wait([this, &a, timer](const error_code& e) {
-        if (!e && !draining_) accept(a);
+      timer->async_wait([this, a, timer](const error_code& e) {
+        if (!e && a->socket.is_open()) accept(a);
       });
       return;
     }
-    if (draining_) return;
-    core::Ref<HttpConnection> c(new HttpConnection(*this, *a.listener, std::move(socket), a.peer));
-    c->start();
+    serve(*a, std::move(socket));
     accept(a);
   });
+}
+
+void Worker::serve(Acceptor& a, tcp::socket socket) {
+  core::Ref<HttpConnection> c(new HttpConnection(*this, *a.listener, std::move(socket), a.peer));
+  c->start();
+  if (draining(c->direction())) c->drain();
+}
+
+void Worker::close_acceptor(Acceptor& a) {
+  error_code ec;
+  a.socket.non_blocking(true, ec);
+  // Closing one socket of a SO_REUSEPORT group resets the connections in its
+  // accept queue: take them first.
+  for (int i = 0; i < 1024 && !ec; ++i) {
+    tcp::socket s(io_);
+    a.socket.accept(s, a.peer, ec);
+    if (!ec) serve(a, std::move(s));
+  }
+  a.socket.close(ec);
 }
 
 void Worker::schedule_tick() {
@@ -76,19 +100,88 @@ void Worker::schedule_tick() {
   });
 }
 
-void Worker::drain(std::function<void()> on_drained) {
-  boost::asio::post(io_, [this, cb = std::move(on_drained)]() mutable {
-    draining_ = true;
-    on_drained_ = std::move(cb);
-    for (auto& a : acceptors_) {
-      error_code ec;
-      a->socket.close(ec);
+core::Ref<upstream::ClusterRuntime> Worker::cluster_for(const Snapshot& s, int index) {
+  if (&s == snapshot_.get()) return clusters_[index];
+  const config::Cluster& wanted = s.config->clusters[index];
+  for (auto& c : clusters_) {
+    if (c->config() == wanted) return c;
+  }
+  core::Ref<upstream::ClusterRuntime> once(new upstream::ClusterRuntime(io_, wanted));
+  once->retire();
+  return once;
+}
+
+void Worker::apply(std::shared_ptr<const Snapshot> snapshot, std::map<std::string, int> fds) {
+  boost::asio::post(io_, [this, snapshot = std::move(snapshot), fds = std::move(fds)] {
+    snapshot_ = snapshot;
+    // Clusters: an unchanged one keeps its runtime and pool.
+    std::vector<core::Ref<upstream::ClusterRuntime>> next;
+    for (const config::Cluster& c : snapshot_->config->clusters) {
+      core::Ref<upstream::ClusterRuntime> found;
+      for (auto& old : clusters_) {
+        if (old && old->config() == c) {
+          found = std::move(old);
+          break;
+        }
+      }
+      next.push_back(
+          found ? std::move(found)
+                : core::Ref<upstream::ClusterRuntime>(new upstream::ClusterRuntime(io_, c)));
     }
-    for (auto& c : clusters_) c->close_idle();
+    for (auto& old : clusters_) {
+      if (old) old->retire();
+    }
+    clusters_ = std::move(next);
+
+    // Listeners the server did not give a new socket keep theirs.
+    for (auto it = acceptors_.begin(); it != acceptors_.end();) {
+      const ListenerRuntime* l = snapshot_->find(it->first);
+      if (l == nullptr || fds.count(it->first) != 0) {
+        close_acceptor(*it->second);
+        it = acceptors_.erase(it);
+      } else {
+        it->second->listener = l;
+        ++it;
+      }
+    }
+    for (const auto& [name, fd] : fds) {
+      const ListenerRuntime* l = snapshot_->find(name);
+      if (l == nullptr || draining(l->config->direction)) {
+        ::close(fd);
+        continue;
+      }
+      open_acceptor(*l, fd);
+    }
+    // Connections of listeners that are gone (or moved) finish and close.
+    for (HttpConnection* c = connections_; c != nullptr;) {
+      HttpConnection* next_c = c->next;
+      if (snapshot_->find(c->listener_name()) == nullptr || fds.count(c->listener_name()) != 0) {
+        core::Ref<HttpConnection> keep(c);
+        c->drain();
+      }
+      c = next_c;
+    }
+  });
+}
+
+void Worker::drain(config::Direction direction, std::function<void()> on_drained) {
+  boost::asio::post(io_, [this, direction, cb = std::move(on_drained)]() mutable {
+    draining_[slot(direction)] = true;
+    on_drained_[slot(direction)] = std::move(cb);
+    for (auto it = acceptors_.begin(); it != acceptors_.end();) {
+      if (it->second->listener->config->direction == direction) {
+        close_acceptor(*it->second);
+        it = acceptors_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     for (HttpConnection* c = connections_; c != nullptr;) {
       HttpConnection* next = c->next;
-      core::Ref<HttpConnection> keep(c);
-      c->drain();
+      if (c->direction() == direction) {
+        core::Ref<HttpConnection> keep(c);
+        c->drain();
+      }
       c = next;
     }
     maybe_drained();
@@ -96,10 +189,12 @@ void Worker::drain(std::function<void()> on_drained) {
 }
 
 void Worker::maybe_drained() {
-  if (draining_ && connection_count_ == 0 && on_drained_) {
-    auto cb = std::move(on_drained_);
-    on_drained_ = nullptr;
-    cb();
+  for (int d = 0; d < 2; ++d) {
+    if (draining_[d] && connection_count_[d] == 0 && on_drained_[d]) {
+      auto cb = std::move(on_drained_[d]);
+      on_drained_[d] = nullptr;
+      cb();
+    }
   }
 }
 
@@ -108,7 +203,7 @@ void Worker::add_connection(HttpConnection* c) {
   c->next = connections_;
   if (connections_ != nullptr) connections_->prev = c;
   connections_ = c;
-  ++connection_count_;
+  ++connection_count_[slot(c->direction())];
 }
 
 void Worker::remove_connection(HttpConnection* c) {
@@ -119,7 +214,7 @@ void Worker::remove_connection(HttpConnection* c) {
   }
   if (c->next != nullptr) c->next->prev = c->prev;
   c->prev = c->next = nullptr;
-  --connection_count_;
+  --connection_count_[slot(c->direction())];
   maybe_drained();
 }
 
@@ -137,17 +232,18 @@ void Worker::stop() {
 }
 
 void Worker::close_all() {
-  for (auto& a : acceptors_) {
+  for (auto& [name, a] : acceptors_) {
     error_code ec;
     a->socket.close(ec);
   }
+  acceptors_.clear();
   tick_.cancel();
-  on_drained_ = nullptr;
+  on_drained_[0] = on_drained_[1] = nullptr;
   while (connections_ != nullptr) {
     core::Ref<HttpConnection> keep(connections_);
     connections_->close();
   }
-  for (auto& c : clusters_) c->close_idle();
+  for (auto& c : clusters_) c->retire();
 }
 
 }  // namespace sidecar::proxy

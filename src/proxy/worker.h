@@ -3,13 +3,15 @@
 // (SO_REUSEPORT), upstream connection pools, the round-robin state, random
 // numbers. A connection lives on one worker for its whole life.
 //
-// Thread safety: start, drain and stop may be called from any thread (they
-// post to the worker); everything else only on the worker's thread.
+// Thread safety: start, apply, drain and stop may be called from any thread
+// (they post to the worker); everything else only on the worker's thread.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -36,27 +38,34 @@ class Worker {
   unsigned index() const { return index_; }
   boost::asio::io_context& io() { return io_; }
 
-  // Takes ownership of a listening socket for listener `listener_index` of
-  // the snapshot. Call before start().
-  void add_listener(size_t listener_index, int fd);
+  // Takes ownership of a listening socket for the snapshot's listener
+  // `name`. Call before start().
+  void add_listener(const std::string& name, int fd);
   // Starts the thread.
   void start();
-  // Stops accepting, closes idle keep-alive connections, lets requests in
-  // flight finish (their responses carry "Connection: close"), and calls
-  // `on_drained` on the worker thread once no connection is left.
-  void drain(std::function<void()> on_drained);
+  // Switches to `snapshot`: new connections and new requests use it, requests
+  // in flight finish on the one they started with. `fds` are sockets for
+  // listeners that are new or moved to another address; listeners that are
+  // gone or moved stop accepting and their connections drain. Clusters whose
+  // config is unchanged keep their connection pools.
+  void apply(std::shared_ptr<const Snapshot> snapshot, std::map<std::string, int> fds);
+  // Stops accepting on the listeners of `direction`, closes their idle
+  // keep-alive connections, lets their requests in flight finish (responses
+  // carry "Connection: close"), and calls `on_drained` on the worker thread
+  // once none of their connections is left.
+  void drain(config::Direction direction, std::function<void()> on_drained);
   // Stops the thread and closes every connection that is left. Blocks.
   void stop();
 
   // Worker thread only.
-  const Snapshot& snapshot() const { return *snapshot_; }
   const std::shared_ptr<const Snapshot>& snapshot_ptr() const { return snapshot_; }
-  upstream::ClusterRuntime& cluster(int index) { return *clusters_[index]; }
-  bool draining() const { return draining_; }
+  // The runtime of cluster `index` of snapshot `s`: the worker's own when `s`
+  // is current or the cluster is unchanged, else a retired one for this use.
+  core::Ref<upstream::ClusterRuntime> cluster_for(const Snapshot& s, int index);
+  bool draining(config::Direction d) const { return draining_[static_cast<int>(d)]; }
   core::Random& random() { return random_; }
   void add_connection(HttpConnection* c);
   void remove_connection(HttpConnection* c);
-  size_t connection_count() const { return connection_count_; }
 
  private:
   struct Acceptor {
@@ -66,7 +75,12 @@ class Worker {
     boost::asio::ip::tcp::endpoint peer;
   };
 
-  void accept(Acceptor& a);
+  void open_acceptor(const ListenerRuntime& listener, int fd);
+  void accept(const std::shared_ptr<Acceptor>& a);
+  // Accepts what is already queued on `a` (so that those clients are served,
+  // with Connection: close, instead of reset), then closes it.
+  void close_acceptor(Acceptor& a);
+  void serve(Acceptor& a, boost::asio::ip::tcp::socket socket);
   void schedule_tick();
   void maybe_drained();
   void close_all();
@@ -74,17 +88,18 @@ class Worker {
   const unsigned index_;
   boost::asio::io_context io_;
   std::shared_ptr<const Snapshot> snapshot_;
-  std::vector<std::unique_ptr<upstream::ClusterRuntime>> clusters_;
-  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::vector<core::Ref<upstream::ClusterRuntime>> clusters_;   // by the snapshot's index
+  std::map<std::string, std::shared_ptr<Acceptor>> acceptors_;  // by listener name
   boost::asio::steady_timer tick_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   core::Random random_;
   std::thread thread_;
   HttpConnection* connections_ = nullptr;  // intrusive list through HttpConnection
-  size_t connection_count_ = 0;
-  bool draining_ = false;
+  size_t connection_count_[2] = {0, 0};    // by direction
+  bool draining_[2] = {false, false};
+  std::function<void()> on_drained_[2];
+  bool started_ = false;
   bool stopped_ = false;
-  std::function<void()> on_drained_;
 };
 
 }  // namespace sidecar::proxy

@@ -10,10 +10,15 @@ Endpoint::Endpoint(const config::Address& address)
     : address_(boost::asio::ip::make_address(address.host), address.port),
       name_(address.to_string()) {}
 
-ClusterRuntime::ClusterRuntime(boost::asio::io_context& io, const config::Cluster& config)
-    : io_(io), config_(&config) {
-  endpoints_.reserve(config.endpoints.size());
-  for (const config::Address& a : config.endpoints) endpoints_.emplace_back(a);
+ClusterRuntime::ClusterRuntime(boost::asio::io_context& io, config::Cluster config)
+    : io_(io), config_(std::move(config)) {
+  endpoints_.reserve(config_.endpoints.size());
+  for (const config::Address& a : config_.endpoints) endpoints_.emplace_back(a);
+}
+
+void ClusterRuntime::retire() {
+  retired_ = true;
+  close_idle();
 }
 
 ClusterRuntime::~ClusterRuntime() { close_idle(); }
@@ -29,15 +34,15 @@ core::Ref<UpstreamConnection> ClusterRuntime::acquire(bool& reused, bool fresh) 
     return c;
   }
   reused = false;
-  return core::Ref<UpstreamConnection>(new UpstreamConnection(io_, ep));
+  return core::Ref<UpstreamConnection>(new UpstreamConnection(io_, *this, ep));
 }
 
 void ClusterRuntime::release(core::Ref<UpstreamConnection> connection, bool reusable) {
   connection->set_owner(nullptr);
-  const uint32_t max = config_->max_requests_per_connection;
-  if (!reusable || !connection->is_open() || !connection->connected() ||
+  const uint32_t max = config_.max_requests_per_connection;
+  if (!reusable || retired_ || !connection->is_open() || !connection->connected() ||
       !connection->buffer().empty() || (max != 0 && connection->requests >= max) ||
-      config_->idle_timeout.count() == 0) {
+      config_.idle_timeout.count() == 0) {
     connection->close();
     return;
   }
@@ -54,7 +59,7 @@ void ClusterRuntime::remove_idle(UpstreamConnection& connection) {
 }
 
 void ClusterRuntime::close_expired(std::chrono::steady_clock::time_point now) {
-  const auto timeout = config_->idle_timeout;
+  const auto timeout = config_.idle_timeout;
   for (Endpoint& ep : endpoints_) {
     // Oldest first: stop at the first one still fresh.
     size_t expired = 0;

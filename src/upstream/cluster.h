@@ -3,6 +3,12 @@
 //
 // Workers share nothing: each has its own ClusterRuntime per configured
 // cluster, so nothing here locks. Used only on the worker's thread.
+//
+// Lifetime: reference counted. The worker holds the runtimes of its current
+// config; a request holds its cluster's runtime, and every upstream
+// connection holds the runtime it belongs to, so a runtime dropped by a
+// reload lives until its last request and connection are gone. A retired
+// runtime pools nothing (its pool would otherwise keep it alive forever).
 #pragma once
 
 #include <chrono>
@@ -34,12 +40,15 @@ class Endpoint {
   std::string name_;
 };
 
-class ClusterRuntime {
+class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
  public:
-  ClusterRuntime(boost::asio::io_context& io, const config::Cluster& config);
+  ClusterRuntime(boost::asio::io_context& io, config::Cluster config);
   ~ClusterRuntime();
 
-  const config::Cluster& config() const { return *config_; }
+  const config::Cluster& config() const { return config_; }
+
+  // No longer part of the worker's config: closes the pool and stops pooling.
+  void retire();
 
   // Picks the next endpoint round robin and returns a pooled connection to
   // it (`reused` = true) or a new, unconnected one (`reused` = false; call
@@ -62,9 +71,10 @@ class ClusterRuntime {
 
  private:
   boost::asio::io_context& io_;
-  const config::Cluster* config_;
+  const config::Cluster config_;  // a copy: a runtime can outlive the config it came from
   std::vector<Endpoint> endpoints_;
   size_t next_ = 0;
+  bool retired_ = false;
 };
 
 }  // namespace sidecar::upstream

@@ -6,8 +6,9 @@
 
 namespace sidecar::upstream {
 
-UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, Endpoint& endpoint)
-    : socket_(io), in_(kBufferSize), endpoint_(&endpoint) {
+UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, ClusterRuntime& cluster,
+                                       Endpoint& endpoint)
+    : socket_(io), in_(kBufferSize), cluster_(&cluster), endpoint_(&endpoint) {
   ++endpoint_->active;
 }
 

@@ -21,6 +21,7 @@
 
 namespace sidecar::upstream {
 
+class ClusterRuntime;
 class Endpoint;
 
 // Events for the owner of a checked-out connection.
@@ -43,7 +44,8 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   static constexpr size_t kBufferSize = 16 * 1024;     // bytes
   static constexpr size_t kMaxBufferSize = 64 * 1024;  // bytes
 
-  UpstreamConnection(boost::asio::io_context& io, Endpoint& endpoint);
+  // `endpoint` belongs to `cluster`, which the connection keeps alive.
+  UpstreamConnection(boost::asio::io_context& io, ClusterRuntime& cluster, Endpoint& endpoint);
   ~UpstreamConnection();
 
   // Connects to the endpoint; the result goes to the owner.
@@ -74,6 +76,7 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
 
   boost::asio::ip::tcp::socket socket_;
   core::Buffer in_;
+  core::Ref<ClusterRuntime> cluster_;
   Endpoint* endpoint_;
   UpstreamCallbacks* owner_ = nullptr;
   bool reading_ = false;

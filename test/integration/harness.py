@@ -1,5 +1,6 @@
 """Starts real processes on 127.0.0.1 for the integration tests: the sidecar
 binary ($SIDECAR_BIN), the test upstream (upstream.py), and clients."""
+import atexit
 import json
 import os
 import signal
@@ -14,6 +15,18 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("SIDECAR_BIN") or os.path.join(HERE, "..", "..", "build", "sidecar")
 PYTHON = "/usr/bin/python3"
+
+# Every process a test starts, so that none outlives the test run, whatever
+# the test did.
+_PROCESSES = []
+
+
+@atexit.register
+def _kill_leftovers():
+    for p in _PROCESSES:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
@@ -32,6 +45,7 @@ class Upstream:
     def __init__(self, *args):
         self.proc = subprocess.Popen([PYTHON, os.path.join(HERE, "upstream.py"), *args],
                                      stdout=subprocess.PIPE, text=True)
+        _PROCESSES.append(self.proc)
         line = self.proc.stdout.readline()
         if not line.startswith("listening on "):
             raise RuntimeError(f"upstream did not start: {line!r}")
@@ -75,6 +89,7 @@ class Sidecar:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
+        _PROCESSES.append(self.proc)
         self.admin = None
         self.listeners = {}
         if wait:

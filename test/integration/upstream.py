@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import socket
 import socketserver
 import sys
@@ -29,7 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-STATS = {"connections": 0, "requests": 0}
+STATS = {"connections": 0, "requests": 0, "in_flight": 0}
 LOCK = threading.Lock()
 CHUNK = 64 * 1024
 
@@ -105,6 +106,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_any(self):
         with LOCK:
             STATS["requests"] += 1
+            STATS["in_flight"] += 1
+        try:
+            self.serve()
+        finally:
+            with LOCK:
+                STATS["in_flight"] -= 1
+
+    def serve(self):
         url = urlsplit(self.path)
         q = parse_qs(url.query)
         path = url.path
@@ -191,7 +200,17 @@ def main():
     ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", "0")))
     ap.add_argument("--keepalive-timeout", type=float, default=0,
                     help="close idle keep-alive connections after this many seconds")
+    ap.add_argument("--sigterm-report", default="",
+                    help="on SIGTERM, write the requests in flight to this file and exit 0")
     args = ap.parse_args()
+    if args.sigterm_report:
+        def on_sigterm(*_):
+            with LOCK:
+                report = {"in_flight": STATS["in_flight"] - 0, "requests": STATS["requests"]}
+            with open(args.sigterm_report, "w") as f:
+                json.dump(report, f)
+            os._exit(0)
+        signal.signal(signal.SIGTERM, on_sigterm)
     if args.keepalive_timeout:
         Handler.keepalive_timeout = args.keepalive_timeout
     server = Server(("127.0.0.1", args.port), Handler)

@@ -13,7 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux
-  nginx-light haproxy caddy
+  nginx-light haproxy caddy prometheus
 )
 
 missing=()

@@ -20,6 +20,8 @@ Examples:
 Config reference: docs/config.md)");
 
   sidecar::app::RunOptions run_options;
+  run_options.version = SIDECAR_VERSION;
+  run_options.revision = SIDECAR_GIT_REVISION;
   CLI::App* run = cli.add_subcommand("run", "Run the proxy, and the app given after --");
   run->add_option("-c,--config", run_options.config_path,
                   "YAML config file (default: the embedded config)");

@@ -14,11 +14,17 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "accesslog/writer.h"
 #include "admin/admin_server.h"
+#include "config/config_json.h"
 #include "config/loader.h"
 #include "core/cpu.h"
+#include "core/json.h"
 #include "core/logging.h"
+#include "proxy/http_connection.h"
 #include "proxy/server.h"
+#include "stats/metric_writer.h"
+#include "stats/process.h"
 #include "supervisor/readiness.h"
 #include "supervisor/supervisor.h"
 
@@ -34,13 +40,11 @@ void print_errors(const config::ConfigError& e) {
   for (const std::string& m : e.messages()) std::fprintf(stderr, "%s\n", m.c_str());
 }
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out;
+std::optional<pid_t> read_pid_file(const std::string& path) {
+  std::ifstream in(path);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 0) return std::nullopt;
+  return static_cast<pid_t>(pid);
 }
 
 const char* signal_name(int sig) {
@@ -80,14 +84,19 @@ class Process {
       : options_(options),
         cfg_(std::move(config)),
         io_(1),
-        server_(cfg_, cfg_->workers != 0 ? cfg_->workers : core::available_cpus()),
+        store_(cfg_->workers != 0 ? cfg_->workers : core::available_cpus(),
+               proxy::reject_reason_names()),
         signals_(io_),
         delay_timer_(io_),
         watch_timer_(io_) {}
 
   int run() {
     try {
-      server_.bind();
+      if (cfg_->access_log.enabled) {
+        access_log_ = std::make_unique<accesslog::Writer>(cfg_->access_log, store_.workers());
+      }
+      server_ = std::make_unique<proxy::Server>(cfg_, store_, access_log_.get());
+      server_->bind();
       admin_ = std::make_unique<admin::AdminServer>(io_, cfg_->admin.address);
     } catch (const std::system_error& e) {
       spdlog::error("{}", e.what());
@@ -99,12 +108,12 @@ class Process {
     }
     wait_signal();
     admin_->start();
-    server_.start();
-    for (const auto& [name, address] : server_.listener_addresses()) {
+    server_->start();
+    for (const auto& [name, address] : server_->listener_addresses()) {
       spdlog::info("listener {} on {}", name, address.to_string());
     }
     spdlog::info("admin on {}; {} worker{}; config {}", admin_->address().to_string(),
-                 server_.worker_count(), server_.worker_count() == 1 ? "" : "s", cfg_->source);
+                 server_->worker_count(), server_->worker_count() == 1 ? "" : "s", cfg_->source);
     write_admin_address();
 
     // The app starts only now: listeners and admin are up, so its first
@@ -119,8 +128,9 @@ class Process {
 
     io_.run();
     if (probe_) probe_->stop();
-    server_.stop();
+    server_->stop();
     admin_.reset();
+    access_log_.reset();  // writes what is queued
     spdlog::info("exit {}", exit_code_);
     return exit_code_;
   }
@@ -183,6 +193,9 @@ class Process {
       case SIGHUP:
         reload("SIGHUP");
         break;
+      case SIGUSR1:
+        if (access_log_) access_log_->reopen();
+        break;
       default:
         break;
     }
@@ -202,7 +215,7 @@ class Process {
     delay_timer_.expires_after(cfg_->drain.delay);
     delay_timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      server_.drain(config::Direction::kInbound, io_, cfg_->drain.timeout, [this](bool clean) {
+      server_->drain(config::Direction::kInbound, io_, cfg_->drain.timeout, [this](bool clean) {
         if (clean) {
           spdlog::info("inbound listeners drained");
         } else {
@@ -225,8 +238,8 @@ class Process {
   void finish() {
     if (finishing_) return;
     finishing_ = true;
-    server_.drain(config::Direction::kOutbound, io_, cfg_->drain.timeout,
-                  [this](bool) { io_.stop(); });
+    server_->drain(config::Direction::kOutbound, io_, cfg_->drain.timeout,
+                   [this](bool) { io_.stop(); });
   }
 
   void reload(const std::string& why) {
@@ -248,11 +261,14 @@ class Process {
       spdlog::warn("admin.address changes on restart only; admin stays on {}",
                    admin_->address().to_string());
     }
+    if (!(next->access_log == cfg_->access_log)) {
+      spdlog::warn("access_log changes on restart only; keeping the current access log");
+    }
     if (next->workers != cfg_->workers) {
-      spdlog::warn("workers changes on restart only; keeping {}", server_.worker_count());
+      spdlog::warn("workers changes on restart only; keeping {}", server_->worker_count());
     }
     try {
-      server_.reload(next);
+      server_->reload(next);
     } catch (const std::system_error& e) {
       ++reload_failures_;
       spdlog::error("config reload ({}) failed; still serving the previous config: {}", why,
@@ -264,7 +280,7 @@ class Process {
     ++reloads_;
     spdlog::info("config reloaded ({}): {} listeners, {} clusters", why, cfg_->listeners.size(),
                  cfg_->clusters.size());
-    for (const auto& [name, address] : server_.listener_addresses()) {
+    for (const auto& [name, address] : server_->listener_addresses()) {
       spdlog::debug("listener {} on {}", name, address.to_string());
     }
     if (cfg_->watch && !was_watching) watch_config();
@@ -296,7 +312,112 @@ class Process {
     });
   }
 
+  // Every metric, for /metrics and /stats.
+  void collect(stats::MetricWriter& w) {
+    store_.collect(w);
+    stats::collect_self(w);
+    std::vector<stats::AppSample> apps;
+    if (app_) {
+      apps.push_back({"app",
+                      app_->running() ? stats::read_process_group(app_->pid()) : std::nullopt,
+                      app_->restarts()});
+    }
+    for (const config::WatchedProcess& p : cfg_->metrics.processes) {
+      std::optional<stats::ProcessUsage> usage;
+      if (!p.cgroup.empty()) {
+        usage = stats::read_cgroup(p.cgroup);
+      } else if (auto pid = read_pid_file(p.pid_file)) {
+        usage = stats::read_process(*pid);
+      }
+      apps.push_back({p.name, usage, std::nullopt});
+    }
+    stats::collect_apps(w, apps);
+    using stats::MetricType;
+    w.family("sidecar_build_info", MetricType::kGauge, "The sidecar's version, as labels.");
+    const stats::Label build[] = {{"version", options_.version}, {"revision", options_.revision}};
+    w.sample(build, 1);
+    w.family("sidecar_ready", MetricType::kGauge, "1 when /ready answers 200.");
+    w.sample({}, ready() ? 1 : 0);
+    w.family("sidecar_config_reloads_total", MetricType::kCounter, "Successful config reloads.");
+    w.sample({}, static_cast<double>(reloads_));
+    w.family("sidecar_config_reload_failures_total", MetricType::kCounter,
+             "Config reloads rejected (invalid config, or an address that cannot be bound).");
+    w.sample({}, static_cast<double>(reload_failures_));
+    if (access_log_) {
+      w.family("sidecar_access_log_write_errors_total", MetricType::kCounter,
+               "Failed writes of access log lines (for example, a full disk).");
+      w.sample({}, static_cast<double>(access_log_->write_errors()));
+    }
+  }
+
   void register_admin() {
+    admin_->handle("GET", "/healthz",
+                   [](const admin::AdminRequest&, admin::AdminResponse& r) { r.body = "ok\n"; });
+    admin_->handle(
+        "GET", "/metrics", [this](const admin::AdminRequest& req, admin::AdminResponse& r) {
+          const bool om = stats::TextWriter::wants_openmetrics(req.accept);
+          r.body.reserve(64 * 1024);
+          stats::TextWriter w(r.body, om);
+          collect(w);
+          w.finish();
+          r.content_type =
+              om ? stats::TextWriter::kOpenMetricsContentType : stats::TextWriter::kTextContentType;
+        });
+    admin_->handle("GET", "/stats", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+      stats::JsonWriter w(r.body);
+      collect(w);
+      w.finish();
+      r.content_type = "application/json";
+    });
+    admin_->handle("GET", "/config", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+      r.body = config::to_json(*cfg_);
+      r.content_type = "application/json";
+    });
+    admin_->handle("GET", "/clusters", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+      const auto totals = store_.endpoints();
+      std::string& b = r.body;
+      b = "{\"clusters\":[";
+      for (size_t i = 0; i < cfg_->clusters.size(); ++i) {
+        const config::Cluster& c = cfg_->clusters[i];
+        if (i > 0) b += ',';
+        b += "{\"name\":";
+        core::append_json_string(b, c.name);
+        b += ",\"endpoints\":[";
+        for (size_t e = 0; e < c.endpoints.size(); ++e) {
+          const std::string address = c.endpoints[e].to_string();
+          if (e > 0) b += ',';
+          b += "{\"address\":";
+          core::append_json_string(b, address);
+          for (const auto& t : totals) {
+            if (t.cluster != c.name || t.endpoint != address) continue;
+            b += fmt::format(
+                ",\"connections_active\":{},\"connections_idle\":{},\"pending_requests\":{},"
+                "\"connections_total\":{},\"connect_failures\":{},\"connect_timeouts\":{},"
+                "\"request_timeouts\":{},\"resets\":{},\"requests_total\":{},"
+                "\"requests_5xx\":{}",
+                t.connections_active, t.connections_idle, t.pending_requests, t.connections_total,
+                t.connect_failures, t.connect_timeouts, t.request_timeouts, t.resets,
+                t.requests_total, t.requests_5xx);
+          }
+          b += '}';
+        }
+        b += "]}";
+      }
+      b += "]}\n";
+      r.content_type = "application/json";
+    });
+    admin_->handle("POST", "/logging", [](const admin::AdminRequest& req, admin::AdminResponse& r) {
+      std::string level;
+      const std::string_view q = req.query;
+      if (q.starts_with("level=")) level = std::string(q.substr(6));
+      if (!core::set_log_level(level)) {
+        r.status = 400;
+        r.body = "use POST /logging?level=LEVEL (trace, debug, info, warn, error, off)\n";
+        return;
+      }
+      spdlog::info("log level set to {}", level);
+      r.body = "log level: " + level + "\n";
+    });
     admin_->handle("GET", "/ready", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
       const bool ok = ready();
       r.status = ok ? 200 : 503;
@@ -308,10 +429,11 @@ class Process {
     admin_->handle("GET", "/listeners",
                    [this](const admin::AdminRequest&, admin::AdminResponse& r) {
                      std::string body = "[";
-                     for (const auto& [name, address] : server_.listener_addresses()) {
+                     for (const auto& [name, address] : server_->listener_addresses()) {
                        if (body.size() > 1) body += ",";
-                       body += fmt::format(R"({{"name":"{}","address":"{}"}})", json_escape(name),
-                                           address.to_string());
+                       body += "{\"name\":";
+                       core::append_json_string(body, name);
+                       body += fmt::format(R"(,"address":"{}"}})", address.to_string());
                      }
                      r.content_type = "application/json";
                      r.body = body + "]\n";
@@ -320,7 +442,7 @@ class Process {
       if (!draining_ && !shutting_down_) {
         draining_ = true;
         spdlog::info("POST /drain: not ready; inbound listeners stop accepting");
-        server_.drain(config::Direction::kInbound, io_, cfg_->drain.timeout, [](bool clean) {
+        server_->drain(config::Direction::kInbound, io_, cfg_->drain.timeout, [](bool clean) {
           spdlog::info("inbound listeners drained{}", clean ? "" : " (timeout)");
         });
       }
@@ -343,7 +465,9 @@ class Process {
   const RunOptions options_;
   std::shared_ptr<const config::Config> cfg_;  // the live config
   boost::asio::io_context io_;
-  proxy::Server server_;
+  stats::Store store_;
+  std::unique_ptr<accesslog::Writer> access_log_;
+  std::unique_ptr<proxy::Server> server_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<supervisor::Supervisor> app_;
   std::unique_ptr<supervisor::ReadinessProbe> probe_;

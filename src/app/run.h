@@ -16,6 +16,8 @@ struct RunOptions {
   std::vector<std::string> app_command;  // empty: no supervised app
   std::string log_level = "info";
   std::string admin_address_path;  // when set, the admin address is written here once ready
+  std::string version = "dev";     // for sidecar_build_info
+  std::string revision = "unknown";
 };
 
 // Runs the sidecar until SIGTERM/SIGINT (or the app exits), then drains.

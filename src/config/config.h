@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "config/access_log_format.h"
+
 namespace re2 {
 class RE2;
 }
@@ -74,6 +76,7 @@ struct Listener {
   Duration request_headers_timeout = 10s;  // first byte to end of head; 408
   Duration idle_timeout = 1h;              // keep-alive connection with no request
   Duration stream_idle_timeout = 5min;     // an active request with no bytes moving
+  bool access_log = true;  // log this listener's requests (when `access_log` is configured)
 };
 
 struct Cluster {
@@ -117,6 +120,32 @@ struct Drain {
   Duration timeout = 5s;  // in-flight requests get this long to finish on shutdown
 };
 
+// One line per request, written off the data path (see docs/config.md).
+struct AccessLog {
+  bool enabled = false;          // the `access_log` section is present
+  std::string path = "stdout";   // stdout, stderr, or a file (reopened on SIGUSR1)
+  bool json = true;              // a JSON object per line, else the text format
+  std::vector<LogField> fields;  // JSON keys and their values; text: one field, empty key
+  std::vector<std::pair<uint16_t, uint16_t>> status;  // inclusive ranges to log; empty: all
+  double sample = 1.0;                                // the fraction of requests logged
+  uint64_t buffer_size = 1 << 20;  // bytes of queue per worker; lines beyond it are dropped
+  // Derived from the fields: the headers to capture, lower case.
+  std::vector<std::string> request_headers;
+  std::vector<std::string> response_headers;
+  bool operator==(const AccessLog&) const = default;
+};
+
+// A process or cgroup whose resource use /metrics reports as app="<name>".
+struct WatchedProcess {
+  std::string name;
+  std::string pid_file;  // a file holding the pid
+  std::string cgroup;    // a cgroup v2 directory
+};
+
+struct Metrics {
+  std::vector<WatchedProcess> processes;
+};
+
 struct Config {
   std::string source;  // the file it came from, or "<embedded default>"
   Admin admin;
@@ -125,6 +154,8 @@ struct Config {
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
   Drain drain;
+  AccessLog access_log;
+  Metrics metrics;
   bool watch = false;  // reload when the config file changes (checked every second)
 
   // The cluster called `name`, or -1.

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -22,6 +23,8 @@ constexpr std::string_view kDefaultYaml = R"(# sidecar's embedded default config
 admin:
   address: 127.0.0.1:9901
 workers: auto
+access_log:
+  path: stdout
 app:
   port: 8080
 listeners:
@@ -58,7 +61,8 @@ class Loader {
     if (root.IsNull()) return c;  // empty file: all defaults, no listeners
     if (!is_map(root, "the top level")) return c;
     check_keys(root, "the top level",
-               {"admin", "workers", "app", "listeners", "clusters", "drain", "watch"});
+               {"admin", "workers", "app", "listeners", "clusters", "drain", "watch", "access_log",
+                "metrics"});
     if (auto n = root["admin"]) load_admin(n, c.admin);
     if (auto n = root["workers"]) {
       if (n.IsScalar() && n.Scalar() == "auto") {
@@ -80,6 +84,8 @@ class Loader {
       }
     }
     if (auto n = root["watch"]) get_bool(n, "watch", c.watch);
+    if (auto n = root["access_log"]) load_access_log(n, c.access_log);
+    if (auto n = root["metrics"]) load_metrics(n, c.metrics);
     if (auto n = root["clusters"]) {
       if (is_seq(n, "clusters")) {
         for (size_t i = 0; i < n.size(); ++i) load_cluster(n[i], i, c);
@@ -88,6 +94,18 @@ class Loader {
     if (auto n = root["listeners"]) {
       if (is_seq(n, "listeners")) {
         for (size_t i = 0; i < n.size(); ++i) load_listener(n[i], i, c);
+      }
+    }
+    for (const LogField& f : c.access_log.fields) {
+      for (const LogToken& t : f.tokens) {
+        auto& list = t.kind == LogToken::Kind::kResponseHeader ? c.access_log.response_headers
+                                                               : c.access_log.request_headers;
+        if (t.kind != LogToken::Kind::kRequestHeader && t.kind != LogToken::Kind::kResponseHeader) {
+          continue;
+        }
+        for (const std::string& h : {t.text, t.fallback}) {
+          if (!h.empty() && std::find(list.begin(), list.end(), h) == list.end()) list.push_back(h);
+        }
       }
     }
     return c;
@@ -216,6 +234,147 @@ class Loader {
     }
     out = *a;
     return true;
+  }
+
+  // Parses a format string, reporting problems at the node.
+  bool get_format(const YAML::Node& n, std::string_view what, std::vector<LogToken>& out) {
+    std::string text;
+    if (!get_string(n, what, text)) return false;
+    std::string why;
+    size_t offset = 0;
+    auto tokens = parse_log_format(text, why, offset);
+    if (!tokens) {
+      error(n, fmt::format("{}: {} (at byte {} of the format)", what, why, offset));
+      return false;
+    }
+    out = std::move(*tokens);
+    return true;
+  }
+
+  void load_access_log(const YAML::Node& n, AccessLog& log) {
+    log.enabled = true;
+    if (n.IsNull()) {
+      log.fields = default_log_fields();
+      return;
+    }
+    if (!is_map(n, "access_log")) return;
+    check_keys(n, "access_log",
+               {"path", "format", "json_format", "text_format", "status", "sample", "buffer_size"});
+    if (auto v = n["path"]) {
+      if (get_string(v, "access_log.path", log.path) && log.path.empty()) {
+        error(v, "access_log.path must not be empty (stdout, stderr or a file)");
+      }
+    }
+    std::string format = "json";
+    if (auto v = n["format"]) {
+      if (get_string(v, "access_log.format", format) && format != "json" && format != "text") {
+        error(v, fmt::format("access_log.format must be json or text, not '{}'", format));
+      }
+    }
+    if (auto v = n["json_format"]) {
+      if (is_map(v, "access_log.json_format")) {
+        for (auto it = v.begin(); it != v.end(); ++it) {
+          const YAML::Node key = it->first;
+          LogField f;
+          f.key = key.Scalar();
+          get_format(it->second, "access_log.json_format." + f.key, f.tokens);
+          log.fields.push_back(std::move(f));
+        }
+        if (v.size() == 0) error(v, "access_log.json_format must not be empty");
+      }
+      if (format != "json") error(v, "access_log.json_format needs format: json");
+    }
+    if (auto v = n["text_format"]) {
+      if (n["json_format"]) error(v, "access_log takes json_format or text_format, not both");
+      format = "text";
+      LogField f;
+      get_format(v, "access_log.text_format", f.tokens);
+      log.fields = {std::move(f)};
+    }
+    log.json = format == "json";
+    if (log.fields.empty()) {
+      if (log.json) {
+        log.fields = default_log_fields();
+      } else {
+        // Envoy's default format.
+        std::string why;
+        size_t offset = 0;
+        log.fields = {
+            {"", *parse_log_format("[%START_TIME%] \"%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%\" "
+                                   "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% "
+                                   "%DURATION% %UPSTREAM_SERVICE_TIME% \"%REQ(X-FORWARDED-FOR)%\" "
+                                   "\"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" "
+                                   "\"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\"",
+                                   why, offset)}};
+      }
+    }
+    if (auto v = n["status"]) {
+      if (is_seq(v, "access_log.status")) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          std::string s;
+          if (!get_string(v[i], "access_log.status", s)) continue;
+          unsigned lo = 0, hi = 0;
+          if (s.size() == 3 && s[0] >= '1' && s[0] <= '5' && s.substr(1) == "xx") {
+            lo = (s[0] - '0') * 100;
+            hi = lo + 99;
+          } else if (auto dash = s.find('-'); dash != std::string::npos) {
+            lo = static_cast<unsigned>(std::atoi(s.substr(0, dash).c_str()));
+            hi = static_cast<unsigned>(std::atoi(s.substr(dash + 1).c_str()));
+          } else {
+            lo = hi = static_cast<unsigned>(std::atoi(s.c_str()));
+          }
+          if (lo < 100 || hi > 599 || lo > hi) {
+            error(v[i], fmt::format("access_log.status: '{}' is not a status (404), class (5xx) "
+                                    "or range (400-499)",
+                                    s));
+            continue;
+          }
+          log.status.emplace_back(static_cast<uint16_t>(lo), static_cast<uint16_t>(hi));
+        }
+      }
+    }
+    if (auto v = n["sample"]) {
+      std::string s;
+      if (get_string(v, "access_log.sample", s)) {
+        char* end = nullptr;
+        const double d = std::strtod(s.c_str(), &end);
+        if (end == s.c_str() || *end != 0 || d < 0 || d > 1) {
+          error(v, "access_log.sample must be a number from 0 to 1");
+        } else {
+          log.sample = d;
+        }
+      }
+    }
+    if (auto v = n["buffer_size"]) {
+      uint32_t size = 0;
+      if (get_size32(v, "access_log.buffer_size", size, 64 * 1024, 1u << 30))
+        log.buffer_size = size;
+    }
+  }
+
+  void load_metrics(const YAML::Node& n, Metrics& m) {
+    if (!is_map(n, "metrics")) return;
+    check_keys(n, "metrics", {"processes"});
+    if (auto v = n["processes"]) {
+      if (!is_seq(v, "metrics.processes")) return;
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string where = fmt::format("metrics.processes[{}]", i);
+        if (!is_map(v[i], where)) continue;
+        check_keys(v[i], where, {"name", "pid_file", "cgroup"});
+        WatchedProcess p;
+        if (auto x = v[i]["name"]) {
+          get_string(x, where + ".name", p.name);
+        } else {
+          error(v[i], where + " needs a name");
+        }
+        if (auto x = v[i]["pid_file"]) get_string(x, where + ".pid_file", p.pid_file);
+        if (auto x = v[i]["cgroup"]) get_string(x, where + ".cgroup", p.cgroup);
+        if (p.pid_file.empty() == p.cgroup.empty()) {
+          error(v[i], where + " takes one of pid_file or cgroup");
+        }
+        m.processes.push_back(std::move(p));
+      }
+    }
   }
 
   void load_admin(const YAML::Node& n, Admin& admin) {
@@ -426,7 +585,7 @@ class Loader {
     const std::string where = fmt::format("listeners[{}]", index);
     if (!is_map(n, where)) return;
     check_keys(n, where,
-               {"name", "address", "direction", "routes", "max_request_headers_size",
+               {"name", "address", "direction", "access_log", "routes", "max_request_headers_size",
                 "max_request_headers_count", "request_headers_timeout", "idle_timeout",
                 "stream_idle_timeout"});
     Listener l;
@@ -454,6 +613,7 @@ class Loader {
     } else {
       error(n, where + " needs an address");
     }
+    if (auto v = n["access_log"]) get_bool(v, where + ".access_log", l.access_log);
     if (auto v = n["direction"]) {
       std::string d;
       if (get_string(v, where + ".direction", d)) {

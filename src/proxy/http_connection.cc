@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "accesslog/writer.h"
 #include "http/local_reply.h"
 #include "proxy/worker.h"
 
@@ -69,12 +70,28 @@ bool write_now(tcp::socket& socket, std::vector<const_buffer>& spans, error_code
   return true;
 }
 
+uint64_t nanos(Clock::duration d) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+}
+
 bool idempotent(http::Method m) {
   return m == http::Method::kGet || m == http::Method::kHead || m == http::Method::kOptions ||
          m == http::Method::kPut || m == http::Method::kDelete;
 }
 
 }  // namespace
+
+std::vector<std::string> reject_reason_names() {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < kRejectHeadersTimeout; ++i) {
+    names.emplace_back(http::to_string(static_cast<http::ParseError>(i)));
+  }
+  names.emplace_back("request_headers_timeout");
+  names.emplace_back("no_route");
+  names.emplace_back("connect_not_supported");
+  names.emplace_back("bad_request_target");
+  return names;
+}
 
 HttpConnection::HttpConnection(Worker& worker, const ListenerRuntime& listener, tcp::socket socket,
                                const tcp::endpoint& peer)
@@ -92,6 +109,12 @@ HttpConnection::HttpConnection(Worker& worker, const ListenerRuntime& listener, 
                  ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6())
                        .to_string()
                  : address.to_string();
+  peer_address_ = address.is_v6() && !address.to_v6().is_v4_mapped()
+                      ? fmt::format("[{}]:{}", peer_ip_, peer.port())
+                      : fmt::format("{}:{}", peer_ip_, peer.port());
+  lstats_ = listener.stats[worker.index()];
+  lstats_->connections_active.add();
+  lstats_->connections_total.add();
   req_.headers.reserve(listener.limits.max_headers);
   up_out_.reserve(16);
   down_out_.reserve(16);
@@ -135,8 +158,10 @@ void HttpConnection::drain() {
 
 void HttpConnection::close() {
   if (phase_ == Phase::kClosed) return;
+  if (request_open_) end_request(false);
   phase_ = Phase::kClosed;
   release_upstream(false);
+  lstats_->connections_active.sub();
   error_code ec;
   timer_.cancel();
   socket_.close(ec);
@@ -179,6 +204,7 @@ void HttpConnection::on_downstream_read(const error_code& ec, size_t bytes) {
     if (phase_ == Phase::kActive) {
       SPDLOG_DEBUG("{}: downstream closed during the request: {}", peer_ip_,
                    ec ? ec.message() : "end of stream");
+      flags_ |= accesslog::kDownstreamConnectionTermination;
     }
     close();
     return;
@@ -186,6 +212,7 @@ void HttpConnection::on_downstream_read(const error_code& ec, size_t bytes) {
   last_read_filled_ = in_.write_space() == bytes;
   in_.commit(bytes);
   last_activity_ = Clock::now();
+  if (phase_ == Phase::kIdle) first_byte_ = last_activity_;
   if (phase_ == Phase::kActive) {
     pump_request_body();
   } else {
@@ -209,6 +236,10 @@ void HttpConnection::process_head() {
     SPDLOG_DEBUG("{}: rejected request: {}", peer_ip_, http::to_string(r.error));
     const int status = http::status_for(r.error);
     method_ = http::Method::kGet;
+    version_minor_ = 1;
+    begin_request();
+    flags_ |= accesslog::kDownstreamProtocolError;
+    reject(static_cast<size_t>(r.error));
     local_reply(status,
                 fmt::format("{}: {}\n", http::reason_phrase(status), http::to_string(r.error)),
                 true);
@@ -268,19 +299,28 @@ void HttpConnection::on_request() {
   upstream_broken_ = dechunk_ = response_waiting_ = false;
   response_deadline_ = kNever;
   arm_timer();
+  begin_request();
 
   if (method_ == http::Method::kConnect) {
+    reject(kRejectConnect);
     local_reply(405, "CONNECT is not supported\n", false);
     return;
   }
   authority_ = {};
   if (!parse_target(authority_)) {
+    flags_ |= accesslog::kDownstreamProtocolError;
+    reject(kRejectBadTarget);
     local_reply(400, "Bad Request: bad_request_target\n", true);
     return;
   }
+  request_id_generated_ = req_.find("x-request-id") == nullptr;
+  if (request_id_generated_) core::format_uuid4(worker_.random(), request_id_);
+  if (log_this_) capture_request();
   const std::string_view host = authority_.empty() ? req_.host() : authority_;
   route_ = listener_->routes.match(host, path_, req_);
   if (route_ == nullptr) {
+    flags_ |= accesslog::kNoRouteFound;
+    reject(kRejectNoRoute);
     local_reply(404, "no route matched\n", false);
     return;
   }
@@ -299,6 +339,8 @@ void HttpConnection::acquire_upstream(bool fresh) {
     return;
   }
   connecting_ = true;
+  pending_counted_ = true;
+  upstream_->endpoint().stats->pending_requests.add();
   const auto t = cluster.config().connect_timeout;
   connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
   arm_timer();
@@ -308,9 +350,15 @@ void HttpConnection::acquire_upstream(bool fresh) {
 void HttpConnection::on_upstream_connected(const error_code& ec) {
   connecting_ = false;
   if (phase_ != Phase::kActive) return;
+  if (pending_counted_) {
+    pending_counted_ = false;
+    upstream_->endpoint().stats->pending_requests.sub();
+  }
   if (ec) {
     SPDLOG_DEBUG("{}: upstream connect to {} failed: {}", peer_ip_, upstream_->endpoint().name(),
                  ec.message());
+    upstream_->endpoint().stats->connect_failures.add();
+    flags_ |= accesslog::kUpstreamConnectionFailure;
     release_upstream(false);
     local_reply(503, fmt::format("upstream connect error: {}\n", ec.message()), false);
     return;
@@ -321,6 +369,11 @@ void HttpConnection::on_upstream_connected(const error_code& ec) {
 void HttpConnection::on_upstream_ready() {
   const config::Cluster& cluster = cluster_->config();
   ++upstream_->requests;
+  endpoint_stats_ = upstream_->endpoint().stats;
+  endpoint_stats_->requests_total.add();
+  upstream_used_ = true;
+  upstream_start_ = Clock::now();
+  upstream_host_ = upstream_->endpoint().name();
   http::Limits limits;
   limits.max_head_size = cluster.max_response_headers_size;
   limits.max_headers = cluster.max_response_headers_count;
@@ -366,6 +419,7 @@ void HttpConnection::on_upstream_ready() {
     req_done_ = r.done;
   }
   add_span(up_out_, body, take);
+  if (!retried_) req_body_bytes_ += take;
   req_buffered_ = req_done_;
   req_bytes_ = head_size_ + take;
   req_consume_ = req_buffered_ ? 0 : req_bytes_;
@@ -430,9 +484,7 @@ void HttpConnection::add_request_headers(std::string_view authority) {
   if (!has_proto) x.append("x-forwarded-proto: http\r\n");
   if (!has_fwd_host && !host.empty()) x.append("x-forwarded-host: ").append(host).append("\r\n");
   if (!has_request_id) {
-    char id[36];
-    core::format_uuid4(worker_.random(), id);
-    x.append("x-request-id: ").append(id, sizeof(id)).append("\r\n");
+    x.append("x-request-id: ").append(request_id_, sizeof(request_id_)).append("\r\n");
   }
   x.append("\r\n");
   add_span(up_out_, x);
@@ -449,6 +501,7 @@ void HttpConnection::pump_request_body() {
     const auto r = req_chunked_.feed(avail);
     if (r.error != http::ParseError::kNone) {
       SPDLOG_DEBUG("{}: bad request body: {}", peer_ip_, http::to_string(r.error));
+      flags_ |= accesslog::kDownstreamProtocolError;
       upstream_broken_ = true;
       release_upstream(false);
       local_reply(http::status_for(r.error),
@@ -465,6 +518,7 @@ void HttpConnection::pump_request_body() {
   up_out_.clear();
   add_span(up_out_, avail.data(), take);
   req_consume_ = take;
+  req_body_bytes_ += take;
   write_upstream();
 }
 
@@ -534,6 +588,7 @@ void HttpConnection::process_response() {
     if (r.status == http::HeadResult::kError) {
       SPDLOG_DEBUG("{}: invalid response from {}: {}", peer_ip_, upstream_->endpoint().name(),
                    http::to_string(r.error));
+      flags_ |= accesslog::kUpstreamProtocolError;
       release_upstream(false);
       local_reply(502,
                   fmt::format("upstream sent an invalid response: {}\n", http::to_string(r.error)),
@@ -545,6 +600,7 @@ void HttpConnection::process_response() {
       return;
     }
     if (resp_.status == 101) {
+      flags_ |= accesslog::kUpstreamProtocolError;
       release_upstream(false);
       local_reply(502, "upstream switched protocols without being asked to\n", false);
       return;
@@ -578,6 +634,15 @@ void HttpConnection::forward_interim(size_t head_size) {
 
 void HttpConnection::start_response(size_t head_size) {
   resp_head_done_ = true;
+  status_ = resp_.status;
+  if (log_this_) {
+    const auto& names = worker_.access_log()->config().response_headers;
+    log_response_headers_.resize(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      const http::HeaderField* f = resp_.find(names[i]);
+      log_response_headers_[i].assign(f != nullptr ? f->value : std::string_view());
+    }
+  }
   resp_body_ = http::response_body_kind(resp_, method_);
   resp_remaining_ = resp_.content_length;
   resp_chunked_.reset();
@@ -612,6 +677,7 @@ void HttpConnection::start_response(size_t head_size) {
   core::Buffer& ub = upstream_->buffer();
   size_t take = 0;
   if (!take_response_body(ub.readable().substr(head_size), take)) {
+    flags_ |= accesslog::kUpstreamProtocolError;
     release_upstream(false);
     local_reply(502, "upstream sent an invalid response body\n", false);
     return;
@@ -622,6 +688,12 @@ void HttpConnection::start_response(size_t head_size) {
 }
 
 bool HttpConnection::take_response_body(std::string_view avail, size_t& take) {
+  // Counts the body bytes this call adds to the output, whatever the branch.
+  struct Count {
+    HttpConnection* c;
+    size_t before;
+    ~Count() { c->resp_body_bytes_ += boost::asio::buffer_size(c->down_out_) - before; }
+  } count{this, boost::asio::buffer_size(down_out_)};
   switch (resp_body_) {
     case http::BodyKind::kNone:
       take = 0;
@@ -660,6 +732,7 @@ void HttpConnection::pump_response_body() {
   size_t take = 0;
   if (!take_response_body(ub.readable(), take)) {
     SPDLOG_DEBUG("{}: invalid response body from {}", peer_ip_, upstream_->endpoint().name());
+    flags_ |= accesslog::kUpstreamProtocolError;
     close();  // the response has started: all that is left is to cut it short
     return;
   }
@@ -696,6 +769,7 @@ void HttpConnection::on_downstream_written(const error_code& ec) {
   if (phase_ == Phase::kClosed || phase_ == Phase::kClosing) return;
   if (ec) {
     SPDLOG_DEBUG("{}: downstream write failed: {}", peer_ip_, ec.message());
+    flags_ |= accesslog::kDownstreamConnectionTermination;
     close();
     return;
   }
@@ -766,6 +840,8 @@ void HttpConnection::on_upstream_failed(const error_code& ec, bool from_write) {
       acquire_upstream(true);
       return;
     }
+    flags_ |= accesslog::kUpstreamConnectionTermination;
+    upstream_->endpoint().stats->resets.add();
     const bool nothing = !resp_head_done_ && upstream_->buffer().empty() && !interim_sent_;
     std::string body =
         nothing ? (eof ? std::string("upstream closed the connection before responding\n")
@@ -777,6 +853,8 @@ void HttpConnection::on_upstream_failed(const error_code& ec, bool from_write) {
   }
   SPDLOG_DEBUG("{}: upstream {} failed mid-response: {}", peer_ip_, upstream_->endpoint().name(),
                ec.message());
+  flags_ |= accesslog::kUpstreamConnectionTermination;
+  upstream_->endpoint().stats->resets.add();
   close();  // the client sees a truncated response, not a complete wrong one
 }
 
@@ -798,6 +876,24 @@ void HttpConnection::local_reply(int status, std::string_view body, bool close_c
   release_upstream(false);
   keep_alive_ = keep_alive_ && !close_connection && phase_ == Phase::kActive && req_done_ &&
                 !us_writing_ && !drain_requested_;
+  status_ = static_cast<uint16_t>(status);
+  if (log_this_) {
+    // The headers of the reply the proxy writes, for %RESP(...)%.
+    const auto& names = worker_.access_log()->config().response_headers;
+    log_response_headers_.resize(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::string& v = log_response_headers_[i];
+      if (names[i] == "content-type") {
+        v = "text/plain";
+      } else if (names[i] == "content-length") {
+        v = std::to_string(body.size());
+      } else if (names[i] == "connection" && !keep_alive_) {
+        v = "close";
+      } else {
+        v.clear();
+      }
+    }
+  }
   down_extra_.clear();
   http::append_local_reply(down_extra_, status, body, !keep_alive_, method_ == http::Method::kHead);
   down_out_.clear();
@@ -807,6 +903,7 @@ void HttpConnection::local_reply(int status, std::string_view body, bool close_c
 }
 
 void HttpConnection::finish_request() {
+  if (request_open_) end_request(true);
   if (req_done_ && req_buffered_ && phase_ == Phase::kActive) in_.consume(req_bytes_);
   release_upstream(false);
   route_ = nullptr;
@@ -833,6 +930,10 @@ void HttpConnection::finish_request() {
 void HttpConnection::release_upstream(bool reusable) {
   connecting_ = false;
   if (!upstream_) return;
+  if (pending_counted_) {
+    pending_counted_ = false;
+    upstream_->endpoint().stats->pending_requests.sub();
+  }
   us_writing_ = false;  // a write still in flight is abandoned with the connection
   cluster_->release(std::move(upstream_), reusable);
   upstream_ = nullptr;
@@ -910,17 +1011,25 @@ void HttpConnection::on_timeout(Clock::time_point now) {
     case Phase::kHead:
       SPDLOG_DEBUG("{}: request headers timeout", peer_ip_);
       method_ = http::Method::kGet;
+      version_minor_ = 1;
+      begin_request();
+      reject(kRejectHeadersTimeout);
       local_reply(408, "request headers timeout\n", true);
       return;
     case Phase::kActive:
       break;
   }
   if (connecting_ && now >= connect_deadline_) {
+    flags_ |= accesslog::kUpstreamConnectionFailure;
+    upstream_->endpoint().stats->connect_failures.add();
+    upstream_->endpoint().stats->connect_timeouts.add();
     release_upstream(false);
     local_reply(503, "upstream connect error: timed out\n", false);
     return;
   }
   if (req_done_ && now >= response_deadline_) {
+    flags_ |= accesslog::kUpstreamRequestTimeout;
+    if (upstream_) upstream_->endpoint().stats->request_timeouts.add();
     release_upstream(false);
     if (resp_started_) {
       close();
@@ -930,6 +1039,7 @@ void HttpConnection::on_timeout(Clock::time_point now) {
     return;
   }
   // Nothing moved in either direction for stream_idle_timeout.
+  flags_ |= accesslog::kStreamIdleTimeout;
   upstream_broken_ = true;
   release_upstream(false);
   if (resp_started_) {
@@ -937,6 +1047,123 @@ void HttpConnection::on_timeout(Clock::time_point now) {
   } else {
     local_reply(req_done_ ? 504 : 408, "stream idle timeout\n", true);
   }
+}
+
+// ---- stats and the access log ----
+
+void HttpConnection::begin_request() {
+  if (request_open_) return;
+  request_open_ = true;
+  lstats_->requests_active.add();
+  req_start_ = first_byte_;
+  status_ = 0;
+  flags_ = 0;
+  req_body_bytes_ = resp_body_bytes_ = 0;
+  upstream_used_ = false;
+  upstream_host_ = {};
+  endpoint_stats_ = nullptr;
+  accesslog::Writer* log = worker_.access_log();
+  log_this_ =
+      log != nullptr && listener_->config->access_log &&
+      (log->config().sample >= 1.0 ||
+       static_cast<double>(worker_.random().next() >> 11) * 0x1.0p-53 < log->config().sample);
+  if (log_this_) {
+    using std::chrono::duration_cast;
+    using std::chrono::microseconds;
+    start_wall_us_ =
+        duration_cast<microseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+        duration_cast<microseconds>(Clock::now() - req_start_).count();
+    log_method_.clear();
+    log_path_.clear();
+    log_authority_.clear();
+    log_request_headers_.resize(log->config().request_headers.size());
+    for (std::string& h : log_request_headers_) h.clear();
+    log_response_headers_.resize(log->config().response_headers.size());
+    for (std::string& h : log_response_headers_) h.clear();
+  }
+}
+
+void HttpConnection::reject(size_t reason) {
+  if (reason < stats::ListenerStats::kMaxRejectReasons) lstats_->rejected[reason].add();
+}
+
+void HttpConnection::capture_request() {
+  log_method_.assign(req_.method_name);
+  log_path_.assign(req_.target);
+  log_authority_.assign(authority_.empty() ? req_.host() : authority_);
+  const auto& names = worker_.access_log()->config().request_headers;
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::string& v = log_request_headers_[i];
+    const http::HeaderField* f = req_.find(names[i]);
+    v.assign(f != nullptr ? f->value : std::string_view());
+    // As forwarded: with what the proxy adds.
+    if (names[i] == "x-forwarded-for") {
+      if (!v.empty()) v.append(", ");
+      v.append(peer_ip_);
+    } else if (names[i] == "x-request-id" && request_id_generated_) {
+      v.assign(request_id_, sizeof(request_id_));
+    }
+  }
+}
+
+void HttpConnection::end_request(bool complete) {
+  request_open_ = false;
+  lstats_->requests_active.sub();
+  const Clock::time_point now = Clock::now();
+  if (route_ != nullptr) {
+    stats::RouteStats& rs = *route_->stats[worker_.index()];
+    if (complete && status_ != 0) {
+      rs.count_status(status_);
+    } else {
+      rs.resets.add();
+    }
+    rs.duration.observe(nanos(now - req_start_));
+    if (upstream_used_) rs.upstream_duration.observe(nanos(now - upstream_start_));
+    rs.request_body_bytes.add(req_body_bytes_);
+    rs.response_body_bytes.add(resp_body_bytes_);
+  }
+  if (endpoint_stats_ != nullptr && status_ >= 500) endpoint_stats_->requests_5xx.add();
+  if (log_this_) write_log(now);
+}
+
+void HttpConnection::write_log(Clock::time_point now) {
+  accesslog::Writer* log = worker_.access_log();
+  const config::AccessLog& cfg = log->config();
+  if (!cfg.status.empty()) {
+    bool wanted = false;
+    for (const auto& [lo, hi] : cfg.status) wanted = wanted || (status_ >= lo && status_ <= hi);
+    if (!wanted) return;
+  }
+  accesslog::Entry& e = log_entry_;
+  e.start_time_us = start_wall_us_;
+  e.duration_us = nanos(now - req_start_) / 1000;
+  e.upstream_us = upstream_used_ ? nanos(now - upstream_start_) / 1000 : accesslog::Entry::kNone;
+  e.bytes_received = req_body_bytes_;
+  e.bytes_sent = resp_body_bytes_;
+  e.flags = flags_;
+  e.status = status_;
+  e.version_minor = version_minor_;
+  e.method = log_method_;
+  e.path = log_path_;
+  e.authority = log_authority_;
+  e.upstream_host = upstream_host_;
+  e.route = route_ != nullptr ? std::string_view(route_->config->name) : std::string_view();
+  e.cluster = route_ != nullptr ? std::string_view(route_->config->cluster) : std::string_view();
+  e.listener = listener_->config->name;
+  e.remote_address = peer_address_;
+  e.request_headers.assign(log_request_headers_.begin(), log_request_headers_.end());
+  e.response_headers.assign(log_response_headers_.begin(), log_response_headers_.end());
+  accesslog::Ring& ring = log->ring(worker_.index());
+  char* p = ring.reserve(accesslog::encoded_size(e));
+  if (p == nullptr) {
+    worker_.stats().access_log_dropped.add();
+    log->wake();
+    return;
+  }
+  accesslog::encode(e, p);
+  ring.commit();
+  worker_.stats().access_log_lines.add();
+  if (ring.used() > ring.capacity() / 2) log->wake();
 }
 
 }  // namespace sidecar::proxy

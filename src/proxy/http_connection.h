@@ -31,6 +31,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "accesslog/entry.h"
 #include "core/buffer.h"
 #include "core/ref_counted.h"
 #include "http/http1_parser.h"
@@ -41,6 +42,19 @@
 namespace sidecar::proxy {
 
 class Worker;
+
+// Reasons a request is rejected by the proxy itself, for
+// sidecar_http_rejected_requests_total{reason}: every http::ParseError (by
+// its value), then these.
+enum RejectReason : size_t {
+  kRejectHeadersTimeout = static_cast<size_t>(http::ParseError::kTrailersTooLarge) + 1,
+  kRejectNoRoute,
+  kRejectConnect,
+  kRejectBadTarget,
+  kRejectReasonCount,
+};
+// The names of the reasons, by index.
+std::vector<std::string> reject_reason_names();
 
 class HttpConnection : public core::RefCounted<HttpConnection>, public upstream::UpstreamCallbacks {
  public:
@@ -122,6 +136,13 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
 
   bool can_retry() const;
 
+  // Stats and the access log.
+  void begin_request();
+  void end_request(bool complete);
+  void reject(size_t reason);
+  void capture_request();
+  void write_log(Clock::time_point now);
+
   Worker& worker_;
   std::shared_ptr<const Snapshot> snapshot_;  // keeps listener_ alive
   const ListenerRuntime* listener_;
@@ -132,6 +153,8 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
   http::RequestParser parser_;
   http::RequestHead req_;
   std::string peer_ip_;
+  std::string peer_address_;  // ip:port, for the access log
+  stats::ListenerStats* lstats_;
 
   Phase phase_ = Phase::kIdle;
   bool drain_requested_ = false;  // finish the request in flight, then close
@@ -164,6 +187,27 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
   size_t req_consume_ = 0;     // bytes of in_ to drop when the upstream write finishes
   bool us_writing_ = false;
   bool retried_ = false;
+  char request_id_[36];  // generated when the request has none
+  bool request_id_generated_ = false;
+
+  // Per request, for stats and the access log.
+  bool request_open_ = false;
+  bool log_this_ = false;
+  bool upstream_used_ = false;
+  bool pending_counted_ = false;
+  uint16_t status_ = 0;  // sent downstream; 0: none
+  uint32_t flags_ = 0;   // accesslog::ResponseFlag
+  uint64_t req_body_bytes_ = 0;
+  uint64_t resp_body_bytes_ = 0;
+  Clock::time_point first_byte_;
+  Clock::time_point req_start_;
+  Clock::time_point upstream_start_;
+  int64_t start_wall_us_ = 0;
+  std::string_view upstream_host_;
+  stats::EndpointStats* endpoint_stats_ = nullptr;  // of the last attempt
+  std::string log_method_, log_path_, log_authority_;
+  std::vector<std::string> log_request_headers_, log_response_headers_;
+  accesslog::Entry log_entry_;
 
   // Upstream and response state.
   core::Ref<upstream::ClusterRuntime> cluster_;

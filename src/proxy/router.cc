@@ -73,12 +73,14 @@ std::string_view strip_port(std::string_view host) {
   return colon == std::string_view::npos ? host : host.substr(0, colon);
 }
 
-RouteTable::RouteTable(const config::Listener& listener, const config::Config& config) {
+RouteTable::RouteTable(const config::Listener& listener, const config::Config& config,
+                       stats::Store* store) {
   routes_.reserve(listener.routes.size());
   for (const config::Route& r : listener.routes) {
     CompiledRoute c;
     c.config = &r;
     c.cluster = config.cluster_index(r.cluster);
+    if (store != nullptr) c.stats = store->route(listener.name, r.name, r.cluster);
     std::string h = r.match.host;
     std::transform(h.begin(), h.end(), h.begin(), lower);
     if (h.empty() || h == "*") {

@@ -9,6 +9,7 @@
 
 #include "config/config.h"
 #include "http/http1_parser.h"
+#include "stats/stats.h"
 
 namespace sidecar::proxy {
 
@@ -19,11 +20,14 @@ struct CompiledRoute {
   // "x.*" prefix; else exact.
   enum class HostKind : uint8_t { kAny, kExact, kSuffix, kPrefix } host_kind = HostKind::kAny;
   std::string host;
+  std::vector<stats::RouteStats*> stats;  // by worker index (empty without a store)
 };
 
 class RouteTable {
  public:
-  RouteTable(const config::Listener& listener, const config::Config& config);
+  // With `store`, every route gets its per-worker stats blocks.
+  RouteTable(const config::Listener& listener, const config::Config& config,
+             stats::Store* store = nullptr);
 
   // `host` is the request's authority (Host header or absolute-form target),
   // matched case-insensitively and without its port; `path` is the

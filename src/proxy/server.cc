@@ -8,10 +8,12 @@
 
 namespace sidecar::proxy {
 
-Server::Server(std::shared_ptr<const config::Config> config, unsigned workers)
-    : snapshot_(Snapshot::build(std::move(config))) {
-  if (workers < 1) workers = 1;
-  for (unsigned i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>(i, snapshot_));
+Server::Server(std::shared_ptr<const config::Config> config, stats::Store& store,
+               accesslog::Writer* access_log)
+    : store_(store), snapshot_(Snapshot::build(std::move(config), store)) {
+  for (unsigned i = 0; i < store.workers(); ++i) {
+    workers_.push_back(std::make_unique<Worker>(i, snapshot_, store.worker(i), access_log));
+  }
 }
 
 Server::~Server() { stop(); }
@@ -30,7 +32,7 @@ void Server::start() {
 }
 
 void Server::reload(std::shared_ptr<const config::Config> config) {
-  auto next = Snapshot::build(std::move(config));
+  auto next = Snapshot::build(std::move(config), store_);
   // Bind what is new first, so that a failure changes nothing.
   std::vector<std::pair<std::string, net::ListenSockets>> opened;
   try {

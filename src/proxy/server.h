@@ -13,8 +13,10 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "accesslog/writer.h"
 #include "config/config.h"
 #include "proxy/snapshot.h"
+#include "stats/stats.h"
 
 namespace sidecar::proxy {
 
@@ -22,8 +24,10 @@ class Worker;
 
 class Server {
  public:
-  // `workers` >= 1 threads will run the data path.
-  Server(std::shared_ptr<const config::Config> config, unsigned workers);
+  // `store` has one shard per worker (store.workers() >= 1 threads run the
+  // data path); `access_log` may be null. Both outlive the server.
+  Server(std::shared_ptr<const config::Config> config, stats::Store& store,
+         accesslog::Writer* access_log);
   ~Server();
 
   // Opens one SO_REUSEPORT socket per worker for every listener. Throws
@@ -51,6 +55,7 @@ class Server {
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
 
  private:
+  stats::Store& store_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<std::string, config::Address> addresses_;

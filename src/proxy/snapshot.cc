@@ -2,7 +2,8 @@
 
 namespace sidecar::proxy {
 
-std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Config> config) {
+std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Config> config,
+                                                stats::Store& store) {
   auto s = std::make_shared<Snapshot>();
   s->config = std::move(config);
   s->listeners.reserve(s->config->listeners.size());
@@ -11,7 +12,14 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     http::Limits limits;
     limits.max_head_size = l.max_request_headers_size;
     limits.max_headers = l.max_request_headers_count;
-    s->listeners.push_back(ListenerRuntime{i, &l, RouteTable(l, *s->config), limits});
+    s->listeners.push_back(
+        ListenerRuntime{i, &l, RouteTable(l, *s->config, &store), limits, store.listener(l.name)});
+  }
+  for (const config::Cluster& c : s->config->clusters) {
+    auto& per_endpoint = s->endpoint_stats.emplace_back();
+    for (const config::Address& a : c.endpoints) {
+      per_endpoint.push_back(store.endpoint(c.name, a.to_string()));
+    }
   }
   return s;
 }

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "http/http1_parser.h"
 #include "proxy/router.h"
+#include "stats/stats.h"
 
 namespace sidecar::proxy {
 
@@ -17,13 +18,18 @@ struct ListenerRuntime {
   const config::Listener* config = nullptr;
   RouteTable routes;
   http::Limits limits;
+  std::vector<stats::ListenerStats*> stats;  // by worker index
 };
 
 struct Snapshot {
   std::shared_ptr<const config::Config> config;
   std::vector<ListenerRuntime> listeners;
+  // [cluster][endpoint][worker]
+  std::vector<std::vector<std::vector<stats::EndpointStats*>>> endpoint_stats;
 
-  static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config);
+  // Compiles `config`, taking the stats blocks of its label sets from `store`.
+  static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config,
+                                               stats::Store& store);
   // The listener called `name`, or nullptr.
   const ListenerRuntime* find(std::string_view name) const;
 };

@@ -20,11 +20,24 @@ constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
 int slot(config::Direction d) { return static_cast<int>(d); }
 }  // namespace
 
-Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot)
-    : index_(index), io_(1), snapshot_(std::move(snapshot)), tick_(io_) {
-  for (const config::Cluster& c : snapshot_->config->clusters) {
-    clusters_.emplace_back(new upstream::ClusterRuntime(io_, c));
+Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, stats::WorkerStats* stats,
+               accesslog::Writer* access_log)
+    : index_(index),
+      stats_(stats),
+      access_log_(access_log),
+      io_(1),
+      snapshot_(std::move(snapshot)),
+      tick_(io_) {
+  for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {
+    clusters_.push_back(make_cluster(*snapshot_, i));
   }
+}
+
+core::Ref<upstream::ClusterRuntime> Worker::make_cluster(const Snapshot& s, size_t index) {
+  std::vector<stats::EndpointStats*> stats;
+  for (const auto& per_worker : s.endpoint_stats[index]) stats.push_back(per_worker[index_]);
+  return core::Ref<upstream::ClusterRuntime>(
+      new upstream::ClusterRuntime(io_, s.config->clusters[index], stats));
 }
 
 Worker::~Worker() { stop(); }
@@ -106,7 +119,7 @@ core::Ref<upstream::ClusterRuntime> Worker::cluster_for(const Snapshot& s, int i
   for (auto& c : clusters_) {
     if (c->config() == wanted) return c;
   }
-  core::Ref<upstream::ClusterRuntime> once(new upstream::ClusterRuntime(io_, wanted));
+  core::Ref<upstream::ClusterRuntime> once = make_cluster(s, static_cast<size_t>(index));
   once->retire();
   return once;
 }
@@ -116,7 +129,8 @@ void Worker::apply(std::shared_ptr<const Snapshot> snapshot, std::map<std::strin
     snapshot_ = snapshot;
     // Clusters: an unchanged one keeps its runtime and pool.
     std::vector<core::Ref<upstream::ClusterRuntime>> next;
-    for (const config::Cluster& c : snapshot_->config->clusters) {
+    for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {
+      const config::Cluster& c = snapshot_->config->clusters[i];
       core::Ref<upstream::ClusterRuntime> found;
       for (auto& old : clusters_) {
         if (old && old->config() == c) {
@@ -124,9 +138,7 @@ void Worker::apply(std::shared_ptr<const Snapshot> snapshot, std::map<std::strin
           break;
         }
       }
-      next.push_back(
-          found ? std::move(found)
-                : core::Ref<upstream::ClusterRuntime>(new upstream::ClusterRuntime(io_, c)));
+      next.push_back(found ? std::move(found) : make_cluster(*snapshot_, i));
     }
     for (auto& old : clusters_) {
       if (old) old->retire();

@@ -20,6 +20,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "accesslog/writer.h"
 #include "core/random.h"
 #include "proxy/snapshot.h"
 #include "upstream/cluster.h"
@@ -30,7 +31,9 @@ class HttpConnection;
 
 class Worker {
  public:
-  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot);
+  // `stats` is this worker's block; `access_log` may be null (no access log).
+  Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, stats::WorkerStats* stats,
+         accesslog::Writer* access_log);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -64,6 +67,9 @@ class Worker {
   core::Ref<upstream::ClusterRuntime> cluster_for(const Snapshot& s, int index);
   bool draining(config::Direction d) const { return draining_[static_cast<int>(d)]; }
   core::Random& random() { return random_; }
+  stats::WorkerStats& stats() { return *stats_; }
+  // The access log writer and this worker's ring, or null.
+  accesslog::Writer* access_log() { return access_log_; }
   void add_connection(HttpConnection* c);
   void remove_connection(HttpConnection* c);
 
@@ -82,10 +88,13 @@ class Worker {
   void close_acceptor(Acceptor& a);
   void serve(Acceptor& a, boost::asio::ip::tcp::socket socket);
   void schedule_tick();
+  core::Ref<upstream::ClusterRuntime> make_cluster(const Snapshot& s, size_t index);
   void maybe_drained();
   void close_all();
 
   const unsigned index_;
+  stats::WorkerStats* const stats_;
+  accesslog::Writer* const access_log_;
   boost::asio::io_context io_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<core::Ref<upstream::ClusterRuntime>> clusters_;   // by the snapshot's index

@@ -6,14 +6,18 @@
 
 namespace sidecar::upstream {
 
-Endpoint::Endpoint(const config::Address& address)
-    : address_(boost::asio::ip::make_address(address.host), address.port),
+Endpoint::Endpoint(const config::Address& address, stats::EndpointStats* stats)
+    : stats(stats),
+      address_(boost::asio::ip::make_address(address.host), address.port),
       name_(address.to_string()) {}
 
-ClusterRuntime::ClusterRuntime(boost::asio::io_context& io, config::Cluster config)
+ClusterRuntime::ClusterRuntime(boost::asio::io_context& io, config::Cluster config,
+                               const std::vector<stats::EndpointStats*>& stats)
     : io_(io), config_(std::move(config)) {
   endpoints_.reserve(config_.endpoints.size());
-  for (const config::Address& a : config_.endpoints) endpoints_.emplace_back(a);
+  for (size_t i = 0; i < config_.endpoints.size(); ++i) {
+    endpoints_.emplace_back(config_.endpoints[i], stats[i]);
+  }
 }
 
 void ClusterRuntime::retire() {
@@ -29,6 +33,7 @@ core::Ref<UpstreamConnection> ClusterRuntime::acquire(bool& reused, bool fresh) 
   while (!fresh && !ep.idle.empty()) {
     core::Ref<UpstreamConnection> c = std::move(ep.idle.back());
     ep.idle.pop_back();
+    ep.stats->connections_idle.sub();
     if (!c->is_open()) continue;
     reused = true;
     return c;
@@ -48,6 +53,7 @@ void ClusterRuntime::release(core::Ref<UpstreamConnection> connection, bool reus
   }
   connection->idle_since = std::chrono::steady_clock::now();
   connection->read();  // notices a close while idle
+  connection->endpoint().stats->connections_idle.add();
   connection->endpoint().idle.push_back(std::move(connection));
 }
 
@@ -55,7 +61,9 @@ void ClusterRuntime::remove_idle(UpstreamConnection& connection) {
   auto& idle = connection.endpoint().idle;
   core::Ref<UpstreamConnection> keep(&connection);  // outlive the erase
   connection.close();
+  const size_t before = idle.size();
   idle.erase(std::remove(idle.begin(), idle.end(), keep), idle.end());
+  connection.endpoint().stats->connections_idle.sub(static_cast<int64_t>(before - idle.size()));
 }
 
 void ClusterRuntime::close_expired(std::chrono::steady_clock::time_point now) {
@@ -67,13 +75,17 @@ void ClusterRuntime::close_expired(std::chrono::steady_clock::time_point now) {
       ep.idle[expired]->close();
       ++expired;
     }
-    if (expired > 0) ep.idle.erase(ep.idle.begin(), ep.idle.begin() + expired);
+    if (expired > 0) {
+      ep.idle.erase(ep.idle.begin(), ep.idle.begin() + static_cast<std::ptrdiff_t>(expired));
+      ep.stats->connections_idle.sub(static_cast<int64_t>(expired));
+    }
   }
 }
 
 void ClusterRuntime::close_idle() {
   for (Endpoint& ep : endpoints_) {
     for (auto& c : ep.idle) c->close();
+    ep.stats->connections_idle.sub(static_cast<int64_t>(ep.idle.size()));
     ep.idle.clear();
   }
 }

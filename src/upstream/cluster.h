@@ -20,20 +20,22 @@
 
 #include "config/config.h"
 #include "core/ref_counted.h"
+#include "stats/stats.h"
 #include "upstream/upstream_connection.h"
 
 namespace sidecar::upstream {
 
 class Endpoint {
  public:
-  explicit Endpoint(const config::Address& address);
+  Endpoint(const config::Address& address, stats::EndpointStats* stats);
 
   const boost::asio::ip::tcp::endpoint& address() const { return address_; }
   const std::string& name() const { return name_; }  // "127.0.0.1:8080"
 
   // Pool of connections waiting for a request, most recently used last.
   std::vector<core::Ref<UpstreamConnection>> idle;
-  uint32_t active = 0;  // connections checked out or connecting
+  uint32_t active = 0;                // connections checked out or connecting
+  stats::EndpointStats* const stats;  // this worker's block
 
  private:
   boost::asio::ip::tcp::endpoint address_;
@@ -42,7 +44,9 @@ class Endpoint {
 
 class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
  public:
-  ClusterRuntime(boost::asio::io_context& io, config::Cluster config);
+  // `stats[i]`: this worker's block for endpoint i.
+  ClusterRuntime(boost::asio::io_context& io, config::Cluster config,
+                 const std::vector<stats::EndpointStats*>& stats);
   ~ClusterRuntime();
 
   const config::Cluster& config() const { return config_; }

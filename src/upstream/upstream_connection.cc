@@ -10,9 +10,14 @@ UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, ClusterRunti
                                        Endpoint& endpoint)
     : socket_(io), in_(kBufferSize), cluster_(&cluster), endpoint_(&endpoint) {
   ++endpoint_->active;
+  endpoint_->stats->connections_active.add();
+  endpoint_->stats->connections_total.add();
 }
 
-UpstreamConnection::~UpstreamConnection() { --endpoint_->active; }
+UpstreamConnection::~UpstreamConnection() {
+  --endpoint_->active;
+  endpoint_->stats->connections_active.sub();
+}
 
 void UpstreamConnection::connect() {
   socket_.async_connect(endpoint_->address(),

@@ -1,0 +1,53 @@
+// One access log entry, as the data path records it, and its compact binary
+// encoding for the trip from a worker to the writer thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace sidecar::accesslog {
+
+// Envoy's response flags (the short codes of %RESPONSE_FLAGS%).
+enum ResponseFlag : uint32_t {
+  kUpstreamConnectionFailure = 1u << 0,        // UF
+  kUpstreamRequestTimeout = 1u << 1,           // UT
+  kUpstreamConnectionTermination = 1u << 2,    // UC
+  kDownstreamConnectionTermination = 1u << 3,  // DC
+  kNoRouteFound = 1u << 4,                     // NR
+  kStreamIdleTimeout = 1u << 5,                // SI
+  kDownstreamProtocolError = 1u << 6,          // DPE
+  kUpstreamProtocolError = 1u << 7,            // UPE
+  kRateLimited = 1u << 8,                      // RL
+  kLocalReset = 1u << 9,                       // LR
+};
+
+// Appends the flags' short codes, comma separated, or "-" when none.
+void append_flags(std::string& out, uint32_t flags);
+
+struct Entry {
+  static constexpr uint64_t kNone = UINT64_MAX;
+  int64_t start_time_us = 0;  // since the Unix epoch
+  uint64_t duration_us = kNone;
+  uint64_t upstream_us = kNone;
+  uint64_t bytes_received = 0;  // request body
+  uint64_t bytes_sent = 0;      // response body
+  uint32_t flags = 0;
+  uint16_t status = 0;  // 0: no response was sent
+  uint8_t version_minor = 1;
+  std::string_view method, path, authority, upstream_host, route, cluster, listener, remote_address;
+  // Values of the configured request and response headers, in config order
+  // (empty: absent).
+  std::vector<std::string_view> request_headers;
+  std::vector<std::string_view> response_headers;
+};
+
+// The size of `e` once encoded, in bytes.
+size_t encoded_size(const Entry& e);
+// Encodes `e` into `out` (encoded_size(e) bytes).
+void encode(const Entry& e, char* out);
+// Decodes what encode() wrote; the views point into `data`. False if corrupt.
+bool decode(const char* data, size_t size, Entry& e);
+
+}  // namespace sidecar::accesslog

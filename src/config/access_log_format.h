@@ -1,0 +1,59 @@
+// Access log formats: Envoy's command operators (%START_TIME%,
+// %REQ(USER-AGENT)%, %RESPONSE_CODE%, ...) parsed once, at config load.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sidecar::config {
+
+struct LogToken {
+  enum class Kind : uint8_t {
+    kLiteral,
+    kStartTime,      // %START_TIME%: RFC 3339, UTC, milliseconds
+    kMethod,         // %REQ(:METHOD)%
+    kPath,           // %REQ(:PATH)%: the request target as received
+    kAuthority,      // %REQ(:AUTHORITY)%: Host, or the absolute-form authority
+    kScheme,         // %REQ(:SCHEME)%
+    kRequestHeader,  // %REQ(NAME)% (first value; as forwarded for X-Request-Id and X-Forwarded-For)
+    kResponseHeader,           // %RESP(NAME)%
+    kProtocol,                 // %PROTOCOL%: HTTP/1.1 or HTTP/1.0
+    kResponseCode,             // %RESPONSE_CODE%: 0 when no response was sent
+    kResponseFlags,            // %RESPONSE_FLAGS%: Envoy's short codes, "-" for none
+    kBytesReceived,            // %BYTES_RECEIVED%: request body bytes
+    kBytesSent,                // %BYTES_SENT%: response body bytes
+    kDuration,                 // %DURATION%: milliseconds, first request byte to last response byte
+    kUpstreamServiceTime,      // %UPSTREAM_SERVICE_TIME%: milliseconds spent upstream
+    kUpstreamHost,             // %UPSTREAM_HOST%
+    kUpstreamCluster,          // %UPSTREAM_CLUSTER%
+    kRouteName,                // %ROUTE_NAME%
+    kListenerName,             // %LISTENER_NAME%
+    kDownstreamRemoteAddress,  // %DOWNSTREAM_REMOTE_ADDRESS%: ip:port
+    kDownstreamRemoteAddressWithoutPort,  // %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%
+  };
+  Kind kind = Kind::kLiteral;
+  std::string text;       // the literal, or the header name in lower case
+  std::string fallback;   // %REQ(A?B)%: header B when A is absent
+  size_t max_length = 0;  // %REQ(A):N%: at most N bytes; 0 = no limit
+  bool operator==(const LogToken&) const = default;
+};
+
+// One JSON key and the template of its value, or (text format) the line.
+struct LogField {
+  std::string key;
+  std::vector<LogToken> tokens;
+  bool operator==(const LogField&) const = default;
+};
+
+// Parses a format string. On error, returns nothing and sets `error` and
+// `offset` (the byte of `format` where the problem is).
+std::optional<std::vector<LogToken>> parse_log_format(std::string_view format, std::string& error,
+                                                      size_t& offset);
+
+// The fields of the default JSON line (see docs/config.md).
+std::vector<LogField> default_log_fields();
+
+}  // namespace sidecar::config

@@ -1,0 +1,285 @@
+#include "config/config_json.h"
+
+#include <fmt/format.h>
+
+#include "core/json.h"
+
+namespace sidecar::config {
+namespace {
+
+// A small writer that keeps commas and nesting right.
+class Json {
+ public:
+  explicit Json(std::string& out) : out_(out) {}
+  Json& open(char c) {
+    out_ += c;
+    first_ = true;
+    return *this;
+  }
+  Json& close(char c) {
+    out_ += c;
+    first_ = false;
+    return *this;
+  }
+  Json& key(std::string_view k) {
+    comma();
+    core::append_json_string(out_, k);
+    out_ += ':';
+    first_ = true;
+    key_ = k;
+    return *this;
+  }
+  Json& str(std::string_view v) {
+    comma();
+    const bool secret = key_.find("password") != std::string_view::npos ||
+                        key_.find("secret") != std::string_view::npos ||
+                        key_.find("token") != std::string_view::npos ||
+                        key_.find("private_key") != std::string_view::npos;
+    core::append_json_string(out_, secret ? std::string_view("[redacted]") : v);
+    first_ = false;
+    return *this;
+  }
+  Json& num(double v) {
+    comma();
+    fmt::format_to(std::back_inserter(out_), "{}", v);
+    first_ = false;
+    return *this;
+  }
+  Json& boolean(bool v) {
+    comma();
+    out_ += v ? "true" : "false";
+    first_ = false;
+    return *this;
+  }
+  Json& duration(Duration d) { return str(fmt::format("{}ms", d.count())); }
+  Json& obj_begin(std::string_view k) { return key(k).open('{'); }
+  Json& arr_begin(std::string_view k) { return key(k).open('['); }
+  Json& item_begin() {
+    comma();
+    return open('{');
+  }
+
+ private:
+  void comma() {
+    if (!first_) out_ += ',';
+    first_ = true;
+  }
+  std::string& out_;
+  bool first_ = true;
+  std::string_view key_;
+};
+
+std::string format_tokens(const std::vector<LogToken>& tokens) {
+  std::string s;
+  for (const LogToken& t : tokens) {
+    using K = LogToken::Kind;
+    switch (t.kind) {
+      case K::kLiteral:
+        s += t.text;
+        break;
+      case K::kStartTime:
+        s += "%START_TIME%";
+        break;
+      case K::kMethod:
+        s += "%REQ(:METHOD)%";
+        break;
+      case K::kPath:
+        s += "%REQ(:PATH)%";
+        break;
+      case K::kAuthority:
+        s += "%REQ(:AUTHORITY)%";
+        break;
+      case K::kScheme:
+        s += "%REQ(:SCHEME)%";
+        break;
+      case K::kRequestHeader:
+      case K::kResponseHeader:
+        s += t.kind == K::kRequestHeader ? "%REQ(" : "%RESP(";
+        s += t.text;
+        if (!t.fallback.empty()) s += "?" + t.fallback;
+        s += ")";
+        if (t.max_length != 0) s += fmt::format(":{}", t.max_length);
+        s += "%";
+        break;
+      case K::kProtocol:
+        s += "%PROTOCOL%";
+        break;
+      case K::kResponseCode:
+        s += "%RESPONSE_CODE%";
+        break;
+      case K::kResponseFlags:
+        s += "%RESPONSE_FLAGS%";
+        break;
+      case K::kBytesReceived:
+        s += "%BYTES_RECEIVED%";
+        break;
+      case K::kBytesSent:
+        s += "%BYTES_SENT%";
+        break;
+      case K::kDuration:
+        s += "%DURATION%";
+        break;
+      case K::kUpstreamServiceTime:
+        s += "%UPSTREAM_SERVICE_TIME%";
+        break;
+      case K::kUpstreamHost:
+        s += "%UPSTREAM_HOST%";
+        break;
+      case K::kUpstreamCluster:
+        s += "%UPSTREAM_CLUSTER%";
+        break;
+      case K::kRouteName:
+        s += "%ROUTE_NAME%";
+        break;
+      case K::kListenerName:
+        s += "%LISTENER_NAME%";
+        break;
+      case K::kDownstreamRemoteAddress:
+        s += "%DOWNSTREAM_REMOTE_ADDRESS%";
+        break;
+      case K::kDownstreamRemoteAddressWithoutPort:
+        s += "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%";
+        break;
+    }
+  }
+  return s;
+}
+
+std::string_view matcher_kind(HeaderMatcher::Kind k) {
+  switch (k) {
+    case HeaderMatcher::Kind::kExact:
+      return "exact";
+    case HeaderMatcher::Kind::kPrefix:
+      return "prefix";
+    case HeaderMatcher::Kind::kSuffix:
+      return "suffix";
+    case HeaderMatcher::Kind::kContains:
+      return "contains";
+    case HeaderMatcher::Kind::kPresent:
+      return "present";
+    case HeaderMatcher::Kind::kRegex:
+      return "regex";
+  }
+  return "present";
+}
+
+}  // namespace
+
+std::string to_json(const Config& c) {
+  std::string out;
+  Json j(out);
+  j.open('{');
+  j.key("source").str(c.source);
+  j.obj_begin("admin").key("address").str(c.admin.address.to_string()).close('}');
+  if (c.workers == 0) {
+    j.key("workers").str("auto");
+  } else {
+    j.key("workers").num(c.workers);
+  }
+  j.obj_begin("app").key("port").num(c.app.port);
+  j.obj_begin("ready")
+      .key("configured")
+      .boolean(c.app.ready.configured)
+      .key("http_path")
+      .str(c.app.ready.http_path)
+      .key("period")
+      .duration(c.app.ready.period)
+      .key("timeout")
+      .duration(c.app.ready.timeout)
+      .close('}');
+  j.key("restart").str(c.app.restart == RestartPolicy::kNever       ? "never"
+                       : c.app.restart == RestartPolicy::kOnFailure ? "on-failure"
+                                                                    : "always");
+  j.obj_begin("backoff")
+      .key("initial")
+      .duration(c.app.backoff_initial)
+      .key("max")
+      .duration(c.app.backoff_max)
+      .close('}');
+  j.key("stop_timeout").duration(c.app.stop_timeout).close('}');
+  j.obj_begin("drain")
+      .key("delay")
+      .duration(c.drain.delay)
+      .key("timeout")
+      .duration(c.drain.timeout)
+      .close('}');
+  j.key("watch").boolean(c.watch);
+  j.arr_begin("listeners");
+  for (const Listener& l : c.listeners) {
+    j.item_begin().key("name").str(l.name).key("address").str(l.address.to_string());
+    j.key("direction").str(l.direction == Direction::kInbound ? "inbound" : "outbound");
+    j.key("access_log").boolean(l.access_log);
+    j.key("max_request_headers_size").num(l.max_request_headers_size);
+    j.key("max_request_headers_count").num(l.max_request_headers_count);
+    j.key("request_headers_timeout").duration(l.request_headers_timeout);
+    j.key("idle_timeout").duration(l.idle_timeout);
+    j.key("stream_idle_timeout").duration(l.stream_idle_timeout);
+    j.arr_begin("routes");
+    for (const Route& r : l.routes) {
+      j.item_begin().key("name").str(r.name);
+      j.obj_begin("match");
+      if (!r.match.prefix.empty()) j.key("prefix").str(r.match.prefix);
+      if (!r.match.path.empty()) j.key("path").str(r.match.path);
+      if (!r.match.host.empty()) j.key("host").str(r.match.host);
+      if (!r.match.headers.empty()) {
+        j.arr_begin("headers");
+        for (const HeaderMatcher& m : r.match.headers) {
+          j.item_begin().key("name").str(m.name);
+          if (m.kind == HeaderMatcher::Kind::kPresent) {
+            j.key("present").boolean(true);
+          } else {
+            j.key(matcher_kind(m.kind)).str(m.value);
+          }
+          j.key("invert").boolean(m.invert).close('}');
+        }
+        j.close(']');
+      }
+      j.close('}');
+      j.key("cluster").str(r.cluster).key("timeout").duration(r.timeout).close('}');
+    }
+    j.close(']').close('}');
+  }
+  j.close(']');
+  j.arr_begin("clusters");
+  for (const Cluster& cl : c.clusters) {
+    j.item_begin().key("name").str(cl.name).arr_begin("endpoints");
+    for (const Address& a : cl.endpoints) j.str(a.to_string());
+    j.close(']');
+    j.key("connect_timeout").duration(cl.connect_timeout);
+    j.key("idle_timeout").duration(cl.idle_timeout);
+    j.key("max_requests_per_connection").num(cl.max_requests_per_connection);
+    j.key("max_response_headers_size").num(cl.max_response_headers_size);
+    j.key("max_response_headers_count").num(cl.max_response_headers_count).close('}');
+  }
+  j.close(']');
+  if (c.access_log.enabled) {
+    const AccessLog& a = c.access_log;
+    j.obj_begin("access_log").key("path").str(a.path).key("format").str(a.json ? "json" : "text");
+    if (a.json) {
+      j.obj_begin("json_format");
+      for (const LogField& f : a.fields) j.key(f.key).str(format_tokens(f.tokens));
+      j.close('}');
+    } else {
+      j.key("text_format").str(format_tokens(a.fields.front().tokens));
+    }
+    j.arr_begin("status");
+    for (const auto& [lo, hi] : a.status)
+      j.str(lo == hi ? fmt::format("{}", lo) : fmt::format("{}-{}", lo, hi));
+    j.close(']');
+    j.key("sample").num(a.sample).key("buffer_size").num(static_cast<double>(a.buffer_size));
+    j.close('}');
+  }
+  j.obj_begin("metrics").arr_begin("processes");
+  for (const WatchedProcess& p : c.metrics.processes) {
+    j.item_begin().key("name").str(p.name);
+    if (!p.pid_file.empty()) j.key("pid_file").str(p.pid_file);
+    if (!p.cgroup.empty()) j.key("cgroup").str(p.cgroup);
+    j.close('}');
+  }
+  j.close(']').close('}');
+  j.close('}');
+  out += '\n';
+  return out;
+}
+
+}  // namespace sidecar::config

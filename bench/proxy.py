@@ -5,7 +5,8 @@ One upstream (nginx, one worker: `return 200 "hello\\n"` and a 16 KiB file,
 keepalive_requests 1000000) is reached directly and through sidecar, nginx,
 haproxy and caddy, each limited to one worker thread, with keep-alive to the
 upstream and access logs off. wrk runs on CPU 0; the upstream and the proxy
-share CPU 1. For each target, payload and load (saturation: wrk -t1 -c50;
+share CPU 1. "sidecar-log" is sidecar with its JSON access log written to a
+file (its metrics counters are always on): the cost of observability. For each target, payload and load (saturation: wrk -t1 -c50;
 serial: wrk -t1 -c1) the median of RUNS runs is reported: requests/s, p50 and
 p99 latency, p50 added over the direct path, the proxy's CPU seconds per 100k
 requests (utime+stime from /proc, all its processes), and its idle and peak
@@ -174,14 +175,17 @@ http {{
     return Proc("upstream-nginx", ["nginx", "-p", WORK, "-c", conf], port)
 
 
-def start_sidecar(binary, port, upstream):
+def start_sidecar(binary, port, upstream, access_log=False):
+    log = f"access_log: {{ path: {WORK}/access.log }}" if access_log else ""
     conf = write(os.path.join(WORK, "sidecar.yaml"), f"""
 admin: {{ address: 127.0.0.1:0 }}
 workers: 1
+{log}
 clusters: [ {{ name: up, endpoints: [ "127.0.0.1:{upstream}" ] }} ]
 listeners: [ {{ name: bench, address: "127.0.0.1:{port}", routes: [ {{ cluster: up }} ] }} ]
 """)
-    return Proc("sidecar", [binary, "run", "-c", conf, "--log-level", "warn"], port)
+    return Proc("sidecar-log" if access_log else "sidecar",
+                [binary, "run", "-c", conf, "--log-level", "warn"], port)
 
 
 def start_nginx(port, upstream):
@@ -263,7 +267,9 @@ def main():
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: run scripts/install-deps.sh")
     WORK = tempfile.mkdtemp(prefix="sidecar-bench-")
-    targets = ["direct", "sidecar", "nginx", "haproxy", "caddy"]
+    # sidecar-log: the same sidecar with a JSON access log written to a file
+    # (its counters are always on), for the cost of observability.
+    targets = ["direct", "sidecar", "sidecar-log", "nginx", "haproxy", "caddy"]
     if args.only:
         targets = ["direct"] + [t for t in args.only.split(",") if t != "direct"]
 
@@ -278,6 +284,8 @@ def main():
             else:
                 port = free_port()
                 starter = {"sidecar": lambda: start_sidecar(args.sidecar, port, upstream_port),
+                           "sidecar-log": lambda: start_sidecar(args.sidecar, port, upstream_port,
+                                                                access_log=True),
                            "nginx": lambda: start_nginx(port, upstream_port),
                            "haproxy": lambda: start_haproxy(port, upstream_port),
                            "caddy": lambda: start_caddy(port, upstream_port)}[target]

@@ -1,5 +1,7 @@
 #include "admin/admin_server.h"
 
+#include <array>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
@@ -139,8 +141,11 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
       out = fmt::format("HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{}\r\n",
                         resp.status, http::reason_phrase(resp.status), resp.content_type,
                         resp.body.size(), keep_alive ? "" : "connection: close\r\n");
-      if (!is_head) out += resp.body;
-      co_await boost::asio::async_write(socket, boost::asio::buffer(out),
+      // Head and body as two buffers of one write: a scrape body can be megabytes.
+      const std::array<boost::asio::const_buffer, 2> buffers = {
+          boost::asio::buffer(out),
+          boost::asio::buffer(resp.body.data(), is_head ? 0 : resp.body.size())};
+      co_await boost::asio::async_write(socket, buffers,
                                         boost::asio::redirect_error(use_awaitable, ec));
       if (ec || !keep_alive) {
         socket.shutdown(tcp::socket::shutdown_send, ec);

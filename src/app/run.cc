@@ -356,10 +356,11 @@ class Process {
     admin_->handle(
         "GET", "/metrics", [this](const admin::AdminRequest& req, admin::AdminResponse& r) {
           const bool om = stats::TextWriter::wants_openmetrics(req.accept);
-          r.body.reserve(64 * 1024);
+          r.body.reserve(last_scrape_size_ + last_scrape_size_ / 8 + 4096);
           stats::TextWriter w(r.body, om);
           collect(w);
           w.finish();
+          last_scrape_size_ = r.body.size();
           r.content_type =
               om ? stats::TextWriter::kOpenMetricsContentType : stats::TextWriter::kTextContentType;
         });
@@ -484,6 +485,7 @@ class Process {
   int exit_code_ = kExitOk;
   uint64_t reloads_ = 0;
   uint64_t reload_failures_ = 0;
+  size_t last_scrape_size_ = 0;  // to size the next scrape's buffer at once
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "stats/metric_writer.h"
 
+#include <charconv>
+
 #include <fmt/format.h>
 
 #include "core/json.h"
@@ -29,17 +31,15 @@ void append_number(std::string& out, double v) {
 
 // Label values escape backslash, double quote and newline (text format).
 void append_label_value(std::string& out, std::string_view v) {
-  for (char c : v) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
+  size_t start = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    if (c != '\\' && c != '"' && c != '\n') continue;
+    out.append(v.substr(start, i - start));
+    out.append(c == '\\' ? "\\\\" : c == '"' ? "\\\"" : "\\n");
+    start = i + 1;
   }
+  out.append(v.substr(start));
 }
 
 void append_help(std::string& out, std::string_view v) {
@@ -100,27 +100,47 @@ void TextWriter::sample(std::span<const Label> l, double value) {
 
 void TextWriter::histogram(std::span<const Label> l, const double* bounds, const uint64_t* buckets,
                            size_t n, double sum, uint64_t count) {
+  // The "name_bucket{labels," prefix is built once and reused for every
+  // bucket: a scrape with a thousand routes writes tens of thousands of lines.
+  prefix_.clear();
+  prefix_.append(name_).append("_bucket{");
+  for (const Label& label : l) {
+    prefix_.append(label.name).append("=\"");
+    append_label_value(prefix_, label.value);
+    prefix_.append("\",");
+  }
+  prefix_.append("le=\"");
+  if (le_.size() != n) {
+    le_.clear();
+    for (size_t i = 0; i < n; ++i) le_.push_back(fmt::format("{}", bounds[i]));
+  }
   uint64_t cumulative = 0;
-  char le[32];
+  char number[24];
   for (size_t i = 0; i <= n; ++i) {
     cumulative += buckets[i];
-    std::string_view le_value = "+Inf";
-    if (i < n) {
-      auto r = fmt::format_to_n(le, sizeof(le) - 1, "{}", bounds[i]);
-      le_value = std::string_view(le, r.size);
-    }
-    out_.append(name_).append("_bucket");
-    labels(l, "le", le_value);
-    out_ += ' ';
-    fmt::format_to(std::back_inserter(out_), "{}\n", cumulative);
+    out_.append(prefix_).append(i < n ? std::string_view(le_[i]) : std::string_view("+Inf"));
+    out_.append("\"} ");
+    auto r = std::to_chars(number, number + sizeof(number), cumulative);
+    out_.append(number, r.ptr).append("\n");
   }
-  out_.append(name_).append("_sum");
-  labels(l);
-  out_ += ' ';
+  // _sum and _count: the same labels without le.
+  const std::string_view plain_labels =
+      std::string_view(prefix_).substr(name_.size() + 8, prefix_.size() - name_.size() - 8 - 4);
+  auto with_labels = [&](std::string_view suffix) {
+    out_.append(name_).append(suffix);
+    if (!l.empty()) {
+      out_ += '{';
+      out_.append(plain_labels.substr(0, plain_labels.size() - 1));  // drop the trailing comma
+      out_ += '}';
+    }
+    out_ += ' ';
+  };
+  with_labels("_sum");
   append_number(out_, sum);
-  out_.append("\n").append(name_).append("_count");
-  labels(l);
-  fmt::format_to(std::back_inserter(out_), " {}\n", count);
+  out_ += '\n';
+  with_labels("_count");
+  auto r = std::to_chars(number, number + sizeof(number), count);
+  out_.append(number, r.ptr).append("\n");
 }
 
 void TextWriter::finish() {

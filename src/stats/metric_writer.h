@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sidecar::stats {
 
@@ -54,6 +55,8 @@ class TextWriter : public MetricWriter {
   std::string& out_;
   const bool openmetrics_;
   std::string name_;
+  std::string prefix_;           // scratch: "<name>_bucket{<labels>,le=\""
+  std::vector<std::string> le_;  // the bucket bounds as text
 };
 
 // {"metrics":[{"name":..,"type":..,"help":..,"samples":[{"labels":{..},"value":..}]}]}

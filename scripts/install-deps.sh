@@ -9,10 +9,10 @@ packages=(
   # libraries (DESIGN.md "Libraries")
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libnghttp2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libre2-dev libgit2-dev zlib1g-dev libzstd-dev
+  libre2-dev libgit2-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by the tests and the benchmarks
-  python3 curl wrk nghttp2-client procps iproute2 util-linux
+  python3 curl wrk nghttp2-client procps iproute2 util-linux git
   nginx-light haproxy caddy prometheus
 )
 

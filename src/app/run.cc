@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <fstream>
+#include <future>
+#include <map>
 #include <memory>
 
 #include <fmt/format.h>
@@ -27,6 +29,7 @@
 #include "stats/process.h"
 #include "supervisor/readiness.h"
 #include "supervisor/supervisor.h"
+#include "sync/syncer.h"
 
 namespace sidecar::app {
 namespace {
@@ -78,7 +81,7 @@ const char* signal_name(int sig) {
 //   4. the app gets the signal (SIGTERM for /quit), SIGKILL after
 //      app.stop_timeout; outbound listeners serve it until it has exited;
 //   5. outbound listeners drain, and the process exits with the app's code.
-class Process {
+class Process : public sync::Host {
  public:
   Process(const RunOptions& options, std::shared_ptr<const config::Config> config)
       : options_(options),
@@ -116,6 +119,10 @@ class Process {
                  server_->worker_count(), server_->worker_count() == 1 ? "" : "s", cfg_->source);
     write_admin_address();
 
+    for (const config::Sync& s : cfg_->sync) {
+      syncers_.push_back(std::make_unique<sync::Syncer>(s, *this));
+      syncers_.back()->start();
+    }
     // The app starts only now: listeners and admin are up, so its first
     // outbound call finds a listener, and its readiness can be reported.
     if (!options_.app_command.empty()) start_app();
@@ -127,6 +134,7 @@ class Process {
     if (cfg_->watch) watch_config();
 
     io_.run();
+    syncers_.clear();  // waits for a sync in progress
     if (probe_) probe_->stop();
     server_->stop();
     admin_.reset();
@@ -137,7 +145,62 @@ class Process {
 
  private:
   bool ready() const {
-    return started_ && !shutting_down_ && !draining_ && (!probe_ || probe_->ready());
+    if (!started_ || shutting_down_ || draining_ || (probe_ && !probe_->ready())) return false;
+    for (const auto& s : syncers_) {
+      if (!s->ready()) return false;
+    }
+    return true;
+  }
+
+  // sync::Host. Called from sync threads: everything goes through the main
+  // thread's io_context, where the app and all children are managed.
+  void signal_app(int sig) override {
+    boost::asio::post(io_, [this, sig] {
+      if (app_) app_->forward(sig);
+    });
+  }
+
+  std::optional<int> run(const std::vector<std::string>& argv, const std::string& cwd,
+                         const std::vector<std::pair<std::string, std::string>>& env,
+                         std::chrono::milliseconds timeout) override {
+    auto result = std::make_shared<std::promise<std::optional<int>>>();
+    auto future = result->get_future();
+    boost::asio::post(io_, [this, argv, cwd, env, timeout, result] {
+      try {
+        auto child = std::make_shared<supervisor::AppProcess>(argv, env, cwd);
+        auto timer = std::make_shared<boost::asio::steady_timer>(io_, timeout);
+        commands_[child->pid()] = [child, timer, result](int status) {
+          timer->cancel();
+          child->on_reaped(child->pid(), status);
+          result->set_value(child->exit_code());
+        };
+        timer->async_wait([child](const boost::system::error_code& ec) {
+          if (!ec) child->signal(SIGKILL);  // reaped (and reported) by on_signal
+        });
+      } catch (const std::system_error& e) {
+        spdlog::warn("{}", e.what());
+        result->set_value(std::nullopt);
+      }
+    });
+    auto code = future.get();
+    return code && *code >= 128 ? std::nullopt : code;
+  }
+
+  void once_done() override {
+    boost::asio::post(io_, [this] {
+      bool all_done = true, all_ok = true;
+      for (const auto& s : syncers_) {
+        if (!s->config().once) continue;
+        const sync::SyncStatus st = s->status();
+        all_done = all_done && st.done_once;
+        all_ok = all_ok && st.consecutive_failures == 0 && !st.revision.empty();
+      }
+      // An init container: only one-off syncs, nothing to serve, no app.
+      if (all_done && cfg_->listeners.empty() && !app_ && !shutting_down_) {
+        exit_code_ = all_ok ? kExitOk : 1;
+        shutdown(all_ok ? "sync once: done" : "sync once: failed", SIGTERM);
+      }
+    });
   }
 
   void start_app() {
@@ -177,7 +240,12 @@ class Process {
     switch (sig) {
       case SIGCHLD:
         supervisor::reap_children([this](pid_t pid, int status) {
-          if (app_) app_->on_reaped(pid, status);
+          if (app_ && app_->on_reaped(pid, status)) return;
+          if (auto it = commands_.find(pid); it != commands_.end()) {
+            auto done = std::move(it->second);
+            commands_.erase(it);
+            done(status);
+          }
         });
         return;
       case SIGTERM:
@@ -195,6 +263,9 @@ class Process {
         break;
       case SIGUSR1:
         if (access_log_) access_log_->reopen();
+        break;
+      case SIGUSR2:
+        for (auto& s : syncers_) s->trigger();
         break;
       default:
         break;
@@ -263,6 +334,9 @@ class Process {
     }
     if (!(next->access_log == cfg_->access_log)) {
       spdlog::warn("access_log changes on restart only; keeping the current access log");
+    }
+    if (!(next->sync == cfg_->sync)) {
+      spdlog::warn("sync changes on restart only; keeping the current syncs");
     }
     if (next->workers != cfg_->workers) {
       spdlog::warn("workers changes on restart only; keeping {}", server_->worker_count());
@@ -343,6 +417,7 @@ class Process {
     w.family("sidecar_config_reload_failures_total", MetricType::kCounter,
              "Config reloads rejected (invalid config, or an address that cannot be bound).");
     w.sample({}, static_cast<double>(reload_failures_));
+    if (!syncers_.empty()) collect_sync(w);
     if (access_log_) {
       w.family("sidecar_access_log_write_errors_total", MetricType::kCounter,
                "Failed writes of access log lines (for example, a full disk).");
@@ -350,7 +425,90 @@ class Process {
     }
   }
 
+  void collect_sync(stats::MetricWriter& w) {
+    using stats::MetricType;
+    std::vector<sync::SyncStatus> all;
+    for (const auto& s : syncers_) all.push_back(s->status());
+    w.family("sidecar_sync_total", MetricType::kCounter,
+             "Syncs by result: success (a new revision is live), unchanged, failure.");
+    for (const auto& st : all) {
+      for (const auto& [result, n] :
+           {std::pair<std::string_view, uint64_t>{"success", st.successes},
+            {"unchanged", st.unchanged},
+            {"failure", st.failures}}) {
+        const stats::Label labels[] = {{"name", st.name}, {"result", result}};
+        w.sample(labels, static_cast<double>(n));
+      }
+    }
+    w.family("sidecar_sync_duration_seconds", MetricType::kHistogram,
+             "Time of one sync: asking the source, fetching, writing, switching, hooks.");
+    for (size_t i = 0; i < syncers_.size(); ++i) {
+      const stats::Histogram& h = syncers_[i]->durations();
+      uint64_t buckets[stats::kBuckets + 1];
+      for (size_t b = 0; b <= stats::kBuckets; ++b) buckets[b] = h.bucket(b);
+      const stats::Label labels[] = {{"name", all[i].name}};
+      w.histogram(labels, stats::kBucketSeconds, buckets, stats::kBuckets,
+                  static_cast<double>(h.sum_ns()) / 1e9, h.count());
+    }
+    w.family("sidecar_sync_revision_info", MetricType::kGauge, "The live revision, as a label.");
+    for (const auto& st : all) {
+      if (st.revision.empty()) continue;
+      const stats::Label labels[] = {{"name", st.name}, {"revision", st.revision}};
+      w.sample(labels, 1);
+    }
+    w.family("sidecar_sync_last_success_timestamp_seconds", MetricType::kGauge,
+             "When the last sync succeeded (a new revision or an unchanged source).");
+    for (const auto& st : all) {
+      const stats::Label labels[] = {{"name", st.name}};
+      w.sample(labels, st.last_success_time);
+    }
+    w.family("sidecar_sync_consecutive_failures", MetricType::kGauge,
+             "Failed syncs since the last success.");
+    for (const auto& st : all) {
+      const stats::Label labels[] = {{"name", st.name}};
+      w.sample(labels, st.consecutive_failures);
+    }
+  }
+
   void register_admin() {
+    admin_->handle("GET", "/sync", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+      std::string& b = r.body;
+      b = "{\"syncs\":[";
+      for (size_t i = 0; i < syncers_.size(); ++i) {
+        const sync::SyncStatus st = syncers_[i]->status();
+        if (i > 0) b += ',';
+        b += "{\"name\":";
+        core::append_json_string(b, st.name);
+        b += ",\"revision\":";
+        core::append_json_string(b, st.revision);
+        b += ",\"last_error\":";
+        core::append_json_string(b, st.last_error);
+        b += fmt::format(
+            ",\"last_success_time\":{},\"successes\":{},\"unchanged\":{},\"failures\":{},"
+            "\"consecutive_failures\":{},\"ready\":{}}}",
+            st.last_success_time, st.successes, st.unchanged, st.failures, st.consecutive_failures,
+            st.ready ? "true" : "false");
+      }
+      b += "]}\n";
+      r.content_type = "application/json";
+    });
+    admin_->handle(
+        "POST", "/sync", [this](const admin::AdminRequest& req, admin::AdminResponse& r) {
+          const std::string_view q = req.query;
+          const std::string name = q.starts_with("name=") ? std::string(q.substr(5)) : "";
+          size_t n = 0;
+          for (auto& s : syncers_) {
+            if (!name.empty() && s->config().name != name) continue;
+            s->trigger();
+            ++n;
+          }
+          if (n == 0) {
+            r.status = 404;
+            r.body = "no such sync\n";
+            return;
+          }
+          r.body = fmt::format("syncing {}\n", name.empty() ? "all" : name);
+        });
     admin_->handle("GET", "/healthz",
                    [](const admin::AdminRequest&, admin::AdminResponse& r) { r.body = "ok\n"; });
     admin_->handle(
@@ -472,6 +630,8 @@ class Process {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<supervisor::Supervisor> app_;
   std::unique_ptr<supervisor::ReadinessProbe> probe_;
+  std::vector<std::unique_ptr<sync::Syncer>> syncers_;
+  std::map<pid_t, std::function<void(int)>> commands_;  // hooks run for syncs
   boost::asio::signal_set signals_;
   boost::asio::steady_timer delay_timer_;
   boost::asio::steady_timer watch_timer_;

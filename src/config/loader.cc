@@ -62,7 +62,7 @@ class Loader {
     if (!is_map(root, "the top level")) return c;
     check_keys(root, "the top level",
                {"admin", "workers", "app", "listeners", "clusters", "drain", "watch", "access_log",
-                "metrics"});
+                "metrics", "sync"});
     if (auto n = root["admin"]) load_admin(n, c.admin);
     if (auto n = root["workers"]) {
       if (n.IsScalar() && n.Scalar() == "auto") {
@@ -86,6 +86,11 @@ class Loader {
     if (auto n = root["watch"]) get_bool(n, "watch", c.watch);
     if (auto n = root["access_log"]) load_access_log(n, c.access_log);
     if (auto n = root["metrics"]) load_metrics(n, c.metrics);
+    if (auto n = root["sync"]) {
+      if (is_seq(n, "sync")) {
+        for (size_t i = 0; i < n.size(); ++i) load_sync(n[i], i, c);
+      }
+    }
     if (auto n = root["clusters"]) {
       if (is_seq(n, "clusters")) {
         for (size_t i = 0; i < n.size(); ++i) load_cluster(n[i], i, c);
@@ -350,6 +355,158 @@ class Loader {
       if (get_size32(v, "access_log.buffer_size", size, 64 * 1024, 1u << 30))
         log.buffer_size = size;
     }
+  }
+
+  bool get_signal(const YAML::Node& n, std::string_view what, int& out) {
+    static const std::pair<std::string_view, int> kSignals[] = {
+        {"SIGHUP", 1},   {"SIGINT", 2},   {"SIGQUIT", 3},  {"SIGUSR1", 10},
+        {"SIGUSR2", 12}, {"SIGTERM", 15}, {"SIGWINCH", 28}};
+    std::string s;
+    if (!get_string(n, what, s)) return false;
+    for (const auto& [name, number] : kSignals) {
+      if (s == name || s == name.substr(3)) {
+        out = number;
+        return true;
+      }
+    }
+    error(n, fmt::format("{}: unknown signal '{}' (SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT, "
+                         "SIGQUIT, SIGWINCH)",
+                         what, s));
+    return false;
+  }
+
+  void load_hook(const YAML::Node& n, const std::string& where, SyncHook& h) {
+    if (!is_map(n, where)) return;
+    check_keys(
+        n, where,
+        {"signal", "webhook", "exec", "method", "status", "revision_header", "timeout", "retries"});
+    int kinds = 0;
+    if (auto v = n["signal"]) {
+      ++kinds;
+      h.kind = SyncHook::Kind::kSignal;
+      get_signal(v, where + ".signal", h.signal);
+    }
+    if (auto v = n["webhook"]) {
+      ++kinds;
+      h.kind = SyncHook::Kind::kWebhook;
+      if (get_string(v, where + ".webhook", h.url) && !h.url.starts_with("http://") &&
+          !h.url.starts_with("https://")) {
+        error(v, where + ".webhook must be an http:// or https:// URL");
+      }
+    }
+    if (auto v = n["exec"]) {
+      ++kinds;
+      h.kind = SyncHook::Kind::kExec;
+      if (is_seq(v, where + ".exec")) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          std::string arg;
+          if (get_string(v[i], where + ".exec", arg)) h.command.push_back(arg);
+        }
+        if (h.command.empty()) error(v, where + ".exec must not be empty");
+      }
+    }
+    if (kinds != 1) error(n, where + " takes one of signal, webhook or exec");
+    if (auto v = n["method"]) get_string(v, where + ".method", h.method);
+    if (auto v = n["status"]) {
+      uint32_t st = 0;
+      if (get_count(v, where + ".status", st, 100, 599)) h.status = static_cast<int>(st);
+    }
+    if (auto v = n["revision_header"]) get_string(v, where + ".revision_header", h.revision_header);
+    if (auto v = n["timeout"]) get_duration(v, where + ".timeout", h.timeout);
+    if (auto v = n["retries"]) get_count(v, where + ".retries", h.retries, 0, 100);
+  }
+
+  void load_sync(const YAML::Node& n, size_t index, Config& c) {
+    const std::string where = fmt::format("sync[{}]", index);
+    if (!is_map(n, where)) return;
+    check_keys(n, where,
+               {"name", "git", "http", "root", "link", "copy_to", "period", "timeout",
+                "keep_old_for", "max_failures", "wait_for_first_sync", "once", "notify"});
+    Sync s;
+    if (auto v = n["name"]) {
+      get_string(v, where + ".name", s.name);
+      for (const Sync& other : c.sync) {
+        if (other.name == s.name) error(v, fmt::format("sync '{}' is defined twice", s.name));
+      }
+    } else {
+      error(n, where + " needs a name");
+    }
+    if (auto g = n["git"]) {
+      const std::string gw = where + ".git";
+      if (is_map(g, gw)) {
+        check_keys(g, gw, {"repo", "ref", "credentials_file", "ssh_key", "known_hosts"});
+        if (auto v = g["repo"]) {
+          get_string(v, gw + ".repo", s.git_repo);
+        } else {
+          error(g, gw + " needs a repo");
+        }
+        if (auto v = g["ref"]) get_string(v, gw + ".ref", s.git_ref);
+        if (auto v = g["credentials_file"]) {
+          get_string(v, gw + ".credentials_file", s.credentials_file);
+        }
+        if (auto v = g["ssh_key"]) get_string(v, gw + ".ssh_key", s.ssh_key);
+        if (auto v = g["known_hosts"]) get_string(v, gw + ".known_hosts", s.known_hosts);
+        const bool ssh =
+            s.git_repo.starts_with("ssh://") || (s.git_repo.find("://") == std::string::npos &&
+                                                 s.git_repo.find('@') != std::string::npos);
+        if (ssh && s.known_hosts.empty()) {
+          error(g, gw + ": ssh needs known_hosts (host keys are always checked)");
+        }
+      }
+    }
+    if (auto h = n["http"]) {
+      const std::string hw = where + ".http";
+      if (is_map(h, hw)) {
+        check_keys(h, hw, {"url", "file"});
+        if (auto v = h["url"]) {
+          if (get_string(v, hw + ".url", s.http_url) && !s.http_url.starts_with("http://") &&
+              !s.http_url.starts_with("https://")) {
+            error(v, hw + ".url must be an http:// or https:// URL");
+          }
+        } else {
+          error(h, hw + " needs a url");
+        }
+        if (auto v = h["file"]) get_string(v, hw + ".file", s.http_file);
+      }
+    }
+    if (s.git_repo.empty() == s.http_url.empty()) error(n, where + " takes one of git or http");
+    if (auto v = n["root"]) {
+      if (get_string(v, where + ".root", s.root) && (s.root.empty() || s.root[0] != '/')) {
+        error(v, where + ".root must be an absolute path");
+      }
+    } else {
+      error(n, where + " needs a root");
+    }
+    if (auto v = n["link"]) {
+      if (get_string(v, where + ".link", s.link) &&
+          (s.link.empty() || s.link.find('/') != std::string::npos || s.link[0] == '.')) {
+        error(v, where + ".link must be a plain name inside root");
+      }
+    }
+    if (auto v = n["copy_to"]) get_string(v, where + ".copy_to", s.copy_to);
+    if (auto v = n["period"]) {
+      if (get_duration(v, where + ".period", s.period) && s.period.count() == 0) {
+        error(v, where + ".period must be more than 0");
+      }
+    }
+    if (auto v = n["timeout"]) get_duration(v, where + ".timeout", s.timeout);
+    if (auto v = n["keep_old_for"]) get_duration(v, where + ".keep_old_for", s.keep_old_for);
+    if (auto v = n["max_failures"])
+      get_count(v, where + ".max_failures", s.max_failures, 0, 1000000);
+    if (auto v = n["wait_for_first_sync"]) {
+      get_bool(v, where + ".wait_for_first_sync", s.wait_for_first_sync);
+    }
+    if (auto v = n["once"]) get_bool(v, where + ".once", s.once);
+    if (auto v = n["notify"]) {
+      if (is_seq(v, where + ".notify")) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          SyncHook hook;
+          load_hook(v[i], fmt::format("{}.notify[{}]", where, i), hook);
+          s.hooks.push_back(std::move(hook));
+        }
+      }
+    }
+    c.sync.push_back(std::move(s));
   }
 
   void load_metrics(const YAML::Node& n, Metrics& m) {

@@ -22,7 +22,8 @@ int exit_code_of(int wait_status) {
 }
 
 AppProcess::AppProcess(const std::vector<std::string>& argv,
-                       const std::vector<std::pair<std::string, std::string>>& extra_env) {
+                       const std::vector<std::pair<std::string, std::string>>& extra_env,
+                       const std::string& cwd) {
   if (argv.empty()) throw std::system_error(EINVAL, std::generic_category(), "empty app command");
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -54,8 +55,12 @@ AppProcess::AppProcess(const std::vector<std::string>& argv,
   posix_spawnattr_setpgroup(&attr, 0);
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
   pid_t pid = -1;
-  const int rc = posix_spawnp(&pid, args[0], nullptr, &attr, args.data(), envp.data());
+  const int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     throw std::system_error(rc, std::generic_category(), fmt::format("cannot start '{}'", argv[0]));

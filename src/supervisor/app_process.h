@@ -20,8 +20,10 @@ class AppProcess {
   // group, with this process's environment plus `extra_env` (overriding),
   // default signal dispositions and an empty signal mask. Throws
   // std::system_error when it cannot be started (for example, not found).
+  // With `cwd`, it starts there.
   AppProcess(const std::vector<std::string>& argv,
-             const std::vector<std::pair<std::string, std::string>>& extra_env);
+             const std::vector<std::pair<std::string, std::string>>& extra_env,
+             const std::string& cwd = "");
 
   pid_t pid() const { return pid_; }
   bool exited() const { return exit_code_.has_value(); }

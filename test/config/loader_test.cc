@@ -169,6 +169,76 @@ TEST(Loader, MissingFile) {
   }
 }
 
+TEST(Loader, SyncAccessLogAndLifecycleSections) {
+  auto c = load_string(R"(
+app: { port: 9000, ready: { http_path: /healthz, period: 200ms }, restart: on-failure,
+       backoff: { initial: 100ms, max: 2s } }
+drain: { delay: 3s }
+watch: true
+access_log:
+  path: /tmp/x.log
+  json_format: { code: "%RESPONSE_CODE%", ua: "%REQ(USER-AGENT):10%", ct: "%RESP(CONTENT-TYPE)%" }
+  status: [ "5xx", 404, "400-403" ]
+  sample: 0.25
+metrics:
+  processes: [ { name: db, cgroup: /sys/fs/cgroup/db } ]
+sync:
+  - name: site
+    git: { repo: "https://example.com/r.git", ref: v1, credentials_file: /c }
+    root: /srv/site
+    notify:
+      - { signal: SIGHUP }
+      - { webhook: "http://127.0.0.1:8080/reload", status: 204, retries: 1 }
+      - { exec: [ "sh", "-c", "true" ], timeout: 2s }
+)",
+                       "t");
+  EXPECT_EQ(c->app.restart, RestartPolicy::kOnFailure);
+  EXPECT_EQ(c->app.ready.http_path, "/healthz");
+  EXPECT_TRUE(c->app.ready.configured);
+  EXPECT_EQ(c->drain.delay, std::chrono::seconds(3));
+  EXPECT_TRUE(c->watch);
+  ASSERT_EQ(c->access_log.fields.size(), 3u);
+  EXPECT_EQ(c->access_log.fields[1].tokens[0].max_length, 10u);
+  EXPECT_EQ(c->access_log.request_headers, std::vector<std::string>{"user-agent"});
+  EXPECT_EQ(c->access_log.response_headers, std::vector<std::string>{"content-type"});
+  ASSERT_EQ(c->access_log.status.size(), 3u);
+  EXPECT_EQ(c->access_log.status[0], (std::pair<uint16_t, uint16_t>{500, 599}));
+  EXPECT_EQ(c->access_log.status[2], (std::pair<uint16_t, uint16_t>{400, 403}));
+  EXPECT_DOUBLE_EQ(c->access_log.sample, 0.25);
+  ASSERT_EQ(c->sync.size(), 1u);
+  EXPECT_EQ(c->sync[0].git_ref, "v1");
+  EXPECT_EQ(c->sync[0].link, "current");
+  ASSERT_EQ(c->sync[0].hooks.size(), 3u);
+  EXPECT_EQ(c->sync[0].hooks[0].signal, 1);
+  EXPECT_EQ(c->sync[0].hooks[1].status, 204);
+  EXPECT_EQ(c->sync[0].hooks[2].command.size(), 3u);
+}
+
+TEST(Loader, SyncAndAccessLogErrors) {
+  auto e = errors_of(R"(
+access_log: { text_format: "%NOPE%", status: [ 700 ] }
+sync:
+  - name: a
+    root: relative/path
+  - name: b
+    git: { repo: "ssh://git@example.com/r.git" }
+    http: { url: "ftp://x" }
+    root: /x
+    link: a/b
+    notify: [ { signal: SIGFOO }, { exec: [] }, {} ]
+)");
+  EXPECT_TRUE(has_error(e, "access_log.text_format: unknown operator %NOPE%"));
+  EXPECT_TRUE(has_error(e, "access_log.status: '700' is not a status"));
+  EXPECT_TRUE(has_error(e, "sync[0] takes one of git or http"));
+  EXPECT_TRUE(has_error(e, "sync[0].root must be an absolute path"));
+  EXPECT_TRUE(has_error(e, "ssh needs known_hosts"));
+  EXPECT_TRUE(has_error(e, "sync[1].http.url must be an http:// or https:// URL"));
+  EXPECT_TRUE(has_error(e, "sync[1].link must be a plain name inside root"));
+  EXPECT_TRUE(has_error(e, "unknown signal 'SIGFOO'"));
+  EXPECT_TRUE(has_error(e, "sync[1].notify[1].exec must not be empty"));
+  EXPECT_TRUE(has_error(e, "sync[1].notify[2] takes one of signal, webhook or exec"));
+}
+
 TEST(Durations, Parse) {
   EXPECT_EQ(parse_duration("250ms"), Duration(250));
   EXPECT_EQ(parse_duration("10s"), Duration(10'000));

@@ -31,7 +31,7 @@ asan: deps
 	  -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
 	ninja -C build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	  ctest --output-on-failure -j 2
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp ctest --output-on-failure -j 2
 
 # Coverage-guided fuzzing of the HTTP/1.1 codec (clang, libFuzzer) for
 # FUZZ_SECONDS, starting from the seed corpus; new inputs go to build-fuzz/corpus.

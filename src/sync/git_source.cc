@@ -102,7 +102,10 @@ int on_credentials(git_credential** out, const char* url, const char* username_f
   }
   const std::string user = username_from_url != nullptr ? username_from_url : "git";
   if ((allowed & GIT_CREDENTIAL_SSH_KEY) != 0 && !r.ssh_key.empty()) {
-    return git_credential_ssh_key_new(out, user.c_str(), nullptr, r.ssh_key.c_str(), nullptr);
+    const std::string pub = r.ssh_key + ".pub";
+    const bool has_pub = ::access(pub.c_str(), R_OK) == 0;
+    return git_credential_ssh_key_new(out, user.c_str(), has_pub ? pub.c_str() : nullptr,
+                                      r.ssh_key.c_str(), nullptr);
   }
   if ((allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) != 0 && !r.credentials_file.empty()) {
     std::ifstream in(r.credentials_file);

@@ -3,6 +3,7 @@
 sidecar's peak RSS stays far below the body size."""
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -11,8 +12,10 @@ import unittest
 from harness import Sidecar, Upstream, curl, proxy_config, run_tests
 
 SIZE = 200 * 1024 * 1024
-# Far below the body: buffers are 16 KiB per connection side.
-MAX_PEAK_RSS_KIB = 48 * 1024
+# Far below the body: buffers are 16 to 64 KiB per connection side. Under
+# AddressSanitizer the process is bigger (shadow memory, quarantine) but
+# still far from holding 200 MiB.
+MAX_PEAK_RSS_KIB = (160 if os.environ.get("SIDECAR_SANITIZE") else 48) * 1024
 
 
 class StreamingTest(unittest.TestCase):

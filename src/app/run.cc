@@ -23,6 +23,7 @@
 #include "core/cpu.h"
 #include "core/json.h"
 #include "core/logging.h"
+#include "filters/registry.h"
 #include "proxy/http_connection.h"
 #include "proxy/server.h"
 #include "stats/metric_writer.h"
@@ -651,6 +652,7 @@ class Process : public sync::Host {
 }  // namespace
 
 int validate(const std::string& path) {
+  filters::register_builtin();
   try {
     config::load_file(path);
   } catch (const config::ConfigError& e) {
@@ -662,6 +664,7 @@ int validate(const std::string& path) {
 }
 
 int run(const RunOptions& options) {
+  filters::register_builtin();
   std::shared_ptr<const config::Config> cfg;
   try {
     cfg = load(options.config_path);

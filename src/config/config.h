@@ -62,6 +62,14 @@ struct Route {
   Duration timeout = 15s;
 };
 
+// One HTTP filter of a listener: its registered name and its parsed config
+// (the filter's own type; see config/filter_registry.h).
+struct FilterConfig {
+  std::string name;
+  std::shared_ptr<const void> typed;
+  bool operator==(const FilterConfig&) const = default;
+};
+
 // Which way a listener's traffic goes. On shutdown, inbound listeners drain
 // before the app is stopped; outbound ones keep serving the app until it exits.
 enum class Direction { kInbound, kOutbound };
@@ -77,6 +85,7 @@ struct Listener {
   Duration idle_timeout = 1h;              // keep-alive connection with no request
   Duration stream_idle_timeout = 5min;     // an active request with no bytes moving
   bool access_log = true;  // log this listener's requests (when `access_log` is configured)
+  std::vector<FilterConfig> filters;  // run in order on requests, in reverse on responses
 };
 
 struct Cluster {

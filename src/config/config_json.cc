@@ -209,6 +209,9 @@ std::string to_json(const Config& c) {
     j.item_begin().key("name").str(l.name).key("address").str(l.address.to_string());
     j.key("direction").str(l.direction == Direction::kInbound ? "inbound" : "outbound");
     j.key("access_log").boolean(l.access_log);
+    j.arr_begin("filters");
+    for (const FilterConfig& f : l.filters) j.item_begin().key("name").str(f.name).close('}');
+    j.close(']');
     j.key("max_request_headers_size").num(l.max_request_headers_size);
     j.key("max_request_headers_count").num(l.max_request_headers_count);
     j.key("request_headers_timeout").duration(l.request_headers_timeout);

@@ -16,6 +16,8 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include "config/filter_registry.h"
+
 namespace sidecar::config {
 namespace {
 
@@ -742,9 +744,9 @@ class Loader {
     const std::string where = fmt::format("listeners[{}]", index);
     if (!is_map(n, where)) return;
     check_keys(n, where,
-               {"name", "address", "direction", "access_log", "routes", "max_request_headers_size",
-                "max_request_headers_count", "request_headers_timeout", "idle_timeout",
-                "stream_idle_timeout"});
+               {"name", "address", "direction", "access_log", "filters", "routes",
+                "max_request_headers_size", "max_request_headers_count", "request_headers_timeout",
+                "idle_timeout", "stream_idle_timeout"});
     Listener l;
     if (auto v = n["name"]) {
       get_string(v, where + ".name", l.name);
@@ -771,6 +773,32 @@ class Loader {
       error(n, where + " needs an address");
     }
     if (auto v = n["access_log"]) get_bool(v, where + ".access_log", l.access_log);
+    if (auto v = n["filters"]) {
+      if (is_seq(v, where + ".filters")) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          const std::string fw = fmt::format("{}.filters[{}]", where, i);
+          if (!is_map(v[i], fw)) continue;
+          check_keys(v[i], fw, {"name", "config"});
+          FilterConfig f;
+          const YAML::Node name = v[i]["name"];
+          if (!name) {
+            error(v[i], fw + " needs a name");
+            continue;
+          }
+          if (!get_string(name, fw + ".name", f.name)) continue;
+          const FilterParser* parser = find_filter(f.name);
+          if (parser == nullptr) {
+            std::string known;
+            for (const std::string& k : filter_names()) known += (known.empty() ? "" : ", ") + k;
+            error(name, fmt::format("{}: unknown filter '{}' (known: {})", fw, f.name, known));
+            continue;
+          }
+          f.typed = (*parser)(v[i]["config"],
+                              [this](const YAML::Node& at, const std::string& m) { error(at, m); });
+          l.filters.push_back(std::move(f));
+        }
+      }
+    }
     if (auto v = n["direction"]) {
       std::string d;
       if (get_string(v, where + ".direction", d)) {

@@ -300,6 +300,10 @@ void HttpConnection::on_request() {
   response_deadline_ = kNever;
   arm_timer();
   begin_request();
+  req_remove_.clear();
+  resp_remove_.clear();
+  req_add_.clear();
+  resp_add_.clear();
 
   if (method_ == http::Method::kConnect) {
     reject(kRejectConnect);
@@ -324,6 +328,7 @@ void HttpConnection::on_request() {
     local_reply(404, "no route matched\n", false);
     return;
   }
+  if (!listener_->filters.empty() && !run_request_filters()) return;
   acquire_upstream(false);
 }
 
@@ -468,6 +473,7 @@ void HttpConnection::add_request_headers(std::string_view authority) {
           break;
       }
     }
+    if (keep && !req_remove_.empty() && listed(req_remove_, n)) keep = false;
     if (keep) add_span(up_out_, head.data() + f.line_begin, f.line_end - f.line_begin);
   }
 
@@ -486,6 +492,7 @@ void HttpConnection::add_request_headers(std::string_view authority) {
   if (!has_request_id) {
     x.append("x-request-id: ").append(request_id_, sizeof(request_id_)).append("\r\n");
   }
+  x.append(req_add_);
   x.append("\r\n");
   add_span(up_out_, x);
 }
@@ -647,6 +654,12 @@ void HttpConnection::start_response(size_t head_size) {
   resp_remaining_ = resp_.content_length;
   resp_chunked_.reset();
   dechunk_ = resp_body_ == http::BodyKind::kChunked && version_minor_ == 0;
+  // Response filters run in reverse order.
+  if (!listener_->filters.empty()) {
+    for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
+      (*it)->on_response_headers(resp_, *this);
+    }
+  }
   if (dechunk_ || resp_body_ == http::BodyKind::kUntilClose || !req_done_ || drain_requested_) {
     keep_alive_ = false;
   }
@@ -663,9 +676,10 @@ void HttpConnection::start_response(size_t head_size) {
   const bool keep_te = resp_body_ == http::BodyKind::kChunked && !dechunk_;
   for (const http::HeaderField& f : resp_.headers) {
     if (hop_by_hop(f.name) && !(keep_te && http::iequals(f.name, "transfer-encoding"))) continue;
+    if (!resp_remove_.empty() && listed(resp_remove_, f.name)) continue;
     add_span(down_out_, head.data() + f.line_begin, f.line_end - f.line_begin);
   }
-  down_extra_.clear();
+  down_extra_.assign(resp_add_);
   if (!keep_alive_) {
     down_extra_.append("connection: close\r\n");
   } else if (version_minor_ == 0) {
@@ -1164,6 +1178,58 @@ void HttpConnection::write_log(Clock::time_point now) {
   ring.commit();
   worker_.stats().access_log_lines.add();
   if (ring.used() > ring.capacity() / 2) log->wake();
+}
+
+// ---- filters ----
+
+bool HttpConnection::run_request_filters() {
+  if (filters_listener_ != listener_) {
+    // First request, or a new config for this listener: new instances.
+    filters_.clear();
+    for (const auto& factory : listener_->filters) filters_.push_back(factory->create());
+    filters_listener_ = listener_;
+  }
+  for (auto& filter : filters_) {
+    filter_reply_status_ = 0;
+    if (filter->on_request_headers(*this) == http::FilterStatus::kContinue) continue;
+    if (filter_reply_status_ == 0) {
+      // Stopping without answering would leave the client waiting.
+      filter_reply_status_ = 500;
+      filter_reply_body_ = "a filter stopped the request without answering it\n";
+    }
+    local_reply(filter_reply_status_, filter_reply_body_, false);
+    return false;
+  }
+  return true;
+}
+
+bool HttpConnection::listed(const std::vector<std::string>& names, std::string_view name) {
+  for (const std::string& n : names) {
+    if (http::iequals(n, name)) return true;
+  }
+  return false;
+}
+
+void HttpConnection::add_request_header(std::string_view name, std::string_view value) {
+  req_add_.append(name).append(": ").append(value).append("\r\n");
+}
+
+void HttpConnection::remove_request_header(std::string_view name) {
+  req_remove_.emplace_back(name);
+}
+
+void HttpConnection::add_response_header(std::string_view name, std::string_view value) {
+  resp_add_.append(name).append(": ").append(value).append("\r\n");
+}
+
+void HttpConnection::remove_response_header(std::string_view name) {
+  resp_remove_.emplace_back(name);
+}
+
+void HttpConnection::send_local_reply(int status, std::string_view body) {
+  // Recorded, and sent once the filter has returned (no reentry into it).
+  filter_reply_status_ = status;
+  filter_reply_body_.assign(body);
 }
 
 }  // namespace sidecar::proxy

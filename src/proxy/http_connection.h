@@ -34,6 +34,7 @@
 #include "accesslog/entry.h"
 #include "core/buffer.h"
 #include "core/ref_counted.h"
+#include "http/filter.h"
 #include "http/http1_parser.h"
 #include "proxy/snapshot.h"
 #include "upstream/cluster.h"
@@ -56,7 +57,9 @@ enum RejectReason : size_t {
 // The names of the reasons, by index.
 std::vector<std::string> reject_reason_names();
 
-class HttpConnection : public core::RefCounted<HttpConnection>, public upstream::UpstreamCallbacks {
+class HttpConnection : public core::RefCounted<HttpConnection>,
+                       public upstream::UpstreamCallbacks,
+                       public http::FilterCallbacks {
  public:
   using Clock = std::chrono::steady_clock;
   // Like upstream::UpstreamConnection's: 16 KiB, doubling up to 64 KiB
@@ -82,6 +85,14 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
 
   void on_upstream_connected(const boost::system::error_code& ec) override;
   void on_upstream_read(const boost::system::error_code& ec, size_t bytes) override;
+
+  // http::FilterCallbacks, for the listener's filters.
+  const http::RequestHead& request() const override { return req_; }
+  void add_request_header(std::string_view name, std::string_view value) override;
+  void remove_request_header(std::string_view name) override;
+  void add_response_header(std::string_view name, std::string_view value) override;
+  void remove_response_header(std::string_view name) override;
+  void send_local_reply(int status, std::string_view body) override;
 
  private:
   enum class Phase : uint8_t {
@@ -135,6 +146,9 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
   void on_timeout(Clock::time_point now);
 
   bool can_retry() const;
+  // Runs the filters on the request head; false when one answered it.
+  bool run_request_filters();
+  static bool listed(const std::vector<std::string>& names, std::string_view name);
 
   // Stats and the access log.
   void begin_request();
@@ -233,6 +247,15 @@ class HttpConnection : public core::RefCounted<HttpConnection>, public upstream:
   std::string up_extra_;
   std::string down_extra_;
   std::vector<std::string_view> chunk_views_;
+
+  // Filters of this connection's listener, and the edits they asked for
+  // (applied when the heads are written; reset per request).
+  std::vector<std::unique_ptr<http::HttpFilter>> filters_;
+  const ListenerRuntime* filters_listener_ = nullptr;
+  std::vector<std::string> req_remove_, resp_remove_;
+  std::string req_add_, resp_add_;
+  int filter_reply_status_ = 0;
+  std::string filter_reply_body_;
 };
 
 }  // namespace sidecar::proxy

@@ -1,5 +1,7 @@
 #include "proxy/snapshot.h"
 
+#include "filters/registry.h"
+
 namespace sidecar::proxy {
 
 std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Config> config,
@@ -12,8 +14,10 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     http::Limits limits;
     limits.max_head_size = l.max_request_headers_size;
     limits.max_headers = l.max_request_headers_count;
-    s->listeners.push_back(
-        ListenerRuntime{i, &l, RouteTable(l, *s->config, &store), limits, store.listener(l.name)});
+    std::vector<std::shared_ptr<const http::HttpFilterFactory>> filters;
+    for (const config::FilterConfig& f : l.filters) filters.push_back(filters::make_factory(f));
+    s->listeners.push_back(ListenerRuntime{i, &l, RouteTable(l, *s->config, &store), limits,
+                                           store.listener(l.name), std::move(filters)});
   }
   for (const config::Cluster& c : s->config->clusters) {
     auto& per_endpoint = s->endpoint_stats.emplace_back();

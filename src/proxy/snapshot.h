@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "http/filter.h"
 #include "http/http1_parser.h"
 #include "proxy/router.h"
 #include "stats/stats.h"
@@ -18,7 +19,8 @@ struct ListenerRuntime {
   const config::Listener* config = nullptr;
   RouteTable routes;
   http::Limits limits;
-  std::vector<stats::ListenerStats*> stats;  // by worker index
+  std::vector<stats::ListenerStats*> stats;                             // by worker index
+  std::vector<std::shared_ptr<const http::HttpFilterFactory>> filters;  // in order
 };
 
 struct Snapshot {

@@ -7,7 +7,7 @@ import subprocess
 import time
 import unittest
 
-from harness import (Sidecar, Upstream, curl, proxy_config, raw, run_tests, status_of,
+from harness import (BIN, Sidecar, Upstream, curl, proxy_config, raw, run_tests, status_of,
                      wait_for)
 
 
@@ -271,6 +271,58 @@ class UpstreamFailureTest(unittest.TestCase):
         finally:
             sc.stop()
             up.stop()
+
+
+class FilterTest(unittest.TestCase):
+    def test_headers_filter_edits_requests_and_responses(self):
+        up = Upstream()
+        self.addCleanup(up.stop)
+        sc = Sidecar(f"""
+workers: 1
+clusters: [ {{ name: app, endpoints: [ "{up.address}" ] }} ]
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    filters:
+      - name: headers
+        config:
+          request_headers_to_add: [ {{ name: x-team, value: payments }} ]
+          request_headers_to_remove: [ x-debug ]
+          response_headers_to_add: [ {{ name: strict-transport-security, value: max-age=600 }} ]
+          response_headers_to_remove: [ server ]
+    routes: [ {{ cluster: app }} ]
+""")
+        self.addCleanup(sc.stop)
+        rc, out, err = curl("-D", "-", "-H", "X-Debug: 1", "-H", "X-Kept: 1", sc.url("/headers"))
+        head, _, body = out.partition(b"\r\n\r\n")
+        names = {k.lower(): v for k, v in json.loads(body)["headers"]}
+        self.assertEqual(names["x-team"], "payments")
+        self.assertNotIn("x-debug", names)
+        self.assertEqual(names["x-kept"], "1")
+        self.assertIn(b"strict-transport-security: max-age=600", head)
+        self.assertNotIn(b"server:", head.lower())
+        self.assertEqual(json.loads(sc.admin_get("/config")[1])["listeners"][0]["filters"],
+                         [{"name": "headers"}])
+
+    def test_filter_config_errors(self):
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("""clusters: [ { name: a, endpoints: [ "127.0.0.1:1" ] } ]
+listeners:
+  - name: l
+    address: 127.0.0.1:0
+    filters:
+      - { name: gzip }
+      - name: headers
+        config: { request_headers_to_add: [ { name: "bad name", value: x } ] }
+    routes: [ { cluster: a } ]
+""")
+            f.flush()
+            p = subprocess.run([BIN, "validate", "-c", f.name], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 64)
+        self.assertIn(":6:17: listeners[0].filters[0]: unknown filter 'gzip' (known: headers)",
+                      p.stderr)
+        self.assertIn("request_headers_to_add: 'bad name' is not a field name", p.stderr)
 
 
 class RoutingTest(unittest.TestCase):

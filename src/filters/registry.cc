@@ -1,0 +1,47 @@
+#include "filters/registry.h"
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "config/filter_registry.h"
+#include "filters/headers/filter.h"
+
+namespace sidecar::filters {
+namespace {
+
+struct Entry {
+  config::FilterParser parse;
+  std::function<std::shared_ptr<const http::HttpFilterFactory>(std::shared_ptr<const void>)> make;
+};
+
+// Every built-in filter, by its config name.
+const std::map<std::string, Entry>& builtin() {
+  static const std::map<std::string, Entry> filters = {
+      {"headers",
+       {headers::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<headers::Factory>(
+              std::static_pointer_cast<const headers::Config>(std::move(typed)));
+        }}},
+  };
+  return filters;
+}
+
+}  // namespace
+
+void register_builtin() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (const auto& [name, entry] : builtin()) config::register_filter(name, entry.parse);
+  });
+}
+
+std::shared_ptr<const http::HttpFilterFactory> make_factory(const config::FilterConfig& filter) {
+  auto it = builtin().find(filter.name);
+  if (it == builtin().end()) throw std::logic_error("unknown filter " + filter.name);
+  return it->second.make(filter.typed);
+}
+
+}  // namespace sidecar::filters

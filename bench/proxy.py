@@ -27,18 +27,14 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test",
+                                "integration"))
+from harness import free_port  # noqa: E402
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAYLOADS = {"small": "/hello", "16KiB": "/16k.bin"}
 LOADS = {"saturation": 50, "serial": 1}
 RUNNING = set()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port, timeout=10):

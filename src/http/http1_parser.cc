@@ -74,6 +74,8 @@ HeadResult scan_head(std::string_view buf, const Limits& limits, bool skip_empty
         continue;
       }
       pos = lf + 1;
+      // The empty line counts too: a head one byte over the limit is over it.
+      if (pos > limits.max_head_size) return error(ParseError::kHeadTooLarge);
       return {HeadResult::kDone, ParseError::kNone, pos};
     }
     // The start line is not a field line.
@@ -215,13 +217,19 @@ Method method_of(std::string_view m) {
   return Method::kOther;
 }
 
+// Sets the head and returns its start line (CRLF excluded) in `line`.
+ParseError start_line(std::string_view head, MessageHead& m, std::string_view& line) {
+  m.head = head;
+  const size_t eol = head.find("\r\n");  // the scan guaranteed one exists
+  line = head.substr(0, eol);
+  m.start_line_end = static_cast<uint32_t>(eol + 2);
+  return has_cr(line) ? ParseError::kBareCr : ParseError::kNone;
+}
+
 ParseError parse_request_head(std::string_view head, const Limits& limits, RequestHead& r) {
   r.clear();
-  r.head = head;
-  const size_t eol = head.find("\r\n");
-  const std::string_view line = head.substr(0, eol);
-  r.start_line_end = static_cast<uint32_t>(eol + 2);
-  if (has_cr(line)) return ParseError::kBareCr;
+  std::string_view line;
+  if (ParseError e = start_line(head, r, line); e != ParseError::kNone) return e;
   size_t i = 0;
   while (i < line.size() && kTchar[static_cast<unsigned char>(line[i])]) ++i;
   if (i == 0 || i == line.size() || line[i] != ' ') return ParseError::kBadRequestLine;
@@ -250,11 +258,8 @@ ParseError parse_request_head(std::string_view head, const Limits& limits, Reque
 
 ParseError parse_response_head(std::string_view head, const Limits& limits, ResponseHead& r) {
   r.clear();
-  r.head = head;
-  const size_t eol = head.find("\r\n");
-  const std::string_view line = head.substr(0, eol);
-  r.start_line_end = static_cast<uint32_t>(eol + 2);
-  if (has_cr(line)) return ParseError::kBareCr;
+  std::string_view line;
+  if (ParseError e = start_line(head, r, line); e != ParseError::kNone) return e;
   if (line.size() < 12 || line[8] != ' ') return ParseError::kBadStatusLine;
   if (ParseError e = parse_version(line.substr(0, 8), r.version_minor, ParseError::kBadStatusLine);
       e != ParseError::kNone) {

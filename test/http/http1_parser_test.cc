@@ -281,6 +281,10 @@ TEST(RequestParser, EnforcesHeadSizeLimit) {
   ASSERT_EQ(fits.size(), 1024u);
   RequestHead ok;
   EXPECT_EQ(parse_request(fits, ok, limits).status, Status::kDone);
+  // One byte over, the final CRLF included (found by the fuzzer).
+  std::string over_by_one = fits.substr(0, fits.size() - 4) + "b\r\n\r\n";
+  ASSERT_EQ(over_by_one.size(), 1025u);
+  EXPECT_EQ(request_error(over_by_one, limits), ParseError::kHeadTooLarge);
   // Default: 60 KiB.
   std::string over = "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(61 * 1024, 'c') + "\r\n\r\n";
   EXPECT_EQ(request_error(over), ParseError::kHeadTooLarge);

@@ -10,6 +10,8 @@ import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from harness import free_port  # noqa: F401 (also used by the tests through this module)
+
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
            "GIT_CONFIG_NOSYSTEM": "1", "HOME": tempfile.gettempdir()}
@@ -19,13 +21,6 @@ def git(*args, cwd=None):
     return subprocess.run(["git", *args], cwd=cwd, env=GIT_ENV, check=True,
                           capture_output=True, text=True).stdout.strip()
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Repo:

@@ -29,6 +29,15 @@ def _kill_leftovers():
             p.wait()
 
 
+def free_port():
+    """A port nobody listens on right now (for peers that cannot take port 0)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,8 +10,8 @@ import threading
 import time
 import unittest
 
-from harness import (BIN, HERE, PYTHON, Sidecar, Upstream, curl, proxy_config, run_tests,
-                     wait_for)
+from harness import (BIN, HERE, PYTHON, Sidecar, Upstream, curl, free_port, proxy_config,
+                     run_tests, wait_for)
 
 
 class ShutdownTest(unittest.TestCase):
@@ -120,14 +120,6 @@ listeners: [ { name: inbound, address: "127.0.0.1:0", routes: [ { cluster: app }
         finally:
             sc.stop()
 
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class OrderTest(unittest.TestCase):

@@ -13,15 +13,9 @@ import time
 import unittest
 import urllib.request
 
-from harness import PYTHON, HERE, Sidecar, Upstream, curl, raw, run_tests, status_of, wait_for
+from harness import (HERE, PYTHON, Sidecar, Upstream, curl, free_port, raw, run_tests, status_of,
+                     wait_for)
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def parse_metrics(text):

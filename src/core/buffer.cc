@@ -25,10 +25,4 @@ void Buffer::reserve(size_t capacity) {
   end_ = n;
 }
 
-void Buffer::release() {
-  if (!empty()) return;
-  data_.reset();
-  capacity_ = begin_ = end_ = 0;
-}
-
 }  // namespace sidecar::core

@@ -1,8 +1,8 @@
 // A byte buffer for socket reads: one contiguous block with a readable
 // region [begin, end) and free space after it.
 //
-// Views handed out by `readable()` stay valid until `compact`, `reserve` or
-// `release` is called; `consume` and `commit` never move bytes. Not
+// Views handed out by `readable()` stay valid until `compact` or `reserve`
+// is called; `consume` and `commit` never move bytes. Not
 // thread-safe (a buffer belongs to one connection, on one worker).
 #pragma once
 
@@ -40,8 +40,6 @@ class Buffer {
   void compact();
   // Ensures capacity() >= `capacity` (bytes), keeping the readable bytes.
   void reserve(size_t capacity);
-  // Frees the memory when empty (idle connections hold no buffer).
-  void release();
 
  private:
   std::unique_ptr<char[]> data_;

@@ -293,7 +293,6 @@ ParseError parse_response_head(std::string_view head, const Limits& limits, Resp
 }  // namespace
 
 bool is_tchar(unsigned char c) { return kTchar[c]; }
-bool is_field_vchar(unsigned char c) { return c > 0x20 && c != 0x7f; }
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

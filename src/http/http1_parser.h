@@ -220,7 +220,6 @@ class ChunkedDecoder {
 
 // Character classes of RFC 9110 5.6.2 and 5.5.
 bool is_tchar(unsigned char c);
-bool is_field_vchar(unsigned char c);  // VCHAR or obs-text
 
 // ASCII case-insensitive equality (field names, tokens).
 bool iequals(std::string_view a, std::string_view b);

@@ -36,8 +36,6 @@ class RouteTable {
   const CompiledRoute* match(std::string_view host, std::string_view path,
                              const http::RequestHead& request) const;
 
-  const std::vector<CompiledRoute>& routes() const { return routes_; }
-
  private:
   std::vector<CompiledRoute> routes_;
 };

@@ -52,7 +52,6 @@ class Server {
   void stop();
 
   unsigned worker_count() const { return static_cast<unsigned>(workers_.size()); }
-  const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
 
  private:
   stats::Store& store_;

@@ -124,12 +124,6 @@ struct alignas(64) WorkerStats {
   Counter access_log_dropped;  // the writer fell behind: lines not logged
 };
 
-// Values of the main thread (reloads, the app); written and read there.
-struct ProcessStats {
-  uint64_t config_reloads = 0;
-  uint64_t config_reload_failures = 0;
-};
-
 // The label sets and their per-worker blocks. All methods run on the main
 // thread (snapshot building, scrapes); the blocks are written by workers.
 class Store {

@@ -90,10 +90,4 @@ void ClusterRuntime::close_idle() {
   }
 }
 
-size_t ClusterRuntime::idle_count() const {
-  size_t n = 0;
-  for (const Endpoint& ep : endpoints_) n += ep.idle.size();
-  return n;
-}
-
 }  // namespace sidecar::upstream

@@ -34,7 +34,6 @@ class Endpoint {
 
   // Pool of connections waiting for a request, most recently used last.
   std::vector<core::Ref<UpstreamConnection>> idle;
-  uint32_t active = 0;                // connections checked out or connecting
   stats::EndpointStats* const stats;  // this worker's block
 
  private:
@@ -70,8 +69,6 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   void close_expired(std::chrono::steady_clock::time_point now);
   // Closes every pooled connection (shutdown).
   void close_idle();
-
-  size_t idle_count() const;
 
  private:
   boost::asio::io_context& io_;

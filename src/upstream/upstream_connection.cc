@@ -9,15 +9,11 @@ namespace sidecar::upstream {
 UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, ClusterRuntime& cluster,
                                        Endpoint& endpoint)
     : socket_(io), in_(kBufferSize), cluster_(&cluster), endpoint_(&endpoint) {
-  ++endpoint_->active;
   endpoint_->stats->connections_active.add();
   endpoint_->stats->connections_total.add();
 }
 
-UpstreamConnection::~UpstreamConnection() {
-  --endpoint_->active;
-  endpoint_->stats->connections_active.sub();
-}
+UpstreamConnection::~UpstreamConnection() { endpoint_->stats->connections_active.sub(); }
 
 void UpstreamConnection::connect() {
   socket_.async_connect(endpoint_->address(),

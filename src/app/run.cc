@@ -30,7 +30,7 @@
 #include "stats/process.h"
 #include "supervisor/readiness.h"
 #include "supervisor/supervisor.h"
-#include "sync/syncer.h"
+#include "sync/sync.h"
 
 namespace sidecar::app {
 namespace {
@@ -120,9 +120,14 @@ class Process : public sync::Host {
                  server_->worker_count(), server_->worker_count() == 1 ? "" : "s", cfg_->source);
     write_admin_address();
 
-    for (const config::Sync& s : cfg_->sync) {
-      syncers_.push_back(std::make_unique<sync::Syncer>(s, *this));
-      syncers_.back()->start();
+    try {
+      for (const config::Sync& s : cfg_->sync) {
+        syncers_.push_back(sync::create(s, *this));
+        syncers_.back()->start();
+      }
+    } catch (const std::runtime_error& e) {
+      spdlog::error("{}", e.what());
+      return kExitInternal;
     }
     // The app starts only now: listeners and admin are up, so its first
     // outbound call finds a listener, and its readiness can be reported.
@@ -631,7 +636,7 @@ class Process : public sync::Host {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<supervisor::Supervisor> app_;
   std::unique_ptr<supervisor::ReadinessProbe> probe_;
-  std::vector<std::unique_ptr<sync::Syncer>> syncers_;
+  std::vector<std::unique_ptr<sync::Sync>> syncers_;
   std::map<pid_t, std::function<void(int)>> commands_;  // hooks run for syncs
   boost::asio::signal_set signals_;
   boost::asio::steady_timer delay_timer_;

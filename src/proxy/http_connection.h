@@ -57,7 +57,7 @@ enum RejectReason : size_t {
 // The names of the reasons, by index.
 std::vector<std::string> reject_reason_names();
 
-class HttpConnection : public core::RefCounted<HttpConnection>,
+class HttpConnection final : public core::RefCounted<HttpConnection>,
                        public upstream::UpstreamCallbacks,
                        public http::FilterCallbacks {
  public:

@@ -25,49 +25,21 @@
 
 #include "config/config.h"
 #include "stats/stats.h"
+#include "sync/sync.h"
 
 namespace sidecar::sync {
 
-// What a sync needs from the process it runs in.
-class Host {
- public:
-  virtual ~Host() = default;
-  // Sends `sig` to the supervised app, if any. Thread-safe.
-  virtual void signal_app(int sig) = 0;
-  // Runs `argv` in `cwd` with `env` added, waits up to `timeout`; returns
-  // the exit code, or nothing (could not start, timed out and killed).
-  // Thread-safe; blocks the caller.
-  virtual std::optional<int> run(const std::vector<std::string>& argv, const std::string& cwd,
-                                 const std::vector<std::pair<std::string, std::string>>& env,
-                                 std::chrono::milliseconds timeout) = 0;
-  // A sync with `once: true` finished.
-  virtual void once_done() = 0;
-};
-
-struct SyncStatus {
-  std::string name;
-  std::string revision;  // live; "" before the first success
-  std::string last_error;
-  double last_success_time = 0;  // seconds since the epoch; 0: never
-  uint64_t successes = 0, unchanged = 0, failures = 0;
-  uint32_t consecutive_failures = 0;
-  bool done_once = false;  // once: true and finished
-  bool ready = false;
-};
-
-class Syncer {
+class Syncer : public Sync {
  public:
   Syncer(config::Sync config, Host& host);
-  ~Syncer();  // stops the thread (an operation in progress finishes first)
+  ~Syncer() override;  // stops the thread (an operation in progress finishes first)
 
-  void start();
-  // Syncs now (or right after the sync in progress).
-  void trigger();
-  SyncStatus status() const;
-  bool ready() const;
-  const config::Sync& config() const { return config_; }
-  // Seconds per sync, for sidecar_sync_duration_seconds.
-  const stats::Histogram& durations() const { return durations_; }
+  void start() override;
+  void trigger() override;
+  SyncStatus status() const override;
+  bool ready() const override;
+  const config::Sync& config() const override { return config_; }
+  const stats::Histogram& durations() const override { return durations_; }
 
  private:
   enum class Result { kUpdated, kUnchanged };

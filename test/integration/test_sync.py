@@ -412,6 +412,20 @@ class HttpSourceTest(SyncTestBase):
         return buf.getvalue()
 
 
+class ModuleTest(SyncTestBase):
+    def test_without_the_module_sync_is_a_clear_error(self):
+        d = tempfile.mkdtemp(prefix="sidecar-nomodule-")
+        self.addCleanup(shutil.rmtree, d, True)
+        shutil.copy(BIN, d)  # the binary alone, without libsidecar-sync.so
+        cfg = os.path.join(d, "c.yaml")
+        with open(cfg, "w") as f:
+            f.write(sync_config(self.root, f"git: {{ repo: \"file://{self.repo.bare}\" }}"))
+        p = subprocess.run([os.path.join(d, "sidecar"), "run", "-c", cfg], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(p.returncode, 70)
+        self.assertIn(f"sync needs {d}/libsidecar-sync.so", p.stderr)
+
+
 class AtomicityTest(SyncTestBase):
     def test_readers_never_see_a_mix_of_revisions(self):
         names = [f"f{i}.txt" for i in range(8)]

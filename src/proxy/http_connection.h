@@ -58,8 +58,8 @@ enum RejectReason : size_t {
 std::vector<std::string> reject_reason_names();
 
 class HttpConnection final : public core::RefCounted<HttpConnection>,
-                       public upstream::UpstreamCallbacks,
-                       public http::FilterCallbacks {
+                             public upstream::UpstreamCallbacks,
+                             public http::FilterCallbacks {
  public:
   using Clock = std::chrono::steady_clock;
   // Like upstream::UpstreamConnection's: 16 KiB, doubling up to 64 KiB

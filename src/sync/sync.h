@@ -66,7 +66,7 @@ class Sync {
 std::unique_ptr<Sync> create(const config::Sync& config, Host& host);
 
 // The module's entry point (C linkage, looked up by name).
-extern "C" using CreateFn = Sync* (*)(const config::Sync& config, Host& host);
+extern "C" using CreateFn = Sync * (*)(const config::Sync& config, Host& host);
 inline constexpr const char* kCreateSymbol = "sidecar_sync_create";
 
 }  // namespace sidecar::sync

@@ -445,7 +445,7 @@ void HttpConnection::on_upstream_ready() {
 void HttpConnection::add_request_headers(std::string_view authority) {
   const std::string_view head = req_.head;
   const http::HopByHop hop_by_hop(req_);
-  bool has_proto = false, has_fwd_host = false, has_request_id = false;
+  bool has_proto = false, has_fwd_host = false;
   for (const http::HeaderField& f : req_.headers) {
     const std::string_view n = f.name;
     bool keep = true;
@@ -459,9 +459,6 @@ void HttpConnection::add_request_headers(std::string_view authority) {
           break;
         case 6:
           keep = !req_.expect_continue || !http::iequals(n, "expect");
-          break;
-        case 12:
-          has_request_id = has_request_id || http::iequals(n, "x-request-id");
           break;
         case 16:
           has_fwd_host = has_fwd_host || http::iequals(n, "x-forwarded-host");
@@ -489,7 +486,7 @@ void HttpConnection::add_request_headers(std::string_view authority) {
   x.append("x-forwarded-for: ").append(peer_ip_).append("\r\n");
   if (!has_proto) x.append("x-forwarded-proto: http\r\n");
   if (!has_fwd_host && !host.empty()) x.append("x-forwarded-host: ").append(host).append("\r\n");
-  if (!has_request_id) {
+  if (request_id_generated_) {
     x.append("x-request-id: ").append(request_id_, sizeof(request_id_)).append("\r\n");
   }
   x.append(req_add_);

@@ -301,8 +301,11 @@ while True:
 
 
 class HttpSourceTest(SyncTestBase):
-    def test_archive_with_etag_costs_one_304_when_unchanged(self):
-        state = {"body": self.tarball({"index.html": "http v1\n"}), "requests": 0, "304": 0}
+    def file_server(self, state, path, etag=False):
+        """Serves state["body"] at any path (with an ETag and 304s when `etag`),
+        counting requests in state; returns the URL of `path`."""
+        state.setdefault("requests", 0)
+        state.setdefault("304", 0)
 
         class Files(BaseHTTPRequestHandler):
             def log_message(self, *a):
@@ -310,22 +313,29 @@ class HttpSourceTest(SyncTestBase):
 
             def do_GET(self):
                 state["requests"] += 1
-                etag = '"' + hashlib.sha1(state["body"]).hexdigest() + '"'
-                if self.headers.get("If-None-Match") == etag:
+                body = state["body"]
+                tag = '"' + hashlib.sha1(body).hexdigest() + '"'
+                if etag and self.headers.get("If-None-Match") == tag:
                     state["304"] += 1
                     self.send_response(304)
                     self.end_headers()
                     return
                 self.send_response(200)
-                self.send_header("ETag", etag)
-                self.send_header("Content-Length", str(len(state["body"])))
+                if etag:
+                    self.send_header("ETag", tag)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(state["body"])
+                self.wfile.write(body)
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
         threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
         self.addCleanup(server.shutdown)
-        url = f"http://127.0.0.1:{server.server_address[1]}/site.tar.gz"
+        return f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+    def test_archive_with_etag_costs_one_304_when_unchanged(self):
+        state = {"body": self.tarball({"index.html": "http v1\n"})}
+        url = self.file_server(state, "/site.tar.gz", etag=True)
         sc = self.sidecar(sync_config(self.root, f"http: {{ url: \"{url}\" }}", period="200ms"))
         wait_for(lambda: self.live() == "http v1\n", 10, what="the first download")
         wait_for(lambda: state["304"] >= 3, 5, what="conditional requests")
@@ -337,28 +347,14 @@ class HttpSourceTest(SyncTestBase):
     def test_plain_file_and_copy_to(self):
         plain = tempfile.mkdtemp(prefix="sidecar-plain-")
         self.addCleanup(shutil.rmtree, plain, True)
-        content = {"v": b"setting=1\n"}
-
-        class Files(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(content["v"])))
-                self.end_headers()
-                self.wfile.write(content["v"])
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.addCleanup(server.shutdown)
-        url = f"http://127.0.0.1:{server.server_address[1]}/conf/app.conf"
+        content = {"body": b"setting=1\n"}
+        url = self.file_server(content, "/conf/app.conf")
         self.sidecar(sync_config(self.root, f"http: {{ url: \"{url}\" }}", period="200ms",
                                  extra=f"    copy_to: {plain}\n"))
         wait_for(lambda: os.path.exists(os.path.join(plain, "app.conf")), 10, what="the copy")
         self.assertEqual(read(os.path.join(plain, "app.conf")), "setting=1\n")
         self.assertFalse(os.path.islink(os.path.join(plain, "app.conf")))
-        content["v"] = b"setting=2\n"
+        content["body"] = b"setting=2\n"
         wait_for(lambda: read(os.path.join(plain, "app.conf")) == "setting=2\n", 5, what="update")
         self.assertEqual(self.live("app.conf"), "setting=2\n")
 
@@ -375,23 +371,8 @@ class HttpSourceTest(SyncTestBase):
                 else:
                     info.size = 4
                     tar.addfile(info, io.BytesIO(b"evil"))
-            body = buf.getvalue()
-
-            class Files(BaseHTTPRequestHandler):
-                def log_message(self, *a):
-                    pass
-
-                def do_GET(self):
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-
-            server = ThreadingHTTPServer(("127.0.0.1", 0), Files)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            self.addCleanup(server.shutdown)
+            url = self.file_server({"body": buf.getvalue()}, "/evil.tar.gz")
             root = tempfile.mkdtemp(dir=self.root)
-            url = f"http://127.0.0.1:{server.server_address[1]}/evil.tar.gz"
             sc = self.sidecar(sync_config(root, f"http: {{ url: \"{url}\" }}", period="10s"))
             wait_for(lambda: self.status(sc)["failures"] >= 1, 10, what="the refused archive")
             self.assertIn("outside the folder", self.status(sc)["last_error"])

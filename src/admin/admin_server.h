@@ -16,22 +16,12 @@
 #include <boost/asio/io_context.hpp>
 
 #include "config/config.h"
+#include "module/module.h"
 
 namespace sidecar::admin {
 
-struct AdminRequest {
-  std::string method;
-  std::string path;    // without the query
-  std::string query;   // after '?', undecoded
-  std::string accept;  // the Accept header
-  std::string body;
-};
-
-struct AdminResponse {
-  int status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
-  std::string body;
-};
+using AdminRequest = module::AdminRequest;
+using AdminResponse = module::AdminResponse;
 
 class AdminServer {
  public:

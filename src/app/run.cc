@@ -9,6 +9,8 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -24,13 +26,14 @@
 #include "core/json.h"
 #include "core/logging.h"
 #include "filters/registry.h"
+#include "module/module.h"
 #include "proxy/http_connection.h"
 #include "proxy/server.h"
 #include "stats/metric_writer.h"
 #include "stats/process.h"
 #include "supervisor/readiness.h"
 #include "supervisor/supervisor.h"
-#include "sync/sync.h"
+#include "sync/config.h"
 
 namespace sidecar::app {
 namespace {
@@ -82,7 +85,7 @@ const char* signal_name(int sig) {
 //   4. the app gets the signal (SIGTERM for /quit), SIGKILL after
 //      app.stop_timeout; outbound listeners serve it until it has exited;
 //   5. outbound listeners drain, and the process exits with the app's code.
-class Process : public sync::Host {
+class Process : public module::Host {
  public:
   Process(const RunOptions& options, std::shared_ptr<const config::Config> config)
       : options_(options),
@@ -121,13 +124,21 @@ class Process : public sync::Host {
     write_admin_address();
 
     try {
-      for (const config::Sync& s : cfg_->sync) {
-        syncers_.push_back(sync::create(s, *this));
-        syncers_.back()->start();
-      }
+      modules_ = module::create_all(*cfg_, *this);
     } catch (const std::runtime_error& e) {
       spdlog::error("{}", e.what());
       return kExitInternal;
+    }
+    for (auto& m : modules_) {
+      admin_->handle("GET", "/" + m->key(),
+                     [m = m.get()](const admin::AdminRequest&, admin::AdminResponse& r) {
+                       r.body = m->status_json() + "\n";
+                       r.content_type = "application/json";
+                     });
+      for (module::AdminRoute& route : m->admin_routes()) {
+        admin_->handle(route.method, route.path, std::move(route.handler));
+      }
+      m->start();
     }
     // The app starts only now: listeners and admin are up, so its first
     // outbound call finds a listener, and its readiness can be reported.
@@ -140,7 +151,9 @@ class Process : public sync::Host {
     if (cfg_->watch) watch_config();
 
     io_.run();
-    syncers_.clear();  // waits for a sync in progress
+    const auto deadline = std::chrono::steady_clock::now() + cfg_->drain.timeout;
+    for (auto& m : modules_) m->stop(deadline);
+    modules_.clear();
     if (probe_) probe_->stop();
     server_->stop();
     admin_.reset();
@@ -152,14 +165,14 @@ class Process : public sync::Host {
  private:
   bool ready() const {
     if (!started_ || shutting_down_ || draining_ || (probe_ && !probe_->ready())) return false;
-    for (const auto& s : syncers_) {
-      if (!s->ready()) return false;
+    for (const auto& m : modules_) {
+      if (!m->ready()) return false;
     }
     return true;
   }
 
-  // sync::Host. Called from sync threads: everything goes through the main
-  // thread's io_context, where the app and all children are managed.
+  // module::Host. Called from module threads: everything goes through the
+  // main thread's io_context, where the app and all children are managed.
   void signal_app(int sig) override {
     boost::asio::post(io_, [this, sig] {
       if (app_) app_->forward(sig);
@@ -192,14 +205,18 @@ class Process : public sync::Host {
     return code && *code >= 128 ? std::nullopt : code;
   }
 
+  std::shared_ptr<const config::Config> config() const override {
+    std::lock_guard lock(cfg_mutex_);
+    return cfg_;
+  }
+
   void once_done() override {
     boost::asio::post(io_, [this] {
       bool all_done = true, all_ok = true;
-      for (const auto& s : syncers_) {
-        if (!s->config().once) continue;
-        const sync::SyncStatus st = s->status();
-        all_done = all_done && st.done_once;
-        all_ok = all_ok && st.consecutive_failures == 0 && !st.revision.empty();
+      for (const auto& m : modules_) {
+        const module::Module::Once once = m->once();
+        all_done = all_done && once != module::Module::Once::kRunning;
+        all_ok = all_ok && once != module::Module::Once::kFailed;
       }
       // An init container: only one-off syncs, nothing to serve, no app.
       if (all_done && cfg_->listeners.empty() && !app_ && !shutting_down_) {
@@ -270,11 +287,11 @@ class Process : public sync::Host {
       case SIGUSR1:
         if (access_log_) access_log_->reopen();
         break;
-      case SIGUSR2:
-        for (auto& s : syncers_) s->trigger();
-        break;
       default:
         break;
+    }
+    if (sig == SIGHUP || sig == SIGUSR1 || sig == SIGUSR2) {
+      for (auto& m : modules_) m->on_signal(sig);
     }
     // Like tini: the app sees the signals it would see without us.
     if (app_) app_->forward(sig);
@@ -285,6 +302,7 @@ class Process : public sync::Host {
     shutting_down_ = true;
     app_signal_ = app_signal;
     if (app_) app_->hold();
+    for (auto& m : modules_) m->on_shutdown();
     spdlog::info(
         "shutting down ({}): not ready; serving {}ms more, then draining inbound "
         "listeners for up to {}ms",
@@ -341,8 +359,20 @@ class Process : public sync::Host {
     if (!(next->access_log == cfg_->access_log)) {
       spdlog::warn("access_log changes on restart only; keeping the current access log");
     }
-    if (!(next->sync == cfg_->sync)) {
-      spdlog::warn("sync changes on restart only; keeping the current syncs");
+    std::set<std::string> keys;
+    for (const auto& [key, section] : cfg_->sections) keys.insert(key);
+    for (const auto& [key, section] : next->sections) keys.insert(key);
+    for (const std::string& key : keys) {
+      const config::Section* before = cfg_->section(key);
+      const config::Section* after = next->section(key);
+      if (before != nullptr && after != nullptr && *before == *after) continue;
+      module::Module* m = nullptr;
+      for (auto& candidate : modules_) {
+        if (candidate->key() == key) m = candidate.get();
+      }
+      if (m == nullptr || after == nullptr || !m->reload(*after)) {
+        spdlog::warn("{} changes on restart only; keeping the current {}", key, key);
+      }
     }
     if (next->workers != cfg_->workers) {
       spdlog::warn("workers changes on restart only; keeping {}", server_->worker_count());
@@ -356,7 +386,10 @@ class Process : public sync::Host {
       return;
     }
     const bool was_watching = cfg_->watch;
-    cfg_ = next;
+    {
+      std::lock_guard lock(cfg_mutex_);
+      cfg_ = next;
+    }
     ++reloads_;
     spdlog::info("config reloaded ({}): {} listeners, {} clusters", why, cfg_->listeners.size(),
                  cfg_->clusters.size());
@@ -423,7 +456,7 @@ class Process : public sync::Host {
     w.family("sidecar_config_reload_failures_total", MetricType::kCounter,
              "Config reloads rejected (invalid config, or an address that cannot be bound).");
     w.sample({}, static_cast<double>(reload_failures_));
-    if (!syncers_.empty()) collect_sync(w);
+    for (const auto& m : modules_) m->collect(w);
     if (access_log_) {
       w.family("sidecar_access_log_write_errors_total", MetricType::kCounter,
                "Failed writes of access log lines (for example, a full disk).");
@@ -431,90 +464,7 @@ class Process : public sync::Host {
     }
   }
 
-  void collect_sync(stats::MetricWriter& w) {
-    using stats::MetricType;
-    std::vector<sync::SyncStatus> all;
-    for (const auto& s : syncers_) all.push_back(s->status());
-    w.family("sidecar_sync_total", MetricType::kCounter,
-             "Syncs by result: success (a new revision is live), unchanged, failure.");
-    for (const auto& st : all) {
-      for (const auto& [result, n] :
-           {std::pair<std::string_view, uint64_t>{"success", st.successes},
-            {"unchanged", st.unchanged},
-            {"failure", st.failures}}) {
-        const stats::Label labels[] = {{"name", st.name}, {"result", result}};
-        w.sample(labels, static_cast<double>(n));
-      }
-    }
-    w.family("sidecar_sync_duration_seconds", MetricType::kHistogram,
-             "Time of one sync: asking the source, fetching, writing, switching, hooks.");
-    for (size_t i = 0; i < syncers_.size(); ++i) {
-      const stats::Histogram& h = syncers_[i]->durations();
-      uint64_t buckets[stats::kBuckets + 1];
-      for (size_t b = 0; b <= stats::kBuckets; ++b) buckets[b] = h.bucket(b);
-      const stats::Label labels[] = {{"name", all[i].name}};
-      w.histogram(labels, stats::kBucketSeconds, buckets, stats::kBuckets,
-                  static_cast<double>(h.sum_ns()) / 1e9, h.count());
-    }
-    w.family("sidecar_sync_revision_info", MetricType::kGauge, "The live revision, as a label.");
-    for (const auto& st : all) {
-      if (st.revision.empty()) continue;
-      const stats::Label labels[] = {{"name", st.name}, {"revision", st.revision}};
-      w.sample(labels, 1);
-    }
-    w.family("sidecar_sync_last_success_timestamp_seconds", MetricType::kGauge,
-             "When the last sync succeeded (a new revision or an unchanged source).");
-    for (const auto& st : all) {
-      const stats::Label labels[] = {{"name", st.name}};
-      w.sample(labels, st.last_success_time);
-    }
-    w.family("sidecar_sync_consecutive_failures", MetricType::kGauge,
-             "Failed syncs since the last success.");
-    for (const auto& st : all) {
-      const stats::Label labels[] = {{"name", st.name}};
-      w.sample(labels, st.consecutive_failures);
-    }
-  }
-
   void register_admin() {
-    admin_->handle("GET", "/sync", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
-      std::string& b = r.body;
-      b = "{\"syncs\":[";
-      for (size_t i = 0; i < syncers_.size(); ++i) {
-        const sync::SyncStatus st = syncers_[i]->status();
-        if (i > 0) b += ',';
-        b += "{\"name\":";
-        core::append_json_string(b, st.name);
-        b += ",\"revision\":";
-        core::append_json_string(b, st.revision);
-        b += ",\"last_error\":";
-        core::append_json_string(b, st.last_error);
-        b += fmt::format(
-            ",\"last_success_time\":{},\"successes\":{},\"unchanged\":{},\"failures\":{},"
-            "\"consecutive_failures\":{},\"ready\":{}}}",
-            st.last_success_time, st.successes, st.unchanged, st.failures, st.consecutive_failures,
-            st.ready ? "true" : "false");
-      }
-      b += "]}\n";
-      r.content_type = "application/json";
-    });
-    admin_->handle(
-        "POST", "/sync", [this](const admin::AdminRequest& req, admin::AdminResponse& r) {
-          const std::string_view q = req.query;
-          const std::string name = q.starts_with("name=") ? std::string(q.substr(5)) : "";
-          size_t n = 0;
-          for (auto& s : syncers_) {
-            if (!name.empty() && s->config().name != name) continue;
-            s->trigger();
-            ++n;
-          }
-          if (n == 0) {
-            r.status = 404;
-            r.body = "no such sync\n";
-            return;
-          }
-          r.body = fmt::format("syncing {}\n", name.empty() ? "all" : name);
-        });
     admin_->handle("GET", "/healthz",
                    [](const admin::AdminRequest&, admin::AdminResponse& r) { r.body = "ok\n"; });
     admin_->handle(
@@ -628,7 +578,8 @@ class Process : public sync::Host {
   }
 
   const RunOptions options_;
-  std::shared_ptr<const config::Config> cfg_;  // the live config
+  std::shared_ptr<const config::Config> cfg_;  // the live config; written on the main thread
+  mutable std::mutex cfg_mutex_;               // ... under this, for config()
   boost::asio::io_context io_;
   stats::Store store_;
   std::unique_ptr<accesslog::Writer> access_log_;
@@ -636,8 +587,8 @@ class Process : public sync::Host {
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<supervisor::Supervisor> app_;
   std::unique_ptr<supervisor::ReadinessProbe> probe_;
-  std::vector<std::unique_ptr<sync::Sync>> syncers_;
-  std::map<pid_t, std::function<void(int)>> commands_;  // hooks run for syncs
+  std::vector<std::unique_ptr<module::Module>> modules_;
+  std::map<pid_t, std::function<void(int)>> commands_;  // commands run for modules
   boost::asio::signal_set signals_;
   boost::asio::steady_timer delay_timer_;
   boost::asio::steady_timer watch_timer_;
@@ -656,8 +607,15 @@ class Process : public sync::Host {
 
 }  // namespace
 
-int validate(const std::string& path) {
+// Every HTTP filter and module kind this binary has.
+static void register_builtin() {
   filters::register_builtin();
+  static std::once_flag once;
+  std::call_once(once, [] { sync::register_module(); });
+}
+
+int validate(const std::string& path) {
+  register_builtin();
   try {
     config::load_file(path);
   } catch (const config::ConfigError& e) {
@@ -669,7 +627,7 @@ int validate(const std::string& path) {
 }
 
 int run(const RunOptions& options) {
-  filters::register_builtin();
+  register_builtin();
   std::shared_ptr<const config::Config> cfg;
   try {
     cfg = load(options.config_path);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,7 +64,7 @@ struct Route {
 };
 
 // One HTTP filter of a listener: its registered name and its parsed config
-// (the filter's own type; see config/filter_registry.h).
+// (the filter's own type; see config/registry.h).
 struct FilterConfig {
   std::string name;
   std::shared_ptr<const void> typed;
@@ -155,44 +156,13 @@ struct Metrics {
   std::vector<WatchedProcess> processes;
 };
 
-// A hook run after a new revision of a sync is live (see docs/config.md).
-struct SyncHook {
-  enum class Kind { kSignal, kWebhook, kExec } kind = Kind::kSignal;
-  int signal = 0;   // kSignal: sent to the supervised app's process group
-  std::string url;  // kWebhook: http:// or https://
-  std::string method = "POST";
-  int status = 0;                                   // the expected status; 0: any 2xx
-  std::string revision_header = "X-Sync-Revision";  // carries the revision
-  std::vector<std::string> command;                 // kExec: argv, run in the new revision
-  Duration timeout = 10s;
-  uint32_t retries = 3;  // after the first attempt, with backoff
-  bool operator==(const SyncHook&) const = default;
-};
-
-// Keeps a folder in step with a git repository or an HTTP(S) file.
-struct Sync {
-  std::string name;
-  // git source
-  std::string git_repo;          // https://, ssh://, git://, file:// or a path
-  std::string git_ref = "HEAD";  // branch, tag, or commit; HEAD: the remote's default branch
-  std::string credentials_file;  // "user:password" (or a token), read again at every sync
-  std::string ssh_key;           // private key file for ssh://
-  std::string known_hosts;       // OpenSSH known_hosts for ssh://; required for ssh
-  // http source
-  std::string http_url;
-  std::string http_file;  // the name to store a non-archive download as (default: from the URL)
-  // destination
-  std::string root;
-  std::string link = "current";  // relative to root
-  std::string copy_to;           // optional plain folder, per-file atomic replace
-  Duration period = 10s;
-  Duration timeout = 2min;          // one sync, all attempts of its transfers
-  Duration keep_old_for = 30s;      // old revisions stay this long after the switch
-  uint32_t max_failures = 0;        // consecutive failures before /ready is 503; 0: never
-  bool wait_for_first_sync = true;  // /ready is 503 until the first success
-  bool once = false;                // sync once; with no listeners and no app, then exit
-  std::vector<SyncHook> hooks;
-  bool operator==(const Sync&) const = default;
+// A top-level key owned by a module (DESIGN.md "Subsystems beside the data
+// path"), parsed by the parser the module registered (config/registry.h).
+struct Section {
+  std::shared_ptr<const void> typed;  // the module's own config type
+  std::string json;                   // the section as given (secrets redacted), for /config
+  // A reload changed the section when its text changed.
+  bool operator==(const Section& other) const { return json == other.json; }
 };
 
 struct Config {
@@ -205,13 +175,21 @@ struct Config {
   Drain drain;
   AccessLog access_log;
   Metrics metrics;
-  std::vector<Sync> sync;
+  std::map<std::string, Section> sections;  // by top-level key
   bool watch = false;  // reload when the config file changes (checked every second)
 
   // The cluster called `name`, or -1.
   int cluster_index(std::string_view name) const;
   // The listener called `name`, or nullptr.
   const Listener* find_listener(std::string_view name) const;
+  // The section under top-level key `key`, or nullptr.
+  const Section* section(const std::string& key) const;
+  // Its typed config, or nullptr (T: the type its parser returns).
+  template <typename T>
+  std::shared_ptr<const T> section_as(const std::string& key) const {
+    const Section* s = section(key);
+    return s != nullptr ? std::static_pointer_cast<const T>(s->typed) : nullptr;
+  }
 };
 
 }  // namespace sidecar::config

@@ -16,7 +16,8 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
-#include "config/filter_registry.h"
+#include "config/reader.h"
+#include "config/registry.h"
 
 namespace sidecar::config {
 namespace {
@@ -40,31 +41,17 @@ clusters:
     endpoints: [ 127.0.0.1:8080 ]
 )";
 
-// Collects errors with their positions while walking the YAML tree.
-class Loader {
+// Parses the core keys and hands module-owned keys to their parsers.
+class Loader : public Reader {
  public:
-  explicit Loader(std::string source) : source_(std::move(source)) {}
-
-  void error(const YAML::Mark& mark, const std::string& message) {
-    if (mark.line < 0) {
-      errors_.push_back(fmt::format("{}: {}", source_, message));
-    } else {
-      errors_.push_back(
-          fmt::format("{}:{}:{}: {}", source_, mark.line + 1, mark.column + 1, message));
-    }
-  }
-  void error(const YAML::Node& node, const std::string& message) { error(mark_of(node), message); }
-
-  const std::vector<std::string>& errors() const { return errors_; }
+  using Reader::Reader;
 
   Config load(const YAML::Node& root) {
     Config c;
-    c.source = source_;
+    c.source = source();
     if (root.IsNull()) return c;  // empty file: all defaults, no listeners
     if (!is_map(root, "the top level")) return c;
-    check_keys(root, "the top level",
-               {"admin", "workers", "app", "listeners", "clusters", "drain", "watch", "access_log",
-                "metrics", "sync"});
+    check_top_level(root);
     if (auto n = root["admin"]) load_admin(n, c.admin);
     if (auto n = root["workers"]) {
       if (n.IsScalar() && n.Scalar() == "auto") {
@@ -88,9 +75,14 @@ class Loader {
     if (auto n = root["watch"]) get_bool(n, "watch", c.watch);
     if (auto n = root["access_log"]) load_access_log(n, c.access_log);
     if (auto n = root["metrics"]) load_metrics(n, c.metrics);
-    if (auto n = root["sync"]) {
-      if (is_seq(n, "sync")) {
-        for (size_t i = 0; i < n.size(); ++i) load_sync(n[i], i, c);
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) continue;
+      if (const Parser* parse = find_section(key.Scalar())) {
+        Section s;
+        s.typed = (*parse)(it->second, *this);
+        s.json = yaml_to_json(it->second);
+        c.sections[key.Scalar()] = std::move(s);
       }
     }
     if (auto n = root["clusters"]) {
@@ -119,128 +111,33 @@ class Loader {
   }
 
  private:
-  static YAML::Mark mark_of(const YAML::Node& node) {
-    return node.IsDefined() ? node.Mark() : YAML::Mark::null_mark();
-  }
+  static constexpr std::string_view kCoreKeys[] = {"admin",     "workers",    "app",
+                                                   "listeners", "clusters",   "drain",
+                                                   "watch",     "access_log", "metrics"};
 
-  bool is_map(const YAML::Node& n, std::string_view what) {
-    if (n.IsMap()) return true;
-    error(n, fmt::format("{} must be a mapping", what));
-    return false;
-  }
-  bool is_seq(const YAML::Node& n, std::string_view what) {
-    if (n.IsSequence()) return true;
-    error(n, fmt::format("{} must be a list", what));
-    return false;
-  }
-  bool is_scalar(const YAML::Node& n, std::string_view what) {
-    if (n.IsScalar()) return true;
-    error(n, fmt::format("{} must be a single value", what));
-    return false;
-  }
-
-  // Reports keys outside `known`, and keys given twice.
-  void check_keys(const YAML::Node& map, std::string_view where,
-                  std::initializer_list<std::string_view> known) {
+  // Core keys and the keys of registered sections; anything else is an error.
+  void check_top_level(const YAML::Node& root) {
     std::set<std::string> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node key = it->first;  // a copy: *it is a temporary
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      const YAML::Node key = it->first;
       if (!key.IsScalar()) {
-        error(key, fmt::format("keys in {} must be strings", where));
+        error(key, "keys at the top level must be strings");
         continue;
       }
       const std::string& k = key.Scalar();
-      if (!seen.insert(k).second) error(key, fmt::format("'{}' is given twice in {}", k, where));
-      bool ok = false;
-      for (std::string_view name : known) ok = ok || name == k;
-      if (!ok) {
-        std::string list;
-        for (std::string_view name : known) {
-          if (!list.empty()) list += ", ";
-          list += name;
-        }
-        error(key, fmt::format("unknown key '{}' in {} (expected one of: {})", k, where, list));
+      if (!seen.insert(k).second)
+        error(key, fmt::format("'{}' is given twice at the top level", k));
+      if (std::find(std::begin(kCoreKeys), std::end(kCoreKeys), k) != std::end(kCoreKeys) ||
+          find_section(k) != nullptr) {
+        continue;
       }
+      std::vector<std::string> known(std::begin(kCoreKeys), std::end(kCoreKeys));
+      for (const std::string& n : section_names()) known.push_back(n);
+      std::sort(known.begin(), known.end());
+      std::string list;
+      for (const std::string& n : known) list += (list.empty() ? "" : ", ") + n;
+      error(key, fmt::format("unknown key '{}' at the top level (expected one of: {})", k, list));
     }
-  }
-
-  bool get_string(const YAML::Node& n, std::string_view what, std::string& out) {
-    if (!is_scalar(n, what)) return false;
-    out = n.Scalar();
-    return true;
-  }
-  bool get_uint(const YAML::Node& n, std::string_view what, uint64_t& out) {
-    if (!is_scalar(n, what)) return false;
-    const std::string& s = n.Scalar();
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    if (ec != std::errc() || p != s.data() + s.size()) {
-      error(n, fmt::format("{} must be a non-negative integer, not '{}'", what, s));
-      return false;
-    }
-    return true;
-  }
-  bool get_bool(const YAML::Node& n, std::string_view what, bool& out) {
-    if (!is_scalar(n, what)) return false;
-    const std::string& s = n.Scalar();
-    if (s == "true") {
-      out = true;
-    } else if (s == "false") {
-      out = false;
-    } else {
-      error(n, fmt::format("{} must be true or false, not '{}'", what, s));
-      return false;
-    }
-    return true;
-  }
-  bool get_duration(const YAML::Node& n, std::string_view what, Duration& out) {
-    if (!is_scalar(n, what)) return false;
-    auto d = parse_duration(n.Scalar());
-    if (!d) {
-      error(n, fmt::format("{}: invalid duration '{}' (expected a number and a unit: 250ms, "
-                           "10s, 5m, 1h)",
-                           what, n.Scalar()));
-      return false;
-    }
-    out = *d;
-    return true;
-  }
-  bool get_size32(const YAML::Node& n, std::string_view what, uint32_t& out, uint64_t min,
-                  uint64_t max) {
-    if (!is_scalar(n, what)) return false;
-    auto s = parse_size(n.Scalar());
-    if (!s) {
-      error(n, fmt::format("{}: invalid size '{}' (expected bytes or a unit: 512, 64KiB, 1MiB)",
-                           what, n.Scalar()));
-      return false;
-    }
-    if (*s < min || *s > max) {
-      error(n, fmt::format("{} must be between {} and {} bytes", what, min, max));
-      return false;
-    }
-    out = static_cast<uint32_t>(*s);
-    return true;
-  }
-  bool get_count(const YAML::Node& n, std::string_view what, uint32_t& out, uint64_t min,
-                 uint64_t max) {
-    uint64_t v = 0;
-    if (!get_uint(n, what, v)) return false;
-    if (v < min || v > max) {
-      error(n, fmt::format("{} must be between {} and {}", what, min, max));
-      return false;
-    }
-    out = static_cast<uint32_t>(v);
-    return true;
-  }
-  bool get_address(const YAML::Node& n, std::string_view what, Address& out) {
-    if (!is_scalar(n, what)) return false;
-    std::string why;
-    auto a = parse_address(n.Scalar(), why);
-    if (!a) {
-      error(n, fmt::format("{}: {}", what, why));
-      return false;
-    }
-    out = *a;
-    return true;
   }
 
   // Parses a format string, reporting problems at the node.
@@ -357,158 +254,6 @@ class Loader {
       if (get_size32(v, "access_log.buffer_size", size, 64 * 1024, 1u << 30))
         log.buffer_size = size;
     }
-  }
-
-  bool get_signal(const YAML::Node& n, std::string_view what, int& out) {
-    static const std::pair<std::string_view, int> kSignals[] = {
-        {"SIGHUP", 1},   {"SIGINT", 2},   {"SIGQUIT", 3},  {"SIGUSR1", 10},
-        {"SIGUSR2", 12}, {"SIGTERM", 15}, {"SIGWINCH", 28}};
-    std::string s;
-    if (!get_string(n, what, s)) return false;
-    for (const auto& [name, number] : kSignals) {
-      if (s == name || s == name.substr(3)) {
-        out = number;
-        return true;
-      }
-    }
-    error(n, fmt::format("{}: unknown signal '{}' (SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, SIGINT, "
-                         "SIGQUIT, SIGWINCH)",
-                         what, s));
-    return false;
-  }
-
-  void load_hook(const YAML::Node& n, const std::string& where, SyncHook& h) {
-    if (!is_map(n, where)) return;
-    check_keys(
-        n, where,
-        {"signal", "webhook", "exec", "method", "status", "revision_header", "timeout", "retries"});
-    int kinds = 0;
-    if (auto v = n["signal"]) {
-      ++kinds;
-      h.kind = SyncHook::Kind::kSignal;
-      get_signal(v, where + ".signal", h.signal);
-    }
-    if (auto v = n["webhook"]) {
-      ++kinds;
-      h.kind = SyncHook::Kind::kWebhook;
-      if (get_string(v, where + ".webhook", h.url) && !h.url.starts_with("http://") &&
-          !h.url.starts_with("https://")) {
-        error(v, where + ".webhook must be an http:// or https:// URL");
-      }
-    }
-    if (auto v = n["exec"]) {
-      ++kinds;
-      h.kind = SyncHook::Kind::kExec;
-      if (is_seq(v, where + ".exec")) {
-        for (size_t i = 0; i < v.size(); ++i) {
-          std::string arg;
-          if (get_string(v[i], where + ".exec", arg)) h.command.push_back(arg);
-        }
-        if (h.command.empty()) error(v, where + ".exec must not be empty");
-      }
-    }
-    if (kinds != 1) error(n, where + " takes one of signal, webhook or exec");
-    if (auto v = n["method"]) get_string(v, where + ".method", h.method);
-    if (auto v = n["status"]) {
-      uint32_t st = 0;
-      if (get_count(v, where + ".status", st, 100, 599)) h.status = static_cast<int>(st);
-    }
-    if (auto v = n["revision_header"]) get_string(v, where + ".revision_header", h.revision_header);
-    if (auto v = n["timeout"]) get_duration(v, where + ".timeout", h.timeout);
-    if (auto v = n["retries"]) get_count(v, where + ".retries", h.retries, 0, 100);
-  }
-
-  void load_sync(const YAML::Node& n, size_t index, Config& c) {
-    const std::string where = fmt::format("sync[{}]", index);
-    if (!is_map(n, where)) return;
-    check_keys(n, where,
-               {"name", "git", "http", "root", "link", "copy_to", "period", "timeout",
-                "keep_old_for", "max_failures", "wait_for_first_sync", "once", "notify"});
-    Sync s;
-    if (auto v = n["name"]) {
-      get_string(v, where + ".name", s.name);
-      for (const Sync& other : c.sync) {
-        if (other.name == s.name) error(v, fmt::format("sync '{}' is defined twice", s.name));
-      }
-    } else {
-      error(n, where + " needs a name");
-    }
-    if (auto g = n["git"]) {
-      const std::string gw = where + ".git";
-      if (is_map(g, gw)) {
-        check_keys(g, gw, {"repo", "ref", "credentials_file", "ssh_key", "known_hosts"});
-        if (auto v = g["repo"]) {
-          get_string(v, gw + ".repo", s.git_repo);
-        } else {
-          error(g, gw + " needs a repo");
-        }
-        if (auto v = g["ref"]) get_string(v, gw + ".ref", s.git_ref);
-        if (auto v = g["credentials_file"]) {
-          get_string(v, gw + ".credentials_file", s.credentials_file);
-        }
-        if (auto v = g["ssh_key"]) get_string(v, gw + ".ssh_key", s.ssh_key);
-        if (auto v = g["known_hosts"]) get_string(v, gw + ".known_hosts", s.known_hosts);
-        const bool ssh =
-            s.git_repo.starts_with("ssh://") || (s.git_repo.find("://") == std::string::npos &&
-                                                 s.git_repo.find('@') != std::string::npos);
-        if (ssh && s.known_hosts.empty()) {
-          error(g, gw + ": ssh needs known_hosts (host keys are always checked)");
-        }
-      }
-    }
-    if (auto h = n["http"]) {
-      const std::string hw = where + ".http";
-      if (is_map(h, hw)) {
-        check_keys(h, hw, {"url", "file"});
-        if (auto v = h["url"]) {
-          if (get_string(v, hw + ".url", s.http_url) && !s.http_url.starts_with("http://") &&
-              !s.http_url.starts_with("https://")) {
-            error(v, hw + ".url must be an http:// or https:// URL");
-          }
-        } else {
-          error(h, hw + " needs a url");
-        }
-        if (auto v = h["file"]) get_string(v, hw + ".file", s.http_file);
-      }
-    }
-    if (s.git_repo.empty() == s.http_url.empty()) error(n, where + " takes one of git or http");
-    if (auto v = n["root"]) {
-      if (get_string(v, where + ".root", s.root) && (s.root.empty() || s.root[0] != '/')) {
-        error(v, where + ".root must be an absolute path");
-      }
-    } else {
-      error(n, where + " needs a root");
-    }
-    if (auto v = n["link"]) {
-      if (get_string(v, where + ".link", s.link) &&
-          (s.link.empty() || s.link.find('/') != std::string::npos || s.link[0] == '.')) {
-        error(v, where + ".link must be a plain name inside root");
-      }
-    }
-    if (auto v = n["copy_to"]) get_string(v, where + ".copy_to", s.copy_to);
-    if (auto v = n["period"]) {
-      if (get_duration(v, where + ".period", s.period) && s.period.count() == 0) {
-        error(v, where + ".period must be more than 0");
-      }
-    }
-    if (auto v = n["timeout"]) get_duration(v, where + ".timeout", s.timeout);
-    if (auto v = n["keep_old_for"]) get_duration(v, where + ".keep_old_for", s.keep_old_for);
-    if (auto v = n["max_failures"])
-      get_count(v, where + ".max_failures", s.max_failures, 0, 1000000);
-    if (auto v = n["wait_for_first_sync"]) {
-      get_bool(v, where + ".wait_for_first_sync", s.wait_for_first_sync);
-    }
-    if (auto v = n["once"]) get_bool(v, where + ".once", s.once);
-    if (auto v = n["notify"]) {
-      if (is_seq(v, where + ".notify")) {
-        for (size_t i = 0; i < v.size(); ++i) {
-          SyncHook hook;
-          load_hook(v[i], fmt::format("{}.notify[{}]", where, i), hook);
-          s.hooks.push_back(std::move(hook));
-        }
-      }
-    }
-    c.sync.push_back(std::move(s));
   }
 
   void load_metrics(const YAML::Node& n, Metrics& m) {
@@ -786,15 +531,14 @@ class Loader {
             continue;
           }
           if (!get_string(name, fw + ".name", f.name)) continue;
-          const FilterParser* parser = find_filter(f.name);
+          const Parser* parser = find_filter(f.name);
           if (parser == nullptr) {
             std::string known;
             for (const std::string& k : filter_names()) known += (known.empty() ? "" : ", ") + k;
             error(name, fmt::format("{}: unknown filter '{}' (known: {})", fw, f.name, known));
             continue;
           }
-          f.typed = (*parser)(v[i]["config"],
-                              [this](const YAML::Node& at, const std::string& m) { error(at, m); });
+          f.typed = (*parser)(v[i]["config"], *this);
           l.filters.push_back(std::move(f));
         }
       }
@@ -839,9 +583,6 @@ class Loader {
     }
     c.listeners.push_back(std::move(l));
   }
-
-  std::string source_;
-  std::vector<std::string> errors_;
 };
 
 std::shared_ptr<const Config> load_yaml(std::string_view text, const std::string& source) {
@@ -853,6 +594,7 @@ std::shared_ptr<const Config> load_yaml(std::string_view text, const std::string
         {fmt::format("{}:{}:{}: {}", source, e.mark.line + 1, e.mark.column + 1, e.msg)});
   }
   Loader loader(source);
+  expand_env(root, loader);
   Config c = loader.load(root);
   if (!loader.errors().empty()) throw ConfigError(loader.errors());
   return std::make_shared<const Config>(std::move(c));
@@ -870,6 +612,11 @@ const Listener* Config::find_listener(std::string_view name) const {
     if (l.name == name) return &l;
   }
   return nullptr;
+}
+
+const Section* Config::section(const std::string& key) const {
+  auto it = sections.find(key);
+  return it == sections.end() ? nullptr : &it->second;
 }
 
 int Config::cluster_index(std::string_view name) const {

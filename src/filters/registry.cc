@@ -5,14 +5,14 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "config/filter_registry.h"
+#include "config/registry.h"
 #include "filters/headers/filter.h"
 
 namespace sidecar::filters {
 namespace {
 
 struct Entry {
-  config::FilterParser parse;
+  config::Parser parse;
   std::function<std::shared_ptr<const http::HttpFilterFactory>(std::shared_ptr<const void>)> make;
 };
 

@@ -44,7 +44,7 @@ std::string read_first_line(const std::string& path) {
 }  // namespace
 
 struct Syncer::Impl {
-  explicit Impl(const config::Sync& c)
+  explicit Impl(const SyncConfig& c)
       : destination(c.root, c.link, c.copy_to, c.keep_old_for),
         git(c.root + "/.git-mirror"),
         http(c.root + "/.http") {}
@@ -53,7 +53,7 @@ struct Syncer::Impl {
   HttpSource http;
 };
 
-Syncer::Syncer(config::Sync config, Host& host) : config_(std::move(config)), host_(host) {
+Syncer::Syncer(SyncConfig config, module::Host& host) : config_(std::move(config)), host_(host) {
   status_.name = config_.name;
 }
 
@@ -202,7 +202,7 @@ Syncer::Result Syncer::sync_once() {
 
 void Syncer::notify(const std::string& revision) {
   bool all = true;
-  for (const config::SyncHook& hook : config_.hooks) {
+  for (const HookConfig& hook : config_.hooks) {
     bool done = false;
     milliseconds delay(500);
     for (uint32_t attempt = 0; attempt <= hook.retries && !done; ++attempt) {
@@ -227,20 +227,20 @@ void Syncer::notify(const std::string& revision) {
   }
 }
 
-bool Syncer::run_hook(const config::SyncHook& hook, const std::string& revision) {
+bool Syncer::run_hook(const HookConfig& hook, const std::string& revision) {
   try {
     switch (hook.kind) {
-      case config::SyncHook::Kind::kSignal:
+      case HookConfig::Kind::kSignal:
         host_.signal_app(hook.signal);
         return true;
-      case config::SyncHook::Kind::kWebhook: {
+      case HookConfig::Kind::kWebhook: {
         const int status = http_request(hook.method, hook.url,
                                         {hook.revision_header + ": " + revision}, hook.timeout);
         const bool ok = hook.status != 0 ? status == hook.status : status >= 200 && status < 300;
         if (!ok) spdlog::warn("sync {}: webhook {} answered {}", config_.name, hook.url, status);
         return ok;
       }
-      case config::SyncHook::Kind::kExec: {
+      case HookConfig::Kind::kExec: {
         const auto code = host_.run(hook.command, impl_->destination.revision_dir(revision),
                                     {{"SIDECAR_SYNC_REVISION", revision}}, hook.timeout);
         if (code != 0) {

@@ -23,34 +23,47 @@
 #include <thread>
 #include <vector>
 
-#include "config/config.h"
+#include "module/module.h"
 #include "stats/stats.h"
-#include "sync/sync.h"
+#include "sync/config.h"
 
 namespace sidecar::sync {
 
-class Syncer : public Sync {
- public:
-  Syncer(config::Sync config, Host& host);
-  ~Syncer() override;  // stops the thread (an operation in progress finishes first)
+struct SyncStatus {
+  std::string name;
+  std::string revision;  // live; "" before the first success
+  std::string last_error;
+  double last_success_time = 0;  // seconds since the epoch; 0: never
+  uint64_t successes = 0, unchanged = 0, failures = 0;
+  uint32_t consecutive_failures = 0;
+  bool done_once = false;  // once: true and finished
+  bool ready = false;
+};
 
-  void start() override;
-  void trigger() override;
-  SyncStatus status() const override;
-  bool ready() const override;
-  const config::Sync& config() const override { return config_; }
-  const stats::Histogram& durations() const override { return durations_; }
+class Syncer {
+ public:
+  Syncer(SyncConfig config, module::Host& host);
+  ~Syncer();  // stops the thread (an operation in progress finishes first)
+
+  void start();
+  // Syncs now (or right after the sync in progress).
+  void trigger();
+  SyncStatus status() const;
+  bool ready() const;
+  const SyncConfig& config() const { return config_; }
+  // Seconds per sync, for sidecar_sync_duration_seconds.
+  const stats::Histogram& durations() const { return durations_; }
 
  private:
   enum class Result { kUpdated, kUnchanged };
   void run();
   Result sync_once();
   void notify(const std::string& revision);
-  bool run_hook(const config::SyncHook& hook, const std::string& revision);
+  bool run_hook(const HookConfig& hook, const std::string& revision);
   void wait_for(std::chrono::milliseconds delay);
 
-  const config::Sync config_;
-  Host& host_;
+  const SyncConfig config_;
+  module::Host& host_;
   stats::Histogram durations_;
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -169,7 +169,7 @@ TEST(Loader, MissingFile) {
   }
 }
 
-TEST(Loader, SyncAccessLogAndLifecycleSections) {
+TEST(Loader, AccessLogAndLifecycleSections) {
   auto c = load_string(R"(
 app: { port: 9000, ready: { http_path: /healthz, period: 200ms }, restart: on-failure,
        backoff: { initial: 100ms, max: 2s } }
@@ -182,14 +182,6 @@ access_log:
   sample: 0.25
 metrics:
   processes: [ { name: db, cgroup: /sys/fs/cgroup/db } ]
-sync:
-  - name: site
-    git: { repo: "https://example.com/r.git", ref: v1, credentials_file: /c }
-    root: /srv/site
-    notify:
-      - { signal: SIGHUP }
-      - { webhook: "http://127.0.0.1:8080/reload", status: 204, retries: 1 }
-      - { exec: [ "sh", "-c", "true" ], timeout: 2s }
 )",
                        "t");
   EXPECT_EQ(c->app.restart, RestartPolicy::kOnFailure);
@@ -205,38 +197,50 @@ sync:
   EXPECT_EQ(c->access_log.status[0], (std::pair<uint16_t, uint16_t>{500, 599}));
   EXPECT_EQ(c->access_log.status[2], (std::pair<uint16_t, uint16_t>{400, 403}));
   EXPECT_DOUBLE_EQ(c->access_log.sample, 0.25);
-  ASSERT_EQ(c->sync.size(), 1u);
-  EXPECT_EQ(c->sync[0].git_ref, "v1");
-  EXPECT_EQ(c->sync[0].link, "current");
-  ASSERT_EQ(c->sync[0].hooks.size(), 3u);
-  EXPECT_EQ(c->sync[0].hooks[0].signal, 1);
-  EXPECT_EQ(c->sync[0].hooks[1].status, 204);
-  EXPECT_EQ(c->sync[0].hooks[2].command.size(), 3u);
 }
 
-TEST(Loader, SyncAndAccessLogErrors) {
+TEST(Loader, AccessLogErrors) {
   auto e = errors_of(R"(
 access_log: { text_format: "%NOPE%", status: [ 700 ] }
-sync:
-  - name: a
-    root: relative/path
-  - name: b
-    git: { repo: "ssh://git@example.com/r.git" }
-    http: { url: "ftp://x" }
-    root: /x
-    link: a/b
-    notify: [ { signal: SIGFOO }, { exec: [] }, {} ]
 )");
   EXPECT_TRUE(has_error(e, "access_log.text_format: unknown operator %NOPE%"));
   EXPECT_TRUE(has_error(e, "access_log.status: '700' is not a status"));
-  EXPECT_TRUE(has_error(e, "sync[0] takes one of git or http"));
-  EXPECT_TRUE(has_error(e, "sync[0].root must be an absolute path"));
-  EXPECT_TRUE(has_error(e, "ssh needs known_hosts"));
-  EXPECT_TRUE(has_error(e, "sync[1].http.url must be an http:// or https:// URL"));
-  EXPECT_TRUE(has_error(e, "sync[1].link must be a plain name inside root"));
-  EXPECT_TRUE(has_error(e, "unknown signal 'SIGFOO'"));
-  EXPECT_TRUE(has_error(e, "sync[1].notify[1].exec must not be empty"));
-  EXPECT_TRUE(has_error(e, "sync[1].notify[2] takes one of signal, webhook or exec"));
+}
+
+TEST(Loader, ExpandsEnvironmentVariablesInValues) {
+  ::setenv("SIDECAR_TEST_PORT", "9123", 1);
+  ::setenv("SIDECAR_TEST_EMPTY", "", 1);
+  ::unsetenv("SIDECAR_TEST_UNSET");
+  auto c = load_string(R"(
+app: { port: "${SIDECAR_TEST_PORT}" }
+listeners:
+  - name: "in-${SIDECAR_TEST_UNSET:-dflt}-${SIDECAR_TEST_EMPTY:-e}"
+    address: "127.0.0.1:${SIDECAR_TEST_PORT}"
+    routes: [ { match: { prefix: "/$${literal}" }, cluster: app } ]
+clusters: [ { name: app, endpoints: [ "127.0.0.1:1" ] } ]
+)",
+                       "t");
+  EXPECT_EQ(c->app.port, 9123);
+  EXPECT_EQ(c->listeners[0].name, "in-dflt-e");
+  EXPECT_EQ(c->listeners[0].address.port, 9123);
+  EXPECT_EQ(c->listeners[0].routes[0].match.prefix, "/${literal}");
+}
+
+TEST(Loader, UnsetVariableIsAnErrorAtItsPosition) {
+  ::unsetenv("SIDECAR_TEST_UNSET");
+  auto e = errors_of("app:\n  port: ${SIDECAR_TEST_UNSET}\n");
+  ASSERT_FALSE(e.empty());
+  EXPECT_TRUE(has_error(e, "test.yaml:2:9: environment variable SIDECAR_TEST_UNSET is not set"))
+      << e[0];
+  EXPECT_TRUE(has_error(errors_of("app: { port: \"${1X}\" }\n"), "is not a variable name"));
+  EXPECT_TRUE(has_error(errors_of("app: { port: \"${OPEN\" }\n"), "unclosed ${"));
+}
+
+TEST(Loader, UnknownTopLevelKeyListsTheKnownOnes) {
+  auto e = errors_of("nope: 1\n");
+  EXPECT_TRUE(
+      has_error(e, "test.yaml:1:1: unknown key 'nope' at the top level (expected one of: "));
+  EXPECT_TRUE(has_error(e, "admin"));
 }
 
 TEST(Durations, Parse) {

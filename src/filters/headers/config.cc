@@ -23,37 +23,37 @@ bool valid_value(std::string_view v) {
   return true;
 }
 
-void parse_add(const YAML::Node& n, const std::string& what, const config::ErrorFn& error,
+void parse_add(const YAML::Node& n, const std::string& what, config::Reader& reader,
                std::vector<std::pair<std::string, std::string>>& out) {
   if (!n.IsSequence()) {
-    error(n, what + " must be a list of { name, value }");
+    reader.error(n, what + " must be a list of { name, value }");
     return;
   }
   for (size_t i = 0; i < n.size(); ++i) {
     const YAML::Node item = n[i];
     if (!item.IsMap() || !item["name"] || !item["value"] || item.size() != 2) {
-      error(item, fmt::format("{}[{}] must be {{ name, value }}", what, i));
+      reader.error(item, fmt::format("{}[{}] must be {{ name, value }}", what, i));
       continue;
     }
     const std::string name = item["name"].as<std::string>();
     const std::string value = item["value"].as<std::string>();
     if (!valid_name(name))
-      error(item["name"], fmt::format("{}: '{}' is not a field name", what, name));
-    if (!valid_value(value)) error(item["value"], what + ": control characters in a value");
+      reader.error(item["name"], fmt::format("{}: '{}' is not a field name", what, name));
+    if (!valid_value(value)) reader.error(item["value"], what + ": control characters in a value");
     out.emplace_back(name, value);
   }
 }
 
-void parse_remove(const YAML::Node& n, const std::string& what, const config::ErrorFn& error,
+void parse_remove(const YAML::Node& n, const std::string& what, config::Reader& reader,
                   std::vector<std::string>& out) {
   if (!n.IsSequence()) {
-    error(n, what + " must be a list of field names");
+    reader.error(n, what + " must be a list of field names");
     return;
   }
   for (size_t i = 0; i < n.size(); ++i) {
     const std::string name = n[i].IsScalar() ? n[i].Scalar() : "";
     if (!valid_name(name)) {
-      error(n[i], fmt::format("{}: '{}' is not a field name", what, name));
+      reader.error(n[i], fmt::format("{}: '{}' is not a field name", what, name));
       continue;
     }
     out.push_back(name);
@@ -62,28 +62,28 @@ void parse_remove(const YAML::Node& n, const std::string& what, const config::Er
 
 }  // namespace
 
-std::shared_ptr<const void> parse(const YAML::Node& node, const config::ErrorFn& error) {
+std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader) {
   auto c = std::make_shared<Config>();
   if (!node || !node.IsMap()) {
-    error(node, "the headers filter needs a config mapping");
+    reader.error(node, "the headers filter needs a config mapping");
     return c;
   }
   for (auto it = node.begin(); it != node.end(); ++it) {
     const YAML::Node key = it->first;
     const std::string k = key.Scalar();
     if (k == "request_headers_to_add") {
-      parse_add(it->second, k, error, c->request_add);
+      parse_add(it->second, k, reader, c->request_add);
     } else if (k == "request_headers_to_remove") {
-      parse_remove(it->second, k, error, c->request_remove);
+      parse_remove(it->second, k, reader, c->request_remove);
     } else if (k == "response_headers_to_add") {
-      parse_add(it->second, k, error, c->response_add);
+      parse_add(it->second, k, reader, c->response_add);
     } else if (k == "response_headers_to_remove") {
-      parse_remove(it->second, k, error, c->response_remove);
+      parse_remove(it->second, k, reader, c->response_remove);
     } else {
-      error(key, fmt::format("unknown key '{}' in the headers filter (expected one of: "
-                             "request_headers_to_add, request_headers_to_remove, "
-                             "response_headers_to_add, response_headers_to_remove)",
-                             k));
+      reader.error(key, fmt::format("unknown key '{}' in the headers filter (expected one of: "
+                                    "request_headers_to_add, request_headers_to_remove, "
+                                    "response_headers_to_add, response_headers_to_remove)",
+                                    k));
     }
   }
   return c;

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "config/filter_registry.h"
+#include "config/registry.h"
 
 namespace sidecar::filters::headers {
 
@@ -28,6 +28,6 @@ struct Config {
 
 // The registered parser: validates names as tokens and values as field
 // values [RFC 9110 5.5], so a config cannot smuggle a line break.
-std::shared_ptr<const void> parse(const YAML::Node& node, const config::ErrorFn& error);
+std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader);
 
 }  // namespace sidecar::filters::headers

@@ -10,6 +10,7 @@
 #include "accesslog/writer.h"
 #include "http/local_reply.h"
 #include "proxy/worker.h"
+#include "tls/acme_challenges.h"
 #include "tls/context.h"
 
 namespace sidecar::proxy {
@@ -350,6 +351,13 @@ void HttpConnection::on_request() {
   if (request_id_generated_) core::format_uuid4(worker_.random(), request_id_);
   if (log_this_) capture_request();
   const std::string_view host = authority_.empty() ? req_.host() : authority_;
+  if (tls_ == nullptr && path_.starts_with(tls::kAcmeChallengePrefix)) {
+    std::string answer;
+    if (tls::find_acme_challenge(path_.substr(tls::kAcmeChallengePrefix.size()), answer)) {
+      local_reply(200, answer, false);
+      return;
+    }
+  }
   route_ = listener_->routes.match(host, path_, req_);
   if (route_ == nullptr) {
     flags_ |= accesslog::kNoRouteFound;

@@ -113,6 +113,7 @@ void write_literal_block(std::string& out, std::string_view s, int indent) {
     if (nl == std::string_view::npos) break;
     pos = nl + 1;
   }
+  out += '\n';  // ends the last line; kept blank lines follow (`|+`)
   for (size_t i = 1; i < trailing; ++i) out += '\n';
 }
 

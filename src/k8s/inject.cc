@@ -112,15 +112,15 @@ bool find_template(const YAML::Node& object, const std::string& kind, PodTemplat
     out.meta_path = "metadata";
     out.spec_path = "spec";
   } else {
-    std::string path = "spec";
-    YAML::Node spec = field(object, "spec");
-    if (kind == "CronJob") {
-      spec = field(field(spec, "jobTemplate"), "spec");
-      path = "spec.jobTemplate.spec";
-    } else if (kind != "Deployment" && kind != "StatefulSet" && kind != "DaemonSet" &&
-               kind != "ReplicaSet" && kind != "Job" && kind != "ReplicationController") {
+    const bool cron = kind == "CronJob";
+    if (!cron && kind != "Deployment" && kind != "StatefulSet" && kind != "DaemonSet" &&
+        kind != "ReplicaSet" && kind != "Job" && kind != "ReplicationController") {
       return false;
     }
+    const std::string path = cron ? "spec.jobTemplate.spec" : "spec";
+    // Bound once: assigning a YAML::Node writes through to the tree.
+    const YAML::Node spec =
+        cron ? field(field(field(object, "spec"), "jobTemplate"), "spec") : field(object, "spec");
     if (!spec.IsMap()) {
       errors.push_back(fmt::format("{}{}: missing", prefix, path));
       return true;
@@ -483,11 +483,13 @@ bool inject_workload(YAML::Node object, const std::string& kind, const Options& 
     YAML::Node containers = field(spec, "containers");
     containers.push_back(container);
   }
-  YAML::Node volumes = field(spec, "volumes");
-  if (!volumes.IsSequence()) {
-    volumes = YAML::Node(YAML::NodeType::Sequence);
-    spec["volumes"] = volumes;
-  }
+  YAML::Node volumes = [&] {
+    YAML::Node existing = field(spec, "volumes");
+    if (existing.IsSequence()) return existing;
+    YAML::Node created(YAML::NodeType::Sequence);
+    spec["volumes"] = created;
+    return created;
+  }();
   YAML::Node config_volume(YAML::NodeType::Map);
   config_volume["name"] = string_node(std::string(kConfigVolume));
   config_volume["configMap"]["name"] = string_node(settings->config_map);
@@ -498,15 +500,15 @@ bool inject_workload(YAML::Node object, const std::string& kind, const Options& 
   volumes.push_back(tmp_volume);
 
   // The pod template's metadata: a Pod has its own; a template may have none.
-  YAML::Node metadata = tmpl.metadata;
-  if (!metadata.IsMap()) {
-    YAML::Node holder = kind == "Pod" ? object
-                        : kind == "CronJob"
-                            ? field(field(field(object, "spec"), "jobTemplate"), "spec")
-                            : field(object, "spec");
-    if (kind != "Pod") holder = field(holder, "template");
-    metadata = ensure_map(holder, "metadata");
-  }
+  // Never assign to a YAML::Node that refers into the tree: yaml-cpp's
+  // operator= writes through it. Each node here is bound once.
+  YAML::Node metadata = [&] {
+    if (tmpl.metadata.IsMap()) return tmpl.metadata;
+    const YAML::Node spec_holder = kind == "CronJob"
+                                       ? field(field(field(object, "spec"), "jobTemplate"), "spec")
+                                       : field(object, "spec");
+    return ensure_map(kind == "Pod" ? object : field(spec_holder, "template"), "metadata");
+  }();
   YAML::Node annotations_node = ensure_map(metadata, "annotations");
   annotations_node[std::string(kVersionAnnotation)] = string_node(options.version);
   annotations_node[std::string(kHashAnnotation)] = string_node(settings->hash);

@@ -82,7 +82,7 @@ def _missing(a, b, path):
         out = []
         for k, v in a.items():
             if k not in b:
-                if v not in ({}, [], None):  # omitempty: an empty value is no value
+                if v not in ({}, [], None, False, 0, ""):  # omitempty: a zero value is no value
                     out.append(f"{path}.{k}")
             else:
                 out += _missing(v, b[k], f"{path}.{k}")
@@ -115,6 +115,9 @@ def sidecar_rules(obj):
 def validate(objects):
     """Every problem found in a list of objects (empty when all are valid)."""
     problems = []
+    # A v1 List has no schema of its own: its items are checked.
+    objects = [item for o in objects
+               for item in (o.get("items", []) if o.get("kind") == "List" else [o])]
     out = run("node", os.path.join(HERE, "k8s", "validate.mjs"), input=json.dumps(objects),
               check=False)
     problems += [line for line in out.stdout.splitlines() if line]

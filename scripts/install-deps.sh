@@ -16,7 +16,8 @@ packages=(
   nginx-light haproxy caddy prometheus
   # deploy/: the image (buildah, mmdebstrap), a pod of it (podman, runc), the
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
-  buildah podman mmdebstrap runc containernetworking-plugins uidmap python3-jsonpatch python3-yaml
+  buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch
+  python3-yaml
 )
 
 missing=()

@@ -27,7 +27,7 @@
 #include "core/logging.h"
 #include "filters/registry.h"
 #include "module/module.h"
-#include "proxy/http_connection.h"
+#include "proxy/stream.h"
 #include "proxy/server.h"
 #include "stats/metric_writer.h"
 #include "stats/process.h"

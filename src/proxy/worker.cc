@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
-#include "proxy/http_connection.h"
+#include "proxy/http1_server.h"
 
 namespace sidecar::proxy {
 
@@ -85,7 +85,8 @@ void Worker::accept(const std::shared_ptr<Acceptor>& a) {
 }
 
 void Worker::serve(Acceptor& a, tcp::socket socket) {
-  core::Ref<HttpConnection> c(new HttpConnection(*this, *a.listener, std::move(socket), a.peer));
+  core::Ref<Http1ServerConnection> c(
+      new Http1ServerConnection(*this, *a.listener, std::move(socket), a.peer));
   c->start();
   if (draining(c->direction())) c->drain();
 }
@@ -165,10 +166,10 @@ void Worker::apply(std::shared_ptr<const Snapshot> snapshot, std::map<std::strin
       open_acceptor(*l, fd);
     }
     // Connections of listeners that are gone (or moved) finish and close.
-    for (HttpConnection* c = connections_; c != nullptr;) {
-      HttpConnection* next_c = c->next;
+    for (Http1ServerConnection* c = connections_; c != nullptr;) {
+      Http1ServerConnection* next_c = c->next;
       if (snapshot_->find(c->listener_name()) == nullptr || fds.count(c->listener_name()) != 0) {
-        core::Ref<HttpConnection> keep(c);
+        core::Ref<Http1ServerConnection> keep(c);
         c->drain();
       }
       c = next_c;
@@ -188,10 +189,10 @@ void Worker::drain(config::Direction direction, std::function<void()> on_drained
         ++it;
       }
     }
-    for (HttpConnection* c = connections_; c != nullptr;) {
-      HttpConnection* next = c->next;
+    for (Http1ServerConnection* c = connections_; c != nullptr;) {
+      Http1ServerConnection* next = c->next;
       if (c->direction() == direction) {
-        core::Ref<HttpConnection> keep(c);
+        core::Ref<Http1ServerConnection> keep(c);
         c->drain();
       }
       c = next;
@@ -210,7 +211,20 @@ void Worker::maybe_drained() {
   }
 }
 
-void Worker::add_connection(HttpConnection* c) {
+std::unique_ptr<Stream> Worker::acquire_stream() {
+  if (free_streams_.empty()) return std::make_unique<Stream>();
+  std::unique_ptr<Stream> s = std::move(free_streams_.back());
+  free_streams_.pop_back();
+  return s;
+}
+
+void Worker::release_stream(std::unique_ptr<Stream> stream) {
+  // Enough for the concurrency of a busy worker; beyond it, freed.
+  constexpr size_t kMaxFree = 256;
+  if (stream && free_streams_.size() < kMaxFree) free_streams_.push_back(std::move(stream));
+}
+
+void Worker::add_connection(Http1ServerConnection* c) {
   c->prev = nullptr;
   c->next = connections_;
   if (connections_ != nullptr) connections_->prev = c;
@@ -218,7 +232,7 @@ void Worker::add_connection(HttpConnection* c) {
   ++connection_count_[slot(c->direction())];
 }
 
-void Worker::remove_connection(HttpConnection* c) {
+void Worker::remove_connection(Http1ServerConnection* c) {
   if (c->prev != nullptr) {
     c->prev->next = c->next;
   } else {
@@ -252,7 +266,7 @@ void Worker::close_all() {
   tick_.cancel();
   on_drained_[0] = on_drained_[1] = nullptr;
   while (connections_ != nullptr) {
-    core::Ref<HttpConnection> keep(connections_);
+    core::Ref<Http1ServerConnection> keep(connections_);
     connections_->close();
   }
   for (auto& c : clusters_) c->retire();

@@ -27,7 +27,8 @@
 
 namespace sidecar::proxy {
 
-class HttpConnection;
+class Http1ServerConnection;
+class Stream;
 
 class Worker {
  public:
@@ -70,8 +71,13 @@ class Worker {
   stats::WorkerStats& stats() { return *stats_; }
   // The access log writer and this worker's ring, or null.
   accesslog::Writer* access_log() { return access_log_; }
-  void add_connection(HttpConnection* c);
-  void remove_connection(HttpConnection* c);
+  void add_connection(Http1ServerConnection* c);
+  void remove_connection(Http1ServerConnection* c);
+  // A stream for a new request, and back when it is done: streams are
+  // recycled so that a request allocates nothing and an idle connection
+  // holds no per-request state.
+  std::unique_ptr<Stream> acquire_stream();
+  void release_stream(std::unique_ptr<Stream> stream);
 
  private:
   struct Acceptor {
@@ -103,8 +109,9 @@ class Worker {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   core::Random random_;
   std::thread thread_;
-  HttpConnection* connections_ = nullptr;  // intrusive list through HttpConnection
-  size_t connection_count_[2] = {0, 0};    // by direction
+  Http1ServerConnection* connections_ = nullptr;  // intrusive list through Http1ServerConnection
+  std::vector<std::unique_ptr<Stream>> free_streams_;
+  size_t connection_count_[2] = {0, 0};  // by direction
   bool draining_[2] = {false, false};
   std::function<void()> on_drained_[2];
   bool started_ = false;

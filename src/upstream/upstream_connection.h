@@ -72,6 +72,7 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   Endpoint& endpoint() { return *endpoint_; }
 
   void set_owner(UpstreamCallbacks* owner) { owner_ = owner; }
+  UpstreamCallbacks* owner() const { return owner_; }
 
   uint32_t requests = 0;  // requests sent on this connection
   std::chrono::steady_clock::time_point idle_since;

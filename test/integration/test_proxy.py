@@ -133,10 +133,20 @@ class ProxyTest(unittest.TestCase):
         self.assertTrue(r.endswith(b"after hints\n"))
 
     def test_close_delimited_response(self):
-        r = raw(self.sc.port(), b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n")
+        # An upstream response delimited by its close reaches an HTTP/1.1
+        # client chunked (the client's connection stays usable), and an
+        # HTTP/1.0 client delimited by the close.
+        r = raw(self.sc.port(), b"GET /close HTTP/1.1\r\nHost: t\r\n\r\n"
+                                b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status_of(r), 200)
+        first, _, rest = r.partition(b"0\r\n\r\n")
+        self.assertIn(b"transfer-encoding: chunked", first.lower())
+        self.assertTrue(first.endswith(b"c\r\nuntil close\n\r\n"), r)
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200") and rest.endswith(b"hello\n"), r)
+        r = raw(self.sc.port(), b"GET /close HTTP/1.0\r\n\r\n")
         self.assertEqual(status_of(r), 200)
         self.assertIn(b"connection: close", r.lower())
-        self.assertTrue(r.endswith(b"until close\n"), r)
+        self.assertTrue(r.endswith(b"\r\n\r\nuntil close\n"), r)
 
     def test_keep_alive_reuses_upstream_connections(self):
         before = self.up.stats()

@@ -1,0 +1,593 @@
+#include "proxy/http1_server.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+#include "accesslog/entry.h"
+#include "http/local_reply.h"
+#include "proxy/worker.h"
+
+namespace sidecar::proxy {
+namespace {
+
+using boost::asio::ip::tcp;
+using http::add_span;
+using Clock = Http1ServerConnection::Clock;
+
+constexpr auto kNever = Clock::time_point::max();
+// How long a closing connection keeps reading (and discarding) so that the
+// client gets the response before the kernel answers its unread bytes with
+// a reset [RFC 9112 9.6].
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+constexpr std::string_view kHttp11 = "HTTP/1.1";
+
+// Moves a view into [from, from + n) to the same place in `to`.
+void rebase(std::string_view& v, const char* from, size_t n, const char* to) {
+  if (v.data() >= from && v.data() < from + n)
+    v = std::string_view(to + (v.data() - from), v.size());
+}
+
+}  // namespace
+
+Http1ServerConnection::Http1ServerConnection(Worker& worker, const ListenerRuntime& listener,
+                                             tcp::socket socket, const tcp::endpoint& peer)
+    : worker_(worker),
+      snapshot_(worker.snapshot_ptr()),
+      listener_(&listener),
+      direction_(listener.config->direction),
+      transport_(std::move(socket)),
+      timer_(worker.io()),
+      in_(kBufferSize),
+      parser_(listener.limits),
+      chunked_(listener.limits) {
+  const auto address = peer.address();
+  info_.worker = &worker;
+  info_.peer_ip =
+      address.is_v6() && address.to_v6().is_v4_mapped()
+          ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6())
+                .to_string()
+          : address.to_string();
+  info_.peer_address = address.is_v6() && !address.to_v6().is_v4_mapped()
+                           ? fmt::format("[{}]:{}", info_.peer_ip, peer.port())
+                           : fmt::format("{}:{}", info_.peer_ip, peer.port());
+  info_.listener_stats = listener.stats[worker.index()];
+  info_.listener_stats->connections_active.add();
+  info_.listener_stats->connections_total.add();
+  req_.headers.reserve(listener.limits.max_headers);
+  out_.reserve(16);
+  worker_.add_connection(this);
+}
+
+Http1ServerConnection::~Http1ServerConnection() = default;
+
+void Http1ServerConnection::start() {
+  boost::system::error_code ec;
+  tcp::socket& socket = transport_.socket();
+  socket.set_option(tcp::no_delay(true), ec);
+  socket.non_blocking(true, ec);
+  last_activity_ = Clock::now();
+  if (listener_->tls) {
+    // The handshake counts against the request headers timeout, so a client
+    // that connects and says nothing is closed as soon as a silent HTTP one.
+    transport_.set_secure(listener_->tls->get()->new_session(socket.native_handle()));
+    phase_ = Phase::kHandshake;
+    const auto t = listener_->config->request_headers_timeout;
+    head_deadline_ = t.count() > 0 ? last_activity_ + t : kNever;
+    arm_timer();
+    transport_.async_handshake(
+        [self = core::Ref<Http1ServerConnection>(this)](const boost::system::error_code& ec) {
+          self->on_handshake(ec);
+        });
+    return;
+  }
+  arm_timer();
+  read();
+}
+
+void Http1ServerConnection::on_handshake(const boost::system::error_code& ec) {
+  if (phase_ != Phase::kHandshake) return;
+  if (ec) {
+    handshake_failed(ec);
+    return;
+  }
+  const net::TlsInfo& tls = transport_.secure()->info();
+  info_.tls = &tls;
+  info_.listener_stats->tls_handshakes[tls.version == "TLSv1.3" ? 1 : 0].add();
+  if (!tls.peer_cert_sha256.empty()) {
+    // Envoy's x-forwarded-client-cert element for this client.
+    std::string& x = info_.xfcc;
+    x = "Hash=" + tls.peer_cert_sha256;
+    x += ";Subject=\"";
+    for (char c : tls.peer_subject) {
+      if (c == '"' || c == '\\') x += '\\';
+      x += c;
+    }
+    x += '"';
+    for (const std::string& u : tls.peer_uri_sans) x.append(";URI=").append(u);
+    for (const std::string& d : tls.peer_dns_sans) x.append(";DNS=").append(d);
+    for (const std::string& u : tls.peer_uri_sans) {
+      if (!info_.peer_uri_sans.empty()) info_.peer_uri_sans += ',';
+      info_.peer_uri_sans += u;
+    }
+  }
+  phase_ = Phase::kIdle;
+  last_activity_ = Clock::now();
+  arm_timer();
+  read();
+}
+
+void Http1ServerConnection::handshake_failed(const boost::system::error_code& ec) {
+  const net::TlsError reason = net::classify(ec);
+  info_.listener_stats->tls_handshake_errors[static_cast<size_t>(reason) - 1].add();
+  SPDLOG_DEBUG("{}: TLS handshake failed: {}", info_.peer_ip,
+               transport_.secure() != nullptr && !transport_.secure()->failure_reason().empty()
+                   ? transport_.secure()->failure_reason()
+                   : ec.message());
+  close();
+}
+
+void Http1ServerConnection::refresh_snapshot() {
+  const std::shared_ptr<const Snapshot>& current = worker_.snapshot_ptr();
+  if (current == snapshot_) return;
+  const ListenerRuntime* l = current->find(listener_->config->name);
+  if (l == nullptr) {
+    keep_alive_ = false;  // finish this request on the old config, then close
+    return;
+  }
+  snapshot_ = current;
+  listener_ = l;
+  parser_ = http::RequestParser(l->limits);
+}
+
+void Http1ServerConnection::drain() {
+  drain_requested_ = true;
+  if ((phase_ == Phase::kIdle || phase_ == Phase::kHandshake) && !writing_) {
+    close();
+    return;
+  }
+  keep_alive_ = false;
+}
+
+void Http1ServerConnection::close() {
+  if (phase_ == Phase::kClosed) return;
+  if (stream_) {
+    stream_->on_downstream_reset(boost::asio::error::operation_aborted);
+    release_stream();
+  }
+  phase_ = Phase::kClosed;
+  info_.listener_stats->connections_active.sub();
+  timer_.cancel();
+  transport_.close();
+  worker_.remove_connection(this);
+}
+
+void Http1ServerConnection::new_stream() { stream_ = worker_.acquire_stream(); }
+
+void Http1ServerConnection::release_stream() { worker_.release_stream(std::move(stream_)); }
+
+// ---- reads and request heads ----
+
+void Http1ServerConnection::read() {
+  if (reading_ || phase_ == Phase::kClosed) return;
+  if (last_read_filled_ && in_.empty() && in_.capacity() < kMaxBufferSize) {
+    in_.reserve(in_.capacity() * 2);
+  }
+  if (in_.write_space() == 0) {
+    if (phase_ == Phase::kActive && head_in_buffer_) detach_head();
+    in_.compact();
+    // Only a head (bounded by the parser's limit) can fill the buffer.
+    if (in_.write_space() == 0) in_.reserve(in_.capacity() * 2);
+  }
+  reading_ = true;
+  transport_.async_read_some(
+      boost::asio::buffer(in_.write_ptr(), in_.write_space()),
+      [self = core::Ref<Http1ServerConnection>(this)](const boost::system::error_code& ec,
+                                                      size_t n) { self->on_read(ec, n); });
+}
+
+void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t bytes) {
+  reading_ = false;
+  if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kClosing) {
+    if (ec || bytes == 0) {
+      close();
+      return;
+    }
+    in_.clear();
+    read();
+    return;
+  }
+  if (ec || bytes == 0) {
+    if (stream_) {
+      stream_->on_downstream_reset(ec ? ec : boost::asio::error::eof);
+      release_stream();
+    }
+    close();
+    return;
+  }
+  last_read_filled_ = in_.write_space() == bytes;
+  in_.commit(bytes);
+  last_activity_ = Clock::now();
+  if (phase_ == Phase::kIdle) first_byte_ = last_activity_;
+  if (phase_ == Phase::kActive) {
+    if (awaiting_body_ && stream_) {
+      awaiting_body_ = false;
+      stream_->on_request_body();
+    }
+    return;
+  }
+  process_head();
+}
+
+void Http1ServerConnection::process_head() {
+  const http::HeadResult r = parser_.feed(in_.readable(), req_);
+  if (r.status == http::HeadResult::kNeedMore) {
+    if (phase_ == Phase::kIdle) {
+      phase_ = Phase::kHead;
+      const auto t = listener_->config->request_headers_timeout;
+      head_deadline_ = t.count() > 0 ? last_activity_ + t : kNever;
+      arm_timer();
+    }
+    read();
+    return;
+  }
+  phase_ = Phase::kActive;
+  head_in_buffer_ = false;
+  head_size_ = 0;
+  body_given_ = 0;
+  awaiting_body_ = false;
+  close_after_ = false;
+  if (r.status == http::HeadResult::kError) {
+    SPDLOG_DEBUG("{}: rejected request: {}", info_.peer_ip, http::to_string(r.error));
+    const int status = http::status_for(r.error);
+    // The method, when the request line was read: an answer to HEAD has no
+    // body [RFC 9110 9.3.2].
+    const http::Method method = req_.method_name.empty() ? http::Method::kGet : req_.method;
+    version_minor_ = 1;
+    is_head_ = method == http::Method::kHead;
+    keep_alive_ = false;
+    body_complete_ = false;
+    new_stream();
+    stream_->start_rejected(
+        *this, info_, snapshot_, *listener_, first_byte_, method, static_cast<size_t>(r.error),
+        status, fmt::format("{}: {}\n", http::reason_phrase(status), http::to_string(r.error)),
+        accesslog::kDownstreamProtocolError);
+    return;
+  }
+  head_size_ = r.consumed;
+  head_in_buffer_ = true;
+  version_minor_ = req_.version_minor;
+  is_head_ = req_.method == http::Method::kHead;
+  keep_alive_ = req_.keep_alive() && !drain_requested_;
+  refresh_snapshot();
+  body_ = req_.body;
+  remaining_ = req_.content_length;
+  chunked_ = http::ChunkedDecoder(listener_->limits);
+  body_complete_ = body_ == http::BodyKind::kNone;
+  new_stream();
+  stream_->start(*this, info_, snapshot_, *listener_, req_, first_byte_);
+  arm_timer();  // the stream's idle deadline, if it is still on
+}
+
+void Http1ServerConnection::detach_head() {
+  if (!head_in_buffer_) return;
+  const char* from = in_.readable().data();
+  head_copy_.assign(from, head_size_);
+  const char* to = head_copy_.data();
+  rebase(req_.head, from, head_size_, to);
+  rebase(req_.method_name, from, head_size_, to);
+  rebase(req_.target, from, head_size_, to);
+  for (http::HeaderField& f : req_.headers) {
+    rebase(f.name, from, head_size_, to);
+    rebase(f.value, from, head_size_, to);
+  }
+  in_.consume(head_size_);
+  head_in_buffer_ = false;
+}
+
+// ---- the request body ----
+
+BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chunked_ok) {
+  BodyBatch b;
+  if (body_complete_) {
+    b.end = true;
+    return b;
+  }
+  std::string_view avail = in_.readable();
+  if (head_in_buffer_) avail.remove_prefix(head_size_);
+  if (body_ == http::BodyKind::kContentLength) {
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(avail.size(), remaining_));
+    remaining_ -= take;
+    add_span(out, avail.data(), take);
+    b.consumed = take;
+    body_complete_ = remaining_ == 0;
+  } else {
+    chunk_views_.clear();
+    const auto r = chunked_.feed(avail, raw_chunked_ok ? nullptr : &chunk_views_);
+    if (r.error != http::ParseError::kNone) {
+      b.error = r.error;
+      return b;
+    }
+    if (raw_chunked_ok) {
+      add_span(out, avail.data(), r.consumed);
+      b.raw_chunked = true;
+    } else {
+      for (std::string_view v : chunk_views_) add_span(out, v);
+    }
+    b.consumed = r.consumed;
+    body_complete_ = r.done;
+  }
+  b.end = body_complete_;
+  body_given_ = b.consumed;
+  return b;
+}
+
+void Http1ServerConnection::consume_request_body(Stream&, size_t bytes) {
+  // The body streams through: the head moves aside for good, so that the
+  // buffer can be compacted and grown.
+  detach_head();
+  in_.consume(std::min(bytes, in_.size()));
+  body_given_ -= std::min(bytes, body_given_);
+}
+
+void Http1ServerConnection::await_request_body(Stream&) {
+  if (body_complete_ || phase_ != Phase::kActive) return;
+  awaiting_body_ = true;
+  read();
+}
+
+// ---- the response ----
+
+void Http1ServerConnection::send_interim(Stream&, const http::ResponseHead& head) {
+  out_.clear();
+  head_.clear();
+  if (!head.head.empty()) {
+    // An upstream's 1xx, as HTTP/1.1, without its hop-by-hop fields.
+    const std::string_view h = head.head;
+    add_span(out_, kHttp11);
+    add_span(out_, h.data() + 8, head.start_line_end - 8);
+    const http::HopByHop hop_by_hop(head);
+    for (const http::HeaderField& f : head.headers) {
+      if (!hop_by_hop(f.name)) add_span(out_, h.data() + f.line_begin, f.line_end - f.line_begin);
+    }
+    add_span(out_, "\r\n", 2);
+  } else {
+    fmt::format_to(std::back_inserter(head_), "HTTP/1.1 {} {}\r\n\r\n", head.status,
+                   http::reason_phrase(head.status));
+    add_span(out_, head_);
+  }
+  write();
+}
+
+void Http1ServerConnection::send_response(Stream& s, const OutgoingResponse& o, Spans& body,
+                                          bool raw_chunked, bool end) {
+  chunk_response_ = false;
+  bool add_te = false;
+  if (o.framing == Framing::kUnknown) {
+    if (version_minor_ == 1) {
+      add_te = true;
+      chunk_response_ = !raw_chunked;
+    } else {
+      keep_alive_ = false;  // an HTTP/1.0 client: the close delimits the body
+    }
+  }
+  // A request not read to its end when the response starts: close after it.
+  close_after_ = !keep_alive_ || drain_requested_ || !body_complete_ || s.draining();
+  out_.clear();
+  head_.clear();
+  const http::ResponseHead* r = o.response;
+  if (r != nullptr && !r->head.empty()) {
+    const std::string_view h = r->head;
+    if (r->version_minor == 1) {
+      add_span(out_, h.data(), r->start_line_end);
+    } else {
+      add_span(out_, kHttp11);
+      add_span(out_, h.data() + 8, r->start_line_end - 8);
+    }
+    for (size_t i = 0; i < r->headers.size(); ++i) {
+      if (o.skip != nullptr && (*o.skip)[i] != 0) continue;
+      const http::HeaderField& f = r->headers[i];
+      add_span(out_, h.data() + f.line_begin, f.line_end - f.line_begin);
+    }
+  } else {
+    fmt::format_to(std::back_inserter(head_), "HTTP/1.1 {} {}\r\n", o.status,
+                   http::reason_phrase(o.status));
+    if (r != nullptr) {
+      for (size_t i = 0; i < r->headers.size(); ++i) {
+        if (o.skip != nullptr && (*o.skip)[i] != 0) continue;
+        head_.append(r->headers[i].name).append(": ").append(r->headers[i].value).append("\r\n");
+      }
+    }
+  }
+  const size_t tail = head_.size();
+  head_.append(o.extra);
+  if (add_te) head_.append("transfer-encoding: chunked\r\n");
+  if (close_after_) {
+    head_.append("connection: close\r\n");
+  } else if (version_minor_ == 0) {
+    head_.append("connection: keep-alive\r\n");
+  }
+  head_.append("\r\n");
+  if (tail > 0) add_span(out_, head_.data(), tail);
+  add_span(out_, head_.data() + tail, head_.size() - tail);
+  add_body(body, raw_chunked, end);
+  write();
+}
+
+void Http1ServerConnection::send_body(Stream&, Spans& body, bool raw_chunked, bool end) {
+  out_.clear();
+  add_body(body, raw_chunked, end);
+  write();
+}
+
+void Http1ServerConnection::add_body(Spans& body, bool raw_chunked, bool end) {
+  if (is_head_) return;  // a response to HEAD has no body, whatever came
+  if (chunk_response_) {
+    chunks_.encode(body, end, out_);
+    return;
+  }
+  for (const auto& b : body) add_span(out_, static_cast<const char*>(b.data()), b.size());
+}
+
+void Http1ServerConnection::send_local_reply(Stream& s, int status, std::string_view content_type,
+                                             std::string_view body, std::string_view extra_headers,
+                                             bool close) {
+  close_after_ = close || !keep_alive_ || drain_requested_ || !body_complete_ || s.draining();
+  head_.clear();
+  fmt::format_to(std::back_inserter(head_),
+                 "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n", status,
+                 http::reason_phrase(status), content_type, body.size());
+  head_.append(extra_headers);
+  if (close_after_) head_.append("connection: close\r\n");
+  head_.append("\r\n");
+  // A response to HEAD has no body [RFC 9110 9.3.2], errors included.
+  if (!is_head_) head_.append(body);
+  out_.clear();
+  add_span(out_, head_);
+  write();
+}
+
+void Http1ServerConnection::write() {
+  writing_ = true;
+  boost::system::error_code ec;
+  if (transport_.write_now(out_, ec) || ec) {
+    on_written(ec);
+    return;
+  }
+  transport_.async_write(out_, [self = core::Ref<Http1ServerConnection>(this)](
+                                   const boost::system::error_code& ec) { self->on_written(ec); });
+}
+
+void Http1ServerConnection::on_written(const boost::system::error_code& ec) {
+  writing_ = false;
+  if (phase_ == Phase::kClosed || phase_ == Phase::kClosing) return;
+  last_activity_ = Clock::now();
+  if (stream_) stream_->on_downstream_written(ec);
+}
+
+// ---- ends of a request ----
+
+void Http1ServerConnection::finished(Stream&) {
+  release_stream();
+  size_t n = body_given_;
+  body_given_ = 0;
+  if (head_in_buffer_) n += head_size_;
+  head_in_buffer_ = false;
+  awaiting_body_ = false;
+  in_.consume(std::min(n, in_.size()));
+  if (!body_complete_ || close_after_ || !keep_alive_ || drain_requested_) {
+    begin_close();
+    return;
+  }
+  phase_ = Phase::kIdle;
+  parser_.reset();
+  last_activity_ = Clock::now();
+  arm_timer();
+  if (in_.empty()) {
+    read();
+  } else {
+    // A pipelined request is already here. Posted, so a long pipeline of
+    // requests answered at once does not recurse.
+    boost::asio::post(transport_.socket().get_executor(),
+                      [self = core::Ref<Http1ServerConnection>(this)] {
+                        if (self->phase_ == Phase::kIdle) {
+                          self->first_byte_ = Clock::now();
+                          self->process_head();
+                        }
+                      });
+  }
+}
+
+void Http1ServerConnection::reset(Stream&) {
+  release_stream();
+  close();
+}
+
+std::string_view Http1ServerConnection::protocol(const Stream&) const {
+  return version_minor_ == 0 ? "HTTP/1.0" : "HTTP/1.1";
+}
+
+void Http1ServerConnection::begin_close() {
+  if (phase_ == Phase::kClosing || phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosing;
+  boost::system::error_code ec;
+  transport_.shutdown_send(ec);
+  if (ec) {
+    close();
+    return;
+  }
+  head_deadline_ = Clock::now() + kLingerTimeout;
+  arm_timer();
+  if (!reading_) in_.clear();
+  read();
+}
+
+// ---- timeouts ----
+
+Clock::time_point Http1ServerConnection::deadline() const {
+  const config::Listener& l = *listener_->config;
+  switch (phase_) {
+    case Phase::kIdle:
+      return l.idle_timeout.count() > 0 ? last_activity_ + l.idle_timeout : kNever;
+    case Phase::kHandshake:
+    case Phase::kHead:
+    case Phase::kClosing:
+      return head_deadline_;
+    case Phase::kActive:
+      return stream_ ? stream_->deadline() : kNever;
+    case Phase::kClosed:
+      break;
+  }
+  return kNever;
+}
+
+void Http1ServerConnection::arm_timer() {
+  const Clock::time_point d = deadline();
+  if (d == kNever || (timer_armed_ && timer_expiry_ <= d)) return;
+  timer_armed_ = true;
+  timer_expiry_ = d;
+  timer_.expires_at(d);  // a wait in progress completes with operation_aborted
+  timer_.async_wait([self = core::Ref<Http1ServerConnection>(this)](
+                        const boost::system::error_code& ec) { self->on_timer(ec); });
+}
+
+void Http1ServerConnection::on_timer(const boost::system::error_code& ec) {
+  if (ec == boost::asio::error::operation_aborted || phase_ == Phase::kClosed) return;
+  timer_armed_ = false;
+  const Clock::time_point now = Clock::now();
+  if (now < deadline()) {
+    arm_timer();
+    return;
+  }
+  switch (phase_) {
+    case Phase::kHandshake:
+      handshake_failed(boost::asio::error::timed_out);
+      return;
+    case Phase::kIdle:
+    case Phase::kClosing:
+    case Phase::kClosed:
+      close();
+      return;
+    case Phase::kHead:
+      SPDLOG_DEBUG("{}: request headers timeout", info_.peer_ip);
+      phase_ = Phase::kActive;
+      version_minor_ = 1;
+      is_head_ = false;
+      keep_alive_ = false;
+      body_complete_ = false;
+      new_stream();
+      stream_->start_rejected(*this, info_, snapshot_, *listener_, first_byte_, http::Method::kGet,
+                              kRejectHeadersTimeout, 408, "request headers timeout\n", 0);
+      arm_timer();
+      return;
+    case Phase::kActive:
+      if (stream_) stream_->on_timeout(now);
+      arm_timer();
+      return;
+  }
+}
+
+}  // namespace sidecar::proxy

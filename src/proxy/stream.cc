@@ -1,0 +1,921 @@
+#include "proxy/stream.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "accesslog/writer.h"
+#include "http/local_reply.h"
+#include "proxy/http1_upstream.h"
+#include "proxy/worker.h"
+#include "tls/acme_challenges.h"
+
+namespace sidecar::proxy {
+namespace {
+
+using Clock = Stream::Clock;
+constexpr auto kNever = Clock::time_point::max();
+
+uint64_t nanos(Clock::duration d) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+}
+
+bool idempotent(http::Method m) {
+  return m == http::Method::kGet || m == http::Method::kHead || m == http::Method::kOptions ||
+         m == http::Method::kPut || m == http::Method::kDelete;
+}
+
+// The 100 Continue the proxy sends for a request's Expect.
+const http::ResponseHead& continue_head() {
+  static const http::ResponseHead head = [] {
+    http::ResponseHead h;
+    h.status = 100;
+    h.reason = "Continue";
+    return h;
+  }();
+  return head;
+}
+
+size_t spans_size(const Spans& spans) { return boost::asio::buffer_size(spans); }
+
+}  // namespace
+
+std::vector<std::string> reject_reason_names() {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < kRejectHeadersTimeout; ++i) {
+    names.emplace_back(http::to_string(static_cast<http::ParseError>(i)));
+  }
+  names.emplace_back("request_headers_timeout");
+  names.emplace_back("no_route");
+  names.emplace_back("connect_not_supported");
+  names.emplace_back("bad_request_target");
+  return names;
+}
+
+// ---- start ----
+
+void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
+                   std::shared_ptr<const Snapshot> snapshot, const ListenerRuntime& listener,
+                   http::RequestHead& request, Clock::time_point started) {
+  codec_ = &codec;
+  info_ = &info;
+  snapshot_ = std::move(snapshot);
+  listener_ = &listener;
+  req_ = &request;
+  active_ = true;
+  method_ = request.method;
+  version_minor_ = request.version_minor;
+  req_done_ = request.body == http::BodyKind::kNone;
+  req_sent_ = req_held_ = retried_ = us_writing_ = false;
+  expect_continue_ = request.expect_continue;
+  continue_sent_ = false;
+  req_pending_ = resp_pending_ = 0;
+  route_ = nullptr;
+  resp_ = nullptr;
+  resp_head_done_ = resp_started_ = resp_done_ = interim_sent_ = response_waiting_ = false;
+  ds_writing_ = DownWrite::kNone;
+  connecting_ = false;
+  connect_deadline_ = response_deadline_ = kNever;
+  req_start_ = started;
+  last_activity_ = Clock::now();
+  begin_request();
+  req_remove_.clear();
+  resp_remove_.clear();
+  req_add_.clear();
+  resp_add_.clear();
+
+  if (method_ == http::Method::kConnect) {
+    reject(kRejectConnect);
+    local_reply(405, "CONNECT is not supported\n", false);
+    return;
+  }
+  authority_ = {};
+  if (!parse_target()) {
+    flags_ |= accesslog::kDownstreamProtocolError;
+    reject(kRejectBadTarget);
+    local_reply(400, "Bad Request: bad_request_target\n", true);
+    return;
+  }
+  request_id_generated_ = request.find("x-request-id") == nullptr;
+  if (request_id_generated_) core::format_uuid4(info_->worker->random(), request_id_);
+  if (log_this_) capture_request();
+  route_and_forward();
+}
+
+void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
+                            std::shared_ptr<const Snapshot> snapshot,
+                            const ListenerRuntime& listener, Clock::time_point started,
+                            http::Method method, size_t reason, int status, std::string_view body,
+                            uint32_t flags) {
+  codec_ = &codec;
+  info_ = &info;
+  snapshot_ = std::move(snapshot);
+  listener_ = &listener;
+  req_ = nullptr;
+  active_ = true;
+  method_ = method;
+  version_minor_ = 1;
+  req_done_ = true;
+  req_sent_ = req_held_ = retried_ = us_writing_ = expect_continue_ = continue_sent_ = false;
+  req_pending_ = resp_pending_ = 0;
+  route_ = nullptr;
+  resp_ = nullptr;
+  resp_head_done_ = resp_started_ = resp_done_ = interim_sent_ = response_waiting_ = false;
+  ds_writing_ = DownWrite::kNone;
+  connecting_ = false;
+  connect_deadline_ = response_deadline_ = kNever;
+  req_start_ = started;
+  last_activity_ = Clock::now();
+  begin_request();
+  flags_ |= flags;
+  reject(reason);
+  local_reply(status, body, true);
+}
+
+bool Stream::parse_target() {
+  const std::string_view t = req_->target;
+  path_slash_first_ = false;
+  if (t[0] == '/') {
+    path_ = t;
+    return true;
+  }
+  if (t == "*") {
+    path_ = t;
+    return method_ == http::Method::kOptions;
+  }
+  // absolute-form [RFC 9112 3.2.2]: the authority replaces Host.
+  const size_t scheme_end = t.find("://");
+  if (scheme_end == std::string_view::npos) return false;
+  const std::string_view scheme = t.substr(0, scheme_end);
+  if (!http::iequals(scheme, "http") && !http::iequals(scheme, "https")) return false;
+  const std::string_view rest = t.substr(scheme_end + 3);
+  const size_t end = rest.find_first_of("/?#");
+  authority_ = rest.substr(0, end);
+  if (authority_.empty() || authority_.find('@') != std::string_view::npos) return false;
+  if (end == std::string_view::npos) {
+    path_ = "/";
+  } else if (rest[end] == '/') {
+    path_ = rest.substr(end);
+  } else if (rest[end] == '?') {
+    // An empty path is "/" [RFC 9110 4.2.3], for routing as for sending.
+    path_ = rest.substr(end);
+    path_slash_first_ = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void Stream::route_and_forward() {
+  const std::string_view host = authority_.empty() ? req_->host() : authority_;
+  std::string_view routing_path = path_;
+  if (path_slash_first_) {
+    route_path_.assign("/").append(path_);
+    routing_path = route_path_;
+  }
+  if (info_->tls == nullptr && routing_path.starts_with(tls::kAcmeChallengePrefix)) {
+    std::string answer;
+    if (tls::find_acme_challenge(routing_path.substr(tls::kAcmeChallengePrefix.size()), answer)) {
+      local_reply(200, answer, false);
+      return;
+    }
+  }
+  route_ = listener_->routes.match(host, routing_path, *req_);
+  if (route_ == nullptr) {
+    flags_ |= accesslog::kNoRouteFound;
+    reject(kRejectNoRoute);
+    local_reply(404, "no route matched\n", false);
+    return;
+  }
+  if (!listener_->filters.empty() && !run_request_filters()) return;
+  acquire_upstream(false);
+}
+
+// ---- the upstream and the request ----
+
+void Stream::acquire_upstream(bool fresh) {
+  cluster_ = info_->worker->cluster_for(*snapshot_, route_->cluster);
+  upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh);
+  connecting_ = true;
+  const auto t = cluster_->config().connect_timeout;
+  connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
+  codec_->update_deadline(*this);
+  upstream_->start();
+}
+
+void Stream::on_upstream_ready(const error_code& ec) {
+  connecting_ = false;
+  connect_deadline_ = kNever;
+  if (ec) {
+    upstream_connect_failed(ec);
+    return;
+  }
+  upstream_used_ = true;
+  upstream_start_ = Clock::now();
+  upstream_host_.assign(upstream_->host());
+  auto* h1 = static_cast<Http1UpstreamStream*>(upstream_.get());
+  endpoint_stats_ = h1->endpoint_stats();
+  endpoint_stats_->requests_total.add();
+
+  build_request_head();
+  up_body_.clear();
+  BodyBatch b;
+  if (!req_done_ || req_held_) {
+    if (req_held_) {
+      // A retry: the whole request is still held; send it again.
+      b = BodyBatch{req_pending_, true, req_raw_chunked_};
+      up_body_ = held_body_;
+    } else {
+      b = codec_->request_body(*this, up_body_, upstream_->accepts_raw_chunked());
+      if (b.error != http::ParseError::kNone) {
+        on_request_invalid(http::status_for(b.error), http::to_string(b.error));
+        return;
+      }
+      req_raw_chunked_ = b.raw_chunked;
+      req_pending_ = b.consumed;
+      req_done_ = b.end;
+      if (b.end) {
+        req_held_ = true;  // nothing released yet: a retry can resend all of it
+        held_body_ = up_body_;
+      }
+      if (!retried_) req_body_bytes_ += spans_size(up_body_);
+    }
+  }
+  // Envoy's default: the proxy answers 100-continue itself, once it knows
+  // where the body goes, instead of forwarding the expectation.
+  if (expect_continue_ && !req_done_ && b.consumed == 0 && version_minor_ == 1 &&
+      ds_writing_ == DownWrite::kNone && !continue_sent_) {
+    continue_sent_ = true;
+    ds_writing_ = DownWrite::kContinue;
+    codec_->send_interim(*this, continue_head());
+    if (!active_) return;
+  }
+  us_writing_ = true;
+  upstream_->send_request(out_req_, up_body_, b.raw_chunked, req_done_);
+}
+
+void Stream::build_request_head() {
+  const http::RequestHead& r = *req_;
+  const http::HopByHop hop_by_hop(r);
+  req_skip_.assign(r.headers.size(), 0);
+  bool has_proto = false, has_fwd_host = false;
+  std::string_view xfcc_in;  // append_forward: what came in, to add ours to
+  const config::Listener& l = *listener_->config;
+  for (size_t i = 0; i < r.headers.size(); ++i) {
+    const std::string_view n = r.headers[i].name;
+    bool keep = true;
+    if (hop_by_hop(n)) {
+      keep = false;  // framing is the encoder's business
+    } else {
+      switch (n.size()) {
+        case 4:
+          keep = authority_.empty() || !http::iequals(n, "host");
+          break;
+        case 6:
+          keep = !r.expect_continue || !http::iequals(n, "expect");
+          break;
+        case 16:
+          has_fwd_host = has_fwd_host || http::iequals(n, "x-forwarded-host");
+          break;
+        case 17:
+          if (http::iequals(n, "x-forwarded-proto")) {
+            // Behind TLS termination the scheme is known: a client's claim is dropped.
+            has_proto = info_->tls == nullptr;
+            keep = info_->tls == nullptr;
+          }
+          break;
+        case 23:
+          if (http::iequals(n, "x-forwarded-client-cert")) {
+            // Only the sidecar that verified a certificate may speak for it.
+            keep = false;
+            if (l.forward_client_cert == config::ForwardClientCert::kAppendForward) {
+              xfcc_in = r.headers[i].value;
+            }
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    if (keep && !req_remove_.empty() && listed(req_remove_, n)) keep = false;
+    req_skip_[i] = keep ? 0 : 1;
+  }
+
+  std::string& x = up_extra_;
+  x.clear();
+  const std::string_view host = authority_.empty() ? r.host() : authority_;
+  x.append("x-forwarded-for: ").append(info_->peer_ip).append("\r\n");
+  if (!has_proto) {
+    x.append(info_->tls != nullptr ? "x-forwarded-proto: https\r\n"
+                                   : "x-forwarded-proto: http\r\n");
+  }
+  if (l.forward_client_cert != config::ForwardClientCert::kSanitize &&
+      (!xfcc_in.empty() || !info_->xfcc.empty())) {
+    x.append("x-forwarded-client-cert: ").append(xfcc_in);
+    if (!xfcc_in.empty() && !info_->xfcc.empty()) x.append(",");
+    x.append(info_->xfcc).append("\r\n");
+  }
+  if (!has_fwd_host && !host.empty()) x.append("x-forwarded-host: ").append(host).append("\r\n");
+  if (request_id_generated_) {
+    x.append("x-request-id: ").append(request_id_, sizeof(request_id_)).append("\r\n");
+  }
+  x.append(req_add_);
+
+  OutgoingRequest& o = out_req_;
+  o.received = &r;
+  o.request = &r;
+  o.skip = &req_skip_;
+  o.extra = x;
+  o.method = r.method_name;
+  o.path = path_;
+  o.slash_first = path_slash_first_;
+  o.host_in_fields = authority_.empty() && r.host_index >= 0;
+  o.authority = !authority_.empty() ? authority_
+                : r.host_index >= 0 ? r.host()
+                                    : std::string_view(upstream_->host());
+  o.tls = info_->tls != nullptr;
+  o.framing = r.body == http::BodyKind::kNone            ? Framing::kNone
+              : r.body == http::BodyKind::kContentLength ? Framing::kLength
+                                                         : Framing::kUnknown;
+}
+
+void Stream::on_upstream_written(const error_code& ec) {
+  us_writing_ = false;
+  if (!active_) return;
+  if (ec) {
+    on_upstream_failed(Failure::kReset, ec);
+    return;
+  }
+  last_activity_ = Clock::now();
+  if (req_done_) {
+    if (!req_sent_) on_request_sent();
+    return;
+  }
+  codec_->consume_request_body(*this, req_pending_);
+  req_pending_ = 0;
+  codec_->await_request_body(*this);
+}
+
+void Stream::on_request_sent() {
+  req_sent_ = true;
+  const auto t = route_->config->timeout;
+  response_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
+  codec_->update_deadline(*this);
+}
+
+void Stream::on_request_body() {
+  if (!active_ || us_writing_ || upstream_ == nullptr || connecting_) return;
+  last_activity_ = Clock::now();
+  up_body_.clear();
+  const BodyBatch b = codec_->request_body(*this, up_body_, upstream_->accepts_raw_chunked());
+  if (b.error != http::ParseError::kNone) {
+    on_request_invalid(http::status_for(b.error), http::to_string(b.error));
+    return;
+  }
+  req_done_ = b.end;
+  req_body_bytes_ += spans_size(up_body_);
+  if (up_body_.empty() && !b.end) {
+    // Nothing to forward yet (none, or only framing): wait for more.
+    codec_->consume_request_body(*this, b.consumed);
+    codec_->await_request_body(*this);
+    return;
+  }
+  req_pending_ = b.consumed;
+  us_writing_ = true;
+  upstream_->send_body(up_body_, b.raw_chunked, b.end);
+}
+
+void Stream::on_request_invalid(int status, std::string_view why) {
+  if (!active_) return;
+  SPDLOG_DEBUG("{}: bad request body: {}", info_->peer_ip, why);
+  flags_ |= accesslog::kDownstreamProtocolError;
+  release_upstream(false);
+  local_reply(status, fmt::format("Bad Request: {}\n", why), true);
+}
+
+// ---- the response ----
+
+void Stream::on_response_interim(const http::ResponseHead& head) {
+  last_activity_ = Clock::now();
+  // 1xx go to HTTP/1.1 clients [RFC 9110 15.2], except a 100 when the
+  // proxy already sent one for this request's Expect.
+  if (version_minor_ == 0 || (head.status == 100 && continue_sent_) ||
+      ds_writing_ != DownWrite::kNone) {
+    if (ds_writing_ == DownWrite::kContinue) {
+      response_waiting_ = true;  // after our own 100 Continue is written
+      pending_interim_ = &head;
+      return;
+    }
+    upstream_->consume_response_body(0);
+    return;
+  }
+  interim_sent_ = true;
+  ds_writing_ = DownWrite::kInterim;
+  codec_->send_interim(*this, head);
+}
+
+void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
+  last_activity_ = Clock::now();
+  if (ds_writing_ != DownWrite::kNone) {
+    // Behind our own 100 Continue: go on once it is written.
+    response_waiting_ = true;
+    pending_head_ = &head;
+    pending_framing_ = framing;
+    return;
+  }
+  resp_ = &head;
+  resp_framing_ = framing;
+  resp_head_done_ = true;
+  status_ = head.status;
+  if (log_this_) {
+    const auto& names = info_->worker->access_log()->config().response_headers;
+    log_response_headers_.resize(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      const http::HeaderField* f = head.find(names[i]);
+      log_response_headers_[i].assign(f != nullptr ? f->value : std::string_view());
+    }
+  }
+  // Response filters run in reverse order.
+  if (!listener_->filters.empty()) {
+    for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
+      (*it)->on_response_headers(head, *this);
+    }
+  }
+  const http::HopByHop hop_by_hop(head);
+  resp_skip_.assign(head.headers.size(), 0);
+  for (size_t i = 0; i < head.headers.size(); ++i) {
+    const std::string_view n = head.headers[i].name;
+    if (hop_by_hop(n) || (!resp_remove_.empty() && listed(resp_remove_, n))) resp_skip_[i] = 1;
+  }
+  down_extra_.assign(resp_add_);
+  OutgoingResponse& o = out_resp_;
+  o.received = &head;
+  o.response = &head;
+  o.skip = &resp_skip_;
+  o.extra = down_extra_;
+  o.status = head.status;
+  o.framing = framing;
+
+  down_body_.clear();
+  const BodyBatch b = upstream_->response_body(down_body_, codec_->accepts_raw_chunked(*this));
+  if (b.error != http::ParseError::kNone) {
+    response_invalid();
+    return;
+  }
+  resp_pending_ = b.consumed;
+  resp_done_ = b.end;
+  resp_body_bytes_ += spans_size(down_body_);
+  resp_started_ = true;
+  ds_writing_ = DownWrite::kResponse;
+  codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
+}
+
+void Stream::on_response_body() {
+  if (!active_ || ds_writing_ != DownWrite::kNone) return;
+  pump_response();
+}
+
+void Stream::pump_response() {
+  last_activity_ = Clock::now();
+  down_body_.clear();
+  const BodyBatch b = upstream_->response_body(down_body_, codec_->accepts_raw_chunked(*this));
+  if (b.error != http::ParseError::kNone) {
+    response_invalid();
+    return;
+  }
+  resp_done_ = b.end;
+  if (down_body_.empty() && !b.end) {
+    // Nothing to forward yet (none, or only framing): wait for more.
+    upstream_->consume_response_body(b.consumed);
+    upstream_->await_response_body();
+    return;
+  }
+  resp_pending_ = b.consumed;
+  resp_body_bytes_ += spans_size(down_body_);
+  ds_writing_ = DownWrite::kResponse;
+  codec_->send_body(*this, down_body_, b.raw_chunked, b.end);
+}
+
+void Stream::on_downstream_written(const error_code& ec) {
+  const DownWrite what = ds_writing_;
+  ds_writing_ = DownWrite::kNone;
+  if (!active_) return;
+  if (ec) {
+    SPDLOG_DEBUG("{}: downstream write failed: {}", info_->peer_ip, ec.message());
+    flags_ |= accesslog::kDownstreamConnectionTermination;
+    end_request(false);
+    release_upstream(false);
+    active_ = false;
+    codec_->reset(*this);
+    return;
+  }
+  last_activity_ = Clock::now();
+  switch (what) {
+    case DownWrite::kNone:
+      return;
+    case DownWrite::kContinue:
+      if (response_waiting_) {
+        response_waiting_ = false;
+        if (pending_head_ != nullptr) {
+          http::ResponseHead* h = pending_head_;
+          pending_head_ = nullptr;
+          on_response_headers(*h, pending_framing_);
+        } else if (pending_interim_ != nullptr) {
+          const http::ResponseHead* h = pending_interim_;
+          pending_interim_ = nullptr;
+          on_response_interim(*h);
+        }
+      }
+      return;
+    case DownWrite::kInterim:
+      upstream_->consume_response_body(0);
+      return;
+    case DownWrite::kLocalReply:
+      finish();
+      return;
+    case DownWrite::kResponse:
+      upstream_->consume_response_body(resp_pending_);
+      resp_pending_ = 0;
+      if (resp_done_) {
+        finish();
+      } else {
+        pump_response();
+      }
+      return;
+  }
+}
+
+// ---- failures ----
+
+bool Stream::can_retry() const {
+  // Only a request on a reused connection that the upstream closed before
+  // answering anything: the usual keep-alive race, where the upstream closed
+  // an idle connection just as the request was sent. Retrying is safe only
+  // for idempotent methods [RFC 9110 9.2.2] whose bytes are all still here.
+  return upstream_ != nullptr && upstream_->reused() && !retried_ && req_held_ && req_done_ &&
+         !resp_head_done_ && !interim_sent_ && idempotent(method_);
+}
+
+void Stream::upstream_connect_failed(const error_code& ec) {
+  // A TLS failure says why ("certificate verify failed: hostname mismatch").
+  const bool tls_failed = !upstream_->failure().empty();
+  const std::string why =
+      tls_failed ? fmt::format("TLS handshake failed: {}", upstream_->failure()) : ec.message();
+  SPDLOG_DEBUG("{}: upstream connect to {} failed: {}", info_->peer_ip, upstream_->host(), why);
+  static thread_local Clock::time_point last_warning;  // at most one a second per worker
+  if (tls_failed && Clock::now() - last_warning > std::chrono::seconds(1)) {
+    last_warning = Clock::now();
+    spdlog::warn("upstream {} of cluster {}: {}", upstream_->host(), cluster_->config().name, why);
+  }
+  flags_ |= accesslog::kUpstreamConnectionFailure;
+  release_upstream(false);
+  local_reply(503, fmt::format("upstream connect error: {}\n", why), false);
+}
+
+void Stream::response_invalid() {
+  SPDLOG_DEBUG("{}: invalid response body from {}", info_->peer_ip, upstream_host_);
+  flags_ |= accesslog::kUpstreamProtocolError;
+  release_upstream(false);
+  if (resp_started_) {
+    abort_stream();  // the response has started: all that is left is to cut it short
+    return;
+  }
+  local_reply(502, "upstream sent an invalid response body\n", false);
+}
+
+void Stream::on_upstream_failed(Failure what, const error_code& ec) {
+  if (!active_) return;
+  if (what == Failure::kProtocol) {
+    flags_ |= accesslog::kUpstreamProtocolError;
+    release_upstream(false);
+    if (resp_started_) {
+      abort_stream();
+      return;
+    }
+    local_reply(502, fmt::format("upstream sent an invalid response: {}\n", ec.message()), false);
+    return;
+  }
+  if (!resp_started_) {
+    if (!resp_head_done_ && can_retry()) {
+      SPDLOG_DEBUG("{}: reused upstream connection to {} closed; retrying on a new one",
+                   info_->peer_ip, upstream_->host());
+      retried_ = true;
+      release_upstream(false);
+      acquire_upstream(true);
+      return;
+    }
+    flags_ |= accesslog::kUpstreamConnectionTermination;
+    if (endpoint_stats_ != nullptr) endpoint_stats_->resets.add();
+    const bool nothing = !resp_head_done_ && !interim_sent_;
+    const bool eof = what == Failure::kClosed;
+    std::string body =
+        nothing ? (eof ? std::string("upstream closed the connection before responding\n")
+                       : fmt::format("upstream reset before response: {}\n", ec.message()))
+                : std::string("upstream closed the connection in the middle of the response\n");
+    release_upstream(false);
+    local_reply(502, body, false);
+    return;
+  }
+  SPDLOG_DEBUG("{}: upstream {} failed mid-response: {}", info_->peer_ip, upstream_host_,
+               ec.message());
+  flags_ |= accesslog::kUpstreamConnectionTermination;
+  if (endpoint_stats_ != nullptr) endpoint_stats_->resets.add();
+  abort_stream();  // the client sees a truncated response, not a complete wrong one
+}
+
+void Stream::on_downstream_reset(const error_code& ec) {
+  if (!active_) return;
+  if (req_ != nullptr && !resp_done_) {
+    SPDLOG_DEBUG("{}: downstream closed during the request: {}", info_->peer_ip,
+                 ec ? ec.message() : "end of stream");
+    flags_ |= accesslog::kDownstreamConnectionTermination;
+  }
+  end_request(false);
+  release_upstream(false);
+  active_ = false;
+}
+
+void Stream::abort_stream() {
+  end_request(false);
+  release_upstream(false);
+  active_ = false;
+  codec_->reset(*this);
+}
+
+// ---- ends ----
+
+void Stream::local_reply(int status, std::string_view body, bool close) {
+  if (resp_started_ || ds_writing_ != DownWrite::kNone) {
+    abort_stream();
+    return;
+  }
+  release_upstream(false);
+  status_ = static_cast<uint16_t>(status);
+  const bool closing = close || !req_done_ || us_writing_ || draining();
+  if (log_this_) {
+    // The headers of the reply the proxy writes, for %RESP(...)%.
+    const auto& names = info_->worker->access_log()->config().response_headers;
+    log_response_headers_.resize(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::string& v = log_response_headers_[i];
+      if (names[i] == "content-type") {
+        v = "text/plain";
+      } else if (names[i] == "content-length") {
+        v = std::to_string(body.size());
+      } else if (names[i] == "connection" && closing) {
+        v = "close";
+      } else {
+        v.clear();
+      }
+    }
+  }
+  resp_started_ = true;
+  resp_done_ = true;
+  ds_writing_ = DownWrite::kLocalReply;
+  codec_->send_local_reply(*this, status, "text/plain", body, resp_add_, closing);
+}
+
+void Stream::finish() {
+  end_request(true);
+  // The whole request went upstream and the whole response came back: the
+  // connection can carry another request.
+  release_upstream(req_sent_ && resp_done_);
+  active_ = false;
+  codec_->finished(*this);
+}
+
+void Stream::release_upstream(bool reusable) {
+  connecting_ = false;
+  if (!upstream_) return;
+  if (req_pending_ > 0 && !active_) req_pending_ = 0;
+  upstream_->release(reusable && !us_writing_);
+  upstream_.reset();
+  us_writing_ = false;  // a write still in flight is abandoned with the connection
+  cluster_.reset();
+}
+
+bool Stream::draining() const { return info_->worker->draining(listener_->config->direction); }
+
+// ---- timeouts ----
+
+Clock::time_point Stream::deadline() const {
+  if (!active_) return kNever;
+  Clock::time_point d = kNever;
+  if (connecting_) d = std::min(d, connect_deadline_);
+  if (req_sent_ && !resp_done_) d = std::min(d, response_deadline_);
+  const auto idle = listener_->config->stream_idle_timeout;
+  if (idle.count() > 0) d = std::min(d, last_activity_ + idle);
+  return d;
+}
+
+void Stream::on_timeout(Clock::time_point now) {
+  if (!active_) return;
+  if (connecting_ && now >= connect_deadline_) {
+    flags_ |= accesslog::kUpstreamConnectionFailure;
+    if (auto* h1 = static_cast<Http1UpstreamStream*>(upstream_.get())) {
+      h1->endpoint_stats()->connect_failures.add();
+      h1->endpoint_stats()->connect_timeouts.add();
+    }
+    release_upstream(false);
+    local_reply(503, "upstream connect error: timed out\n", false);
+    return;
+  }
+  if (req_sent_ && !resp_done_ && now >= response_deadline_) {
+    flags_ |= accesslog::kUpstreamRequestTimeout;
+    if (endpoint_stats_ != nullptr) endpoint_stats_->request_timeouts.add();
+    release_upstream(false);
+    if (resp_started_) {
+      abort_stream();
+    } else {
+      local_reply(504, "upstream request timeout\n", false);
+    }
+    return;
+  }
+  if (last_activity_ + listener_->config->stream_idle_timeout > now) return;
+  // Nothing moved in either direction for stream_idle_timeout.
+  flags_ |= accesslog::kStreamIdleTimeout;
+  release_upstream(false);
+  if (resp_started_) {
+    abort_stream();
+  } else {
+    local_reply(req_done_ ? 504 : 408, "stream idle timeout\n", true);
+  }
+}
+
+// ---- stats and the access log ----
+
+void Stream::begin_request() {
+  info_->listener_stats->requests_active.add();
+  status_ = 0;
+  flags_ = 0;
+  req_body_bytes_ = resp_body_bytes_ = 0;
+  upstream_used_ = false;
+  upstream_host_.clear();
+  endpoint_stats_ = nullptr;
+  accesslog::Writer* log = info_->worker->access_log();
+  log_this_ = log != nullptr && listener_->config->access_log &&
+              (log->config().sample >= 1.0 ||
+               static_cast<double>(info_->worker->random().next() >> 11) * 0x1.0p-53 <
+                   log->config().sample);
+  if (log_this_) {
+    using std::chrono::duration_cast;
+    using std::chrono::microseconds;
+    start_wall_us_ =
+        duration_cast<microseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+        duration_cast<microseconds>(Clock::now() - req_start_).count();
+    log_method_.clear();
+    log_path_.clear();
+    log_authority_.clear();
+    log_request_headers_.resize(log->config().request_headers.size());
+    for (std::string& h : log_request_headers_) h.clear();
+    log_response_headers_.resize(log->config().response_headers.size());
+    for (std::string& h : log_response_headers_) h.clear();
+  }
+}
+
+void Stream::reject(size_t reason) {
+  if (reason < stats::ListenerStats::kMaxRejectReasons) {
+    info_->listener_stats->rejected[reason].add();
+  }
+}
+
+void Stream::capture_request() {
+  log_method_.assign(req_->method_name);
+  log_path_.assign(req_->target);
+  log_authority_.assign(authority_.empty() ? req_->host() : authority_);
+  const auto& names = info_->worker->access_log()->config().request_headers;
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::string& v = log_request_headers_[i];
+    const http::HeaderField* f = req_->find(names[i]);
+    v.assign(f != nullptr ? f->value : std::string_view());
+    // As forwarded: with what the proxy adds.
+    if (names[i] == "x-forwarded-for") {
+      if (!v.empty()) v.append(", ");
+      v.append(info_->peer_ip);
+    } else if (names[i] == "x-request-id" && request_id_generated_) {
+      v.assign(request_id_, sizeof(request_id_));
+    }
+  }
+}
+
+void Stream::end_request(bool complete) {
+  if (!active_) return;
+  info_->listener_stats->requests_active.sub();
+  const Clock::time_point now = Clock::now();
+  if (route_ != nullptr) {
+    stats::RouteStats& rs = *route_->stats[info_->worker->index()];
+    if (complete && status_ != 0) {
+      rs.count_status(status_);
+    } else {
+      rs.resets.add();
+    }
+    rs.duration.observe(nanos(now - req_start_));
+    if (upstream_used_) rs.upstream_duration.observe(nanos(now - upstream_start_));
+    rs.request_body_bytes.add(req_body_bytes_);
+    rs.response_body_bytes.add(resp_body_bytes_);
+  }
+  if (endpoint_stats_ != nullptr && status_ >= 500) endpoint_stats_->requests_5xx.add();
+  if (log_this_) write_log(now);
+  log_this_ = false;
+  route_ = nullptr;
+}
+
+void Stream::write_log(Clock::time_point now) {
+  accesslog::Writer* log = info_->worker->access_log();
+  const config::AccessLog& cfg = log->config();
+  if (!cfg.status.empty()) {
+    bool wanted = false;
+    for (const auto& [lo, hi] : cfg.status) wanted = wanted || (status_ >= lo && status_ <= hi);
+    if (!wanted) return;
+  }
+  accesslog::Entry& e = log_entry_;
+  e.start_time_us = start_wall_us_;
+  e.duration_us = nanos(now - req_start_) / 1000;
+  e.upstream_us = upstream_used_ ? nanos(now - upstream_start_) / 1000 : accesslog::Entry::kNone;
+  e.bytes_received = req_body_bytes_;
+  e.bytes_sent = resp_body_bytes_;
+  e.flags = flags_;
+  e.status = status_;
+  e.version_minor = version_minor_;
+  e.method = log_method_;
+  e.path = log_path_;
+  e.authority = log_authority_;
+  e.upstream_host = upstream_host_;
+  e.route = route_ != nullptr ? std::string_view(route_->config->name) : std::string_view();
+  e.cluster = route_ != nullptr ? std::string_view(route_->config->cluster) : std::string_view();
+  e.listener = listener_->config->name;
+  e.remote_address = info_->peer_address;
+  if (const net::TlsInfo* tls = info_->tls) {
+    e.tls_version = tls->version;
+    e.peer_subject = tls->peer_subject;
+    e.peer_uri_san = info_->peer_uri_sans;
+    e.requested_server_name = tls->server_name;
+  } else {
+    e.tls_version = e.peer_subject = e.peer_uri_san = e.requested_server_name = {};
+  }
+  e.request_headers.assign(log_request_headers_.begin(), log_request_headers_.end());
+  e.response_headers.assign(log_response_headers_.begin(), log_response_headers_.end());
+  Worker& w = *info_->worker;
+  accesslog::Ring& ring = log->ring(w.index());
+  char* p = ring.reserve(accesslog::encoded_size(e));
+  if (p == nullptr) {
+    w.stats().access_log_dropped.add();
+    log->wake();
+    return;
+  }
+  accesslog::encode(e, p);
+  ring.commit();
+  w.stats().access_log_lines.add();
+  if (ring.used() > ring.capacity() / 2) log->wake();
+}
+
+// ---- filters ----
+
+bool Stream::run_request_filters() {
+  if (filters_listener_ != listener_) {
+    // First request, or a new config for this listener: new instances.
+    filters_.clear();
+    for (const auto& factory : listener_->filters) filters_.push_back(factory->create());
+    filters_listener_ = listener_;
+  }
+  for (auto& filter : filters_) {
+    filter_reply_status_ = 0;
+    if (filter->on_request_headers(*this) == http::FilterStatus::kContinue) continue;
+    if (filter_reply_status_ == 0) {
+      // Stopping without answering would leave the client waiting.
+      filter_reply_status_ = 500;
+      filter_reply_body_ = "a filter stopped the request without answering it\n";
+    }
+    local_reply(filter_reply_status_, filter_reply_body_, false);
+    return false;
+  }
+  return true;
+}
+
+bool Stream::listed(const std::vector<std::string>& names, std::string_view name) {
+  for (const std::string& n : names) {
+    if (http::iequals(n, name)) return true;
+  }
+  return false;
+}
+
+void Stream::add_request_header(std::string_view name, std::string_view value) {
+  req_add_.append(name).append(": ").append(value).append("\r\n");
+}
+
+void Stream::remove_request_header(std::string_view name) { req_remove_.emplace_back(name); }
+
+void Stream::add_response_header(std::string_view name, std::string_view value) {
+  resp_add_.append(name).append(": ").append(value).append("\r\n");
+}
+
+void Stream::remove_response_header(std::string_view name) { resp_remove_.emplace_back(name); }
+
+void Stream::send_local_reply(int status, std::string_view body) {
+  // Recorded, and sent once the filter has returned (no reentry into it).
+  filter_reply_status_ = status;
+  filter_reply_body_.assign(body);
+}
+
+}  // namespace sidecar::proxy

@@ -1,0 +1,227 @@
+// One request/response exchange (Envoy's "active stream" with its router):
+// what the proxy decides about a request, whatever protocol brought it and
+// whatever protocol carries it on. The codecs (codec.h) feed it and write
+// for it; it routes, runs the filters, picks and drives the upstream, keeps
+// the timeouts of the exchange, answers errors, and accounts for the
+// request (stats and the access log).
+//
+// A stream belongs to its downstream connection, which creates it for a
+// request head and destroys (or recycles) it after stream_finished. Per-
+// request state lives here, not in the connection, so an idle connection
+// holds none of it; streams are recycled by the worker (Worker::acquire_stream).
+//
+// Used only on its worker's thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "accesslog/entry.h"
+#include "core/ref_counted.h"
+#include "http/filter.h"
+#include "net/transport.h"
+#include "proxy/codec.h"
+#include "proxy/snapshot.h"
+#include "upstream/cluster.h"
+
+namespace sidecar::proxy {
+
+class Worker;
+
+// Reasons a request is rejected by the proxy itself, for
+// sidecar_http_rejected_requests_total{reason}: every http::ParseError (by
+// its value), then these.
+enum RejectReason : size_t {
+  kRejectHeadersTimeout = static_cast<size_t>(http::ParseError::kTrailersTooLarge) + 1,
+  kRejectNoRoute,
+  kRejectConnect,
+  kRejectBadTarget,
+  kRejectReasonCount,
+};
+// The names of the reasons, by index.
+std::vector<std::string> reject_reason_names();
+
+// What a downstream connection knows that its streams use.
+struct DownstreamInfo {
+  Worker* worker = nullptr;
+  stats::ListenerStats* listener_stats = nullptr;
+  std::string peer_ip;                // "10.0.0.1"
+  std::string peer_address;           // "10.0.0.1:5432", "[::1]:5432"
+  const net::TlsInfo* tls = nullptr;  // after the TLS handshake; null on plain TCP
+  std::string xfcc;                   // the client's x-forwarded-client-cert element
+  std::string peer_uri_sans;          // comma separated, for the access log
+};
+
+class Stream final : public http::FilterCallbacks, public UpstreamEvents {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Stream() = default;
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // ---- from the downstream codec ----
+
+  // A request head arrived (`request` stays valid until the stream ends).
+  // `started` is when its first byte arrived; `body`: the request has one.
+  void start(DownstreamCodec& codec, const DownstreamInfo& info,
+             std::shared_ptr<const Snapshot> snapshot, const ListenerRuntime& listener,
+             http::RequestHead& request, Clock::time_point started);
+  // A request the codec rejected before it became a stream (bad head,
+  // headers timeout): accounted and answered like any other.
+  void start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
+                      std::shared_ptr<const Snapshot> snapshot, const ListenerRuntime& listener,
+                      Clock::time_point started, http::Method method, size_t reason, int status,
+                      std::string_view body, uint32_t flags);
+  // More request body is available (after await_request_body).
+  void on_request_body();
+  // The request body is malformed (a chunked framing error): `status`.
+  void on_request_invalid(int status, std::string_view why);
+  // The downstream connection closed or failed; the stream ends now.
+  void on_downstream_reset(const error_code& ec);
+  // A send_* of the codec completed.
+  void on_downstream_written(const error_code& ec);
+  // The connection is draining: the response says "Connection: close".
+  bool draining() const;
+
+  // The earliest time this stream has to act on (a timeout), or max().
+  Clock::time_point deadline() const;
+  void on_timeout(Clock::time_point now);
+
+  bool active() const { return active_; }
+  uint8_t version_minor() const { return version_minor_; }
+  http::Method method() const { return method_; }
+  // The request body was read whole (the connection can carry another).
+  bool request_complete() const { return req_done_; }
+  // A response (head or local reply) has started downstream.
+  bool response_started() const { return resp_started_; }
+
+  // ---- http::FilterCallbacks ----
+  const http::RequestHead& request() const override { return *req_; }
+  void add_request_header(std::string_view name, std::string_view value) override;
+  void remove_request_header(std::string_view name) override;
+  void add_response_header(std::string_view name, std::string_view value) override;
+  void remove_response_header(std::string_view name) override;
+  void send_local_reply(int status, std::string_view body) override;
+
+  // ---- UpstreamEvents ----
+  void on_upstream_ready(const error_code& ec) override;
+  void on_upstream_written(const error_code& ec) override;
+  void on_response_interim(const http::ResponseHead& head) override;
+  void on_response_headers(http::ResponseHead& head, Framing framing) override;
+  void on_response_body() override;
+  void on_upstream_failed(Failure what, const error_code& ec) override;
+
+ private:
+  // What the one downstream write in flight carries.
+  enum class DownWrite : uint8_t { kNone, kContinue, kInterim, kResponse, kLocalReply };
+
+  bool parse_target();
+  void route_and_forward();
+  bool run_request_filters();
+  void acquire_upstream(bool fresh);
+  void build_request_head();
+  void on_request_sent();
+  void pump_response();
+  void local_reply(int status, std::string_view body, bool close);
+  void finish();
+  // Ends the stream now (accounting first); the codec cuts the response.
+  void abort_stream();
+  void release_upstream(bool reusable);
+  bool can_retry() const;
+  void upstream_connect_failed(const error_code& ec);
+  void response_invalid();
+
+  // Stats and the access log.
+  void begin_request();
+  void end_request(bool complete);
+  void reject(size_t reason);
+  void capture_request();
+  void write_log(Clock::time_point now);
+  static bool listed(const std::vector<std::string>& names, std::string_view name);
+
+  DownstreamCodec* codec_ = nullptr;
+  const DownstreamInfo* info_ = nullptr;
+  std::shared_ptr<const Snapshot> snapshot_;  // keeps listener_ alive
+  const ListenerRuntime* listener_ = nullptr;
+  http::RequestHead* req_ = nullptr;
+  bool active_ = false;
+
+  // The request.
+  const CompiledRoute* route_ = nullptr;
+  http::Method method_ = http::Method::kGet;
+  uint8_t version_minor_ = 1;
+  std::string_view path_;       // origin-form target to send upstream
+  std::string_view authority_;  // from an absolute-form target; replaces Host
+  bool path_slash_first_ = false;
+  std::string route_path_;  // "/?q" for routing an absolute-form "http://h?q"
+  bool req_done_ = false;   // the whole request body was handed to the upstream
+  bool req_sent_ = false;   // ... and written
+  bool req_held_ = false;   // ... and its bytes were never released (a retry can resend them)
+  bool retried_ = false;
+  bool expect_continue_ = false;
+  bool continue_sent_ = false;  // the proxy answered this request's Expect itself
+  char request_id_[36];         // generated when the request has none
+  bool request_id_generated_ = false;
+  size_t req_pending_ = 0;  // request body bytes sent upstream and not yet released
+  bool req_raw_chunked_ = false;
+  Spans held_body_;  // the whole body, while req_held_
+  bool us_writing_ = false;
+
+  // Upstream and response state.
+  core::Ref<upstream::ClusterRuntime> cluster_;
+  std::unique_ptr<UpstreamStream> upstream_;
+  bool connecting_ = false;
+  http::ResponseHead* resp_ = nullptr;
+  Framing resp_framing_ = Framing::kNone;
+  bool resp_head_done_ = false;
+  bool resp_started_ = false;  // bytes of a final response went downstream
+  bool resp_done_ = false;     // ... all of them were handed to the codec
+  bool interim_sent_ = false;  // a 1xx went downstream
+  size_t resp_pending_ = 0;    // response bytes handed downstream, not yet released
+  DownWrite ds_writing_ = DownWrite::kNone;
+  bool response_waiting_ = false;  // the upstream answered while a 100 Continue was written
+  http::ResponseHead* pending_head_ = nullptr;           // ... with this head
+  const http::ResponseHead* pending_interim_ = nullptr;  // ... or this 1xx
+  Framing pending_framing_ = Framing::kNone;
+  Clock::time_point connect_deadline_ = Clock::time_point::max();
+  Clock::time_point response_deadline_ = Clock::time_point::max();
+  Clock::time_point last_activity_;
+
+  // Per request, for stats and the access log.
+  bool log_this_ = false;
+  bool upstream_used_ = false;
+  bool pending_counted_ = false;
+  uint16_t status_ = 0;  // sent downstream; 0: none
+  uint32_t flags_ = 0;   // accesslog::ResponseFlag
+  uint64_t req_body_bytes_ = 0;
+  uint64_t resp_body_bytes_ = 0;
+  Clock::time_point req_start_;
+  Clock::time_point upstream_start_;
+  int64_t start_wall_us_ = 0;
+  std::string upstream_host_;
+  stats::EndpointStats* endpoint_stats_ = nullptr;  // of the last attempt
+  std::string log_method_, log_path_, log_authority_;
+  std::vector<std::string> log_request_headers_, log_response_headers_;
+  accesslog::Entry log_entry_;
+
+  // Heads as sent, and the batches in flight (reused by the next request).
+  std::vector<uint8_t> req_skip_, resp_skip_;
+  std::string up_extra_, down_extra_;
+  Spans up_body_, down_body_;
+  OutgoingRequest out_req_;
+  OutgoingResponse out_resp_;
+
+  // Filters of the listener, and the edits they asked for (applied when
+  // the heads are written; reset per request).
+  std::vector<std::unique_ptr<http::HttpFilter>> filters_;
+  const ListenerRuntime* filters_listener_ = nullptr;
+  std::vector<std::string> req_remove_, resp_remove_;
+  std::string req_add_, resp_add_;
+  int filter_reply_status_ = 0;
+  std::string filter_reply_body_;
+};
+
+}  // namespace sidecar::proxy

@@ -37,6 +37,8 @@ struct Entry {
   uint16_t status = 0;  // 0: no response was sent
   uint8_t version_minor = 1;
   std::string_view method, path, authority, upstream_host, route, cluster, listener, remote_address;
+  // Downstream TLS ("" on plain connections).
+  std::string_view tls_version, peer_subject, peer_uri_san, requested_server_name;
   // Values of the configured request and response headers, in config order
   // (empty: absent).
   std::vector<std::string_view> request_headers;

@@ -93,7 +93,7 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       text(e.authority);
       break;
     case Kind::kScheme:
-      out.append("http");
+      out.append(e.tls_version.empty() ? "http" : "https");
       break;
     case Kind::kRequestHeader:
     case Kind::kResponseHeader: {
@@ -140,6 +140,18 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       break;
     case Kind::kDownstreamRemoteAddress:
       text(e.remote_address);
+      break;
+    case Kind::kDownstreamTlsVersion:
+      text(e.tls_version);
+      break;
+    case Kind::kDownstreamPeerSubject:
+      text(e.peer_subject);
+      break;
+    case Kind::kDownstreamPeerUriSan:
+      text(e.peer_uri_san);
+      break;
+    case Kind::kRequestedServerName:
+      text(e.requested_server_name);
       break;
     case Kind::kDownstreamRemoteAddressWithoutPort: {
       std::string_view a = e.remote_address;

@@ -34,6 +34,7 @@
 #include "supervisor/readiness.h"
 #include "supervisor/supervisor.h"
 #include "sync/config.h"
+#include "tls/store.h"
 
 namespace sidecar::app {
 namespace {
@@ -94,6 +95,7 @@ class Process : public module::Host {
         store_(cfg_->workers != 0 ? cfg_->workers : core::available_cpus(),
                proxy::reject_reason_names()),
         signals_(io_),
+        tls_(io_),
         delay_timer_(io_),
         watch_timer_(io_) {}
 
@@ -102,12 +104,16 @@ class Process : public module::Host {
       if (cfg_->access_log.enabled) {
         access_log_ = std::make_unique<accesslog::Writer>(cfg_->access_log, store_.workers());
       }
-      server_ = std::make_unique<proxy::Server>(cfg_, store_, access_log_.get());
+      tls_.apply(*cfg_);
+      server_ = std::make_unique<proxy::Server>(cfg_, store_, tls_, access_log_.get());
       server_->bind();
       admin_ = std::make_unique<admin::AdminServer>(io_, cfg_->admin.address);
     } catch (const std::system_error& e) {
       spdlog::error("{}", e.what());
       return kExitInternal;
+    } catch (const std::runtime_error& e) {
+      spdlog::error("{}", e.what());  // a certificate file changed since validation
+      return kExitConfig;
     }
     register_admin();
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGCHLD}) {
@@ -208,6 +214,17 @@ class Process : public module::Host {
   std::shared_ptr<const config::Config> config() const override {
     std::lock_guard lock(cfg_mutex_);
     return cfg_;
+  }
+
+  void provide_certificate(const std::string& listener, const std::string& cert_pem,
+                           const std::string& key_pem, const std::string& source) override {
+    boost::asio::post(io_, [this, listener, cert_pem, key_pem, source] {
+      try {
+        tls_.provide(listener, {source, tls::KeyPair::from_pem(cert_pem, key_pem, source)});
+      } catch (const std::exception& e) {
+        spdlog::error("listener {}: certificate from {} rejected: {}", listener, source, e.what());
+      }
+    });
   }
 
   void once_done() override {
@@ -378,8 +395,9 @@ class Process : public module::Host {
       spdlog::warn("workers changes on restart only; keeping {}", server_->worker_count());
     }
     try {
+      tls_.apply(*next);
       server_->reload(next);
-    } catch (const std::system_error& e) {
+    } catch (const std::runtime_error& e) {
       ++reload_failures_;
       spdlog::error("config reload ({}) failed; still serving the previous config: {}", why,
                     e.what());
@@ -456,6 +474,7 @@ class Process : public module::Host {
     w.family("sidecar_config_reload_failures_total", MetricType::kCounter,
              "Config reloads rejected (invalid config, or an address that cannot be bound).");
     w.sample({}, static_cast<double>(reload_failures_));
+    tls_.collect(w);
     for (const auto& m : modules_) m->collect(w);
     if (access_log_) {
       w.family("sidecar_access_log_write_errors_total", MetricType::kCounter,
@@ -465,6 +484,10 @@ class Process : public module::Host {
   }
 
   void register_admin() {
+    admin_->handle("GET", "/certs", [this](const admin::AdminRequest&, admin::AdminResponse& r) {
+      r.body = tls_.certs_json() + "\n";
+      r.content_type = "application/json";
+    });
     admin_->handle("GET", "/healthz",
                    [](const admin::AdminRequest&, admin::AdminResponse& r) { r.body = "ok\n"; });
     admin_->handle(
@@ -582,6 +605,7 @@ class Process : public module::Host {
   mutable std::mutex cfg_mutex_;               // ... under this, for config()
   boost::asio::io_context io_;
   stats::Store store_;
+  tls::Store tls_;
   std::unique_ptr<accesslog::Writer> access_log_;
   std::unique_ptr<proxy::Server> server_;
   std::unique_ptr<admin::AdminServer> admin_;
@@ -611,7 +635,10 @@ class Process : public module::Host {
 static void register_builtin() {
   filters::register_builtin();
   static std::once_flag once;
-  std::call_once(once, [] { sync::register_module(); });
+  std::call_once(once, [] {
+    tls::register_validator();
+    sync::register_module();
+  });
 }
 
 int validate(const std::string& path) {

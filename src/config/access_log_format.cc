@@ -25,6 +25,10 @@ constexpr Simple kSimple[] = {
     {"LISTENER_NAME", LogToken::Kind::kListenerName},
     {"DOWNSTREAM_REMOTE_ADDRESS", LogToken::Kind::kDownstreamRemoteAddress},
     {"DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", LogToken::Kind::kDownstreamRemoteAddressWithoutPort},
+    {"DOWNSTREAM_TLS_VERSION", LogToken::Kind::kDownstreamTlsVersion},
+    {"DOWNSTREAM_PEER_SUBJECT", LogToken::Kind::kDownstreamPeerSubject},
+    {"DOWNSTREAM_PEER_URI_SAN", LogToken::Kind::kDownstreamPeerUriSan},
+    {"REQUESTED_SERVER_NAME", LogToken::Kind::kRequestedServerName},
 };
 
 std::string lower(std::string_view s) {

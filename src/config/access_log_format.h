@@ -33,6 +33,10 @@ struct LogToken {
     kListenerName,             // %LISTENER_NAME%
     kDownstreamRemoteAddress,  // %DOWNSTREAM_REMOTE_ADDRESS%: ip:port
     kDownstreamRemoteAddressWithoutPort,  // %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%
+    kDownstreamTlsVersion,                // %DOWNSTREAM_TLS_VERSION%: TLSv1.3; "" on plain TCP
+    kDownstreamPeerSubject,               // %DOWNSTREAM_PEER_SUBJECT%: client certificate subject
+    kDownstreamPeerUriSan,  // %DOWNSTREAM_PEER_URI_SAN%: its URI SANs, comma separated
+    kRequestedServerName,   // %REQUESTED_SERVER_NAME%: the SNI
   };
   Kind kind = Kind::kLiteral;
   std::string text;       // the literal, or the header name in lower case

@@ -29,6 +29,7 @@ using namespace std::chrono_literals;
 struct Address {
   std::string host;
   uint16_t port = 0;
+  std::string hostname;  // the name it was resolved from; "" for an IP literal
   // "127.0.0.1:8080" or "[::1]:8080".
   std::string to_string() const;
   bool operator==(const Address&) const = default;
@@ -71,6 +72,53 @@ struct FilterConfig {
   bool operator==(const FilterConfig&) const = default;
 };
 
+// TLS termination on a listener (docs/tls.md). Files are read, checked and
+// watched by src/tls; `origin` is where the section is ("FILE:LINE:COL"), for
+// errors found when the files are read.
+struct CertificateFiles {
+  std::string cert;    // PEM chain, leaf first
+  std::string key;     // PEM private key
+  std::string origin;  // "FILE:LINE:COL" of this entry
+  bool operator==(const CertificateFiles&) const = default;
+};
+
+struct ServerTls {
+  bool enabled = false;
+  std::vector<CertificateFiles> certificates;  // chosen by SNI; the first is the default
+  std::string min_version = "1.2";             // "1.2" | "1.3"
+  std::vector<std::string> cipher_suites;      // TLS 1.2 only; empty: safe defaults
+  std::vector<std::string> alpn{"http/1.1"};   // in order of preference
+  std::string client_ca;                       // mTLS: verify client certificates
+  bool require_client_cert = true;             // with client_ca; false: ask, verify if given
+  std::vector<std::string> verify_client_san;  // allowed URI or DNS SANs; empty: any
+  bool session_tickets = true;                 // resumption by tickets (keys rotated in memory)
+  std::string origin;                          // "FILE:LINE:COL" of `tls`
+  bool operator==(const ServerTls&) const = default;
+};
+
+// TLS origination to a cluster's endpoints.
+struct ClientTls {
+  bool enabled = false;
+  std::string sni;                      // default: the endpoint's host name
+  std::string ca = "system";            // "system" (the OS bundle) or a PEM file
+  std::vector<std::string> verify_san;  // default: the SNI name [RFC 6125]
+  std::string cert;                     // client certificate for mTLS
+  std::string key;
+  bool insecure_skip_verify = false;
+  std::vector<std::string> alpn{"http/1.1"};
+  std::string min_version = "1.2";
+  std::string origin;  // "FILE:LINE:COL" of `tls`
+  bool operator==(const ClientTls&) const = default;
+};
+
+// What the app learns of a TLS client's certificate, in the
+// x-forwarded-client-cert header (Envoy's forward_client_cert_details).
+enum class ForwardClientCert {
+  kSanitize,       // remove the header
+  kAppendForward,  // add this client's details to what came in
+  kSanitizeSet,    // replace the header with this client's details
+};
+
 // Which way a listener's traffic goes. On shutdown, inbound listeners drain
 // before the app is stopped; outbound ones keep serving the app until it exits.
 enum class Direction { kInbound, kOutbound };
@@ -87,6 +135,9 @@ struct Listener {
   Duration stream_idle_timeout = 5min;     // an active request with no bytes moving
   bool access_log = true;  // log this listener's requests (when `access_log` is configured)
   std::vector<FilterConfig> filters;  // run in order on requests, in reverse on responses
+  ServerTls tls;
+  // Default: sanitize_set when client certificates are verified, else sanitize.
+  ForwardClientCert forward_client_cert = ForwardClientCert::kSanitize;
 };
 
 struct Cluster {
@@ -97,6 +148,7 @@ struct Cluster {
   uint32_t max_requests_per_connection = 0;  // 0: unlimited
   uint32_t max_response_headers_size = 60 * 1024;
   uint32_t max_response_headers_count = 100;
+  ClientTls tls;
   bool operator==(const Cluster&) const = default;
 };
 

@@ -18,6 +18,7 @@
 
 #include "config/reader.h"
 #include "config/registry.h"
+#include "config/tls_config.h"
 
 namespace sidecar::config {
 namespace {
@@ -344,7 +345,7 @@ class Loader : public Reader {
     check_keys(
         n, where,
         {"name", "endpoints", "connect_timeout", "idle_timeout", "max_requests_per_connection",
-         "max_response_headers_size", "max_response_headers_count"});
+         "max_response_headers_size", "max_response_headers_count", "tls"});
     Cluster cl;
     if (auto v = n["name"]) {
       get_string(v, where + ".name", cl.name);
@@ -386,6 +387,7 @@ class Loader : public Reader {
     if (auto v = n["max_response_headers_count"]) {
       get_count(v, where + ".max_response_headers_count", cl.max_response_headers_count, 1, 10000);
     }
+    if (auto v = n["tls"]) load_client_tls(*this, v, where + ".tls", cl.tls);
     c.clusters.push_back(std::move(cl));
   }
 
@@ -491,7 +493,7 @@ class Loader : public Reader {
     check_keys(n, where,
                {"name", "address", "direction", "access_log", "filters", "routes",
                 "max_request_headers_size", "max_request_headers_count", "request_headers_timeout",
-                "idle_timeout", "stream_idle_timeout"});
+                "idle_timeout", "stream_idle_timeout", "tls", "forward_client_cert"});
     Listener l;
     if (auto v = n["name"]) {
       get_string(v, where + ".name", l.name);
@@ -581,6 +583,11 @@ class Loader : public Reader {
     if (auto v = n["stream_idle_timeout"]) {
       get_duration(v, where + ".stream_idle_timeout", l.stream_idle_timeout);
     }
+    if (auto v = n["tls"]) load_server_tls(*this, v, where + ".tls", l.tls);
+    if (!l.tls.client_ca.empty()) l.forward_client_cert = ForwardClientCert::kSanitizeSet;
+    if (auto v = n["forward_client_cert"]) {
+      load_forward_client_cert(*this, v, where + ".forward_client_cert", l.forward_client_cert);
+    }
     c.listeners.push_back(std::move(l));
   }
 };
@@ -597,6 +604,9 @@ std::shared_ptr<const Config> load_yaml(std::string_view text, const std::string
   expand_env(root, loader);
   Config c = loader.load(root);
   if (!loader.errors().empty()) throw ConfigError(loader.errors());
+  std::vector<std::string> errors;
+  run_validators(c, errors);
+  if (!errors.empty()) throw ConfigError(errors);
   return std::make_shared<const Config>(std::move(c));
 }
 
@@ -742,6 +752,7 @@ std::optional<Address> parse_address(std::string_view text, std::string& why) {
     a.host = h;
     return a;
   }
+  a.hostname = h;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

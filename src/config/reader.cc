@@ -24,6 +24,11 @@ void Reader::error(const YAML::Node& node, const std::string& message) {
   error(node.IsDefined() ? node.Mark() : YAML::Mark::null_mark(), message);
 }
 
+std::string Reader::origin(const YAML::Node& node) const {
+  if (!node.IsDefined() || node.Mark().line < 0) return source_;
+  return fmt::format("{}:{}:{}", source_, node.Mark().line + 1, node.Mark().column + 1);
+}
+
 bool Reader::is_map(const YAML::Node& n, std::string_view what) {
   if (n.IsMap()) return true;
   error(n, fmt::format("{} must be a mapping", what));

@@ -31,6 +31,9 @@ class Reader {
   void error(const YAML::Mark& mark, const std::string& message);
   void error(const YAML::Node& node, const std::string& message);
   const std::vector<std::string>& errors() const { return errors_; }
+  // "SOURCE:LINE:COL" of a node: kept in a config for problems found later
+  // (a certificate file that does not load).
+  std::string origin(const YAML::Node& node) const;
   const std::string& source() const { return source_; }
 
   bool is_map(const YAML::Node& n, std::string_view what);

@@ -41,4 +41,19 @@ void register_section(const std::string& key, Parser parser) {
 const Parser* find_section(const std::string& key) { return find(sections(), key); }
 std::vector<std::string> section_names() { return names(sections()); }
 
+namespace {
+std::map<std::string, Validator>& validators() {
+  static std::map<std::string, Validator> v;
+  return v;
+}
+}  // namespace
+
+void register_validator(const std::string& name, Validator validator) {
+  validators()[name] = std::move(validator);
+}
+
+void run_validators(const Config& config, std::vector<std::string>& errors) {
+  for (const auto& [name, v] : validators()) v(config, errors);
+}
+
 }  // namespace sidecar::config

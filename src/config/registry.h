@@ -36,4 +36,11 @@ void register_section(const std::string& key, Parser parser);
 const Parser* find_section(const std::string& key);
 std::vector<std::string> section_names();
 
+// Checks a whole parsed config against the world (e.g. that certificate
+// files load and match their keys); appends "FILE:LINE:COL: message" lines.
+// Run by every load (run, validate, reload) once parsing found no error.
+using Validator = std::function<void(const Config& config, std::vector<std::string>& errors)>;
+void register_validator(const std::string& name, Validator validator);
+void run_validators(const Config& config, std::vector<std::string>& errors);
+
 }  // namespace sidecar::config

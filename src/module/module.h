@@ -75,6 +75,12 @@ class Host {
   virtual void once_done() = 0;
   // The live config.
   virtual std::shared_ptr<const config::Config> config() const = 0;
+  // Serves a certificate (PEM chain, leaf first) and its key on TLS
+  // listener `listener` for new handshakes, ahead of its configured files
+  // (ACME). `source` names it in /certs ("acme"). Rejected with a log line
+  // when the pair does not load.
+  virtual void provide_certificate(const std::string& listener, const std::string& cert_pem,
+                                   const std::string& key_pem, const std::string& source) = 0;
 };
 
 class Module {

@@ -10,6 +10,8 @@
 #include "accesslog/writer.h"
 #include "http/local_reply.h"
 #include "proxy/worker.h"
+#include "tls/acme_challenges.h"
+#include "tls/context.h"
 
 namespace sidecar::proxy {
 namespace {
@@ -45,31 +47,6 @@ void add_span(std::vector<const_buffer>& out, std::string_view s) {
   add_span(out, s.data(), s.size());
 }
 
-void consume_spans(std::vector<const_buffer>& spans, size_t n) {
-  size_t i = 0;
-  while (i < spans.size() && n >= spans[i].size()) {
-    n -= spans[i].size();
-    ++i;
-  }
-  if (i < spans.size() && n > 0) spans[i] += n;
-  spans.erase(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(i));
-}
-
-// Writes what the socket takes now (one writev when it takes everything).
-// True when all of `spans` was written; false with `ec` clear when the
-// socket is full and the rest must wait for the reactor.
-bool write_now(tcp::socket& socket, std::vector<const_buffer>& spans, error_code& ec) {
-  while (!spans.empty()) {
-    const size_t n = socket.write_some(spans, ec);
-    if (ec) {
-      if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) ec = {};
-      return false;
-    }
-    consume_spans(spans, n);
-  }
-  return true;
-}
-
 uint64_t nanos(Clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
 }
@@ -99,7 +76,7 @@ HttpConnection::HttpConnection(Worker& worker, const ListenerRuntime& listener, 
       snapshot_(worker.snapshot_ptr()),
       listener_(&listener),
       direction_(listener.config->direction),
-      socket_(std::move(socket)),
+      transport_(std::move(socket)),
       timer_(worker.io()),
       in_(kBufferSize),
       parser_(listener.limits),
@@ -127,11 +104,64 @@ HttpConnection::~HttpConnection() = default;
 
 void HttpConnection::start() {
   error_code ec;
-  socket_.set_option(tcp::no_delay(true), ec);
-  socket_.non_blocking(true, ec);
+  tcp::socket& socket = transport_.socket();
+  socket.set_option(tcp::no_delay(true), ec);
+  socket.non_blocking(true, ec);
+  last_activity_ = Clock::now();
+  if (listener_->tls) {
+    // The handshake counts against the request headers timeout, so a client
+    // that connects and says nothing is closed as soon as a silent HTTP one.
+    transport_.set_secure(listener_->tls->get()->new_session(socket.native_handle()));
+    phase_ = Phase::kHandshake;
+    const auto t = listener_->config->request_headers_timeout;
+    head_deadline_ = t.count() > 0 ? last_activity_ + t : kNever;
+    arm_timer();
+    transport_.async_handshake(
+        [self = core::Ref<HttpConnection>(this)](const error_code& ec) { self->on_handshake(ec); });
+    return;
+  }
+  arm_timer();
+  read_downstream();
+}
+
+void HttpConnection::on_handshake(const error_code& ec) {
+  if (phase_ != Phase::kHandshake) return;
+  if (ec) {
+    handshake_failed(ec);
+    return;
+  }
+  const net::TlsInfo& info = transport_.secure()->info();
+  tls_ = &info;
+  lstats_->tls_handshakes[info.version == "TLSv1.3" ? 1 : 0].add();
+  if (!info.peer_cert_sha256.empty()) {
+    // Envoy's x-forwarded-client-cert element for this client.
+    std::string& x = xfcc_;
+    x = "Hash=" + info.peer_cert_sha256;
+    x += ";Subject=\"";
+    for (char c : info.peer_subject) {
+      if (c == '"' || c == '\\') x += '\\';
+      x += c;
+    }
+    x += '"';
+    for (const std::string& u : info.peer_uri_sans) x.append(";URI=").append(u);
+    for (const std::string& d : info.peer_dns_sans) x.append(";DNS=").append(d);
+    for (const std::string& u : info.peer_uri_sans)
+      peer_uri_sans_ += (peer_uri_sans_.empty() ? "" : ",") + u;
+  }
+  phase_ = Phase::kIdle;
   last_activity_ = Clock::now();
   arm_timer();
   read_downstream();
+}
+
+void HttpConnection::handshake_failed(const error_code& ec) {
+  const tls::HandshakeError reason = tls::classify(ec);
+  lstats_->tls_handshake_errors[static_cast<size_t>(reason)].add();
+  SPDLOG_DEBUG("{}: TLS handshake failed: {}", peer_ip_,
+               transport_.secure() != nullptr && !transport_.secure()->failure_reason().empty()
+                   ? transport_.secure()->failure_reason()
+                   : ec.message());
+  close();
 }
 
 void HttpConnection::refresh_snapshot() {
@@ -149,7 +179,7 @@ void HttpConnection::refresh_snapshot() {
 
 void HttpConnection::drain() {
   drain_requested_ = true;
-  if (phase_ == Phase::kIdle && ds_writing_ == DownWrite::kNone) {
+  if ((phase_ == Phase::kIdle || phase_ == Phase::kHandshake) && ds_writing_ == DownWrite::kNone) {
     close();
     return;
   }
@@ -162,9 +192,8 @@ void HttpConnection::close() {
   phase_ = Phase::kClosed;
   release_upstream(false);
   lstats_->connections_active.sub();
-  error_code ec;
   timer_.cancel();
-  socket_.close(ec);
+  transport_.close();
   worker_.remove_connection(this);
 }
 
@@ -182,10 +211,11 @@ void HttpConnection::read_downstream() {
     if (in_.write_space() == 0) in_.reserve(in_.capacity() * 2);
   }
   ds_reading_ = true;
-  socket_.async_read_some(boost::asio::buffer(in_.write_ptr(), in_.write_space()),
-                          [self = core::Ref<HttpConnection>(this)](const error_code& ec, size_t n) {
-                            self->on_downstream_read(ec, n);
-                          });
+  transport_.async_read_some(
+      boost::asio::buffer(in_.write_ptr(), in_.write_space()),
+      [self = core::Ref<HttpConnection>(this)](const error_code& ec, size_t n) {
+        self->on_downstream_read(ec, n);
+      });
 }
 
 void HttpConnection::on_downstream_read(const error_code& ec, size_t bytes) {
@@ -321,6 +351,13 @@ void HttpConnection::on_request() {
   if (request_id_generated_) core::format_uuid4(worker_.random(), request_id_);
   if (log_this_) capture_request();
   const std::string_view host = authority_.empty() ? req_.host() : authority_;
+  if (tls_ == nullptr && path_.starts_with(tls::kAcmeChallengePrefix)) {
+    std::string answer;
+    if (tls::find_acme_challenge(path_.substr(tls::kAcmeChallengePrefix.size()), answer)) {
+      local_reply(200, answer, false);
+      return;
+    }
+  }
   route_ = listener_->routes.match(host, path_, req_);
   if (route_ == nullptr) {
     flags_ |= accesslog::kNoRouteFound;
@@ -360,12 +397,23 @@ void HttpConnection::on_upstream_connected(const error_code& ec) {
     upstream_->endpoint().stats->pending_requests.sub();
   }
   if (ec) {
+    // A TLS failure says why ("certificate verify failed: hostname mismatch").
+    const std::string why = upstream_->tls_failure().empty()
+                                ? ec.message()
+                                : "TLS handshake failed: " + upstream_->tls_failure();
     SPDLOG_DEBUG("{}: upstream connect to {} failed: {}", peer_ip_, upstream_->endpoint().name(),
-                 ec.message());
+                 why);
+    static thread_local Clock::time_point last_warning;  // at most one a second per worker
+    if (!upstream_->tls_failure().empty() &&
+        Clock::now() - last_warning > std::chrono::seconds(1)) {
+      last_warning = Clock::now();
+      spdlog::warn("upstream {} of cluster {}: {}", upstream_->endpoint().name(),
+                   cluster_->config().name, why);
+    }
     upstream_->endpoint().stats->connect_failures.add();
     flags_ |= accesslog::kUpstreamConnectionFailure;
     release_upstream(false);
-    local_reply(503, fmt::format("upstream connect error: {}\n", ec.message()), false);
+    local_reply(503, fmt::format("upstream connect error: {}\n", why), false);
     return;
   }
   on_upstream_ready();
@@ -446,6 +494,7 @@ void HttpConnection::add_request_headers(std::string_view authority) {
   const std::string_view head = req_.head;
   const http::HopByHop hop_by_hop(req_);
   bool has_proto = false, has_fwd_host = false;
+  std::string_view xfcc_in;  // append_forward: what came in, to add ours to
   for (const http::HeaderField& f : req_.headers) {
     const std::string_view n = f.name;
     bool keep = true;
@@ -464,7 +513,21 @@ void HttpConnection::add_request_headers(std::string_view authority) {
           has_fwd_host = has_fwd_host || http::iequals(n, "x-forwarded-host");
           break;
         case 17:
-          has_proto = has_proto || http::iequals(n, "x-forwarded-proto");
+          if (http::iequals(n, "x-forwarded-proto")) {
+            // Behind TLS termination the scheme is known: a client's claim is dropped.
+            has_proto = tls_ == nullptr;
+            keep = tls_ == nullptr;
+          }
+          break;
+        case 23:
+          if (http::iequals(n, "x-forwarded-client-cert")) {
+            // Only the sidecar that verified a certificate may speak for it.
+            keep = false;
+            if (listener_->config->forward_client_cert ==
+                config::ForwardClientCert::kAppendForward) {
+              xfcc_in = f.value;
+            }
+          }
           break;
         default:
           break;
@@ -484,7 +547,14 @@ void HttpConnection::add_request_headers(std::string_view authority) {
     x.append("host: ").append(upstream_->endpoint().name()).append("\r\n");
   }
   x.append("x-forwarded-for: ").append(peer_ip_).append("\r\n");
-  if (!has_proto) x.append("x-forwarded-proto: http\r\n");
+  if (!has_proto)
+    x.append(tls_ != nullptr ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
+  const auto fcc = listener_->config->forward_client_cert;
+  if (fcc != config::ForwardClientCert::kSanitize && (!xfcc_in.empty() || !xfcc_.empty())) {
+    x.append("x-forwarded-client-cert: ").append(xfcc_in);
+    if (!xfcc_in.empty() && !xfcc_.empty()) x.append(",");
+    x.append(xfcc_).append("\r\n");
+  }
   if (!has_fwd_host && !host.empty()) x.append("x-forwarded-host: ").append(host).append("\r\n");
   if (request_id_generated_) {
     x.append("x-request-id: ").append(request_id_, sizeof(request_id_)).append("\r\n");
@@ -529,13 +599,12 @@ void HttpConnection::pump_request_body() {
 void HttpConnection::write_upstream() {
   us_writing_ = true;
   error_code ec;
-  if (write_now(upstream_->socket(), up_out_, ec) || ec) {
+  if (upstream_->transport().write_now(up_out_, ec) || ec) {
     on_upstream_written(ec);
     return;
   }
-  boost::asio::async_write(
-      upstream_->socket(), up_out_,
-      [self = core::Ref<HttpConnection>(this), up = upstream_](const error_code& ec, size_t) {
+  upstream_->transport().async_write(
+      up_out_, [self = core::Ref<HttpConnection>(this), up = upstream_](const error_code& ec) {
         if (up == self->upstream_) self->on_upstream_written(ec);
       });
 }
@@ -764,14 +833,13 @@ void HttpConnection::pump_response_body() {
 void HttpConnection::write_downstream(DownWrite what) {
   ds_writing_ = what;
   error_code ec;
-  if (write_now(socket_, down_out_, ec) || ec) {
+  if (transport_.write_now(down_out_, ec) || ec) {
     on_downstream_written(ec);
     return;
   }
-  boost::asio::async_write(socket_, down_out_,
-                           [self = core::Ref<HttpConnection>(this)](const error_code& ec, size_t) {
-                             self->on_downstream_written(ec);
-                           });
+  transport_.async_write(down_out_, [self = core::Ref<HttpConnection>(this)](const error_code& ec) {
+    self->on_downstream_written(ec);
+  });
 }
 
 void HttpConnection::on_downstream_written(const error_code& ec) {
@@ -932,7 +1000,7 @@ void HttpConnection::finish_request() {
   } else {
     // A pipelined request is already here. Posted, so a long pipeline of
     // requests answered at once does not recurse.
-    boost::asio::post(socket_.get_executor(), [self = core::Ref<HttpConnection>(this)] {
+    boost::asio::post(transport_.socket().get_executor(), [self = core::Ref<HttpConnection>(this)] {
       if (self->phase_ == Phase::kIdle) self->process_head();
     });
   }
@@ -955,7 +1023,7 @@ void HttpConnection::begin_close() {
   release_upstream(false);
   phase_ = Phase::kClosing;
   error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  transport_.shutdown_send(ec);
   if (ec) {
     close();
     return;
@@ -973,6 +1041,7 @@ Clock::time_point HttpConnection::deadline() const {
   switch (phase_) {
     case Phase::kIdle:
       return l.idle_timeout.count() > 0 ? last_activity_ + l.idle_timeout : kNever;
+    case Phase::kHandshake:
     case Phase::kHead:
     case Phase::kClosing:
       return head_deadline_;
@@ -1014,6 +1083,9 @@ void HttpConnection::on_timer(const error_code& ec) {
 
 void HttpConnection::on_timeout(Clock::time_point now) {
   switch (phase_) {
+    case Phase::kHandshake:
+      handshake_failed(boost::asio::error::timed_out);
+      return;
     case Phase::kIdle:
     case Phase::kClosing:
     case Phase::kClosed:
@@ -1162,6 +1234,14 @@ void HttpConnection::write_log(Clock::time_point now) {
   e.cluster = route_ != nullptr ? std::string_view(route_->config->cluster) : std::string_view();
   e.listener = listener_->config->name;
   e.remote_address = peer_address_;
+  if (tls_ != nullptr) {
+    e.tls_version = tls_->version;
+    e.peer_subject = tls_->peer_subject;
+    e.peer_uri_san = peer_uri_sans_;
+    e.requested_server_name = tls_->server_name;
+  } else {
+    e.tls_version = e.peer_subject = e.peer_uri_san = e.requested_server_name = {};
+  }
   e.request_headers.assign(log_request_headers_.begin(), log_request_headers_.end());
   e.response_headers.assign(log_response_headers_.begin(), log_response_headers_.end());
   accesslog::Ring& ring = log->ring(worker_.index());

@@ -36,6 +36,7 @@
 #include "core/ref_counted.h"
 #include "http/filter.h"
 #include "http/http1_parser.h"
+#include "net/transport.h"
 #include "proxy/snapshot.h"
 #include "upstream/cluster.h"
 #include "upstream/upstream_connection.h"
@@ -96,14 +97,18 @@ class HttpConnection final : public core::RefCounted<HttpConnection>,
 
  private:
   enum class Phase : uint8_t {
-    kIdle,     // between requests, nothing buffered
-    kHead,     // part of a request head has arrived
-    kActive,   // a request is being proxied
-    kClosing,  // write side shut down, reading until the client closes
+    kHandshake,  // TLS handshake in progress
+    kIdle,       // between requests, nothing buffered
+    kHead,       // part of a request head has arrived
+    kActive,     // a request is being proxied
+    kClosing,    // write side shut down, reading until the client closes
     kClosed,
   };
   // What the one downstream write in flight carries.
   enum class DownWrite : uint8_t { kNone, kContinue, kInterim, kResponse, kLocalReply };
+
+  void on_handshake(const boost::system::error_code& ec);
+  void handshake_failed(const boost::system::error_code& ec);
 
   // Downstream reads and request heads.
   void read_downstream();
@@ -161,13 +166,16 @@ class HttpConnection final : public core::RefCounted<HttpConnection>,
   std::shared_ptr<const Snapshot> snapshot_;  // keeps listener_ alive
   const ListenerRuntime* listener_;
   const config::Direction direction_;
-  boost::asio::ip::tcp::socket socket_;
+  net::Transport transport_;
   boost::asio::steady_timer timer_;
   core::Buffer in_;
   http::RequestParser parser_;
   http::RequestHead req_;
   std::string peer_ip_;
-  std::string peer_address_;  // ip:port, for the access log
+  std::string peer_address_;           // ip:port, for the access log
+  const net::TlsInfo* tls_ = nullptr;  // after the TLS handshake; null on plain TCP
+  std::string xfcc_;                   // this client's x-forwarded-client-cert element
+  std::string peer_uri_sans_;          // comma separated, for the access log
   stats::ListenerStats* lstats_;
 
   Phase phase_ = Phase::kIdle;

@@ -9,8 +9,8 @@
 namespace sidecar::proxy {
 
 Server::Server(std::shared_ptr<const config::Config> config, stats::Store& store,
-               accesslog::Writer* access_log)
-    : store_(store), snapshot_(Snapshot::build(std::move(config), store)) {
+               const tls::Store& tls, accesslog::Writer* access_log)
+    : store_(store), tls_(tls), snapshot_(Snapshot::build(std::move(config), store, tls)) {
   for (unsigned i = 0; i < store.workers(); ++i) {
     workers_.push_back(std::make_unique<Worker>(i, snapshot_, store.worker(i), access_log));
   }
@@ -32,7 +32,7 @@ void Server::start() {
 }
 
 void Server::reload(std::shared_ptr<const config::Config> config) {
-  auto next = Snapshot::build(std::move(config), store_);
+  auto next = Snapshot::build(std::move(config), store_, tls_);
   // Bind what is new first, so that a failure changes nothing.
   std::vector<std::pair<std::string, net::ListenSockets>> opened;
   try {

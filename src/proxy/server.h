@@ -18,6 +18,10 @@
 #include "proxy/snapshot.h"
 #include "stats/stats.h"
 
+namespace sidecar::tls {
+class Store;
+}
+
 namespace sidecar::proxy {
 
 class Worker;
@@ -26,7 +30,8 @@ class Server {
  public:
   // `store` has one shard per worker (store.workers() >= 1 threads run the
   // data path); `access_log` may be null. Both outlive the server.
-  Server(std::shared_ptr<const config::Config> config, stats::Store& store,
+  // `tls` has applied `config` (and each later one before reload()).
+  Server(std::shared_ptr<const config::Config> config, stats::Store& store, const tls::Store& tls,
          accesslog::Writer* access_log);
   ~Server();
 
@@ -55,6 +60,7 @@ class Server {
 
  private:
   stats::Store& store_;
+  const tls::Store& tls_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<std::string, config::Address> addresses_;

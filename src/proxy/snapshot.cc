@@ -1,11 +1,12 @@
 #include "proxy/snapshot.h"
 
 #include "filters/registry.h"
+#include "tls/store.h"
 
 namespace sidecar::proxy {
 
 std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Config> config,
-                                                stats::Store& store) {
+                                                stats::Store& store, const tls::Store& tls) {
   auto s = std::make_shared<Snapshot>();
   s->config = std::move(config);
   s->listeners.reserve(s->config->listeners.size());
@@ -17,13 +18,15 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     std::vector<std::shared_ptr<const http::HttpFilterFactory>> filters;
     for (const config::FilterConfig& f : l.filters) filters.push_back(filters::make_factory(f));
     s->listeners.push_back(ListenerRuntime{i, &l, RouteTable(l, *s->config, &store), limits,
-                                           store.listener(l.name), std::move(filters)});
+                                           store.listener(l.name), std::move(filters),
+                                           l.tls.enabled ? tls.listener(l.name) : nullptr});
   }
   for (const config::Cluster& c : s->config->clusters) {
     auto& per_endpoint = s->endpoint_stats.emplace_back();
     for (const config::Address& a : c.endpoints) {
       per_endpoint.push_back(store.endpoint(c.name, a.to_string()));
     }
+    s->cluster_tls.push_back(c.tls.enabled ? tls.cluster(c.name) : nullptr);
   }
   return s;
 }

@@ -11,6 +11,11 @@
 #include "http/http1_parser.h"
 #include "proxy/router.h"
 #include "stats/stats.h"
+#include "tls/slot.h"
+
+namespace sidecar::tls {
+class Store;
+}
 
 namespace sidecar::proxy {
 
@@ -21,6 +26,7 @@ struct ListenerRuntime {
   http::Limits limits;
   std::vector<stats::ListenerStats*> stats;                             // by worker index
   std::vector<std::shared_ptr<const http::HttpFilterFactory>> filters;  // in order
+  std::shared_ptr<tls::ServerSlot> tls;                                 // null: plain TCP
 };
 
 struct Snapshot {
@@ -28,10 +34,12 @@ struct Snapshot {
   std::vector<ListenerRuntime> listeners;
   // [cluster][endpoint][worker]
   std::vector<std::vector<std::vector<stats::EndpointStats*>>> endpoint_stats;
+  std::vector<std::shared_ptr<tls::ClientSlot>> cluster_tls;  // by cluster; null: plain TCP
 
-  // Compiles `config`, taking the stats blocks of its label sets from `store`.
+  // Compiles `config`, taking the stats blocks of its label sets from
+  // `store` and the TLS contexts from `tls` (which has applied `config`).
   static std::shared_ptr<const Snapshot> build(std::shared_ptr<const config::Config> config,
-                                               stats::Store& store);
+                                               stats::Store& store, const tls::Store& tls);
   // The listener called `name`, or nullptr.
   const ListenerRuntime* find(std::string_view name) const;
 };

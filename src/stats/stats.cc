@@ -234,6 +234,29 @@ void Store::collect(MetricWriter& w) const {
     }
   }
 
+  w.family("sidecar_tls_handshakes_total", MetricType::kCounter,
+           "Completed TLS handshakes of downstream connections, by version.");
+  for (const auto& [listener, blocks] : listeners_) {
+    for (size_t v = 0; v < std::size(kTlsVersions); ++v) {
+      uint64_t sum = 0;
+      for (const auto& b : blocks) sum += b->tls_handshakes[v].get();
+      if (sum == 0) continue;
+      const Label labels[] = {{"listener", listener}, {"version", kTlsVersions[v]}};
+      w.sample(labels, static_cast<double>(sum));
+    }
+  }
+  w.family("sidecar_tls_handshake_errors_total", MetricType::kCounter,
+           "Failed TLS handshakes of downstream connections, by reason.");
+  for (const auto& [listener, blocks] : listeners_) {
+    for (size_t r = 0; r < std::size(kTlsErrors); ++r) {
+      uint64_t sum = 0;
+      for (const auto& b : blocks) sum += b->tls_handshake_errors[r].get();
+      if (sum == 0) continue;
+      const Label labels[] = {{"listener", listener}, {"reason", kTlsErrors[r]}};
+      w.sample(labels, static_cast<double>(sum));
+    }
+  }
+
   // Per cluster, summed over its endpoints.
   auto cluster_metric = [&](std::string_view name, MetricType type, std::string_view help,
                             auto get) {

@@ -95,6 +95,12 @@ struct alignas(64) RouteStats {
   void count_status(uint32_t code);
 };
 
+// TLS versions and handshake failure reasons, by index (tls::Version and
+// tls::HandshakeError keep the same order).
+inline constexpr const char* kTlsVersions[] = {"TLSv1.2", "TLSv1.3"};
+inline constexpr const char* kTlsErrors[] = {
+    "no_client_certificate", "bad_certificate", "protocol", "timeout", "closed", "other"};
+
 // Per listener, per worker.
 struct alignas(64) ListenerStats {
   static constexpr size_t kMaxRejectReasons = 48;
@@ -102,6 +108,8 @@ struct alignas(64) ListenerStats {
   Counter connections_total;
   Gauge requests_active;
   Counter rejected[kMaxRejectReasons];  // by reason index (see Store's reason names)
+  Counter tls_handshakes[std::size(kTlsVersions)];
+  Counter tls_handshake_errors[std::size(kTlsErrors)];
 };
 
 // Per (cluster, endpoint), per worker.

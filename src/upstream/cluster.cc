@@ -9,11 +9,13 @@ namespace sidecar::upstream {
 Endpoint::Endpoint(const config::Address& address, stats::EndpointStats* stats)
     : stats(stats),
       address_(boost::asio::ip::make_address(address.host), address.port),
-      name_(address.to_string()) {}
+      name_(address.to_string()),
+      host_name_(address.hostname.empty() ? address.host : address.hostname) {}
 
 ClusterRuntime::ClusterRuntime(boost::asio::io_context& io, config::Cluster config,
-                               const std::vector<stats::EndpointStats*>& stats)
-    : io_(io), config_(std::move(config)) {
+                               const std::vector<stats::EndpointStats*>& stats,
+                               std::shared_ptr<tls::ClientSlot> tls)
+    : io_(io), config_(std::move(config)), tls_(std::move(tls)) {
   endpoints_.reserve(config_.endpoints.size());
   for (size_t i = 0; i < config_.endpoints.size(); ++i) {
     endpoints_.emplace_back(config_.endpoints[i], stats[i]);

@@ -21,6 +21,8 @@
 #include "config/config.h"
 #include "core/ref_counted.h"
 #include "stats/stats.h"
+#include "tls/context.h"
+#include "tls/slot.h"
 #include "upstream/upstream_connection.h"
 
 namespace sidecar::upstream {
@@ -31,24 +33,32 @@ class Endpoint {
 
   const boost::asio::ip::tcp::endpoint& address() const { return address_; }
   const std::string& name() const { return name_; }  // "127.0.0.1:8080"
+  // The name it was configured by ("users.example"), else the IP: for TLS
+  // SNI and certificate verification.
+  const std::string& host_name() const { return host_name_; }
 
   // Pool of connections waiting for a request, most recently used last.
   std::vector<core::Ref<UpstreamConnection>> idle;
   stats::EndpointStats* const stats;  // this worker's block
+  tls::SessionCache tls_session;      // for TLS resumption
 
  private:
   boost::asio::ip::tcp::endpoint address_;
   std::string name_;
+  std::string host_name_;
 };
 
 class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
  public:
   // `stats[i]`: this worker's block for endpoint i.
+  // `tls` is the cluster's TLS context slot, null for plain TCP.
   ClusterRuntime(boost::asio::io_context& io, config::Cluster config,
-                 const std::vector<stats::EndpointStats*>& stats);
+                 const std::vector<stats::EndpointStats*>& stats,
+                 std::shared_ptr<tls::ClientSlot> tls);
   ~ClusterRuntime();
 
   const config::Cluster& config() const { return config_; }
+  const tls::ClientSlot* tls() const { return tls_.get(); }
 
   // No longer part of the worker's config: closes the pool and stops pooling.
   void retire();
@@ -74,6 +84,7 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   boost::asio::io_context& io_;
   const config::Cluster config_;  // a copy: a runtime can outlive the config it came from
   std::vector<Endpoint> endpoints_;
+  std::shared_ptr<tls::ClientSlot> tls_;
   size_t next_ = 0;
   bool retired_ = false;
 };

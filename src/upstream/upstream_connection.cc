@@ -2,13 +2,17 @@
 
 #include <boost/asio/error.hpp>
 
+#include "tls/context.h"
 #include "upstream/cluster.h"
 
 namespace sidecar::upstream {
 
 UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, ClusterRuntime& cluster,
                                        Endpoint& endpoint)
-    : socket_(io), in_(kBufferSize), cluster_(&cluster), endpoint_(&endpoint) {
+    : transport_(boost::asio::ip::tcp::socket(io)),
+      in_(kBufferSize),
+      cluster_(&cluster),
+      endpoint_(&endpoint) {
   endpoint_->stats->connections_active.add();
   endpoint_->stats->connections_total.add();
 }
@@ -16,17 +20,40 @@ UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, ClusterRunti
 UpstreamConnection::~UpstreamConnection() { endpoint_->stats->connections_active.sub(); }
 
 void UpstreamConnection::connect() {
-  socket_.async_connect(endpoint_->address(),
-                        [self = core::Ref<UpstreamConnection>(this)](boost::system::error_code ec) {
-                          if (self->closed_) return;
-                          if (!ec) {
-                            self->connected_ = true;
-                            self->socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-                            self->socket_.non_blocking(true, ec);
-                            ec = {};
-                          }
-                          if (self->owner_ != nullptr) self->owner_->on_upstream_connected(ec);
-                        });
+  transport_.socket().async_connect(
+      endpoint_->address(),
+      [self = core::Ref<UpstreamConnection>(this)](boost::system::error_code ec) {
+        if (self->closed_) return;
+        if (ec) {
+          if (self->owner_ != nullptr) self->owner_->on_upstream_connected(ec);
+          return;
+        }
+        auto& socket = self->transport_.socket();
+        socket.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+        socket.non_blocking(true, ec);
+        const tls::ClientSlot* slot = self->cluster_->tls();
+        if (slot == nullptr) {
+          self->on_connected({});
+          return;
+        }
+        auto context = slot->get();
+        self->transport_.set_secure(context->new_session(
+            socket.native_handle(), self->endpoint_->host_name(), &self->endpoint_->tls_session));
+        self->transport_.async_handshake(
+            [self](const boost::system::error_code& hec) { self->on_connected(hec); });
+      });
+}
+
+void UpstreamConnection::on_connected(boost::system::error_code ec) {
+  if (closed_) return;
+  if (ec) {
+    const net::SecureLayer* secure = transport_.secure();
+    tls_failure_ = secure != nullptr && !secure->failure_reason().empty() ? secure->failure_reason()
+                                                                          : ec.message();
+  } else {
+    connected_ = true;
+  }
+  if (owner_ != nullptr) owner_->on_upstream_connected(ec);
 }
 
 void UpstreamConnection::read() {
@@ -38,7 +65,7 @@ void UpstreamConnection::read() {
   if (in_.write_space() == 0) in_.reserve(in_.capacity() * 2);
   reading_ = true;
   last_read_filled_ = false;
-  socket_.async_read_some(
+  transport_.async_read_some(
       boost::asio::buffer(in_.write_ptr(), in_.write_space()),
       [self = core::Ref<UpstreamConnection>(this)](const boost::system::error_code& ec, size_t n) {
         self->on_read(ec, n);
@@ -65,8 +92,7 @@ void UpstreamConnection::close() {
   if (closed_) return;
   closed_ = true;
   owner_ = nullptr;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+  transport_.close();
 }
 
 }  // namespace sidecar::upstream

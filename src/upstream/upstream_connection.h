@@ -18,6 +18,7 @@
 
 #include "core/buffer.h"
 #include "core/ref_counted.h"
+#include "net/transport.h"
 
 namespace sidecar::upstream {
 
@@ -27,7 +28,8 @@ class Endpoint;
 // Events for the owner of a checked-out connection.
 class UpstreamCallbacks {
  public:
-  // The connect started by `UpstreamConnection::connect` finished.
+  // The connect started by `UpstreamConnection::connect` finished (with the
+  // TLS handshake on a TLS cluster; then tls_failure() says why it failed).
   virtual void on_upstream_connected(const boost::system::error_code& ec) = 0;
   // A read finished: `bytes` were appended to the connection's buffer, or
   // `ec` / bytes == 0 (end of stream) says why not.
@@ -48,7 +50,8 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   UpstreamConnection(boost::asio::io_context& io, ClusterRuntime& cluster, Endpoint& endpoint);
   ~UpstreamConnection();
 
-  // Connects to the endpoint; the result goes to the owner.
+  // Connects to the endpoint (and runs the TLS handshake on a TLS cluster);
+  // the result goes to the owner.
   void connect();
   // Starts a read into `buffer()` unless one is pending. Compacts the buffer
   // first when it has no free space (callers must not hold views into it
@@ -58,10 +61,13 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   // no longer reach the owner.
   void close();
 
-  bool is_open() const { return socket_.is_open() && !closed_; }
+  bool is_open() const { return transport_.is_open() && !closed_; }
   bool connected() const { return connected_; }
   bool reading() const { return reading_; }
-  boost::asio::ip::tcp::socket& socket() { return socket_; }
+  net::Transport& transport() { return transport_; }
+  // Why the TLS handshake failed ("certificate verify failed: hostname
+  // mismatch"); "" when it did not.
+  const std::string& tls_failure() const { return tls_failure_; }
   core::Buffer& buffer() { return in_; }
   Endpoint& endpoint() { return *endpoint_; }
 
@@ -72,8 +78,10 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
 
  private:
   void on_read(const boost::system::error_code& ec, size_t bytes);
+  void on_connected(boost::system::error_code ec);
 
-  boost::asio::ip::tcp::socket socket_;
+  net::Transport transport_;
+  std::string tls_failure_;
   core::Buffer in_;
   core::Ref<ClusterRuntime> cluster_;
   Endpoint* endpoint_;

@@ -3,9 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/resource.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,20 +17,17 @@
 
 #include <fmt/format.h>
 
-#ifndef CLONE_PIDFD
-#define CLONE_PIDFD 0x00001000
-#endif
-#ifndef SYS_close_range
-#define SYS_close_range 436
+#include "module/module.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
 #endif
 
 extern char** environ;
 
 namespace sidecar::sync {
 
-// Registers the running child with a Canceller for the time it may be
-// killed: from right after clone until just before it is reaped (a zombie
-// keeps its pid, so the group id cannot name another process meanwhile).
+// Registers the running child with a Canceller while it may be killed.
 class ChildRegistration {
  public:
   ChildRegistration(Canceller* c, pid_t pid) : c_(c) {
@@ -58,6 +54,16 @@ void Canceller::cancel() {
   if (running_ > 0) ::kill(-running_, SIGKILL);
 }
 
+bool DirectReaper::try_reap(pid_t pid, int& wait_status, rusage& usage) {
+  return ::wait4(pid, &wait_status, WNOHANG, &usage) == pid;
+}
+
+pid_t HostReaper::spawn(const std::function<pid_t()>& spawn) { return host_.spawn_child(spawn); }
+
+bool HostReaper::try_reap(pid_t pid, int& wait_status, rusage& usage) {
+  return host_.reap_child(pid, wait_status, usage);
+}
+
 std::string ChildResult::describe() const {
   switch (end) {
     case End::kExited:
@@ -77,46 +83,6 @@ std::string ChildResult::describe() const {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Everything the child reads between clone and exec, prepared beforehand.
-struct ChildSetup {
-  const char* path;
-  char* const* argv;
-  char* const* envp;
-  const char* cwd;  // nullptr: stay
-  int in, out, err;
-  mode_t umask;
-  const char* exec_error;
-  size_t exec_error_len;
-  const char* chdir_error;
-  size_t chdir_error_len;
-};
-
-// The child, after clone: raw system calls only.
-[[noreturn]] void child_main(const ChildSetup& s) {
-  ::syscall(SYS_setpgid, 0, 0);
-  // Default dispositions (sidecar ignores SIGPIPE; ignored signals survive
-  // exec) and an empty mask. All zero is SIG_DFL in the kernel's struct.
-  unsigned long dfl[4] = {0, 0, 0, 0};
-  for (int sig = 1; sig < 32; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) ::syscall(SYS_rt_sigaction, sig, dfl, nullptr, 8);
-  }
-  unsigned long empty = 0;
-  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty, nullptr, sizeof(empty));
-  ::syscall(SYS_dup3, s.in, 0, 0);
-  ::syscall(SYS_dup3, s.out, 1, 0);
-  ::syscall(SYS_dup3, s.err, 2, 0);
-  if (s.cwd != nullptr && ::syscall(SYS_chdir, s.cwd) != 0) {
-    ::syscall(SYS_write, 2, s.chdir_error, s.chdir_error_len);
-    ::syscall(SYS_exit_group, 127);
-  }
-  ::syscall(SYS_umask, s.umask);
-  ::syscall(SYS_close_range, 3U, ~0U, 0U);  // they are O_CLOEXEC anyway
-  ::syscall(SYS_execve, s.path, s.argv, s.envp);
-  ::syscall(SYS_write, 2, s.exec_error, s.exec_error_len);
-  ::syscall(SYS_exit_group, 127);
-  __builtin_unreachable();
-}
 
 std::string find_program(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
@@ -139,24 +105,14 @@ std::string find_program(const std::string& name) {
   return {};
 }
 
-// A descriptor >= 3, so that moving it to 0, 1 or 2 in the child cannot
-// overwrite another one.
-int above_stdio(int fd) {
-  if (fd >= 3) return fd;
-  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  ::close(fd);
-  return moved;
-}
-
 struct Pipe {
   int read = -1, write = -1;
   bool open() {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return false;
-    read = above_stdio(fds[0]);
-    write = above_stdio(fds[1]);
-    ::fcntl(read, F_SETFL, O_NONBLOCK);
-    return read >= 0 && write >= 0;
+    read = fds[0];
+    write = fds[1];
+    return true;
   }
   void close_read() {
     if (read >= 0) ::close(read);
@@ -165,6 +121,10 @@ struct Pipe {
   void close_write() {
     if (write >= 0) ::close(write);
     write = -1;
+  }
+  ~Pipe() {
+    close_read();
+    close_write();
   }
 };
 
@@ -190,24 +150,30 @@ bool drain(int fd, std::string& into, size_t max, bool keep_end) {
   }
 }
 
-}  // namespace
+// Writes what the pipe takes; false when done (all written, or the child
+// closed its stdin).
+bool feed(int fd, const std::string& input, size_t& written) {
+  // A child that closed its stdin must not kill this process with SIGPIPE
+  // (sidecar ignores it; a test binary may not): blocked in this thread for
+  // the write, and a pending one consumed.
+  sigset_t pipe_set, old_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+  const ssize_t w = ::write(fd, input.data() + written, input.size() - written);
+  const int write_errno = errno;
+  if (w < 0 && write_errno == EPIPE) {
+    const timespec zero{0, 0};
+    sigtimedwait(&pipe_set, nullptr, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
+  if (w > 0) written += static_cast<size_t>(w);
+  if (w < 0 && (write_errno == EAGAIN || write_errno == EINTR)) return true;
+  return w >= 0 && written < input.size();
+}
 
-ChildResult run_child(const Command& command, Canceller* canceller) {
-  ChildResult r;
-  if (command.argv.empty()) {
-    r.err = "empty command";
-    return r;
-  }
-  if (canceller != nullptr && canceller->cancelled()) {
-    r.end = ChildResult::End::kCancelled;
-    return r;
-  }
-  const std::string path = find_program(command.argv[0]);
-  if (path.empty()) {
-    r.err = fmt::format("{} not found in PATH", command.argv[0]);
-    return r;
-  }
-
+pid_t spawn_child(const std::string& path, const Command& command, int in, int out, int err,
+                  int& spawn_errno) {
   // The environment: ours, less what is unset or replaced, plus `env`.
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -226,70 +192,93 @@ ChildResult run_child(const Command& command, Canceller* canceller) {
   std::vector<char*> argv;
   for (std::string& s : argv_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
-  const std::string exec_error = fmt::format("cannot execute {}\n", path);
-  const std::string chdir_error = fmt::format("cannot change to {}\n", command.cwd);
 
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty, all;
+  sigemptyset(&empty);
+  sigfillset(&all);
+  // sidecar ignores SIGPIPE and blocks signals it handles; the child starts
+  // with the defaults, leading a process group of its own.
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in, 0);
+  posix_spawn_file_actions_adddup2(&actions, out, 1);
+  posix_spawn_file_actions_adddup2(&actions, err, 2);
+  if (!command.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.cwd.c_str());
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  pid_t pid = -1;
+  spawn_errno = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return spawn_errno == 0 ? pid : -1;
+}
+
+}  // namespace
+
+ChildResult run_child(const Command& command, Reaper& reaper, Canceller* canceller) {
+  ChildResult r;
+  if (command.argv.empty()) {
+    r.err = "empty command";
+    return r;
+  }
+  if (canceller != nullptr && canceller->cancelled()) {
+    r.end = ChildResult::End::kCancelled;
+    return r;
+  }
+  const std::string path = find_program(command.argv[0]);
+  if (path.empty()) {
+    r.err = fmt::format("{} not found in PATH", command.argv[0]);
+    return r;
+  }
   Pipe out, err, in;
   int devnull = -1;
   bool pipes = out.open() && err.open();
   if (command.input.empty()) {
-    devnull = above_stdio(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     pipes = pipes && devnull >= 0;
   } else {
     pipes = pipes && in.open();
-    if (pipes) {
-      ::fcntl(in.read, F_SETFL, 0);  // the child's end blocks
-      ::fcntl(in.write, F_SETFL, O_NONBLOCK);
-    }
   }
   if (!pipes) {
     r.err = fmt::format("cannot create pipes: {}", std::strerror(errno));
-    out.close_read(), out.close_write(), err.close_read(), err.close_write();
-    in.close_read(), in.close_write();
     if (devnull >= 0) ::close(devnull);
     return r;
   }
-  const ChildSetup setup{path.c_str(),
-                         argv.data(),
-                         envp.data(),
-                         command.cwd.empty() ? nullptr : command.cwd.c_str(),
-                         devnull >= 0 ? devnull : in.read,
-                         out.write,
-                         err.write,
-                         command.umask,
-                         exec_error.data(),
-                         exec_error.size(),
-                         chdir_error.data(),
-                         chdir_error.size()};
+  ::fcntl(out.read, F_SETFL, O_NONBLOCK);
+  ::fcntl(err.read, F_SETFL, O_NONBLOCK);
+  if (in.write >= 0) ::fcntl(in.write, F_SETFL, O_NONBLOCK);
 
-  // No exit signal (the low byte of the flags is 0): a "clone child" that
-  // the main loop's waitpid(-1) does not reap.
+  int spawn_errno = 0;
   int pidfd = -1;
-  long pid = ::syscall(SYS_clone, CLONE_PIDFD, nullptr, &pidfd, nullptr, nullptr);
-  if (pid < 0 && errno == EINVAL) {  // a kernel before 5.2: no pidfd
-    pidfd = -1;
-    pid = ::syscall(SYS_clone, 0, nullptr, nullptr, nullptr, nullptr);
-  }
-  if (pid == 0) child_main(setup);
-  const int clone_errno = errno;
+  const pid_t pid = reaper.spawn([&] {
+    const pid_t p = spawn_child(path, command, devnull >= 0 ? devnull : in.read, out.write,
+                                err.write, spawn_errno);
+    // Opened before the reaper can take it: the pid still names the child.
+    if (p > 0) pidfd = static_cast<int>(::syscall(SYS_pidfd_open, p, 0));
+    return p;
+  });
   out.close_write();
   err.close_write();
   in.close_read();
   if (devnull >= 0) ::close(devnull);
-  if (pid < 0) {
-    r.err = fmt::format("cannot start {}: {}", path, std::strerror(clone_errno));
-    out.close_read();
-    err.close_read();
-    in.close_write();
+  if (pid <= 0) {
+    r.err = fmt::format("cannot start {}: {}", path, std::strerror(spawn_errno));
     return r;
   }
-  size_t written = 0;
-  // Also done by the child; whichever comes first, the group exists from here on.
-  ::setpgid(static_cast<pid_t>(pid), static_cast<pid_t>(pid));
-  ChildRegistration registration(canceller, static_cast<pid_t>(pid));
+  ChildRegistration registration(canceller, pid);
 
-  bool exited = false, timed_out = false;
-  while (!exited) {
+  size_t written = 0;
+  bool timed_out = false;
+  int wait_status = 0;
+  rusage usage{};
+  bool reaped = false;
+  while (true) {
     pollfd fds[4];
     nfds_t n = 0;
     const int in_index = in.write >= 0 ? static_cast<int>(n) : -1;
@@ -305,31 +294,12 @@ ChildResult run_child(const Command& command, Canceller* canceller) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(command.deadline -
                                                                               Clock::now());
       timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 1000));
-      if (pidfd < 0) timeout_ms = std::min(timeout_ms, 20);
     }
+    if (pidfd < 0) timeout_ms = std::min(timeout_ms, 20);
     const int ready = ::poll(fds, n, timeout_ms);
     if (ready < 0 && errno != EINTR) break;
-    if (in_index >= 0 && fds[in_index].revents != 0) {
-      // A child that closed its stdin must not kill this process with
-      // SIGPIPE (sidecar ignores it; a test binary may not): blocked in this
-      // thread for the write, and a pending one consumed.
-      sigset_t pipe_set, old_set;
-      sigemptyset(&pipe_set);
-      sigaddset(&pipe_set, SIGPIPE);
-      pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-      const ssize_t w =
-          ::write(in.write, command.input.data() + written, command.input.size() - written);
-      const int write_errno = errno;
-      if (w < 0 && write_errno == EPIPE) {
-        const timespec zero{0, 0};
-        sigtimedwait(&pipe_set, nullptr, &zero);
-      }
-      pthread_sigmask(SIG_SETMASK, &old_set, nullptr);
-      errno = write_errno;
-      if (w > 0) written += static_cast<size_t>(w);
-      if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == command.input.size()) {
-        in.close_write();  // all of it, or the child closed its end (EPIPE)
-      }
+    if (in_index >= 0 && fds[in_index].revents != 0 && !feed(in.write, command.input, written)) {
+      in.close_write();
     }
     if (out_index >= 0 && (fds[out_index].revents & (POLLIN | POLLHUP | POLLERR)) != 0 &&
         !drain(out.read, r.out, command.max_stdout, false)) {
@@ -339,39 +309,39 @@ ChildResult run_child(const Command& command, Canceller* canceller) {
         !drain(err.read, r.err, command.max_stderr, true)) {
       err.close_read();
     }
-    if (pid_index >= 0 && (fds[pid_index].revents & POLLIN) != 0) {
-      exited = true;
-    } else if (pidfd < 0) {
-      siginfo_t info{};
-      exited = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT | __WCLONE) == 0 &&
-               info.si_pid != 0;
+    const bool exited = pid_index >= 0 ? (fds[pid_index].revents & POLLIN) != 0
+                                       : reaper.try_reap(pid, wait_status, usage);
+    if (exited) {
+      reaped = pid_index < 0;
+      break;
     }
-    if (!exited && !timed_out && Clock::now() >= command.deadline) {
-      ::kill(-static_cast<pid_t>(pid), SIGKILL);
+    if (!timed_out && Clock::now() >= command.deadline) {
+      ::kill(-pid, SIGKILL);
       timed_out = true;
     }
   }
-  // What its group left running dies with it (the leader is not reaped yet,
-  // so the group id is still this one).
-  ::kill(-static_cast<pid_t>(pid), SIGKILL);
+  registration.release();
+  // The output it wrote before it ended.
   if (out.read >= 0) drain(out.read, r.out, command.max_stdout, false);
   if (err.read >= 0) drain(err.read, r.err, command.max_stderr, true);
-  out.close_read();
-  err.close_read();
-  in.close_write();
-  registration.release();
-  int status = 0;
-  rusage usage{};
-  while (::wait4(static_cast<pid_t>(pid), &status, __WCLONE, &usage) < 0 && errno == EINTR) {
+  // The reaper may not have taken it yet (SIGCHLD is handled on the main
+  // loop): a short wait, which its exit bounds.
+  while (!reaped && !(reaped = reaper.try_reap(pid, wait_status, usage))) {
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      ::poll(&p, 1, 5);
+    } else {
+      ::usleep(5000);
+    }
   }
   if (pidfd >= 0) ::close(pidfd);
   r.max_rss_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
-  if (WIFEXITED(status)) {
+  if (WIFEXITED(wait_status)) {
     r.end = ChildResult::End::kExited;
-    r.exit_code = WEXITSTATUS(status);
+    r.exit_code = WEXITSTATUS(wait_status);
   } else {
     r.end = ChildResult::End::kSignaled;
-    r.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    r.signal = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0;
   }
   if (r.end == ChildResult::End::kSignaled && r.signal == SIGKILL) {
     if (timed_out) {

@@ -1,36 +1,37 @@
 // Runs a command (git, a hook) as a child process with a hard deadline, its
 // output captured, in its own process group, killable from another thread.
 //
-// Why not module::Host::run: the main loop reaps every child on SIGCHLD with
-// waitpid(-1), and it stops running before Module::stop(). So the child is
-// created with clone(2) with no exit signal and CLONE_PIDFD: such a "clone
-// child" is invisible to waitpid(-1) without __WCLONE (waitpid(2)), the main
-// loop never sees or reaps it, and this thread waits for its pidfd and reaps
-// it itself with wait4(__WCLONE), also after the main loop has stopped. The
-// child's own children (git-remote-http, ssh, index-pack) are ordinary
-// children of the child, in its process group.
+// Why not module::Host::run: it runs on the main loop, which stops before
+// Module::stop(), and it captures nothing. The child is started with
+// posix_spawn through a Reaper (module::Host::spawn_child in sidecar): the
+// process's reaper (waitpid(-1) on SIGCHLD) then keeps this child's exit
+// for us instead of dropping it, and reap_child works also after the main
+// loop has ended. Its exit is seen through a pidfd (Linux >= 5.3; polled
+// every 20 ms without one).
 //
 // The deadline (and Canceller::cancel) kill the whole process group with
-// SIGKILL, so nothing the command started survives it. Between clone and
-// exec the child calls raw system calls only (no allocation, no locks: the
-// parent has other threads).
-//
-// Needs Linux >= 5.3 (pidfd); on older kernels it falls back to polling
-// waitpid(WNOHANG | __WCLONE) every 20 ms.
+// SIGKILL, so nothing the command started (git-remote-http, ssh,
+// index-pack) survives it.
 //
 // Thread safety: run_child may be called from any thread; a Canceller is
 // shared by the thread that runs children and the one that cancels them.
 #pragma once
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace sidecar::module {
+class Host;
+}
 
 namespace sidecar::sync {
 
@@ -49,6 +50,37 @@ class Canceller {
   std::atomic<bool> cancelled_{false};
 };
 
+// Who reaps the children: the process's reaper (module::Host), or, where
+// nothing else reaps (unit tests), DirectReaper.
+class Reaper {
+ public:
+  virtual ~Reaper() = default;
+  // Runs `spawn` (which starts a child and returns its pid, or -1) so that
+  // the child's exit is kept for try_reap.
+  virtual pid_t spawn(const std::function<pid_t()>& spawn) = 0;
+  // The child's wait status and usage once it has exited; false while it
+  // runs. Never blocks.
+  virtual bool try_reap(pid_t pid, int& wait_status, rusage& usage) = 0;
+};
+
+// Reaps with wait4(pid): for a process where nothing calls waitpid(-1).
+class DirectReaper final : public Reaper {
+ public:
+  pid_t spawn(const std::function<pid_t()>& spawn) override { return spawn(); }
+  bool try_reap(pid_t pid, int& wait_status, rusage& usage) override;
+};
+
+// Reaps through the process's reaper (module::Host::spawn_child/reap_child).
+class HostReaper final : public Reaper {
+ public:
+  explicit HostReaper(module::Host& host) : host_(host) {}
+  pid_t spawn(const std::function<pid_t()>& spawn) override;
+  bool try_reap(pid_t pid, int& wait_status, rusage& usage) override;
+
+ private:
+  module::Host& host_;
+};
+
 struct Command {
   std::vector<std::string> argv;  // argv[0]: a path, or a name looked up in PATH
   std::string cwd;                // "": the current directory
@@ -57,7 +89,6 @@ struct Command {
   std::vector<std::pair<std::string, std::string>> env;
   std::vector<std::string> unset;
   std::string input;  // written to its stdin (then closed); empty: stdin is /dev/null
-  mode_t umask = 022;
   std::chrono::steady_clock::time_point deadline;  // killed (SIGKILL to the group) at
   size_t max_stdout = 16 << 20;                    // bytes kept of stdout (the rest is read and dropped)
   size_t max_stderr = 64 << 10;                    // bytes kept of stderr (the last ones)
@@ -80,6 +111,6 @@ struct ChildResult {
 // the deadline passes, or `canceller` fires; never longer than the deadline
 // plus the time to reap a killed child). Never throws for the child's
 // failure; std::bad_alloc only.
-ChildResult run_child(const Command& command, Canceller* canceller = nullptr);
+ChildResult run_child(const Command& command, Reaper& reaper, Canceller* canceller = nullptr);
 
 }  // namespace sidecar::sync

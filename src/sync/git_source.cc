@@ -75,8 +75,9 @@ std::string format_duration(std::chrono::milliseconds d) {
   return fmt::format("{}ms", ms);
 }
 
-GitSource::GitSource(const SyncConfig& config, Canceller& canceller)
+GitSource::GitSource(const SyncConfig& config, Reaper& reaper, Canceller& canceller)
     : config_(config),
+      reaper_(reaper),
       canceller_(canceller),
       mirror_(config.root + "/.git-mirror"),
       url_(redact(config.git_repo)) {
@@ -100,8 +101,8 @@ GitSource::GitSource(const SyncConfig& config, Canceller& canceller)
   const auto timeout_s = std::chrono::duration_cast<std::chrono::seconds>(config.timeout).count();
   // A stalled HTTP transfer ends before the deadline, with curl's message.
   settings.emplace_back("http.lowSpeedLimit", "1");
-  settings.emplace_back("http.lowSpeedTime",
-                        std::to_string(std::clamp<int64_t>(timeout_s / 2, 1, 30)));
+  low_speed_time_ = std::clamp<int64_t>(timeout_s / 2, 1, 30);
+  settings.emplace_back("http.lowSpeedTime", std::to_string(low_speed_time_));
   {
     std::string ssh = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes";
     if (!config.known_hosts.empty()) {
@@ -151,10 +152,9 @@ ChildResult GitSource::git(const Run& run, bool check) {
   c.cwd = run.cwd.empty() ? mirror_ : run.cwd;
   c.env = env_;
   c.unset = kUnset;
-  c.umask = config_.group_write ? 002 : 022;
   c.deadline = deadline_;
   c.input = run.input;
-  ChildResult r = run_child(c, &canceller_);
+  ChildResult r = run_child(c, reaper_, &canceller_);
   uint64_t peak = max_rss_.load(std::memory_order_relaxed);
   while (r.max_rss_bytes > peak &&
          !max_rss_.compare_exchange_weak(peak, r.max_rss_bytes, std::memory_order_relaxed)) {
@@ -190,6 +190,10 @@ void GitSource::fail(const Run& run, const ChildResult& r) {
   if (contains(r.err, "Authentication failed") || contains(r.err, "could not read Username") ||
       contains(r.err, "could not read Password") || contains(r.err, "Permission denied (publickey")) {
     throw SyncError(fmt::format("authentication failed for {} ({})", url_, detail));
+  }
+  if (contains(r.err, "Operation too slow")) {  // http.lowSpeedTime
+    throw SyncError(fmt::format("timed out after {}s without data while {}", low_speed_time_,
+                                run.doing));
   }
   if (contains(r.err, "Host key verification failed") ||
       contains(r.err, "REMOTE HOST IDENTIFICATION HAS CHANGED")) {

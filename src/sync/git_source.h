@@ -45,8 +45,9 @@ class GitSource {
   using Clock = std::chrono::steady_clock;
 
   // The mirror is config.root + "/.git-mirror" (created when missing or
-  // unusable). `canceller` kills the git command running (Module::stop).
-  GitSource(const SyncConfig& config, Canceller& canceller);
+  // unusable). Children are reaped through `reaper`; `canceller` kills the
+  // git command running (Module::stop).
+  GitSource(const SyncConfig& config, Reaper& reaper, Canceller& canceller);
   ~GitSource();  // removes the private credentials directory
   GitSource(const GitSource&) = delete;
   GitSource& operator=(const GitSource&) = delete;
@@ -93,6 +94,7 @@ class GitSource {
   [[noreturn]] void fail(const Run& run, const ChildResult& r);
 
   const SyncConfig& config_;
+  Reaper& reaper_;
   Canceller& canceller_;
   const std::string mirror_;
   const std::string url_;  // redacted, for messages
@@ -103,6 +105,7 @@ class GitSource {
   bool prepared_ = false;
   bool prune_ = false;
   bool wipe_ = false;  // the mirror is damaged: make it again
+  int64_t low_speed_time_ = 30;  // seconds (http.lowSpeedTime)
   std::string target_;  // what refs/sidecar/target points to, "" unknown
   std::atomic<uint64_t> max_rss_{0};
 };

@@ -89,7 +89,10 @@ std::string hook_id(const HookConfig& h) {
 }
 
 HookQueue::HookQueue(const SyncConfig& config, module::Host& host)
-    : config_(config), host_(host), marker_file_(config.root + "/.sidecar-notified") {
+    : config_(config),
+      host_(host),
+      reaper_(host),
+      marker_file_(config.root + "/.sidecar-notified") {
   // What each hook last succeeded for, by id.
   std::vector<std::pair<std::string, std::string>> markers;
   {
@@ -331,9 +334,8 @@ bool HookQueue::attempt(size_t index, const std::string& revision, std::string& 
         c.argv = hook.command;
         c.cwd = config_.root + "/.revisions/" + revision;
         c.env = {{"SIDECAR_SYNC_REVISION", revision}, {"GITSYNC_HASH", revision}};
-        c.umask = config_.group_write ? 002 : 022;
         c.deadline = Clock::now() + hook.timeout;
-        const ChildResult r = run_child(c, &canceller_);
+        const ChildResult r = run_child(c, reaper_, &canceller_);
         if (!r.out.empty()) {
           spdlog::debug("sync {}: hook {}: {}", config_.name, hook.command.front(), tail(r.out));
         }

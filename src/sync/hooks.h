@@ -52,6 +52,7 @@ class HookQueue : public std::enable_shared_from_this<HookQueue> {
   // `root` holds the revisions (the exec hooks run in root/.revisions/<id>)
   // and the .sidecar-notified file.
   HookQueue(const SyncConfig& config, module::Host& host);
+  // (children are reaped through the host, module::Host::spawn_child)
   ~HookQueue();
 
   // Starts the thread; every hook that has not told the app about `live`
@@ -85,6 +86,7 @@ class HookQueue : public std::enable_shared_from_this<HookQueue> {
 
   const SyncConfig config_;
   module::Host& host_;
+  HostReaper reaper_;
   const std::string marker_file_;
   Canceller canceller_;
   std::atomic<bool> stopping_{false};

@@ -61,6 +61,7 @@ std::string tail(const std::string& s, size_t max = 300) {
 Syncer::Syncer(SyncConfig config, module::Host& host)
     : config_(std::move(config)),
       host_(host),
+      reaper_(host),
       hooks_(std::make_shared<HookQueue>(config_, host)) {
   status_.name = config_.name;
 }
@@ -179,7 +180,7 @@ void Syncer::run() {
   try {
     destination_ = std::make_unique<Destination>(config_);
     if (!config_.git_repo.empty()) {
-      git_ = std::make_unique<GitSource>(config_, canceller_);
+      git_ = std::make_unique<GitSource>(config_, reaper_, canceller_);
     } else {
       http_ = std::make_unique<HttpSource>(config_.root + "/.http", config_.http_proxy, &stop_flag_);
     }
@@ -326,9 +327,8 @@ void Syncer::publish(const std::string& id, const std::string& live, bool repair
     c.env = {{"SIDECAR_SYNC_REVISION", id},
              {"SIDECAR_SYNC_PREVIOUS_REVISION", live},
              {"GITSYNC_HASH", id}};
-    c.umask = config_.group_write ? 002 : 022;
     c.deadline = Clock::now() + config_.pre_publish_timeout;
-    const ChildResult r = run_child(c, &canceller_);
+    const ChildResult r = run_child(c, reaper_, &canceller_);
     if (!r.ok()) {
       std::string why = r.end == ChildResult::End::kTimedOut
                             ? fmt::format("timed out after {}",

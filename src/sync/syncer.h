@@ -82,6 +82,7 @@ class Syncer : public std::enable_shared_from_this<Syncer> {
 
   const SyncConfig config_;
   module::Host& host_;
+  HostReaper reaper_;
   stats::Histogram durations_;
   Canceller canceller_;
   std::atomic<bool> stop_flag_{false};  // for libcurl's progress callback

@@ -257,9 +257,6 @@ void GitSource::prepare_mirror() {
       if (config_.group_write) {
         git({{"config", "core.sharedRepository", "group"}, "", "configuring the mirror"});
       }
-      if (!config_.sparse_checkout.empty()) {
-        git({{"config", "extensions.worktreeConfig", "true"}, "", "configuring the mirror"});
-      }
       prepared_ = true;
       return;
     }

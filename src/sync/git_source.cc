@@ -82,8 +82,12 @@ GitSource::GitSource(const SyncConfig& config, Reaper& reaper, Canceller& cancel
       mirror_(config.root + "/.git-mirror"),
       url_(redact(config.git_repo)) {
   std::vector<std::pair<std::string, std::string>> settings;
-  const bool has_credentials =
-      !config.credentials_file.empty() || !config.credentials.empty() || !config.askpass_url.empty();
+  // A password in the repository URL goes to the credential store too, not
+  // into the mirror's config (which the app can read).
+  if (is_http(config.git_repo)) url_password_ = url_password(config.git_repo);
+  remote_url_ = url_password_ ? without_password(config.git_repo) : config.git_repo;
+  const bool has_credentials = url_password_ || !config.credentials_file.empty() ||
+                               !config.credentials.empty() || !config.askpass_url.empty();
   if (has_credentials) {
     // Outside root: the app may read root, it must not read the secrets.
     const char* tmpdir = std::getenv("TMPDIR");
@@ -122,6 +126,11 @@ GitSource::GitSource(const SyncConfig& config, Reaper& reaper, Canceller& cancel
   // git runs nothing in the background: a detached gc would outlive its
   // deadline and race the next fetch.
   settings.emplace_back("gc.autoDetach", "false");
+  // git_gc: auto repacks when a few hundred loose objects or 8 packs have
+  // piled up (git's own thresholds, 6700 and 50, let 100 force-pushed syncs
+  // of a small tree keep 25 MiB of garbage). git_config may change them.
+  settings.emplace_back("gc.auto", "256");
+  settings.emplace_back("gc.autoPackLimit", "8");
   settings.emplace_back("maintenance.auto", "false");
   settings.emplace_back("advice.detachedHead", "false");
   for (const auto& kv : config.git_config) settings.push_back(kv);
@@ -248,7 +257,7 @@ void GitSource::prepare_mirror() {
     // and a partial clone (filter) needs a named remote. No fetch refspec:
     // a fetch updates only the refs it is given.
     const ChildResult r =
-        git({{"config", "remote.origin.url", config_.git_repo}, "", "configuring the mirror"},
+        git({{"config", "remote.origin.url", remote_url_}, "", "configuring the mirror"},
             false);
     if (r.end == ChildResult::End::kTimedOut || r.end == ChildResult::End::kCancelled) {
       fail({{}, "", "configuring the mirror"}, r);
@@ -275,8 +284,9 @@ void GitSource::write_credentials() {
     const std::string line = credential_store_line(url, up);
     if (!line.empty()) lines += line + "\n";
   };
+  if (url_password_) add(remote_url_, *url_password_);
   if (!config_.credentials_file.empty() && is_http(config_.git_repo)) {
-    add(config_.git_repo,
+    add(remote_url_,
         parse_credentials_line(read_first_line(config_.credentials_file), default_user));
   }
   if (!config_.askpass_url.empty()) {
@@ -295,7 +305,7 @@ void GitSource::write_credentials() {
       throw SyncError(fmt::format("askpass_url {} gave no username= and password= lines",
                                   redact(config_.askpass_url)));
     }
-    if (is_http(config_.git_repo)) add(config_.git_repo, *up);
+    if (is_http(config_.git_repo)) add(remote_url_, *up);
   }
   for (const CredentialConfig& c : config_.credentials) {
     add(c.url, {c.username, read_first_line(c.password_file)});

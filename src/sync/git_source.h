@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -28,6 +29,7 @@
 
 #include "sync/child_process.h"
 #include "sync/config.h"
+#include "sync/git_text.h"
 
 namespace sidecar::sync {
 
@@ -98,6 +100,8 @@ class GitSource {
   Canceller& canceller_;
   const std::string mirror_;
   const std::string url_;  // redacted, for messages
+  std::string remote_url_;  // the URL without a password (the mirror's origin)
+  std::optional<UserPassword> url_password_;
   std::vector<std::pair<std::string, std::string>> env_;
   std::string secrets_dir_;  // private, for the credential store; "" until needed
   std::string store_file_;

@@ -47,7 +47,55 @@ std::string percent_encode(std::string_view s) {
   return out;
 }
 
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The "user:password" of "scheme://user:password@host/...", and where it is.
+std::optional<std::pair<size_t, size_t>> userinfo_span(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::nullopt;
+  const size_t start = scheme + 3;
+  const size_t slash = url.find('/', start);
+  const std::string_view authority =
+      url.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+  const size_t at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::nullopt;
+  return std::make_pair(start, at);
+}
+
 }  // namespace
+
+std::optional<UserPassword> url_password(std::string_view url) {
+  const auto span = userinfo_span(url);
+  if (!span) return std::nullopt;
+  const std::string_view userinfo = url.substr(span->first, span->second);
+  const size_t colon = userinfo.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  return UserPassword{percent_decode(userinfo.substr(0, colon)),
+                      percent_decode(userinfo.substr(colon + 1))};
+}
+
+std::string without_password(std::string_view url) {
+  const auto span = userinfo_span(url);
+  if (!span) return std::string(url);
+  const std::string_view userinfo = url.substr(span->first, span->second);
+  const size_t colon = userinfo.find(':');
+  if (colon == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, span->first + colon)) +
+         std::string(url.substr(span->first + span->second));
+}
 
 bool is_commit_id(std::string_view s) { return (s.size() == 40 || s.size() == 64) && is_hex(s); }
 

@@ -58,6 +58,13 @@ std::string credential_store_line(std::string_view url, const UserPassword& up);
 // The username in a URL ("https://alice@host/x" -> "alice"), or "".
 std::string url_username(std::string_view url);
 
+// The username and password in a URL ("https://alice:pw@host/x"),
+// percent-decoded; nothing without a password.
+std::optional<UserPassword> url_password(std::string_view url);
+
+// `url` without the password ("https://alice@host/x").
+std::string without_password(std::string_view url);
+
 // `text` with the password of every "scheme://user:password@" replaced by
 // "***" (error messages and logs never show one).
 std::string redact(std::string_view text);

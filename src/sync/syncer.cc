@@ -292,7 +292,10 @@ Syncer::Result Syncer::sync_once() {
       spdlog::warn("sync {}: the live tree of {} is missing or damaged; building it again",
                    config_.name, id);
       destination_->discard(id, remove);
-      repair = true;
+      // Without the shortcut for the live revision: its commit may be gone
+      // from the mirror too (then the ref may also have moved meanwhile).
+      id = git_->fetch("");
+      repair = id == live;
     }
     fetched_ = true;
     destination_->build(

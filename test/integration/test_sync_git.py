@@ -202,6 +202,17 @@ class HttpAuthTest(GitTestBase):
                 with open(path, "rb") as f:
                     self.assertNotIn(b"s3cret", f.read(), path)
 
+    def test_a_password_in_the_url_stays_out_of_the_mirror(self):
+        self.repo.commit({"index.html": "in url\n"})
+        server = NginxGit(self.repo, user="dave", password="dave-s3cret")
+        self.addCleanup(server.stop)
+        root = self.root()
+        sc = self.sidecar(root, f'{{ repo: "{server.url.replace("://", "://dave:dave-s3cret@")}" }}')
+        self.wait_file(os.path.join(root, "current", "index.html"), "in url\n")
+        self.assertEqual(self.mirror_git(root, "config", "remote.origin.url"),
+                         server.url.replace("://", "://dave@"))
+        self.assertNotIn("s3cret", sc.output())
+
     def test_askpass_url_and_cookie_file(self):
         self.repo.commit({"index.html": "asked\n"})
         server = NginxGit(self.repo, user="carol", password="pc")

@@ -50,6 +50,13 @@ TEST(GitText, AskpassAnswersAndCredentialLines) {
             "https://a%20b:p%40ss%2F%3A%25@example.com:8443/org/repo.git");
   EXPECT_EQ(credential_store_line("no-scheme", {"a", "b"}), "");
   EXPECT_EQ(url_username("https://alice@host/x"), "alice");
+  auto in_url = url_password("https://al%40ce:p%3Aw@host:1/x@y");
+  ASSERT_TRUE(in_url);
+  EXPECT_EQ(in_url->username, "al@ce");
+  EXPECT_EQ(in_url->password, "p:w");
+  EXPECT_FALSE(url_password("https://alice@host/x"));
+  EXPECT_EQ(without_password("https://al%40ce:p%3Aw@host:1/x@y"), "https://al%40ce@host:1/x@y");
+  EXPECT_EQ(without_password("https://host/x"), "https://host/x");
   EXPECT_EQ(url_username("https://host/x@y"), "");
 }
 

@@ -97,7 +97,8 @@ std::string find_program(const std::string& name) {
     full.reserve(dir.size() + 1 + name.size());
     full.append(dir).append("/").append(name);
     struct stat st {};
-    if (::stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(full.c_str(), X_OK) == 0) {
+    if (::stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(full.c_str(), X_OK) == 0) {
       return full;
     }
     i = colon + 1;
@@ -291,8 +292,8 @@ ChildResult run_child(const Command& command, Reaper& reaper, Canceller* cancell
     if (pidfd >= 0) fds[n++] = {pidfd, POLLIN, 0};
     int timeout_ms = 20;
     if (!timed_out) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(command.deadline -
-                                                                              Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(command.deadline - Clock::now());
       timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 1000));
     }
     if (pidfd < 0) timeout_ms = std::min(timeout_ms, 20);

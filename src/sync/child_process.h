@@ -90,17 +90,17 @@ struct Command {
   std::vector<std::string> unset;
   std::string input;  // written to its stdin (then closed); empty: stdin is /dev/null
   std::chrono::steady_clock::time_point deadline;  // killed (SIGKILL to the group) at
-  size_t max_stdout = 16 << 20;                    // bytes kept of stdout (the rest is read and dropped)
-  size_t max_stderr = 64 << 10;                    // bytes kept of stderr (the last ones)
+  size_t max_stdout = 16 << 20;  // bytes kept of stdout (the rest is read and dropped)
+  size_t max_stderr = 64 << 10;  // bytes kept of stderr (the last ones)
 };
 
 struct ChildResult {
   enum class End { kExited, kSignaled, kTimedOut, kCancelled, kNotStarted };
   End end = End::kNotStarted;
-  int exit_code = -1;  // kExited
-  int signal = 0;      // kSignaled
-  std::string out;     // stdout
-  std::string err;     // stderr (its end, when longer than max_stderr); kNotStarted: why
+  int exit_code = -1;          // kExited
+  int signal = 0;              // kSignaled
+  std::string out;             // stdout
+  std::string err;             // stderr (its end, when longer than max_stderr); kNotStarted: why
   uint64_t max_rss_bytes = 0;  // the child's peak resident memory, its reaped children included
   bool ok() const { return end == End::kExited && exit_code == 0; }
   // "exit code 1", "killed by signal 9", "timed out", ...

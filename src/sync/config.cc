@@ -75,10 +75,10 @@ void load_hook(config::Reader& r, const YAML::Node& n, const std::string& where,
 
 void load_git(config::Reader& r, const YAML::Node& g, const std::string& gw, SyncConfig& s) {
   if (!r.is_map(g, gw)) return;
-  r.check_keys(g, gw,
-               {"repo", "ref", "depth", "submodules", "sparse_checkout", "filter", "git_gc",
-                "git_config", "credentials_file", "credentials", "askpass_url", "cookie_file",
-                "ssh_key", "known_hosts"});
+  r.check_keys(
+      g, gw,
+      {"repo", "ref", "depth", "submodules", "sparse_checkout", "filter", "git_gc", "git_config",
+       "credentials_file", "credentials", "askpass_url", "cookie_file", "ssh_key", "known_hosts"});
   if (auto v = g["repo"]) {
     if (r.get_string(v, gw + ".repo", s.git_repo) && s.git_repo.empty()) {
       r.error(v, gw + ".repo must not be empty");
@@ -88,8 +88,8 @@ void load_git(config::Reader& r, const YAML::Node& g, const std::string& gw, Syn
   }
   if (auto v = g["ref"]) {
     if (r.get_string(v, gw + ".ref", s.git_ref) &&
-        (s.git_ref.empty() || s.git_ref[0] == '-' || s.git_ref.find_first_of(" \t\n:^~?*[\\") !=
-                                                         std::string::npos)) {
+        (s.git_ref.empty() || s.git_ref[0] == '-' ||
+         s.git_ref.find_first_of(" \t\n:^~?*[\\") != std::string::npos)) {
       r.error(v, gw + ".ref must be a branch, a tag, a commit id or HEAD");
     }
   }
@@ -121,8 +121,8 @@ void load_git(config::Reader& r, const YAML::Node& g, const std::string& gw, Syn
   if (auto v = g["git_gc"]) {
     std::string m;
     if (r.get_enum(v, gw + ".git_gc", m, {"auto", "always", "aggressive", "off"})) {
-      s.git_gc = m == "auto"     ? GitGc::kAuto
-                 : m == "always" ? GitGc::kAlways
+      s.git_gc = m == "auto"         ? GitGc::kAuto
+                 : m == "always"     ? GitGc::kAlways
                  : m == "aggressive" ? GitGc::kAggressive
                                      : GitGc::kOff;
     }

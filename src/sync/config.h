@@ -82,11 +82,11 @@ struct SyncConfig {
   std::string error_file;        // holds the last error; removed on success (absolute)
   bool group_write = false;      // everything written is group-writable
   Duration period = 10s;
-  Duration timeout = 2min;          // one sync, every git command in it
-  Duration keep_old_for = 30s;      // old revisions stay this long after the switch
-  uint32_t max_failures = 0;        // consecutive failures before /ready is 503; 0: never
-  bool wait_for_first_sync = true;  // /ready is 503 until the first success
-  bool once = false;                // sync once; with no listeners and no app, then exit
+  Duration timeout = 2min;               // one sync, every git command in it
+  Duration keep_old_for = 30s;           // old revisions stay this long after the switch
+  uint32_t max_failures = 0;             // consecutive failures before /ready is 503; 0: never
+  bool wait_for_first_sync = true;       // /ready is 503 until the first success
+  bool once = false;                     // sync once; with no listeners and no app, then exit
   std::vector<std::string> pre_publish;  // a command that must pass before a revision goes live
   Duration pre_publish_timeout = 30s;
   std::vector<HookConfig> hooks;

@@ -68,7 +68,8 @@ Destination::Destination(const SyncConfig& c)
     add_group_write(revisions_);
     add_group_write(link_dir);
   }
-  struct stat a {}, b {};
+  struct stat a {
+  }, b{};
   if (::stat(root_.c_str(), &a) == 0 && ::stat(link_dir.c_str(), &b) == 0 && a.st_dev != b.st_dev) {
     spdlog::warn(
         "sync: the link {} is on another filesystem than {}; an app that mounts only one of them "
@@ -113,8 +114,7 @@ bool Destination::complete(const std::string& id) const {
   return !id.empty() && fs::is_directory(revision_dir(id), ec) && fs::exists(mark(id), ec);
 }
 
-void Destination::build(const std::string& id,
-                        const std::function<void(const std::string&)>& fill,
+void Destination::build(const std::string& id, const std::function<void(const std::string&)>& fill,
                         const Remove& remove) {
   if (complete(id)) return;
   const std::string dir = revision_dir(id);

@@ -25,12 +25,23 @@ namespace fs = std::filesystem;
 // What a git command must not take from sidecar's environment: another
 // repository, another ssh command (GIT_SSH_COMMAND beats core.sshCommand),
 // prompts, config meant for something else.
-const std::vector<std::string> kUnset = {
-    "GIT_DIR",          "GIT_WORK_TREE",       "GIT_INDEX_FILE",        "GIT_OBJECT_DIRECTORY",
-    "GIT_COMMON_DIR",   "GIT_NAMESPACE",       "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_SSH",          "GIT_SSH_COMMAND",     "GIT_SSH_VARIANT",       "GIT_ASKPASS",
-    "SSH_ASKPASS",      "GIT_CONFIG_PARAMETERS", "GIT_CONFIG",          "GIT_PROXY_COMMAND",
-    "GIT_HTTP_LOW_SPEED_LIMIT", "GIT_HTTP_LOW_SPEED_TIME"};
+const std::vector<std::string> kUnset = {"GIT_DIR",
+                                         "GIT_WORK_TREE",
+                                         "GIT_INDEX_FILE",
+                                         "GIT_OBJECT_DIRECTORY",
+                                         "GIT_COMMON_DIR",
+                                         "GIT_NAMESPACE",
+                                         "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+                                         "GIT_SSH",
+                                         "GIT_SSH_COMMAND",
+                                         "GIT_SSH_VARIANT",
+                                         "GIT_ASKPASS",
+                                         "SSH_ASKPASS",
+                                         "GIT_CONFIG_PARAMETERS",
+                                         "GIT_CONFIG",
+                                         "GIT_PROXY_COMMAND",
+                                         "GIT_HTTP_LOW_SPEED_LIMIT",
+                                         "GIT_HTTP_LOW_SPEED_TIME"};
 
 std::string read_first_line(const std::string& path) {
   std::ifstream in(path);
@@ -47,8 +58,8 @@ void write_private(const std::string& path, const std::string& content) {
   {
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) throw SyncError(fmt::format("cannot write {}: {}", tmp, std::strerror(errno)));
-    const bool ok = ::write(fd, content.data(), content.size()) ==
-                    static_cast<ssize_t>(content.size());
+    const bool ok =
+        ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
     ::close(fd);
     if (!ok) throw SyncError(fmt::format("cannot write {}", tmp));
   }
@@ -91,8 +102,8 @@ GitSource::GitSource(const SyncConfig& config, Reaper& reaper, Canceller& cancel
   if (has_credentials) {
     // Outside root: the app may read root, it must not read the secrets.
     const char* tmpdir = std::getenv("TMPDIR");
-    std::string templ = std::string(tmpdir != nullptr && *tmpdir != 0 ? tmpdir : "/tmp") +
-                        "/sidecar-sync-XXXXXX";
+    std::string templ =
+        std::string(tmpdir != nullptr && *tmpdir != 0 ? tmpdir : "/tmp") + "/sidecar-sync-XXXXXX";
     if (::mkdtemp(templ.data()) == nullptr) {
       throw SyncError(fmt::format("cannot create a private directory for credentials ({}): {}",
                                   templ, std::strerror(errno)));
@@ -197,17 +208,18 @@ void GitSource::fail(const Run& run, const ChildResult& r) {
   const std::string summary = git_error_summary(r.err);
   const std::string detail = summary.empty() ? "git: " + r.describe() : summary;
   if (contains(r.err, "Authentication failed") || contains(r.err, "could not read Username") ||
-      contains(r.err, "could not read Password") || contains(r.err, "Permission denied (publickey")) {
+      contains(r.err, "could not read Password") ||
+      contains(r.err, "Permission denied (publickey")) {
     throw SyncError(fmt::format("authentication failed for {} ({})", url_, detail));
   }
   if (contains(r.err, "Operation too slow")) {  // http.lowSpeedTime
-    throw SyncError(fmt::format("timed out after {}s without data while {}", low_speed_time_,
-                                run.doing));
+    throw SyncError(
+        fmt::format("timed out after {}s without data while {}", low_speed_time_, run.doing));
   }
   if (contains(r.err, "Host key verification failed") ||
       contains(r.err, "REMOTE HOST IDENTIFICATION HAS CHANGED")) {
-    throw SyncError(fmt::format("the host key of {} is not in {} ({})", url_, config_.known_hosts,
-                                detail));
+    throw SyncError(
+        fmt::format("the host key of {} is not in {} ({})", url_, config_.known_hosts, detail));
   }
   for (std::string_view unreachable :
        {"unable to connect", "Connection refused", "Could not resolve", "Failed to connect",
@@ -242,7 +254,8 @@ void GitSource::prepare_mirror() {
   if (prepared_ && !wipe_ && fs::exists(mirror_ + "/HEAD", ec)) return;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!fs::exists(mirror_ + "/HEAD", ec) || attempt > 0 || wipe_) {
-      if (wipe_) spdlog::warn("sync {}: the mirror {} is damaged; making a new one", config_.name, mirror_);
+      if (wipe_)
+        spdlog::warn("sync {}: the mirror {} is damaged; making a new one", config_.name, mirror_);
       wipe_ = false;
       fs::remove_all(mirror_, ec);
       fs::create_directories(mirror_, ec);
@@ -257,8 +270,7 @@ void GitSource::prepare_mirror() {
     // and a partial clone (filter) needs a named remote. No fetch refspec:
     // a fetch updates only the refs it is given.
     const ChildResult r =
-        git({{"config", "remote.origin.url", remote_url_}, "", "configuring the mirror"},
-            false);
+        git({{"config", "remote.origin.url", remote_url_}, "", "configuring the mirror"}, false);
     if (r.end == ChildResult::End::kTimedOut || r.end == ChildResult::End::kCancelled) {
       fail({{}, "", "configuring the mirror"}, r);
     }
@@ -269,8 +281,8 @@ void GitSource::prepare_mirror() {
       prepared_ = true;
       return;
     }
-    spdlog::warn("sync {}: the mirror {} is unusable ({}); making a new one", config_.name,
-                 mirror_, git_error_summary(r.err));
+    spdlog::warn("sync {}: the mirror {} is unusable ({}); making a new one", config_.name, mirror_,
+                 git_error_summary(r.err));
   }
   throw SyncError(fmt::format("cannot prepare the mirror {}", mirror_));
 }
@@ -293,8 +305,8 @@ void GitSource::write_credentials() {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
     const HttpResponse answer =
-        http_call("GET", config_.askpass_url, {}, std::clamp(left, std::chrono::milliseconds(1),
-                                                             std::chrono::milliseconds(10000)),
+        http_call("GET", config_.askpass_url, {},
+                  std::clamp(left, std::chrono::milliseconds(1), std::chrono::milliseconds(10000)),
                   nullptr, 64 * 1024);
     if (answer.status != 200) {
       throw SyncError(
@@ -347,7 +359,8 @@ std::string GitSource::fetch_commit(const std::string& id) {
     return id;
   }
   const std::string doing = fmt::format("fetching from {} ({})", url_, id);
-  std::vector<std::string> args = {"fetch", "-q", "--no-tags", "--no-write-fetch-head",
+  std::vector<std::string> args = {"fetch",        "-q",
+                                   "--no-tags",    "--no-write-fetch-head",
                                    "--no-auto-gc", "--no-recurse-submodules"};
   auto with_depth = depth_args(config_, mirror_);
   args.insert(args.end(), with_depth.begin(), with_depth.end());
@@ -363,7 +376,8 @@ std::string GitSource::fetch_commit(const std::string& id) {
   // off, protocol v0): the whole history of its branches and tags.
   spdlog::info("sync {}: {} cannot be fetched by id ({}); fetching every branch and tag",
                config_.name, id, git_error_summary(r.err));
-  std::vector<std::string> all = {"fetch", "-q", "--no-tags", "--no-write-fetch-head",
+  std::vector<std::string> all = {"fetch",        "-q",
+                                  "--no-tags",    "--no-write-fetch-head",
                                   "--no-auto-gc", "--no-recurse-submodules"};
   std::error_code ec;
   if (fs::exists(mirror_ + "/shallow", ec)) all.push_back("--unshallow");
@@ -374,8 +388,8 @@ std::string GitSource::fetch_commit(const std::string& id) {
   const bool found = has_commit(id);
   if (found) set_target(id);
   // Only the commit stays reachable; the rest goes at the next gc.
-  const ChildResult refs = git(
-      {{"for-each-ref", "--format=delete %(refname)", "refs/sidecar/all/"}, "", doing}, false);
+  const ChildResult refs =
+      git({{"for-each-ref", "--format=delete %(refname)", "refs/sidecar/all/"}, "", doing}, false);
   if (refs.ok() && !refs.out.empty()) {
     git({{"update-ref", "--stdin"}, "", doing, refs.out}, false);
   }
@@ -401,7 +415,8 @@ std::string GitSource::fetch(const std::string& live) {
     return resolved->commit;
   }
   const std::string doing = fmt::format("fetching from {} ({})", url_, ref);
-  std::vector<std::string> args = {"fetch", "-q", "--no-tags", "--no-write-fetch-head",
+  std::vector<std::string> args = {"fetch",        "-q",
+                                   "--no-tags",    "--no-write-fetch-head",
                                    "--no-auto-gc", "--no-recurse-submodules"};
   auto with_depth = depth_args(config_, mirror_);
   args.insert(args.end(), with_depth.begin(), with_depth.end());
@@ -480,8 +495,8 @@ void GitSource::maintain(bool fetched) {
     if (config_.git_gc == GitGc::kOff) return;
     // Nobody else writes this mirror and commands run one at a time, so
     // unreachable objects (old revisions, force-pushed commits) can go now.
-    std::vector<std::string> args = {"-c", "gc.pruneExpire=now", "-c",
-                                     "gc.worktreePruneExpire=now", "gc", "--quiet"};
+    std::vector<std::string> args = {
+        "-c", "gc.pruneExpire=now", "-c", "gc.worktreePruneExpire=now", "gc", "--quiet"};
     if (config_.git_gc == GitGc::kAuto) args.push_back("--auto");
     if (config_.git_gc == GitGc::kAggressive) args.push_back("--aggressive");
     git({args, "", "running git gc"});

@@ -83,7 +83,7 @@ class GitSource {
   struct Run {
     std::vector<std::string> args;
     std::string cwd;
-    std::string doing;  // "fetching from URL" for the error message
+    std::string doing;       // "fetching from URL" for the error message
     std::string input = {};  // for its stdin
   };
   ChildResult git(const Run& run, bool check = true);
@@ -99,7 +99,7 @@ class GitSource {
   Reaper& reaper_;
   Canceller& canceller_;
   const std::string mirror_;
-  const std::string url_;  // redacted, for messages
+  const std::string url_;   // redacted, for messages
   std::string remote_url_;  // the URL without a password (the mirror's origin)
   std::optional<UserPassword> url_password_;
   std::vector<std::pair<std::string, std::string>> env_;
@@ -108,9 +108,9 @@ class GitSource {
   Clock::time_point deadline_{};
   bool prepared_ = false;
   bool prune_ = false;
-  bool wipe_ = false;  // the mirror is damaged: make it again
+  bool wipe_ = false;            // the mirror is damaged: make it again
   int64_t low_speed_time_ = 30;  // seconds (http.lowSpeedTime)
-  std::string target_;  // what refs/sidecar/target points to, "" unknown
+  std::string target_;           // what refs/sidecar/target points to, "" unknown
   std::atomic<uint64_t> max_rss_{0};
 };
 

@@ -50,8 +50,7 @@ std::string percent_encode(std::string_view s) {
 std::string percent_decode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
         std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
       out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
       i += 2;
@@ -230,10 +229,10 @@ std::string git_error_summary(std::string_view err, size_t max) {
     line = trim(line);
     if (line.empty()) return;
     // Progress and chatter.
-    for (std::string_view skip : {"remote: Counting", "remote: Compressing", "remote: Enumerating",
-                                  "remote: Total", "Receiving objects", "Resolving deltas",
-                                  "From ", " * ", " + ", " - ", "Cloning into", "warning: redirecting",
-                                  "hint: "}) {
+    for (std::string_view skip :
+         {"remote: Counting", "remote: Compressing", "remote: Enumerating", "remote: Total",
+          "Receiving objects", "Resolving deltas", "From ", " * ", " + ", " - ", "Cloning into",
+          "warning: redirecting", "hint: "}) {
       if (line.starts_with(skip)) return;
     }
     lines.push_back(line);

@@ -223,9 +223,8 @@ void HookQueue::record(size_t index, const std::string& revision, bool ok,
   if (s.wanted != revision) return;  // a newer revision came meanwhile: it goes now
   if (h.retries != HookConfig::kForever && s.status.consecutive_failures > h.retries) {
     s.given_up = revision;
-    spdlog::error("sync {}: hook {} {} gave up on revision {} after {} attempts: {}",
-                  config_.name, s.status.kind, s.status.target, revision,
-                  s.status.consecutive_failures, error);
+    spdlog::error("sync {}: hook {} {} gave up on revision {} after {} attempts: {}", config_.name,
+                  s.status.kind, s.status.target, revision, s.status.consecutive_failures, error);
     return;
   }
   const milliseconds delay = backoff(s.status.consecutive_failures, h.max_interval);
@@ -302,8 +301,8 @@ bool HookQueue::run_now(const std::string& revision) {
         ++s.status.failures;
         ++s.status.consecutive_failures;
         s.status.last_error = error;
-        spdlog::error("sync {}: hook {} {} failed for revision {}: {}", config_.name,
-                      s.status.kind, s.status.target, revision, error);
+        spdlog::error("sync {}: hook {} {} failed for revision {}: {}", config_.name, s.status.kind,
+                      s.status.target, revision, error);
       }
     }
     all = all && ok;
@@ -320,12 +319,12 @@ bool HookQueue::attempt(size_t index, const std::string& revision, std::string& 
         host_.signal_app(hook.signal);
         return true;
       case HookConfig::Kind::kWebhook: {
-        const HttpResponse r = http_call(hook.method, hook.url,
-                                         {hook.revision_header + ": " + revision}, hook.timeout,
-                                         &stopping_);
-        const bool ok = hook.status == 0    ? true
-                        : hook.status > 0   ? r.status == hook.status
-                                            : r.status >= 200 && r.status < 300;
+        const HttpResponse r =
+            http_call(hook.method, hook.url, {hook.revision_header + ": " + revision}, hook.timeout,
+                      &stopping_);
+        const bool ok = hook.status == 0  ? true
+                        : hook.status > 0 ? r.status == hook.status
+                                          : r.status >= 200 && r.status < 300;
         if (!ok) error = fmt::format("answered {}", r.status);
         return ok;
       }

@@ -162,7 +162,8 @@ void Syncer::write_error_file(const std::string& error) {
     out << error << "\n";
   }
   fs::rename(tmp, config_.error_file, ec);
-  if (ec) spdlog::warn("sync {}: cannot write {}: {}", config_.name, config_.error_file, ec.message());
+  if (ec)
+    spdlog::warn("sync {}: cannot write {}: {}", config_.name, config_.error_file, ec.message());
 }
 
 void Syncer::remove_tree(const std::string& dir) {
@@ -182,7 +183,8 @@ void Syncer::run() {
     if (!config_.git_repo.empty()) {
       git_ = std::make_unique<GitSource>(config_, reaper_, canceller_);
     } else {
-      http_ = std::make_unique<HttpSource>(config_.root + "/.http", config_.http_proxy, &stop_flag_);
+      http_ =
+          std::make_unique<HttpSource>(config_.root + "/.http", config_.http_proxy, &stop_flag_);
     }
   } catch (const std::exception& e) {
     spdlog::error("sync {}: {}", config_.name, e.what());
@@ -333,10 +335,10 @@ void Syncer::publish(const std::string& id, const std::string& live, bool repair
     c.deadline = Clock::now() + config_.pre_publish_timeout;
     const ChildResult r = run_child(c, reaper_, &canceller_);
     if (!r.ok()) {
-      std::string why = r.end == ChildResult::End::kTimedOut
-                            ? fmt::format("timed out after {}",
-                                          format_duration(config_.pre_publish_timeout))
-                            : r.describe();
+      std::string why =
+          r.end == ChildResult::End::kTimedOut
+              ? fmt::format("timed out after {}", format_duration(config_.pre_publish_timeout))
+              : r.describe();
       const std::string out = tail(r.err.empty() ? r.out : r.err);
       if (!out.empty() && r.end != ChildResult::End::kNotStarted) why += ": " + out;
       throw SyncError(fmt::format("pre_publish rejected revision {} ({}); {} stays live", id, why,

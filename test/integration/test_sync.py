@@ -371,6 +371,9 @@ class HttpSourceTest(SyncTestBase):
         content["body"] = b"setting=2\n"
         wait_for(lambda: read(os.path.join(plain, "app.conf")) == "setting=2\n", 5, what="update")
         self.assertEqual(self.live("app.conf"), "setting=2\n")
+        # A live tree deleted from outside is downloaded again.
+        shutil.rmtree(os.path.realpath(os.path.join(self.root, "current")))
+        wait_for(lambda: self.live("app.conf") == "setting=2\n", 5, what="the repair")
 
     def test_archives_cannot_write_outside_the_folder(self):
         for name, link in (("../escape.txt", None), ("/tmp/absolute.txt", None),

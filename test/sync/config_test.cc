@@ -128,8 +128,8 @@ sync:
 
 TEST(SyncConfig, DefaultsAreGitSyncs) {
   register_module();
-  auto c = config::load_string(
-      "sync: [ { name: s, git: { repo: \"git://h/r\" }, root: /srv } ]\n", "t");
+  auto c =
+      config::load_string("sync: [ { name: s, git: { repo: \"git://h/r\" }, root: /srv } ]\n", "t");
   const SyncConfig& e = c->section_as<Section>("sync")->syncs[0];
   EXPECT_EQ(e.depth, 1u);
   EXPECT_EQ(e.submodules, Submodules::kRecursive);

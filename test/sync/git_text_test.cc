@@ -64,7 +64,8 @@ TEST(GitText, RedactsPasswordsAndTokensInUrls) {
   EXPECT_EQ(redact("fetching https://alice:s3cret@host/r.git failed"),
             "fetching https://alice:***@host/r.git failed");
   EXPECT_EQ(redact("https://ghp_abc@github.com/x"), "https://***@github.com/x");
-  EXPECT_EQ(redact("ssh://git@host:22/x and http://plain/y"), "ssh://git@host:22/x and http://plain/y");
+  EXPECT_EQ(redact("ssh://git@host:22/x and http://plain/y"),
+            "ssh://git@host:22/x and http://plain/y");
 }
 
 TEST(GitText, ErrorSummaryKeepsWhatGitCallsErrors) {

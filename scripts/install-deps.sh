@@ -9,11 +9,13 @@ packages=(
   # libraries (DESIGN.md "Libraries")
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libnghttp2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libre2-dev libgit2-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libarchive-dev
+  libre2-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
   nginx-light haproxy caddy prometheus
+  # the git servers and the proxy of the sync tests (git http-backend behind nginx)
+  fcgiwrap tinyproxy
   # deploy/: the image (buildah, mmdebstrap), a pod of it (podman, runc), the
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch

@@ -2,7 +2,9 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cstdio>
 #include <fstream>
@@ -211,6 +213,29 @@ class Process : public module::Host {
     return code && *code >= 128 ? std::nullopt : code;
   }
 
+  pid_t spawn_child(const std::function<pid_t()>& spawn) override {
+    std::lock_guard lock(reap_mutex_);
+    const pid_t pid = spawn();
+    if (pid > 0) module_children_[pid] = std::nullopt;
+    return pid;
+  }
+
+  bool reap_child(pid_t pid, int& wait_status, rusage& usage) override {
+    std::lock_guard lock(reap_mutex_);
+    auto it = module_children_.find(pid);
+    if (it == module_children_.end()) return false;
+    if (!it->second) {
+      int status = 0;
+      rusage u{};
+      if (::wait4(pid, &status, WNOHANG, &u) != pid) return false;
+      it->second = {status, u};
+    }
+    wait_status = it->second->first;
+    usage = it->second->second;
+    module_children_.erase(it);
+    return true;
+  }
+
   std::shared_ptr<const config::Config> config() const override {
     std::lock_guard lock(cfg_mutex_);
     return cfg_;
@@ -274,16 +299,33 @@ class Process : public module::Host {
 
   void on_signal(int sig) {
     switch (sig) {
-      case SIGCHLD:
-        supervisor::reap_children([this](pid_t pid, int status) {
-          if (app_ && app_->on_reaped(pid, status)) return;
+      case SIGCHLD: {
+        // Children of modules (spawn_child) keep their exit for reap_child;
+        // the others are handled once the lock is released.
+        std::vector<std::pair<pid_t, int>> reaped;
+        {
+          std::lock_guard lock(reap_mutex_);
+          int status = 0;
+          rusage usage{};
+          pid_t pid;
+          while ((pid = ::wait4(-1, &status, WNOHANG, &usage)) > 0) {
+            if (auto it = module_children_.find(pid); it != module_children_.end()) {
+              it->second = {status, usage};
+            } else {
+              reaped.emplace_back(pid, status);
+            }
+          }
+        }
+        for (const auto& [pid, status] : reaped) {
+          if (app_ && app_->on_reaped(pid, status)) continue;
           if (auto it = commands_.find(pid); it != commands_.end()) {
             auto done = std::move(it->second);
             commands_.erase(it);
             done(status);
           }
-        });
+        }
         return;
+      }
       case SIGTERM:
       case SIGINT:
         if (shutting_down_) {
@@ -609,6 +651,10 @@ class Process : public module::Host {
   std::unique_ptr<supervisor::ReadinessProbe> probe_;
   std::vector<std::unique_ptr<module::Module>> modules_;
   std::map<pid_t, std::function<void(int)>> commands_;  // commands run for modules
+  // Children modules reap themselves (spawn_child), and their exit once the
+  // main loop's reaper took it; under reap_mutex_, which the reaper holds.
+  std::mutex reap_mutex_;
+  std::map<pid_t, std::optional<std::pair<int, rusage>>> module_children_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer delay_timer_;
   boost::asio::steady_timer watch_timer_;

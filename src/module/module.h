@@ -17,6 +17,8 @@
 // worker (it must not add latency to traffic).
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -27,6 +29,8 @@
 
 #include "config/config.h"
 #include "config/registry.h"
+
+struct rusage;
 
 namespace sidecar::stats {
 class MetricWriter;
@@ -81,6 +85,16 @@ class Host {
   // when the pair does not load.
   virtual void provide_certificate(const std::string& listener, const std::string& cert_pem,
                                    const std::string& key_pem, const std::string& source) = 0;
+  // Children a module runs and waits for on its own thread (sync's git
+  // commands: output captured, a deadline, killed at stop even after the
+  // main loop has ended). `spawn` starts one and returns its pid (or -1);
+  // it runs under the lock the process's reaper takes, so the reaper keeps
+  // that child's exit for reap_child instead of dropping it.
+  virtual pid_t spawn_child(const std::function<pid_t()>& spawn) = 0;
+  // The wait status and resource usage of a child from spawn_child once it
+  // has exited (reaping it when the reaper has not): true, and the child is
+  // forgotten; false while it runs. Never blocks.
+  virtual bool reap_child(pid_t pid, int& wait_status, struct rusage& usage) = 0;
 };
 
 class Module {

@@ -29,6 +29,7 @@ struct Download {
   EVP_MD_CTX* sha = nullptr;
   std::string etag, last_modified;
   std::chrono::steady_clock::time_point deadline;
+  const std::atomic<bool>* stop = nullptr;
 };
 
 size_t on_body(char* data, size_t size, size_t n, void* user) {
@@ -60,7 +61,25 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
 
 int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* d = static_cast<Download*>(user);
+  if (d->stop != nullptr && d->stop->load(std::memory_order_relaxed)) return 1;
   return std::chrono::steady_clock::now() >= d->deadline ? 1 : 0;
+}
+
+int on_stop(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* stop = static_cast<const std::atomic<bool>*>(user);
+  return stop != nullptr && stop->load(std::memory_order_relaxed) ? 1 : 0;
+}
+
+struct Body {
+  std::string* out;
+  size_t max;
+};
+
+size_t on_response_body(char* data, size_t size, size_t n, void* user) {
+  auto* b = static_cast<Body*>(user);
+  const size_t bytes = size * n;
+  if (b->out->size() < b->max) b->out->append(data, std::min(bytes, b->max - b->out->size()));
+  return bytes;
 }
 
 long remaining_ms(std::chrono::steady_clock::time_point deadline) {
@@ -101,7 +120,10 @@ bool stays_inside(const std::string& path) {
 
 }  // namespace
 
-HttpSource::HttpSource(std::string work) : work_(std::move(work)) { init_curl(); }
+HttpSource::HttpSource(std::string work, std::string proxy, const std::atomic<bool>* stop)
+    : work_(std::move(work)), proxy_(std::move(proxy)), stop_(stop) {
+  init_curl();
+}
 
 std::optional<std::string> HttpSource::fetch(const std::string& url,
                                              std::chrono::steady_clock::time_point deadline) {
@@ -109,6 +131,7 @@ std::optional<std::string> HttpSource::fetch(const std::string& url,
   const std::string part = work_ + "/download.part";
   Download d;
   d.deadline = deadline;
+  d.stop = stop_;
   d.file = std::fopen(part.c_str(), "wb");
   if (d.file == nullptr) throw SyncError(fmt::format("cannot create {}", part));
   d.sha = EVP_MD_CTX_new();
@@ -136,6 +159,7 @@ std::optional<std::string> HttpSource::fetch(const std::string& url,
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "sidecar-sync");
+  if (!proxy_.empty()) curl_easy_setopt(curl, CURLOPT_PROXY, proxy_.c_str());
   const CURLcode rc = curl_easy_perform(curl);
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
@@ -146,6 +170,10 @@ std::optional<std::string> HttpSource::fetch(const std::string& url,
   unsigned int digest_len = 0;
   EVP_DigestFinal_ex(d.sha, digest, &digest_len);
   EVP_MD_CTX_free(d.sha);
+  if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    throw SyncError(fmt::format("GET {}: {}", url,
+                                stop_ != nullptr && stop_->load() ? "stopped" : "timed out"));
+  }
   if (rc != CURLE_OK) {
     throw SyncError(fmt::format("GET {}: {}", url, error[0] != 0 ? error : curl_easy_strerror(rc)));
   }
@@ -162,6 +190,11 @@ std::optional<std::string> HttpSource::fetch(const std::string& url,
 
 void HttpSource::extract(const std::string& url, const std::string& file, const std::string& dir) {
   const std::string name = url_name(url);
+  {
+    std::error_code ec;
+    fs::create_directory(dir, ec);
+    if (ec) throw SyncError(fmt::format("cannot create {}: {}", dir, ec.message()));
+  }
   if (!is_archive(name)) {
     const std::string target = dir + "/" + (file.empty() ? name : file);
     std::error_code ec;
@@ -235,13 +268,16 @@ void HttpSource::extract(const std::string& url, const std::string& file, const 
   if (!failure.empty()) throw SyncError(fmt::format("unpacking {}: {}", name, failure));
 }
 
-int http_request(const std::string& method, const std::string& url,
-                 const std::vector<std::string>& headers, std::chrono::milliseconds timeout) {
+HttpResponse http_call(const std::string& method, const std::string& url,
+                       const std::vector<std::string>& headers, std::chrono::milliseconds timeout,
+                       const std::atomic<bool>* stop, size_t max_body) {
   init_curl();
   CURL* curl = curl_easy_init();
   curl_slist* list = nullptr;
   for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
   char error[CURL_ERROR_SIZE] = {};
+  HttpResponse response;
+  Body body{&response.body, max_body};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
@@ -249,8 +285,11 @@ int http_request(const std::string& method, const std::string& url,
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "sidecar-sync");
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION, +[](char*, size_t size, size_t n, void*) { return size * n; });
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_response_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_stop);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(stop));
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   if (method == "POST" || method == "PUT") curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, 0L);
   const CURLcode rc = curl_easy_perform(curl);
   long status = 0;
@@ -258,10 +297,13 @@ int http_request(const std::string& method, const std::string& url,
   curl_slist_free_all(list);
   curl_easy_cleanup(curl);
   if (rc != CURLE_OK) {
-    throw SyncError(
-        fmt::format("{} {}: {}", method, url, error[0] != 0 ? error : curl_easy_strerror(rc)));
+    throw SyncError(fmt::format("{} {}: {}", method, url,
+                                rc == CURLE_ABORTED_BY_CALLBACK ? "stopped"
+                                : error[0] != 0                 ? error
+                                                                : curl_easy_strerror(rc)));
   }
-  return static_cast<int>(status);
+  response.status = static_cast<int>(status);
+  return response;
 }
 
 }  // namespace sidecar::sync

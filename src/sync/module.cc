@@ -15,7 +15,11 @@ namespace {
 class SyncModule final : public module::Module {
  public:
   SyncModule(const Section& section, module::Host& host) {
-    for (const SyncConfig& s : section.syncs) syncers_.push_back(std::make_unique<Syncer>(s, host));
+    for (const SyncConfig& s : section.syncs) syncers_.push_back(std::make_shared<Syncer>(s, host));
+  }
+
+  ~SyncModule() override {
+    if (!stopped_) stop(std::chrono::steady_clock::now() + std::chrono::seconds(1));
   }
 
   const std::string& key() const override { return key_; }
@@ -38,14 +42,20 @@ class SyncModule final : public module::Module {
       any = true;
       const SyncStatus st = s->status();
       all_done = all_done && st.done_once;
-      all_ok = all_ok && st.consecutive_failures == 0 && !st.revision.empty();
+      all_ok = all_ok && !st.once_failed;
     }
     if (!any) return Once::kNo;
     if (!all_done) return Once::kRunning;
     return all_ok ? Once::kSucceeded : Once::kFailed;
   }
 
-  void stop(std::chrono::steady_clock::time_point) override { syncers_.clear(); }
+  // Kills what runs (git, a hook), then waits for the threads until the
+  // deadline; a thread still busy then is left (it owns what it uses).
+  void stop(std::chrono::steady_clock::time_point deadline) override {
+    stopped_ = true;
+    for (auto& s : syncers_) s->request_stop();
+    for (auto& s : syncers_) s->wait(deadline);
+  }
 
   void on_signal(int sig) override {
     if (sig != SIGUSR2) return;
@@ -64,10 +74,28 @@ class SyncModule final : public module::Module {
       b += ",\"last_error\":";
       core::append_json_string(b, st.last_error);
       b += fmt::format(
-          ",\"last_success_time\":{},\"successes\":{},\"unchanged\":{},\"failures\":{},"
-          "\"consecutive_failures\":{},\"ready\":{}}}",
-          st.last_success_time, st.successes, st.unchanged, st.failures, st.consecutive_failures,
-          st.ready ? "true" : "false");
+          ",\"last_success_time\":{},\"successes\":{},\"unchanged\":{},\"repairs\":{},"
+          "\"failures\":{},\"consecutive_failures\":{},\"git_max_rss_bytes\":{},\"ready\":{},"
+          "\"hooks\":[",
+          st.last_success_time, st.successes, st.unchanged, st.repairs, st.failures,
+          st.consecutive_failures, st.git_max_rss_bytes, st.ready ? "true" : "false");
+      for (size_t h = 0; h < st.hooks.size(); ++h) {
+        const HookStatus& hs = st.hooks[h];
+        if (h > 0) b += ',';
+        b += "{\"kind\":";
+        core::append_json_string(b, hs.kind);
+        b += ",\"target\":";
+        core::append_json_string(b, hs.target);
+        b += ",\"notified\":";
+        core::append_json_string(b, hs.notified);
+        b += ",\"pending\":";
+        core::append_json_string(b, hs.pending);
+        b += ",\"last_error\":";
+        core::append_json_string(b, hs.last_error);
+        b += fmt::format(",\"successes\":{},\"failures\":{},\"consecutive_failures\":{}}}",
+                         hs.successes, hs.failures, hs.consecutive_failures);
+      }
+      b += "]}";
     }
     b += "]}";
     return b;
@@ -97,11 +125,13 @@ class SyncModule final : public module::Module {
     std::vector<SyncStatus> all;
     for (const auto& s : syncers_) all.push_back(s->status());
     w.family("sidecar_sync_total", MetricType::kCounter,
-             "Syncs by result: success (a new revision is live), unchanged, failure.");
+             "Syncs by result: success (a new revision is live), unchanged, repaired (the live "
+             "tree was missing and is back), failure.");
     for (const auto& st : all) {
       for (const auto& [result, n] :
            {std::pair<std::string_view, uint64_t>{"success", st.successes},
             {"unchanged", st.unchanged},
+            {"repaired", st.repairs},
             {"failure", st.failures}}) {
         const stats::Label labels[] = {{"name", st.name}, {"result", result}};
         w.sample(labels, static_cast<double>(n));
@@ -135,11 +165,33 @@ class SyncModule final : public module::Module {
       const stats::Label labels[] = {{"name", st.name}};
       w.sample(labels, st.consecutive_failures);
     }
+    w.family("sidecar_sync_git_max_resident_bytes", MetricType::kGauge,
+             "The peak resident memory of the largest git command of the sync so far.");
+    for (const auto& st : all) {
+      if (st.git_max_rss_bytes == 0) continue;
+      const stats::Label labels[] = {{"name", st.name}};
+      w.sample(labels, static_cast<double>(st.git_max_rss_bytes));
+    }
+    w.family("sidecar_sync_hook_runs_total", MetricType::kCounter,
+             "Hook attempts by result (a failed one is retried).");
+    for (const auto& st : all) {
+      for (size_t h = 0; h < st.hooks.size(); ++h) {
+        const std::string index = std::to_string(h);
+        for (const auto& [result, n] :
+             {std::pair<std::string_view, uint64_t>{"success", st.hooks[h].successes},
+              {"failure", st.hooks[h].failures}}) {
+          const stats::Label labels[] = {
+              {"name", st.name}, {"hook", index}, {"kind", st.hooks[h].kind}, {"result", result}};
+          w.sample(labels, static_cast<double>(n));
+        }
+      }
+    }
   }
 
  private:
   const std::string key_ = "sync";
-  std::vector<std::unique_ptr<Syncer>> syncers_;
+  std::vector<std::shared_ptr<Syncer>> syncers_;
+  bool stopped_ = false;
 };
 
 }  // namespace

@@ -64,6 +64,9 @@ class GitSyncNginxTest(unittest.TestCase):
             self.assertEqual(int(f.read()), master)  # the same nginx, not restarted
         self.assertEqual(curl(sc.url("/"))[1], b"<h1>v2</h1>\n")  # and through the sidecar
         self.assertIn("sidecar_sync_revision_info", sc.admin_get("/metrics")[1])
+        # The worktree's .git file is not served.
+        self.assertIn(b"404", curl("-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                   f"http://127.0.0.1:{nginx_port}/.git")[1])
 
 
 if __name__ == "__main__":

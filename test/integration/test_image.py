@@ -127,7 +127,9 @@ class ImageTest(unittest.TestCase):
         self.assertEqual(labels["org.opencontainers.image.version"], "0.1.0")
         size = int(podman("image", "inspect", "--format", "{{.Size}}", IMAGE).stdout.strip())
         print(f"image size: {size / 1e6:.1f} MB", file=sys.stderr)
-        self.assertLess(size, 250e6)
+        # 270 MB since the sync module runs the git command: git and what
+        # Debian's git depends on (perl: 47 MB) and openssh-client.
+        self.assertLess(size, 300e6)
         out = podman("run", "--rm", "--network", "none", "--entrypoint", "sidecar", IMAGE,
                      "version").stdout
         self.assertTrue(out.startswith("sidecar 0.1.0"), out)

@@ -14,6 +14,7 @@ packages=(
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
   nginx-light haproxy caddy prometheus
+  pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
 )
 
 missing=()

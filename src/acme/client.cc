@@ -87,7 +87,9 @@ std::optional<std::chrono::seconds> retry_after_of(const HttpResponse& r) {
 }  // namespace
 
 Client::Client(std::string directory_url, std::string ca_file, Interrupt& interrupt)
-    : directory_url_(std::move(directory_url)), ca_file_(std::move(ca_file)), interrupt_(interrupt) {
+    : directory_url_(std::move(directory_url)),
+      ca_file_(std::move(ca_file)),
+      interrupt_(interrupt) {
   init_curl();
   curl_ = curl_easy_init();
   if (curl_ == nullptr) throw std::runtime_error("curl_easy_init failed");
@@ -127,7 +129,8 @@ HttpResponse Client::request(const char* method, const std::string& url, const s
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  if (accept != nullptr) headers = curl_slist_append(headers, fmt::format("Accept: {}", accept).c_str());
+  if (accept != nullptr)
+    headers = curl_slist_append(headers, fmt::format("Accept: {}", accept).c_str());
   if (std::string_view(method) == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (std::string_view(method) == "POST") {

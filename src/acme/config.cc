@@ -40,7 +40,8 @@ void load_retry(config::Reader& r, const YAML::Node& n, AcmeConfig& c) {
       r.error(v, "acme.retry_back_off.base_interval must be more than 0");
     }
   }
-  if (auto v = n["max_interval"]) r.get_duration(v, "acme.retry_back_off.max_interval", c.retry_max);
+  if (auto v = n["max_interval"])
+    r.get_duration(v, "acme.retry_back_off.max_interval", c.retry_max);
   if (c.retry_max < c.retry_base) {
     r.error(n, "acme.retry_back_off.max_interval must not be less than base_interval");
   }
@@ -81,6 +82,11 @@ bool valid_domain(const std::string& name, std::string& why) {
     ++labels;
     start = dot + 1;
   }
+  const std::string_view last(name.data() + name.rfind('.') + 1);
+  if (last.find_first_not_of("0123456789") == std::string_view::npos) {
+    why = "looks like an IP address (only DNS names are supported)";
+    return false;
+  }
   if (labels < 2 && name != "localhost") {
     why = "must be a fully qualified name (a.example.com)";
     return false;
@@ -93,10 +99,10 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& r) {
   c->origin = r.origin(node);
   c->challenge_listener_origin = c->origin;
   if (!r.is_map(node, "acme")) return c;
-  r.check_keys(node, "acme",
-               {"directory", "email", "domains", "storage", "listener", "challenge",
-                "challenge_listener", "renew_before", "ca", "key_type", "timeout",
-                "retry_back_off"});
+  r.check_keys(
+      node, "acme",
+      {"directory", "email", "domains", "storage", "listener", "challenge", "challenge_listener",
+       "renew_before", "ca", "key_type", "timeout", "retry_back_off"});
   if (auto v = node["directory"]) {
     if (r.get_string(v, "acme.directory", c->directory) && !c->directory.starts_with("https://")) {
       r.error(v, "acme.directory must be an https:// URL [RFC 8555 6.1]");
@@ -104,8 +110,8 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& r) {
   }
   if (auto v = node["email"]) {
     if (r.get_string(v, "acme.email", c->email) &&
-        (c->email.find('@') == std::string::npos || c->email.find_first_of(" ,<>") !=
-                                                        std::string::npos)) {
+        (c->email.find('@') == std::string::npos ||
+         c->email.find_first_of(" ,<>") != std::string::npos)) {
       r.error(v, "acme.email must be one address (ops@example.com)");
     }
   }

@@ -30,11 +30,11 @@ struct AcmeConfig {
   // plain listener on port 80 (the validator insists there is one).
   std::string challenge_listener;
   Duration renew_before = std::chrono::hours(24 * 30);  // or at 2/3 of the lifetime, if sooner
-  std::string ca;                  // PEM file trusted for the directory; "": the OS bundle
-  std::string key_type = "p256";   // the certificate's key: p256 | p384 | rsa2048 | rsa4096
-  Duration timeout = 10min;        // one attempt: order to download
-  Duration retry_base = 1min;      // retry_back_off.base_interval: first wait after a failure
-  Duration retry_max = 1h;         // retry_back_off.max_interval: the longest wait
+  std::string ca;                 // PEM file trusted for the directory; "": the OS bundle
+  std::string key_type = "p256";  // the certificate's key: p256 | p384 | rsa2048 | rsa4096
+  Duration timeout = 10min;       // one attempt: order to download
+  Duration retry_base = 1min;     // retry_back_off.base_interval: first wait after a failure
+  Duration retry_max = 1h;        // retry_back_off.max_interval: the longest wait
   // Positions for errors found by the validator ("FILE:LINE:COL").
   std::string origin;                     // the section
   std::string listener_origin;            // `listener`

@@ -60,7 +60,8 @@ std::string base64url(std::string_view bytes) {
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
     const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
-                       (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
+                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
@@ -214,8 +215,8 @@ std::string sign_jws(const PrivateKey& key, std::string_view protected_json,
   const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
   ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size()));
   if (sig == nullptr) fail("decoding the signature");
-  const std::string rs = fixed_bytes(ECDSA_SIG_get0_r(sig), 32) +
-                         fixed_bytes(ECDSA_SIG_get0_s(sig), 32);
+  const std::string rs =
+      fixed_bytes(ECDSA_SIG_get0_r(sig), 32) + fixed_bytes(ECDSA_SIG_get0_s(sig), 32);
   ECDSA_SIG_free(sig);
   return fmt::format(R"({{"protected":"{}","payload":"{}","signature":"{}"}})", p64, b64,
                      base64url(rs));

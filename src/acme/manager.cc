@@ -49,8 +49,8 @@ std::string human(Duration d) {
 bool valid_token(const std::string& t) {
   if (t.empty() || t.size() > 256) return false;
   return std::all_of(t.begin(), t.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
   });
 }
 
@@ -110,8 +110,8 @@ void Manager::run() {
       continue;
     }
     if (!forced && !due()) {
-      const auto left = std::chrono::duration_cast<Duration>(renew_at_ -
-                                                             std::chrono::system_clock::now());
+      const auto left =
+          std::chrono::duration_cast<Duration>(renew_at_ - std::chrono::system_clock::now());
       // Wake up at least hourly: the wall clock may jump (suspend, NTP).
       interrupt_.wait_for(std::clamp<Duration>(left, Duration(1), std::chrono::hours(1)));
       continue;
@@ -209,9 +209,10 @@ void Manager::serve(const StoredCertificate& c, const std::string& from) {
   renew_at_ = renewal_time(info.not_before, info.not_after, config_.renew_before, uniform());
   const auto lifetime = seconds(info.not_after - info.not_before);
   if (config_.renew_before >= lifetime && !std::exchange(warned_lifetime_, true)) {
-    spdlog::warn("acme: renew_before ({}) is not shorter than the certificate's lifetime ({}): "
-                 "renewing at 2/3 of the lifetime",
-                 human(config_.renew_before), human(lifetime));
+    spdlog::warn(
+        "acme: renew_before ({}) is not shorter than the certificate's lifetime ({}): "
+        "renewing at 2/3 of the lifetime",
+        human(config_.renew_before), human(lifetime));
   }
   spdlog::info(
       "acme: serving certificate serial {} for {} on listener {} ({}), valid until {}; renewal "
@@ -378,8 +379,8 @@ bool Manager::start_authorization(const std::string& url, Published& published) 
   auto it = std::find_if(a.challenges.begin(), a.challenges.end(),
                          [](const Challenge& c) { return c.type == "http-01"; });
   if (it == a.challenges.end()) {
-    throw AcmeError(fmt::format("{} offers no http-01 challenge for {}", config_.directory,
-                                a.identifier));
+    throw AcmeError(
+        fmt::format("{} offers no http-01 challenge for {}", config_.directory, a.identifier));
   }
   if (!valid_token(it->token)) throw AcmeError("the http-01 token is not base64url");
   published.add(it->token, it->token + "." + thumbprint_);

@@ -126,8 +126,7 @@ class AcmeModule final : public module::Module {
   }
 
   std::vector<module::AdminRoute> admin_routes() override {
-    return {{"POST", "/acme/renew",
-             [this](const module::AdminRequest&, module::AdminResponse& r) {
+    return {{"POST", "/acme/renew", [this](const module::AdminRequest&, module::AdminResponse& r) {
                manager_->renew_now();
                r.body = "renewing (the server's Retry-After still applies)\n";
              }}};

@@ -9,7 +9,8 @@ SystemTime renewal_time(int64_t not_before, int64_t not_after, Duration renew_be
   using std::chrono::seconds;
   const auto start = SystemTime(seconds(not_before));
   const auto end = SystemTime(seconds(not_after));
-  const Duration lifetime = std::max(Duration(0), std::chrono::duration_cast<Duration>(end - start));
+  const Duration lifetime =
+      std::max(Duration(0), std::chrono::duration_cast<Duration>(end - start));
   SystemTime at = start + lifetime * 2 / 3;
   if (renew_before < lifetime) at = std::min(at, end - renew_before);
   const Duration spread = std::min<Duration>(lifetime / 50, std::chrono::hours(1));

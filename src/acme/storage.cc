@@ -113,7 +113,8 @@ PrivateKey Storage::account_key(bool& created) const {
     if (!pem) throw std::runtime_error("cannot read " + path);
     PrivateKey key = PrivateKey::from_pem(*pem);
     if (!key.is_p256()) {
-      throw std::runtime_error(path + " is not an ECDSA P-256 key (ES256 is what sidecar signs with)");
+      throw std::runtime_error(path +
+                               " is not an ECDSA P-256 key (ES256 is what sidecar signs with)");
     }
     return key;
   }

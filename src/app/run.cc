@@ -229,14 +229,11 @@ class Process : public module::Host {
     });
   }
 
-  void set_acme_challenge(const std::string& token,
-                          const std::string& key_authorization) override {
+  void set_acme_challenge(const std::string& token, const std::string& key_authorization) override {
     tls::set_acme_challenge(token, key_authorization);
   }
 
-  void clear_acme_challenge(const std::string& token) override {
-    tls::clear_acme_challenge(token);
-  }
+  void clear_acme_challenge(const std::string& token) override { tls::clear_acme_challenge(token); }
 
   void once_done() override {
     boost::asio::post(io_, [this] {

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import stat
@@ -299,6 +300,23 @@ class IssuanceTest(AcmeTestBase):
         # The previous certificate is kept beside the new one.
         self.assertEqual(sorted(os.listdir(os.path.join(self.storage, "certificates"))),
                          sorted([serial, renewed]))
+
+    def test_reload_with_other_domains_orders_at_once(self):
+        pebble = self.pebble()
+        sc = self.sidecar(pebble.directory)
+        first = self.wait_serial(sc)
+        with open(sc.config_path) as f:
+            config = f.read()
+        with open(sc.config_path, "w") as f:
+            f.write(config.replace(", www.example.test", ""))
+        sc.signal(signal.SIGHUP)
+        second = self.wait_serial(sc, other_than=first)
+        certs = json.loads(sc.admin_get("/certs")[1])["certificates"]
+        self.assertEqual([c["dns_sans"] for c in certs if c["serial"] == second],
+                         [["app.example.test"]])
+        self.assertIn("the stored certificate is for app.example.test, www.example.test", sc.output())
+        self.assertEqual(self.status(sc)["issuances"] + self.status(sc)["renewals"], 2)
+        self.assertEqual(pebble.new_accounts(), 1)
 
     def test_server_that_forgot_the_account_gets_it_registered_again(self):
         pebble = self.pebble(nonce_reject=15)  # badNonce answers are retried

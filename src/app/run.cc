@@ -221,11 +221,7 @@ class Process : public module::Host {
   void provide_certificate(const std::string& listener, const std::string& cert_pem,
                            const std::string& key_pem, const std::string& source) override {
     boost::asio::post(io_, [this, listener, cert_pem, key_pem, source] {
-      try {
-        tls_.provide(listener, {source, tls::KeyPair::from_pem(cert_pem, key_pem, source)});
-      } catch (const std::exception& e) {
-        spdlog::error("listener {}: certificate from {} rejected: {}", listener, source, e.what());
-      }
+      tls_.provide(listener, {source, cert_pem, key_pem});
     });
   }
 

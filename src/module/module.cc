@@ -1,14 +1,8 @@
 #include "module/module.h"
 
-#include <dlfcn.h>
-#include <limits.h>
-#include <unistd.h>
-
-#include <map>
-#include <mutex>
 #include <stdexcept>
 
-#include <fmt/format.h>
+#include "core/shared_object.h"
 
 namespace sidecar::module {
 namespace {
@@ -16,32 +10,6 @@ namespace {
 std::vector<Kind>& kinds() {
   static std::vector<Kind> k;
   return k;
-}
-
-// The directory of the running binary, where its modules are installed.
-std::string binary_dir() {
-  char exe[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n <= 0) return "";
-  std::string dir(exe, static_cast<size_t>(n));
-  return dir.substr(0, dir.rfind('/') + 1);
-}
-
-// Loads libsidecar-<key>.so once; never unloaded (its code may run until exit).
-CreateFn load_shared(const std::string& key) {
-  static std::mutex mutex;
-  static std::map<std::string, CreateFn> loaded;
-  std::lock_guard lock(mutex);
-  if (auto it = loaded.find(key); it != loaded.end()) return it->second;
-  const std::string path = binary_dir() + "libsidecar-" + key + ".so";
-  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    throw std::runtime_error(fmt::format("{} needs {}: {}", key, path, ::dlerror()));
-  }
-  auto fn = reinterpret_cast<CreateFn>(::dlsym(handle, kCreateSymbol));
-  if (fn == nullptr) throw std::runtime_error(fmt::format("{} has no {}", path, kCreateSymbol));
-  loaded[key] = fn;
-  return fn;
 }
 
 }  // namespace
@@ -60,7 +28,9 @@ void register_kind(Kind kind) {
 std::unique_ptr<Module> create(const std::string& key, const config::Section& section, Host& host) {
   for (const Kind& k : kinds()) {
     if (k.key != key) continue;
-    const CreateFn fn = k.create != nullptr ? k.create : load_shared(key);
+    const CreateFn fn = k.create != nullptr
+                            ? k.create
+                            : reinterpret_cast<CreateFn>(core::load_symbol(key, kCreateSymbol));
     return std::unique_ptr<Module>(fn(section, host));
   }
   throw std::logic_error("no module kind " + key);

@@ -18,7 +18,47 @@ void consume_spans(std::vector<const_buffer>& spans, size_t n) {
   spans.erase(spans.begin(), spans.begin() + static_cast<std::ptrdiff_t>(i));
 }
 
+class TlsCategory : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "tls"; }
+  std::string message(int ev) const override {
+    static constexpr const char* kNames[] = {"none",
+                                             "no client certificate",
+                                             "bad certificate",
+                                             "protocol mismatch",
+                                             "timeout",
+                                             "closed",
+                                             "other"};
+    const auto i = static_cast<size_t>(ev);
+    return std::string("TLS handshake failed: ") + (i < std::size(kNames) ? kNames[i] : "other");
+  }
+};
+
 }  // namespace
+
+const boost::system::error_category& tls_category() {
+  static const TlsCategory c;
+  return c;
+}
+
+TlsError classify(const error_code& ec) {
+  if (ec.category() == tls_category()) return static_cast<TlsError>(ec.value());
+  if (ec == boost::asio::error::operation_aborted || ec == boost::asio::error::timed_out) {
+    return TlsError::kTimeout;
+  }
+  if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) {
+    return TlsError::kClosed;
+  }
+  return TlsError::kOther;
+}
+
+error_code Transport::io_error(Result r) const {
+  if (r == Result::kClosed) return boost::asio::error::eof;
+  if (const int e = secure_->sys_errno(); e != 0) {
+    return error_code(e, boost::system::system_category());
+  }
+  return boost::asio::error::connection_reset;
+}
 
 bool Transport::write_now(std::vector<const_buffer>& spans, error_code& ec) {
   if (!secure_) {
@@ -35,10 +75,14 @@ bool Transport::write_now(std::vector<const_buffer>& spans, error_code& ec) {
   // A record that could not be written whole earlier goes first. Its bytes
   // were already taken from `spans`.
   while (staged_off_ < staged_) {
-    Want want = Want::kNone;
-    const size_t n = secure_->write(staging_.get() + staged_off_, staged_ - staged_off_, want, ec);
-    if (n == 0) {
-      pending_want_ = want;
+    size_t n = 0;
+    const Result r = secure_->write(staging_.get() + staged_off_, staged_ - staged_off_, n);
+    if (r != Result::kDone) {
+      if (wants(r)) {
+        pending_want_ = r;
+      } else {
+        ec = io_error(r);
+      }
       return false;
     }
     staged_off_ += n;
@@ -66,8 +110,9 @@ bool Transport::write_now(std::vector<const_buffer>& spans, error_code& ec) {
       data = scratch;
       gathered = true;
     }
-    Want want = Want::kNone;
-    const size_t n = secure_->write(data, len, want, ec);
+    size_t n = 0;
+    const Result r = secure_->write(data, len, n);
+    if (r != Result::kDone && !wants(r)) ec = io_error(r);
     if (gathered) {
       // Taken from the spans either way: what was not written is kept here.
       consume_spans(spans, len);
@@ -75,7 +120,7 @@ bool Transport::write_now(std::vector<const_buffer>& spans, error_code& ec) {
         staged_ = len - n;
         staging_ = std::make_unique<char[]>(staged_);
         std::memcpy(staging_.get(), data + n, staged_);
-        pending_want_ = want;
+        pending_want_ = r;
         return false;
       }
     } else {
@@ -83,7 +128,7 @@ bool Transport::write_now(std::vector<const_buffer>& spans, error_code& ec) {
     }
     if (ec) return false;
     if (n == 0) {
-      pending_want_ = want;
+      pending_want_ = r;
       return false;
     }
   }

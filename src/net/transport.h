@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -50,26 +51,46 @@ struct TlsInfo {
   bool resumed = false;
 };
 
-// The TLS half of a transport. Each call makes progress without blocking;
-// `want` says what the socket must become before the call is retried.
+// Why a TLS handshake failed, for sidecar_tls_handshake_errors_total{reason}
+// (stats::kTlsErrors names them in this order, from kNoClientCertificate).
+enum class TlsError : uint8_t {
+  kNone,
+  kNoClientCertificate,
+  kBadCertificate,  // the peer's certificate failed verification (CA, SAN, expiry)
+  kProtocol,        // version, cipher or ALPN mismatch; not TLS at all
+  kTimeout,         // the handshake did not finish within its deadline
+  kClosed,          // the peer closed or reset during the handshake
+  kOther,
+};
+// The category of handshake errors: an error_code's value is a TlsError.
+const boost::system::error_category& tls_category();
+// The reason of a failed handshake's error (kTimeout for timed_out, kClosed
+// for eof and resets, kOther for anything else).
+TlsError classify(const error_code& ec);
+
+// The TLS half of a transport (implemented by libsidecar-tls.so on
+// OpenSSL). Each call makes progress without blocking; kWantRead/kWantWrite
+// say what the socket must become before the call is retried. No Asio type
+// crosses this interface (the implementation lives in a shared object).
 class SecureLayer {
  public:
-  enum class Want { kNone, kRead, kWrite };
+  enum class Result : uint8_t { kDone, kWantRead, kWantWrite, kClosed, kFailed };
   virtual ~SecureLayer() = default;
-  // Continues the handshake: true when done; false with `want` set (retry)
-  // or `ec` set (failed; message() says why).
-  virtual bool handshake(Want& want, error_code& ec) = 0;
-  // Up to `n` bytes; 0 with `want` kNone and `ec` = eof at the end of the
-  // stream (close_notify or the peer's close).
-  virtual size_t read(void* buf, size_t n, Want& want, error_code& ec) = 0;
-  // Up to `n` bytes of `buf` (one or more records); 0 with `want` or `ec`.
-  virtual size_t write(const void* buf, size_t n, Want& want, error_code& ec) = 0;
+  // Continues the handshake; kFailed: handshake_error() and
+  // failure_reason() say why.
+  virtual Result handshake() = 0;
+  virtual TlsError handshake_error() const = 0;
+  // kDone with `done` > 0 bytes read; kClosed at the end of the stream
+  // (close_notify or the peer's close); kFailed: sys_errno() (0: a TLS error).
+  virtual Result read(void* buf, size_t n, size_t& done) = 0;
+  // kDone with `done` > 0 bytes of `buf` written (one or more records).
+  virtual Result write(const void* buf, size_t n, size_t& done) = 0;
+  virtual int sys_errno() const = 0;
   // Sends close_notify, best effort, without waiting.
   virtual void shutdown() = 0;
   // Valid after the handshake.
   virtual const TlsInfo& info() const = 0;
-  // Why the handshake failed, for a 503 body or the log ("certificate
-  // verify failed: hostname mismatch").
+  // Why the handshake failed ("certificate verify failed: hostname mismatch").
   virtual std::string failure_reason() const = 0;
 };
 
@@ -128,19 +149,22 @@ class Transport {
   void close();
 
  private:
-  using Want = SecureLayer::Want;
+  using Result = SecureLayer::Result;
 
-  void wait(Want want, auto&& then) {
-    socket_.async_wait(want == Want::kWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
-                       std::forward<decltype(then)>(then));
+  static bool wants(Result r) { return r == Result::kWantRead || r == Result::kWantWrite; }
+  void wait(Result want, auto&& then) {
+    socket_.async_wait(
+        want == Result::kWantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
+        std::forward<decltype(then)>(then));
   }
+  // The error_code of a failed read or write.
+  error_code io_error(Result r) const;
 
   template <typename Handler>
   void continue_handshake(Handler handler, bool initiating) {
-    Want want = Want::kNone;
-    error_code ec;
-    if (!secure_->handshake(want, ec) && !ec) {
-      wait(want, [this, h = std::move(handler)](const error_code& wec) mutable {
+    const Result r = secure_->handshake();
+    if (wants(r)) {
+      wait(r, [this, h = std::move(handler)](const error_code& wec) mutable {
         if (wec) {
           h(wec);
           return;
@@ -149,16 +173,19 @@ class Transport {
       });
       return;
     }
+    error_code ec;
+    if (r != Result::kDone) {
+      ec = error_code(static_cast<int>(secure_->handshake_error()), tls_category());
+    }
     complete(std::move(handler), initiating, ec);
   }
 
   template <typename Handler>
   void continue_read(boost::asio::mutable_buffer buf, Handler handler, bool initiating) {
-    Want want = Want::kNone;
-    error_code ec;
-    const size_t n = secure_->read(buf.data(), buf.size(), want, ec);
-    if (n == 0 && !ec) {
-      wait(want, [this, buf, h = std::move(handler)](const error_code& wec) mutable {
+    size_t n = 0;
+    const Result r = secure_->read(buf.data(), buf.size(), n);
+    if (wants(r)) {
+      wait(r, [this, buf, h = std::move(handler)](const error_code& wec) mutable {
         if (wec) {
           h(wec, 0);
           return;
@@ -167,7 +194,7 @@ class Transport {
       });
       return;
     }
-    complete(std::move(handler), initiating, ec, n);
+    complete(std::move(handler), initiating, r == Result::kDone ? error_code() : io_error(r), n);
   }
 
   template <typename Handler>
@@ -204,7 +231,7 @@ class Transport {
   std::unique_ptr<char[]> staging_;
   size_t staged_ = 0;      // bytes in staging_
   size_t staged_off_ = 0;  // ... of which written
-  Want pending_want_ = Want::kNone;
+  Result pending_want_ = Result::kWantWrite;
 };
 
 }  // namespace sidecar::net

@@ -11,7 +11,7 @@
 #include "http/local_reply.h"
 #include "proxy/worker.h"
 #include "tls/acme_challenges.h"
-#include "tls/context.h"
+#include "tls/tls.h"
 
 namespace sidecar::proxy {
 namespace {
@@ -155,8 +155,8 @@ void HttpConnection::on_handshake(const error_code& ec) {
 }
 
 void HttpConnection::handshake_failed(const error_code& ec) {
-  const tls::HandshakeError reason = tls::classify(ec);
-  lstats_->tls_handshake_errors[static_cast<size_t>(reason)].add();
+  const net::TlsError reason = net::classify(ec);
+  lstats_->tls_handshake_errors[static_cast<size_t>(reason) - 1].add();
   SPDLOG_DEBUG("{}: TLS handshake failed: {}", peer_ip_,
                transport_.secure() != nullptr && !transport_.secure()->failure_reason().empty()
                    ? transport_.secure()->failure_reason()

@@ -189,7 +189,7 @@ void check_ca_file(const std::string& path) {
   X509_free(x);
 }
 
-std::shared_ptr<const KeyPair> self_signed(const std::vector<std::string>& names, int days) {
+PemPair self_signed(const std::vector<std::string>& names, int days) {
   EVP_PKEY* key = EVP_EC_gen("P-256");
   X509* x = X509_new();
   X509_set_version(x, 2);
@@ -230,8 +230,8 @@ std::shared_ptr<const KeyPair> self_signed(const std::vector<std::string>& names
   char* k = nullptr;
   const long cn_len = BIO_get_mem_data(cert_bio.get(), &c);
   const long kn_len = BIO_get_mem_data(key_bio.get(), &k);
-  return KeyPair::from_pem(std::string_view(c, static_cast<size_t>(cn_len)),
-                           std::string_view(k, static_cast<size_t>(kn_len)), "self-signed");
+  return PemPair{"self-signed", std::string(c, static_cast<size_t>(cn_len)),
+                 std::string(k, static_cast<size_t>(kn_len))};
 }
 
 }  // namespace sidecar::tls

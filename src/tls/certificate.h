@@ -1,6 +1,7 @@
 // Certificates and keys from PEM files, checked the way a user needs to hear
 // about them: a key that does not match its certificate, an expired
-// certificate, a file that is not PEM are errors with the reason.
+// certificate, a file that is not PEM are errors with the reason. Part of
+// libsidecar-tls.so (OpenSSL).
 //
 // Thread safety: a loaded KeyPair is immutable and shared by every thread.
 #pragma once
@@ -11,23 +12,13 @@
 #include <string_view>
 #include <vector>
 
+#include "tls/tls.h"
+
 struct x509_st;
 struct evp_pkey_st;
 struct stack_st_X509;
 
 namespace sidecar::tls {
-
-// What /certs and the metrics show of a certificate.
-struct CertificateInfo {
-  std::string subject;  // RFC 2253, "CN=app.example.com,O=Example"
-  std::string issuer;
-  std::string serial;  // uppercase hex without colons, as `openssl x509 -serial`
-  std::vector<std::string> dns_sans;
-  std::vector<std::string> uri_sans;
-  int64_t not_before = 0;  // seconds since the Unix epoch
-  int64_t not_after = 0;
-  std::string key_type;  // "RSA 2048", "EC P-256", "ED25519"
-};
 
 class KeyPair {
  public:
@@ -78,6 +69,6 @@ std::string last_error();
 
 // A self-signed certificate and key for `names` (ECDSA P-256), valid for
 // `days`: the stand-in a listener serves until ACME has issued a real one.
-std::shared_ptr<const KeyPair> self_signed(const std::vector<std::string>& names, int days);
+PemPair self_signed(const std::vector<std::string>& names, int days);
 
 }  // namespace sidecar::tls

@@ -26,22 +26,6 @@ constexpr const char* kDefaultCiphers =
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr const char* kGroups = "X25519:P-256:P-384";
 
-// The TLS error category: codes are HandshakeError values.
-class Category : public boost::system::error_category {
- public:
-  const char* name() const noexcept override { return "tls"; }
-  std::string message(int ev) const override {
-    return fmt::format("TLS handshake failed ({})", to_string(static_cast<HandshakeError>(ev)));
-  }
-};
-const Category& category() {
-  static const Category c;
-  return c;
-}
-net::error_code make_error(HandshakeError e) {
-  return net::error_code(static_cast<int>(e), category());
-}
-
 int ex_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
@@ -117,114 +101,78 @@ void use_pair(SSL_CTX* ctx, const KeyPair& pair) {
 // One connection's TLS, on the socket's file descriptor.
 class Session final : public net::SecureLayer {
  public:
-  Session(SSL* ssl, std::shared_ptr<const void> context, bool server)
-      : ssl_(ssl), context_(std::move(context)), server_(server) {}
+  Session(SSL* ssl, std::shared_ptr<const void> context)
+      : ssl_(ssl), context_(std::move(context)) {}
   ~Session() override { SSL_free(ssl_); }
 
-  bool handshake(Want& want, net::error_code& ec) override {
+  Result handshake() override {
     ERR_clear_error();
+    errno = 0;
     const int r = SSL_do_handshake(ssl_);
     if (r == 1) {
       fill_info();
-      return true;
+      return Result::kDone;
     }
     switch (SSL_get_error(ssl_, r)) {
       case SSL_ERROR_WANT_READ:
-        want = Want::kRead;
-        return false;
+        return Result::kWantRead;
       case SSL_ERROR_WANT_WRITE:
-        want = Want::kWrite;
-        return false;
+        return Result::kWantWrite;
       case SSL_ERROR_ZERO_RETURN:
       case SSL_ERROR_SYSCALL:
         failure_ = ERR_peek_error() != 0 ? last_error() : "connection closed during the handshake";
-        ec = make_error(HandshakeError::kClosed);
-        return false;
+        error_ = net::TlsError::kClosed;
+        return Result::kFailed;
       default:
         break;
     }
     const long verify = SSL_get_verify_result(ssl_);
-    const unsigned long err = ERR_peek_error();
-    const int reason = ERR_GET_REASON(err);
-    HandshakeError kind = HandshakeError::kOther;
+    const int reason = ERR_GET_REASON(ERR_peek_error());
+    error_ = net::TlsError::kOther;
     if (verify != X509_V_OK) {
-      kind = HandshakeError::kBadCertificate;
+      error_ = net::TlsError::kBadCertificate;
       failure_ = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
       ERR_clear_error();
-    } else {
-      if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-        kind = HandshakeError::kNoClientCertificate;
-      } else if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED ||
-                 reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
-                 reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
-                 reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED ||
-                 reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED) {
-        kind = reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED
-                   ? HandshakeError::kNoClientCertificate
-                   : HandshakeError::kBadCertificate;
-      } else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_WRONG_VERSION_NUMBER ||
-                 reason == SSL_R_NO_SHARED_CIPHER || reason == SSL_R_HTTP_REQUEST ||
-                 reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
-                 reason == SSL_R_NO_PROTOCOLS_AVAILABLE || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
-                 reason == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL ||
-                 reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE) {
-        kind = HandshakeError::kProtocol;
-      }
-      failure_ = last_error();
-      if (failure_.empty()) failure_ = "handshake failed";
+      return Result::kFailed;
     }
-    ec = make_error(kind);
-    return false;
+    if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE ||
+        reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED) {
+      error_ = net::TlsError::kNoClientCertificate;
+    } else if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED ||
+               reason == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE ||
+               reason == SSL_R_TLSV1_ALERT_UNKNOWN_CA ||
+               reason == SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED) {
+      error_ = net::TlsError::kBadCertificate;
+    } else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_WRONG_VERSION_NUMBER ||
+               reason == SSL_R_NO_SHARED_CIPHER || reason == SSL_R_HTTP_REQUEST ||
+               reason == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+               reason == SSL_R_NO_PROTOCOLS_AVAILABLE || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+               reason == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL ||
+               reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE) {
+      error_ = net::TlsError::kProtocol;
+    }
+    failure_ = last_error();
+    if (failure_.empty()) failure_ = "handshake failed";
+    return Result::kFailed;
   }
 
-  size_t read(void* buf, size_t n, Want& want, net::error_code& ec) override {
+  net::TlsError handshake_error() const override { return error_; }
+
+  Result read(void* buf, size_t n, size_t& done) override {
     ERR_clear_error();
-    size_t got = 0;
-    const int r = SSL_read_ex(ssl_, buf, n, &got);
-    if (r == 1) return got;
-    switch (SSL_get_error(ssl_, r)) {
-      case SSL_ERROR_WANT_READ:
-        want = Want::kRead;
-        return 0;
-      case SSL_ERROR_WANT_WRITE:
-        want = Want::kWrite;
-        return 0;
-      case SSL_ERROR_ZERO_RETURN:
-        ec = boost::asio::error::eof;
-        return 0;
-      case SSL_ERROR_SYSCALL:
-        ec = errno != 0 ? net::error_code(errno, boost::system::system_category())
-                        : net::error_code(boost::asio::error::eof);
-        return 0;
-      default:
-        failure_ = last_error();
-        ec = boost::asio::error::connection_reset;
-        return 0;
-    }
+    errno = 0;
+    if (SSL_read_ex(ssl_, buf, n, &done) == 1) return Result::kDone;
+    return io_result(SSL_get_error(ssl_, 0));
   }
 
-  size_t write(const void* buf, size_t n, Want& want, net::error_code& ec) override {
+  Result write(const void* buf, size_t n, size_t& done) override {
     ERR_clear_error();
-    size_t done = 0;
-    const int r = SSL_write_ex(ssl_, buf, n, &done);
-    if (r == 1) return done;
-    switch (SSL_get_error(ssl_, r)) {
-      case SSL_ERROR_WANT_READ:
-        want = Want::kRead;
-        return 0;
-      case SSL_ERROR_WANT_WRITE:
-        want = Want::kWrite;
-        return 0;
-      case SSL_ERROR_SYSCALL:
-        ec = errno != 0 ? net::error_code(errno, boost::system::system_category())
-                        : net::error_code(boost::asio::error::broken_pipe);
-        return 0;
-      default:
-        failure_ = last_error();
-        ec = boost::asio::error::broken_pipe;
-        return 0;
-    }
+    errno = 0;
+    if (SSL_write_ex(ssl_, buf, n, &done) == 1) return Result::kDone;
+    return io_result(SSL_get_error(ssl_, 0));
   }
+
+  int sys_errno() const override { return errno_; }
 
   void shutdown() override {
     if (shut_) return;
@@ -238,6 +186,24 @@ class Session final : public net::SecureLayer {
   std::string failure_reason() const override { return failure_; }
 
  private:
+  Result io_result(int error) {
+    switch (error) {
+      case SSL_ERROR_WANT_READ:
+        return Result::kWantRead;
+      case SSL_ERROR_WANT_WRITE:
+        return Result::kWantWrite;
+      case SSL_ERROR_ZERO_RETURN:
+        return Result::kClosed;
+      case SSL_ERROR_SYSCALL:
+        errno_ = errno;
+        return errno_ == 0 ? Result::kClosed : Result::kFailed;
+      default:
+        errno_ = 0;
+        failure_ = last_error();
+        return Result::kFailed;
+    }
+  }
+
   void fill_info() {
     info_.version = SSL_get_version(ssl_);
     if (const char* sni = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name)) {
@@ -268,8 +234,9 @@ class Session final : public net::SecureLayer {
 
   SSL* ssl_;
   std::shared_ptr<const void> context_;  // keeps the SSL_CTX's owner alive
-  bool server_;
   bool shut_ = false;
+  int errno_ = 0;
+  net::TlsError error_ = net::TlsError::kNone;
   net::TlsInfo info_;
   std::string failure_;
 };
@@ -278,49 +245,18 @@ int64_t now_seconds() { return static_cast<int64_t>(std::time(nullptr)); }
 
 }  // namespace
 
-const char* to_string(HandshakeError e) {
-  switch (e) {
-    case HandshakeError::kNoClientCertificate:
-      return "no_client_certificate";
-    case HandshakeError::kBadCertificate:
-      return "bad_certificate";
-    case HandshakeError::kProtocol:
-      return "protocol";
-    case HandshakeError::kTimeout:
-      return "timeout";
-    case HandshakeError::kClosed:
-      return "closed";
-    case HandshakeError::kOther:
-    case HandshakeError::kCount:
-      break;
-  }
-  return "other";
-}
-
-HandshakeError classify(const net::error_code& ec) {
-  if (ec.category() == category()) return static_cast<HandshakeError>(ec.value());
-  if (ec == boost::asio::error::operation_aborted || ec == boost::asio::error::timed_out) {
-    return HandshakeError::kTimeout;
-  }
-  if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) {
-    return HandshakeError::kClosed;
-  }
-  return HandshakeError::kOther;
-}
-
-const char* to_string(Version v) { return v == Version::kTls13 ? "TLSv1.3" : "TLSv1.2"; }
-
 // ---- server ----
 
 // OpenSSL's C callbacks, with access to the context's insides.
 struct ServerCallbacks {
-  static const ServerContext* of(SSL* ssl) {
-    return static_cast<const ServerContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index()));
+  static const OpenSslServerContext* of(SSL* ssl) {
+    return static_cast<const OpenSslServerContext*>(
+        SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index()));
   }
 
   // SNI: switch to the certificate for the name; unknown names get the default.
   static int servername(SSL* ssl, int*, void*) {
-    const ServerContext* c = of(ssl);
+    const OpenSslServerContext* c = of(ssl);
     if (c == nullptr) return SSL_TLSEXT_ERR_OK;
     SSL_CTX* chosen = c->select(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
     if (chosen != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, chosen);
@@ -331,7 +267,7 @@ struct ServerCallbacks {
   // go on without ALPN (the client decides whether that is fatal).
   static int alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                   const unsigned char* in, unsigned int inlen, void*) {
-    const ServerContext* c = of(ssl);
+    const OpenSslServerContext* c = of(ssl);
     if (c == nullptr || c->alpn_.empty()) return SSL_TLSEXT_ERR_NOACK;
     unsigned char* selected = nullptr;
     if (SSL_select_next_proto(&selected, outlen, c->alpn_.data(),
@@ -348,7 +284,7 @@ struct ServerCallbacks {
     if (ok != 1 || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
     auto* ssl =
         static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-    const ServerContext* c = of(ssl);
+    const OpenSslServerContext* c = of(ssl);
     if (c == nullptr || c->config_.verify_client_san.empty()) return ok;
     if (san_allowed(X509_STORE_CTX_get_current_cert(store), c->config_.verify_client_san)) return 1;
     X509_STORE_CTX_set_error(store, X509_V_ERR_SUBJECT_ISSUER_MISMATCH);
@@ -357,7 +293,7 @@ struct ServerCallbacks {
 
   static int ticket(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx,
                     EVP_MAC_CTX* hctx, int enc) {
-    const ServerContext* c = of(ssl);
+    const OpenSslServerContext* c = of(ssl);
     if (c == nullptr || !c->tickets_) return -1;
     TicketKeys::Key key;
     int rc = 1;
@@ -380,11 +316,11 @@ struct ServerCallbacks {
   }
 };
 
-std::shared_ptr<const ServerContext> ServerContext::build(
+std::shared_ptr<const OpenSslServerContext> OpenSslServerContext::build(
     const config::ServerTls& config, std::vector<ServedCertificate> certificates,
     const std::string& client_ca_pem, std::shared_ptr<TicketKeys> tickets) {
   if (certificates.empty()) throw std::runtime_error("no certificate to serve");
-  std::shared_ptr<ServerContext> c(new ServerContext());
+  std::shared_ptr<OpenSslServerContext> c(new OpenSslServerContext());
   c->config_ = config;
   c->certificates_ = std::move(certificates);
   c->alpn_ = alpn_wire(config.alpn);
@@ -431,11 +367,11 @@ std::shared_ptr<const ServerContext> ServerContext::build(
   return c;
 }
 
-ServerContext::~ServerContext() {
+OpenSslServerContext::~OpenSslServerContext() {
   for (SSL_CTX* ctx : contexts_) SSL_CTX_free(ctx);
 }
 
-SSL_CTX* ServerContext::select(const char* server_name) const {
+SSL_CTX* OpenSslServerContext::select(const char* server_name) const {
   if (server_name == nullptr || contexts_.size() == 1) return contexts_.front();
   const std::string_view name(server_name);
   for (size_t i = 0; i < certificates_.size(); ++i) {
@@ -444,22 +380,26 @@ SSL_CTX* ServerContext::select(const char* server_name) const {
   return contexts_.front();
 }
 
-std::unique_ptr<net::SecureLayer> ServerContext::new_session(int fd) const {
+std::unique_ptr<net::SecureLayer> OpenSslServerContext::new_session(int fd) const {
   SSL* ssl = SSL_new(contexts_.front());
   SSL_set_fd(ssl, fd);
   SSL_set_accept_state(ssl);
   // The session keeps this context (and its SSL_CTXs' ex_data) alive.
-  return std::make_unique<Session>(ssl, shared_from_this(), true);
+  return std::make_unique<Session>(ssl, shared_from_this());
 }
 
 // ---- client ----
 
 namespace {
 
+void free_session(void* s) { SSL_SESSION_free(static_cast<SSL_SESSION*>(s)); }
+
 int new_client_session(SSL* ssl, SSL_SESSION* session) {
   auto* cache = static_cast<SessionCache*>(SSL_get_ex_data(ssl, ssl_ex_index()));
   if (cache == nullptr) return 0;
-  cache->store(session);
+  if (cache->session != nullptr) cache->release(cache->session);
+  cache->session = session;
+  cache->release = &free_session;
   return 1;  // we keep the reference
 }
 
@@ -494,17 +434,10 @@ bool has_uri(const std::vector<std::string>& names) {
 
 }  // namespace
 
-SessionCache::~SessionCache() { SSL_SESSION_free(session); }
-
-void SessionCache::store(SSL_SESSION* s) {
-  SSL_SESSION_free(session);
-  session = s;
-}
-
-std::shared_ptr<const ClientContext> ClientContext::build(
+std::shared_ptr<const OpenSslClientContext> OpenSslClientContext::build(
     const config::ClientTls& config, std::shared_ptr<const KeyPair> client_pair,
     const std::string& ca_pem) {
-  std::shared_ptr<ClientContext> c(new ClientContext());
+  std::shared_ptr<OpenSslClientContext> c(new OpenSslClientContext());
   c->config_ = config;
   c->alpn_ = alpn_wire(config.alpn);
   c->client_pair_ = std::move(client_pair);
@@ -534,10 +467,10 @@ std::shared_ptr<const ClientContext> ClientContext::build(
   return c;
 }
 
-ClientContext::~ClientContext() { SSL_CTX_free(ctx_); }
+OpenSslClientContext::~OpenSslClientContext() { SSL_CTX_free(ctx_); }
 
-std::unique_ptr<net::SecureLayer> ClientContext::new_session(int fd, const std::string& host,
-                                                             SessionCache* cache) const {
+std::unique_ptr<net::SecureLayer> OpenSslClientContext::new_session(int fd, const std::string& host,
+                                                                    SessionCache* cache) const {
   SSL* ssl = SSL_new(ctx_);
   SSL_set_fd(ssl, fd);
   SSL_set_connect_state(ssl);
@@ -565,9 +498,9 @@ std::unique_ptr<net::SecureLayer> ClientContext::new_session(int fd, const std::
   }
   if (cache != nullptr) {
     SSL_set_ex_data(ssl, ssl_ex_index(), cache);
-    if (cache->session != nullptr) SSL_set_session(ssl, cache->session);
+    if (cache->session != nullptr) SSL_set_session(ssl, static_cast<SSL_SESSION*>(cache->session));
   }
-  return std::make_unique<Session>(ssl, shared_from_this(), false);
+  return std::make_unique<Session>(ssl, shared_from_this());
 }
 
 // ---- session tickets ----

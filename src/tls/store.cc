@@ -4,8 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -32,6 +36,14 @@ Stamp stamp_of(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return {};
   return {st.st_dev, st.st_ino, st.st_size,
           static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 std::string dir_of(const std::string& path) {
@@ -67,11 +79,11 @@ struct Store::Entry {
   config::ClientTls client_config;
   std::shared_ptr<ServerSlot> server_slot;
   std::shared_ptr<ClientSlot> client_slot;
-  std::shared_ptr<TicketKeys> tickets;
-  std::optional<ProvidedCertificate> provided;
+  std::shared_ptr<void> tickets;
+  std::optional<PemPair> provided;
   std::map<std::string, Stamp> stamps;  // the files, as last read
   std::string content;                  // what they held: rebuild only on a change
-  std::vector<ServedCertificate> in_use;
+  std::vector<CertificateInfo> in_use;
   uint64_t reloads = 0, failures = 0;
   bool built = false;
 
@@ -132,7 +144,7 @@ void Store::apply(const config::Config& config) {
       e->failures = it->second->failures;
     } else {
       e->server_slot = std::make_shared<ServerSlot>();
-      e->tickets = std::make_shared<TicketKeys>();
+      e->tickets = library().new_ticket_keys();
     }
     e->server = true;
     e->name = l.name;
@@ -193,40 +205,35 @@ void Store::build(Entry& e) {
     return;
   }
   if (e.server) {
-    std::vector<ServedCertificate> certs;
-    if (e.provided) certs.push_back({e.provided->source, e.provided->pair});
+    std::vector<PemPair> certs;
+    if (e.provided) certs.push_back(*e.provided);
     for (const auto& c : e.server_config.certificates) {
-      certs.push_back({"file " + c.cert,
-                       KeyPair::from_pem(text[c.cert], text[c.key],
-                                         c.cert == c.key ? c.cert : c.cert + " and " + c.key)});
+      certs.push_back({"file " + c.cert, text[c.cert], text[c.key]});
     }
-    if (certs.empty()) {
-      // ACME has not issued yet: a stand-in that no client will trust.
-      certs.push_back({"self-signed", self_signed({e.name}, 7)});
-    }
+    // ACME has not issued yet: a stand-in that no client will trust.
+    if (certs.empty()) certs.push_back(library().self_signed({e.name}, 7));
     const std::string ca =
         e.server_config.client_ca.empty() ? std::string() : text[e.server_config.client_ca];
-    auto ctx = ServerContext::build(e.server_config, certs, ca, e.tickets);
-    e.server_slot->set(ctx);
-    e.in_use = std::move(certs);
+    BuiltServer built = library().build_server(e.server_config, certs, ca, e.tickets);
+    e.server_slot->set(std::move(built.context));
+    e.in_use = std::move(built.certificates);
   } else {
-    std::shared_ptr<const KeyPair> pair;
+    std::optional<PemPair> client;
     if (!e.client_config.cert.empty()) {
-      pair = KeyPair::from_pem(text[e.client_config.cert], text[e.client_config.key],
-                               e.client_config.cert);
+      client = PemPair{"file " + e.client_config.cert, text[e.client_config.cert],
+                       text[e.client_config.key]};
     }
     const std::string ca =
         e.client_config.ca == "system" ? std::string() : text[e.client_config.ca];
-    auto ctx = ClientContext::build(e.client_config, pair, ca);
-    e.client_slot->set(ctx);
-    e.in_use.clear();
-    if (pair) e.in_use.push_back({"file " + e.client_config.cert, pair});
+    BuiltClient built = library().build_client(e.client_config, client ? &*client : nullptr, ca);
+    e.client_slot->set(std::move(built.context));
+    e.in_use = std::move(built.certificates);
   }
   if (e.built) {
     ++e.reloads;
-    for (const ServedCertificate& c : e.in_use) {
+    for (const CertificateInfo& c : e.in_use) {
       spdlog::info("{}: certificate reloaded: {} serial {} valid until {}", e.label(), c.source,
-                   c.pair->info().serial, rfc3339(c.pair->info().not_after));
+                   c.serial, rfc3339(c.not_after));
     }
   }
   e.built = true;
@@ -251,7 +258,7 @@ void Store::check() {
   }
 }
 
-void Store::provide(const std::string& listener, ProvidedCertificate certificate) {
+void Store::provide(const std::string& listener, PemPair certificate) {
   auto it = entries_.find("listener/" + listener);
   if (it == entries_.end()) {
     spdlog::warn("no TLS listener {} for the certificate from {}", listener, certificate.source);
@@ -329,14 +336,13 @@ std::string Store::certs_json() const {
   bool first = true;
   for (const auto& [key, e] : entries_) {
     for (size_t i = 0; i < e->in_use.size(); ++i) {
-      const ServedCertificate& c = e->in_use[i];
-      const CertificateInfo& info = c.pair->info();
+      const CertificateInfo& info = e->in_use[i];
       if (!first) b += ',';
       first = false;
       b += e->server ? "{\"listener\":" : "{\"cluster\":";
       core::append_json_string(b, e->name);
       b += ",\"source\":";
-      core::append_json_string(b, c.source);
+      core::append_json_string(b, info.source);
       b += ",\"subject\":";
       core::append_json_string(b, info.subject);
       b += ",\"dns_sans\":";
@@ -365,12 +371,12 @@ void Store::collect(stats::MetricWriter& w) const {
   w.family("sidecar_tls_certificate_expiry_timestamp_seconds", MetricType::kGauge,
            "When a certificate in use expires (seconds since the epoch).");
   for (const auto& [key, e] : entries_) {
-    for (const ServedCertificate& c : e->in_use) {
+    for (const CertificateInfo& c : e->in_use) {
       const Label labels[] = {{"scope", e->server ? "listener" : "cluster"},
                               {"name", e->name},
-                              {"serial", c.pair->info().serial},
+                              {"serial", c.serial},
                               {"source", c.source}};
-      w.sample(labels, static_cast<double>(c.pair->info().not_after));
+      w.sample(labels, static_cast<double>(c.not_after));
     }
   }
   w.family("sidecar_tls_certificate_reloads_total", MetricType::kCounter,
@@ -389,38 +395,20 @@ void Store::collect(stats::MetricWriter& w) const {
 
 void register_validator() {
   config::register_validator("tls", [](const config::Config& c, std::vector<std::string>& errors) {
-    auto check = [&](const std::string& origin, const std::string& where, auto&& fn) {
-      try {
-        fn();
-      } catch (const std::exception& e) {
-        errors.push_back(fmt::format("{}: {}: {}", origin, where, e.what()));
-      }
-    };
     for (size_t i = 0; i < c.listeners.size(); ++i) {
       const config::ServerTls& t = c.listeners[i].tls;
-      if (!t.enabled) continue;
-      const std::string where = fmt::format("listeners[{}].tls", i);
-      for (size_t k = 0; k < t.certificates.size(); ++k) {
-        const auto& f = t.certificates[k];
-        check(f.origin, fmt::format("{}.certificates[{}]", where, k),
-              [&] { KeyPair::load(f.cert, f.key); });
-      }
-      if (t.certificates.empty() && c.section("acme") == nullptr) {
+      if (t.enabled && t.certificates.empty() && c.section("acme") == nullptr) {
         errors.push_back(
-            fmt::format("{}: {} needs certificates (or an acme section that serves "
-                        "this listener)",
-                        t.origin, where));
-      }
-      if (!t.client_ca.empty()) {
-        check(t.origin, where + ".client_ca", [&] { check_ca_file(t.client_ca); });
+            fmt::format("{}: listeners[{}].tls needs certificates (or an acme "
+                        "section that serves this listener)",
+                        t.origin, i));
       }
     }
-    for (size_t i = 0; i < c.clusters.size(); ++i) {
-      const config::ClientTls& t = c.clusters[i].tls;
-      if (!t.enabled) continue;
-      const std::string where = fmt::format("clusters[{}].tls", i);
-      if (t.ca != "system") check(t.origin, where + ".ca", [&] { check_ca_file(t.ca); });
-      if (!t.cert.empty()) check(t.origin, where + ".cert", [&] { KeyPair::load(t.cert, t.key); });
+    if (!uses_tls(c)) return;
+    try {
+      library().validate(c, errors);
+    } catch (const std::runtime_error& e) {
+      errors.push_back(fmt::format("{}: {}", c.source, e.what()));
     }
   });
 }

@@ -1,4 +1,6 @@
-// The certificates the process serves and presents, kept current.
+// The certificates the process serves and presents, kept current. The
+// OpenSSL work is done by libsidecar-tls.so (tls.h), loaded when the first
+// config with TLS is applied.
 //
 // For every TLS listener and cluster the store reads the configured files,
 // builds a context (tls/context.h) and publishes it in a slot that workers
@@ -24,20 +26,14 @@
 #include <boost/asio/io_context.hpp>
 
 #include "config/config.h"
-#include "tls/context.h"
 #include "tls/slot.h"
+#include "tls/tls.h"
 
 namespace sidecar::stats {
 class MetricWriter;
 }
 
 namespace sidecar::tls {
-
-// A certificate and key given by a module (ACME) rather than files.
-struct ProvidedCertificate {
-  std::string source;  // "acme"
-  std::shared_ptr<const KeyPair> pair;
-};
 
 class Store {
  public:
@@ -56,8 +52,9 @@ class Store {
 
   // Serves `certificate` on listener `name` before its files (ACME): a
   // listener with `tls` and no certificates serves a self-signed stand-in
-  // until one is provided. Main thread.
-  void provide(const std::string& listener, ProvidedCertificate certificate);
+  // until one is provided. Main thread; a pair that does not load is
+  // rejected with a log line.
+  void provide(const std::string& listener, PemPair certificate);
 
   // Checks now (tests and SIGHUP); normally the watch does it.
   void check();
@@ -82,7 +79,8 @@ class Store {
 
 // Registers the config validator that loads every certificate, key and CA
 // file of a config ("FILE:LINE:COL: listeners[0].tls.certificates[0]: the
-// private key does not match the certificate").
+// private key does not match the certificate"), with libsidecar-tls.so when
+// the config has TLS.
 void register_validator();
 
 }  // namespace sidecar::tls

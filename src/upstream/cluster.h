@@ -21,8 +21,8 @@
 #include "config/config.h"
 #include "core/ref_counted.h"
 #include "stats/stats.h"
-#include "tls/context.h"
 #include "tls/slot.h"
+#include "tls/tls.h"
 #include "upstream/upstream_connection.h"
 
 namespace sidecar::upstream {

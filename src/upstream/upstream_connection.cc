@@ -2,7 +2,7 @@
 
 #include <boost/asio/error.hpp>
 
-#include "tls/context.h"
+#include "tls/tls.h"
 #include "upstream/cluster.h"
 
 namespace sidecar::upstream {

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include "config/loader.h"
-#include "tls/store.h"
 
 namespace sidecar::acme {
 namespace {
@@ -22,7 +21,6 @@ listeners:
 
 std::vector<std::string> errors_of(const std::string& yaml) {
   register_module();
-  tls::register_validator();
   try {
     config::load_string(yaml, "test.yaml");
   } catch (const config::ConfigError& e) {

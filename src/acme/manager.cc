@@ -131,6 +131,7 @@ void Manager::run() {
       error = e.what();
     }
     if (interrupt_.stopped()) break;
+    interrupt_.take_trigger();  // asked during this attempt: it is the answer
     if (error.empty()) {
       failures = 0;
       next_try = {};

@@ -227,10 +227,12 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
   tm.tm_hour = hour;
   tm.tm_min = minute;
   tm.tm_sec = second;
-  const auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
-  if (at <= now) return std::chrono::seconds(0);
-  const auto wait = std::chrono::ceil<std::chrono::seconds>(at - now);
-  return std::min(wait, std::chrono::seconds(366 * 86400));
+  // In seconds of time_t: a far-future date does not fit in the clock's
+  // nanoseconds (found by the fuzzer).
+  const int64_t at = static_cast<int64_t>(timegm(&tm));
+  const int64_t from = static_cast<int64_t>(std::chrono::system_clock::to_time_t(now));
+  if (at <= from) return std::chrono::seconds(0);
+  return std::chrono::seconds(std::min<int64_t>(at - from, 366 * 86400));
 }
 
 size_t count_pem_certificates(std::string_view chain) {

@@ -139,6 +139,7 @@ TEST(AcmeMessages, RetryAfter) {
   EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:50:37 GMT", now), seconds(60));
   EXPECT_EQ(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), seconds(0));
   EXPECT_EQ(parse_retry_after("99999999999", now), seconds(366 * 86400));
+  EXPECT_EQ(parse_retry_after("Wed, 21 Oct 4198 07:28:00 GMT", now), seconds(366 * 86400));
   EXPECT_EQ(parse_retry_after("", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("-5", now), std::nullopt);
   EXPECT_EQ(parse_retry_after("1.5", now), std::nullopt);

@@ -16,6 +16,8 @@
 #include "http/http1_parser.h"
 #include "http/local_reply.h"
 #include "net/listen_socket.h"
+#include "net/transport.h"
+#include "tls/tls.h"
 
 namespace sidecar::admin {
 
@@ -24,8 +26,29 @@ using boost::asio::use_awaitable;
 using boost::asio::ip::tcp;
 
 namespace {
-constexpr size_t kMaxBody = 64 * 1024;
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
+
+// net::Transport's operations as Asio operations (for co_await).
+template <typename Token>
+auto async_read(net::Transport& t, boost::asio::mutable_buffer b, Token&& token) {
+  return boost::asio::async_initiate<Token, void(boost::system::error_code, size_t)>(
+      [&t](auto handler, boost::asio::mutable_buffer b) {
+        t.async_read_some(b, std::move(handler));
+      },
+      token, b);
+}
+
+template <typename Token>
+auto async_write(net::Transport& t, std::vector<boost::asio::const_buffer>& spans, Token&& token) {
+  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+      [&t, &spans](auto handler) { t.async_write(spans, std::move(handler)); }, token);
+}
+
+template <typename Token>
+auto async_handshake(net::Transport& t, Token&& token) {
+  return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
+      [&t](auto handler) { t.async_handshake(std::move(handler)); }, token);
+}
 }  // namespace
 
 struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
@@ -33,6 +56,8 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
 
   boost::asio::io_context& io;
   tcp::acceptor acceptor;
+  std::shared_ptr<tls::ServerSlot> tls;
+  size_t max_body = 64 * 1024;
   config::Address address;
   std::map<std::string, std::map<std::string, Handler>> routes;  // path -> method -> handler
 
@@ -74,24 +99,45 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
   awaitable<void> session(tcp::socket socket) {
     auto self = shared_from_this();
     boost::asio::steady_timer watchdog(io);
+    net::Transport t(std::move(socket));
+    // Every wait is bounded: a silent client is closed after kIdleTimeout.
+    auto guard = [&] {
+      watchdog.expires_after(kIdleTimeout);
+      watchdog.async_wait([&t](const boost::system::error_code& e) {
+        if (!e) t.close();
+      });
+    };
+    boost::system::error_code ec;
+    if (tls) {
+      boost::system::error_code nb;
+      t.socket().non_blocking(true, nb);
+      t.set_secure(tls->get()->new_session(t.socket().native_handle()));
+      guard();
+      co_await async_handshake(t, boost::asio::redirect_error(use_awaitable, ec));
+      watchdog.cancel();
+      if (ec) co_return;  // scanners, probes without TLS
+    }
     core::Buffer in(16 * 1024);
     http::Limits limits;
     http::RequestParser parser(limits);
     http::RequestHead head;
-    boost::system::error_code ec;
+    std::vector<boost::asio::const_buffer> out_spans;
+    auto reply = [&](std::string& out) {
+      out_spans.assign({boost::asio::buffer(out)});
+      return async_write(t, out_spans, boost::asio::redirect_error(use_awaitable, ec));
+    };
+    auto read_more = [&] {
+      if (in.write_space() == 0) in.compact();
+      if (in.write_space() == 0) in.reserve(in.capacity() * 2);
+      guard();
+      return async_read(t, boost::asio::buffer(in.write_ptr(), in.write_space()),
+                        boost::asio::redirect_error(use_awaitable, ec));
+    };
     while (true) {
       // Head.
       http::HeadResult r;
       while ((r = parser.feed(in.readable(), head)).status == http::HeadResult::kNeedMore) {
-        if (in.write_space() == 0) in.compact();
-        if (in.write_space() == 0) in.reserve(in.capacity() * 2);
-        watchdog.expires_after(kIdleTimeout);
-        watchdog.async_wait([&socket](const boost::system::error_code& e) {
-          if (!e) socket.close();
-        });
-        const size_t n =
-            co_await socket.async_read_some(boost::asio::buffer(in.write_ptr(), in.write_space()),
-                                            boost::asio::redirect_error(use_awaitable, ec));
+        const size_t n = co_await read_more();
         watchdog.cancel();
         if (ec || n == 0) co_return;
         in.commit(n);
@@ -100,8 +146,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
       if (r.status == http::HeadResult::kError) {
         http::append_local_reply(out, http::status_for(r.error),
                                  fmt::format("{}\n", http::to_string(r.error)), true, false);
-        co_await boost::asio::async_write(socket, boost::asio::buffer(out),
-                                          boost::asio::redirect_error(use_awaitable, ec));
+        co_await reply(out);
         co_return;
       }
       AdminRequest req;
@@ -117,19 +162,17 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
       const uint64_t content_length = head.content_length;
       in.consume(r.consumed);
       parser.reset();
-      if (body_kind == http::BodyKind::kChunked || content_length > kMaxBody) {
-        http::append_local_reply(out, 413, "admin requests take bodies up to 64 KiB, not chunked\n",
-                                 true, false);
-        co_await boost::asio::async_write(socket, boost::asio::buffer(out),
-                                          boost::asio::redirect_error(use_awaitable, ec));
+      if (body_kind == http::BodyKind::kChunked || content_length > max_body) {
+        http::append_local_reply(
+            out, 413,
+            fmt::format("requests here take bodies up to {} bytes, not chunked\n", max_body), true,
+            false);
+        co_await reply(out);
         co_return;
       }
       while (in.size() < content_length) {
-        if (in.write_space() == 0) in.compact();
-        if (in.write_space() == 0) in.reserve(in.capacity() * 2);
-        const size_t n =
-            co_await socket.async_read_some(boost::asio::buffer(in.write_ptr(), in.write_space()),
-                                            boost::asio::redirect_error(use_awaitable, ec));
+        const size_t n = co_await read_more();
+        watchdog.cancel();
         if (ec || n == 0) co_return;
         in.commit(n);
       }
@@ -142,21 +185,21 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
                         resp.status, http::reason_phrase(resp.status), resp.content_type,
                         resp.body.size(), keep_alive ? "" : "connection: close\r\n");
       // Head and body as two buffers of one write: a scrape body can be megabytes.
-      const std::array<boost::asio::const_buffer, 2> buffers = {
-          boost::asio::buffer(out),
-          boost::asio::buffer(resp.body.data(), is_head ? 0 : resp.body.size())};
-      co_await boost::asio::async_write(socket, buffers,
-                                        boost::asio::redirect_error(use_awaitable, ec));
+      out_spans.assign({boost::asio::buffer(out),
+                        boost::asio::buffer(resp.body.data(), is_head ? 0 : resp.body.size())});
+      co_await async_write(t, out_spans, boost::asio::redirect_error(use_awaitable, ec));
       if (ec || !keep_alive) {
-        socket.shutdown(tcp::socket::shutdown_send, ec);
+        t.shutdown_send(ec);
         co_return;
       }
     }
   }
 };
 
-AdminServer::AdminServer(boost::asio::io_context& io, const config::Address& address)
+AdminServer::AdminServer(boost::asio::io_context& io, const config::Address& address,
+                         std::shared_ptr<tls::ServerSlot> tls)
     : impl_(std::make_shared<Impl>(io)) {
+  impl_->tls = std::move(tls);
   net::ListenSockets s = net::open_listen_sockets(address, 1, false, 128);
   impl_->address = s.address;
   const bool v6 = address.host.find(':') != std::string::npos;
@@ -170,6 +213,8 @@ const config::Address& AdminServer::address() const { return impl_->address; }
 void AdminServer::handle(const std::string& method, const std::string& path, Handler handler) {
   impl_->routes[path][method] = std::move(handler);
 }
+
+void AdminServer::set_max_body(size_t bytes) { impl_->max_body = bytes; }
 
 void AdminServer::start() {
   boost::asio::co_spawn(impl_->io, impl_->accept_loop(), boost::asio::detached);

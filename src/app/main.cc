@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "app/run.h"
+#include "app/webhook.h"
 #include "core/logging.h"
 #include "k8s/inject.h"
-#include "k8s/webhook_server.h"
 #include "sidecar_version.h"
 
 namespace {
@@ -98,7 +98,7 @@ Kubernetes: docs/kubernetes.md. Config reference: docs/config.md)");
   inject->add_option("-f,--filename", inject_path, "Manifest file, or - for stdin")->required();
   add_inject_options(inject);
 
-  sidecar::k8s::WebhookOptions webhook_options;
+  sidecar::app::WebhookOptions webhook_options;
   CLI::App* webhook = cli.add_subcommand(
       "webhook", "Serve the same injection as a mutating admission webhook (HTTPS)");
   webhook->add_option("--listen", webhook_options.listen, "HOST:PORT")->default_val("0.0.0.0:8443");
@@ -127,7 +127,7 @@ Kubernetes: docs/kubernetes.md. Config reference: docs/config.md)");
       return sidecar::app::kExitConfig;
     }
     webhook_options.inject = inject_options;
-    return sidecar::k8s::run_webhook(webhook_options);
+    return sidecar::app::run_webhook(webhook_options);
   }
   if (version->parsed()) {
     std::printf("sidecar %s (%s)\n", SIDECAR_VERSION, SIDECAR_GIT_REVISION);

@@ -29,6 +29,13 @@ class Json {
     key_ = k;
     return *this;
   }
+  // A value that is JSON text already.
+  Json& raw(std::string_view v) {
+    comma();
+    out_ += v;
+    first_ = false;
+    return *this;
+  }
   Json& str(std::string_view v) {
     comma();
     const bool secret = key_.find("password") != std::string_view::npos ||
@@ -163,6 +170,12 @@ std::string_view matcher_kind(HeaderMatcher::Kind k) {
   return "present";
 }
 
+void strings(Json& j, std::string_view key, const std::vector<std::string>& v) {
+  j.arr_begin(key);
+  for (const std::string& x : v) j.str(x);
+  j.close(']');
+}
+
 }  // namespace
 
 std::string to_json(const Config& c) {
@@ -217,6 +230,21 @@ std::string to_json(const Config& c) {
     j.key("request_headers_timeout").duration(l.request_headers_timeout);
     j.key("idle_timeout").duration(l.idle_timeout);
     j.key("stream_idle_timeout").duration(l.stream_idle_timeout);
+    if (l.tls.enabled) {
+      const ServerTls& t = l.tls;
+      j.obj_begin("tls").arr_begin("certificates");
+      for (const CertificateFiles& f : t.certificates) {
+        j.item_begin().key("cert").str(f.cert).key("key").str(f.key).close('}');
+      }
+      j.close(']').key("min_version").str(t.min_version);
+      strings(j, "cipher_suites", t.cipher_suites);
+      strings(j, "alpn", t.alpn);
+      j.key("client_ca").str(t.client_ca).key("require_client_cert").boolean(t.require_client_cert);
+      strings(j, "verify_client_san", t.verify_client_san);
+      j.key("session_tickets").boolean(t.session_tickets).close('}');
+      static constexpr std::string_view kFcc[] = {"sanitize", "append_forward", "sanitize_set"};
+      j.key("forward_client_cert").str(kFcc[static_cast<int>(l.forward_client_cert)]);
+    }
     j.arr_begin("routes");
     for (const Route& r : l.routes) {
       j.item_begin().key("name").str(r.name);
@@ -252,7 +280,17 @@ std::string to_json(const Config& c) {
     j.key("idle_timeout").duration(cl.idle_timeout);
     j.key("max_requests_per_connection").num(cl.max_requests_per_connection);
     j.key("max_response_headers_size").num(cl.max_response_headers_size);
-    j.key("max_response_headers_count").num(cl.max_response_headers_count).close('}');
+    j.key("max_response_headers_count").num(cl.max_response_headers_count);
+    if (cl.tls.enabled) {
+      const ClientTls& t = cl.tls;
+      j.obj_begin("tls").key("sni").str(t.sni).key("ca").str(t.ca);
+      strings(j, "verify_san", t.verify_san);
+      j.key("cert").str(t.cert).key("key").str(t.key);
+      j.key("insecure_skip_verify").boolean(t.insecure_skip_verify);
+      strings(j, "alpn", t.alpn);
+      j.key("min_version").str(t.min_version).close('}');
+    }
+    j.close('}');
   }
   j.close(']');
   if (c.access_log.enabled) {
@@ -280,6 +318,10 @@ std::string to_json(const Config& c) {
     j.close('}');
   }
   j.close(']').close('}');
+  // Sections of modules, as given (secrets redacted).
+  for (const auto& [key, section] : c.sections) {
+    j.key(key).raw(section.json);
+  }
   j.close('}');
   out += '\n';
   return out;

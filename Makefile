@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo asan fuzz bench format clean
+.PHONY: all deps build test demo asan fuzz fuzz-acme bench format clean
 
 all: build
 
@@ -42,6 +42,16 @@ fuzz: deps
 	mkdir -p build-fuzz/corpus
 	build-fuzz/test/fuzz_http1 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=build-fuzz/ build-fuzz/corpus test/fuzz/corpus/http1
+
+# The same for what sidecar reads from an ACME server (JSON objects,
+# Retry-After, PEM chains, base64url).
+fuzz-acme: deps
+	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSIDECAR_FUZZ=ON -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	ninja -C build-fuzz fuzz_acme
+	mkdir -p build-fuzz/corpus-acme
+	build-fuzz/test/fuzz_acme -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-acme test/fuzz/corpus/acme
 
 bench: build
 	bash bench/proxy.sh $(BUILD)/sidecar

@@ -20,6 +20,7 @@ packages=(
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch
   python3-yaml
+  pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
 )
 
 missing=()

@@ -21,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "accesslog/writer.h"
+#include "acme/config.h"
 #include "admin/admin_server.h"
 #include "config/config_json.h"
 #include "config/loader.h"
@@ -36,6 +37,7 @@
 #include "supervisor/readiness.h"
 #include "supervisor/supervisor.h"
 #include "sync/config.h"
+#include "tls/acme_challenges.h"
 #include "tls/store.h"
 
 namespace sidecar::app {
@@ -247,6 +249,12 @@ class Process : public module::Host {
       tls_.provide(listener, {source, cert_pem, key_pem});
     });
   }
+
+  void set_acme_challenge(const std::string& token, const std::string& key_authorization) override {
+    tls::set_acme_challenge(token, key_authorization);
+  }
+
+  void clear_acme_challenge(const std::string& token) override { tls::clear_acme_challenge(token); }
 
   void once_done() override {
     boost::asio::post(io_, [this] {
@@ -680,6 +688,7 @@ static void register_builtin() {
   std::call_once(once, [] {
     tls::register_validator();
     sync::register_module();
+    acme::register_module();
   });
 }
 

@@ -95,6 +95,13 @@ class Host {
   // has exited (reaping it when the reaper has not): true, and the child is
   // forgotten; false while it runs. Never blocks.
   virtual bool reap_child(pid_t pid, int& wait_status, struct rusage& usage) = 0;
+  // Answers the ACME HTTP-01 challenge `token` with `key_authorization` on
+  // every plain HTTP listener until cleared (tls/acme_challenges.h). Through
+  // the Host because a module in a shared object has its own copy of the
+  // binary's static libraries, and so of the table the listeners read.
+  virtual void set_acme_challenge(const std::string& token,
+                                  const std::string& key_authorization) = 0;
+  virtual void clear_acme_challenge(const std::string& token) = 0;
 };
 
 class Module {

@@ -55,6 +55,14 @@ struct RouteMatch {
   std::vector<HeaderMatcher> headers;
 };
 
+// One HTTP filter of a listener: its registered name and its parsed config
+// (the filter's own type; see config/registry.h).
+struct FilterConfig {
+  std::string name;
+  std::shared_ptr<const void> typed;
+  bool operator==(const FilterConfig&) const = default;
+};
+
 struct Route {
   std::string name;  // default "<listener>/<index>"
   RouteMatch match;
@@ -62,14 +70,9 @@ struct Route {
   // From the end of the request to the end of the response (Envoy's route
   // timeout); 0 disables. Exceeded before the response starts: 504.
   Duration timeout = 15s;
-};
-
-// One HTTP filter of a listener: its registered name and its parsed config
-// (the filter's own type; see config/registry.h).
-struct FilterConfig {
-  std::string name;
-  std::shared_ptr<const void> typed;
-  bool operator==(const FilterConfig&) const = default;
+  // Per-route configs of the listener's filters (Envoy's
+  // typed_per_filter_config): they override the listener's for this route.
+  std::vector<FilterConfig> per_filter_config;
 };
 
 // TLS termination on a listener (docs/tls.md). Files are read, checked and

@@ -442,9 +442,10 @@ class Loader : public Reader {
   }
 
   void load_route(const YAML::Node& n, const std::string& where, const std::string& listener,
-                  size_t index, const Config& c, Route& r) {
+                  size_t index, const Config& c, const std::vector<FilterConfig>& listener_filters,
+                  Route& r) {
     if (!is_map(n, where)) return;
-    check_keys(n, where, {"name", "match", "cluster", "timeout"});
+    check_keys(n, where, {"name", "match", "cluster", "timeout", "typed_per_filter_config"});
     r.name = fmt::format("{}/{}", listener, index);
     if (auto v = n["name"]) get_string(v, where + ".name", r.name);
     if (auto m = n["match"]) {
@@ -485,6 +486,26 @@ class Loader : public Reader {
       error(n, where + " needs a cluster");
     }
     if (auto v = n["timeout"]) get_duration(v, where + ".timeout", r.timeout);
+    if (auto v = n["typed_per_filter_config"]) {
+      const std::string tw = where + ".typed_per_filter_config";
+      if (is_map(v, tw)) {
+        for (auto it = v.begin(); it != v.end(); ++it) {
+          const YAML::Node key = it->first;
+          FilterConfig f;
+          if (!get_string(key, tw, f.name)) continue;
+          bool on_listener = false;
+          for (const FilterConfig& lf : listener_filters)
+            on_listener = on_listener || lf.name == f.name;
+          const Parser* parser = find_filter(f.name);
+          if (parser == nullptr || !on_listener) {
+            error(key, fmt::format("{}: '{}' is not a filter of this listener", tw, f.name));
+            continue;
+          }
+          f.typed = (*parser)(it->second, *this);
+          r.per_filter_config.push_back(std::move(f));
+        }
+      }
+    }
   }
 
   void load_listener(const YAML::Node& n, size_t index, Config& c) {
@@ -561,7 +582,7 @@ class Loader : public Reader {
       if (is_seq(v, where + ".routes")) {
         for (size_t i = 0; i < v.size(); ++i) {
           Route r;
-          load_route(v[i], fmt::format("{}.routes[{}]", where, i), l.name, i, c, r);
+          load_route(v[i], fmt::format("{}.routes[{}]", where, i), l.name, i, c, l.filters, r);
           l.routes.push_back(std::move(r));
         }
         if (v.size() == 0) error(v, where + ".routes must not be empty");

@@ -1,43 +1,131 @@
 // HTTP filters: per-listener processing steps between the codec and the
-// router (DESIGN.md "Data path").
+// upstream (DESIGN.md "Data path", docs/filters.md).
 //
 // A filter has two parts. Its factory is built once per config snapshot from
 // the filter's parsed config: immutable, shared by all workers. Its instance
-// belongs to one downstream connection (on one worker) and sees that
-// connection's requests one after the other; it keeps no state between
-// requests unless it means to.
+// belongs to one stream on one worker at a time; the stream calls
+// on_stream_end() when the exchange is over, and may reuse the instance for
+// the stream's next exchange (so per-request state is reset there).
 //
-// Request heads go through the filters in config order, response heads in
-// reverse order. A filter returns kContinue, or answers the request itself
-// with send_local_reply() and returns kStopIteration (the rest of the chain
-// and the upstream are skipped). Heads are not copied: filters read the
-// parsed head and ask for fields to be added or removed, which is applied
-// when the head is written out.
+// Order: request hooks run in config order, response hooks in reverse.
+// The route is chosen before the filters run (callbacks.route_name(), and
+// route_config() for the route's `typed_per_filter_config`).
+//
+// Request headers: a filter returns
+//   - kContinue: the next filter runs;
+//   - kStopIteration after send_local_reply() or send_response(): the
+//     request is answered; nothing goes upstream;
+//   - kStopIteration without an answer: the filter is waiting for something
+//     (Redis, an authorization service, a cache fill) and later calls
+//     continue_request() (the chain goes on after it) or answers. Until then
+//     the request waits; the stream's idle timeout still applies, and
+//     on_stream_end() tells a filter that its stream went away, after which
+//     it must not use its callbacks.
+// Heads are not copied: filters read the parsed request and ask for fields
+// to be added, replaced or removed; the edits apply when the head is written.
+//
+// Bodies: a filter that implements on_request_data / on_response_data sees
+// the body as it streams (never whole unless it buffers it itself, up to a
+// limit it configures) and may replace the batch with bytes it owns, valid
+// until its next call of the same hook or on_stream_end() (a compressor). A
+// filter that changes a body's length removes Content-Length in its
+// headers hook (remove_response_header) and calls set_response_streamed().
+//
+// Local replies (errors the proxy makes, a 429, a cache hit) pass through
+// the response hooks too, with a response head of their own.
+//
+// Everything runs on the stream's worker thread; filters never block it.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/buffer.hpp>
 
 #include "http/http1_parser.h"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace sidecar::net {
+struct TlsInfo;
+}
 
 namespace sidecar::http {
 
 enum class FilterStatus { kContinue, kStopIteration };
 
-// What a filter can see and do. Implemented by the connection.
+using Spans = std::vector<boost::asio::const_buffer>;
+
+// A response a filter sends in place of the upstream's.
+struct LocalResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // content-type included, if any
+  std::string body;
+};
+
+// What a filter can see and do. Implemented by the stream.
 class FilterCallbacks {
  public:
+  // ---- the request ----
   virtual const RequestHead& request() const = 0;
-  // Adds a field line to the request sent upstream (after the received ones).
+  // The origin-form path as routed ("/api/x?y"), and the authority.
+  virtual std::string_view path() const = 0;
+  virtual std::string_view authority() const = 0;
+  // The client's address without port, and its TLS facts (null on plain TCP).
+  virtual std::string_view peer_ip() const = 0;
+  virtual const net::TlsInfo* tls() const = 0;
+  virtual std::string_view listener_name() const = 0;
+  virtual std::string_view route_name() const = 0;
+  // The typed per-route config of filter `name` on the chosen route
+  // (`typed_per_filter_config`), or null: it overrides the listener's.
+  virtual const void* route_config(std::string_view name) const = 0;
+
+  // ---- edits of the request sent upstream ----
+  // Adds a field line (after the received ones).
   virtual void add_request_header(std::string_view name, std::string_view value) = 0;
   // Drops every received request field called `name` (case-insensitive).
   virtual void remove_request_header(std::string_view name) = 0;
-  // The same for the response sent downstream (only in on_response_headers).
+  // remove + add.
+  void set_request_header(std::string_view name, std::string_view value) {
+    remove_request_header(name);
+    add_request_header(name, value);
+  }
+  // Replaces the path sent upstream (rewrites); `path` is copied.
+  virtual void set_request_path(std::string_view path) = 0;
+
+  // ---- edits of the response sent downstream (response hooks) ----
   virtual void add_response_header(std::string_view name, std::string_view value) = 0;
   virtual void remove_response_header(std::string_view name) = 0;
+  void set_response_header(std::string_view name, std::string_view value) {
+    remove_response_header(name);
+    add_response_header(name, value);
+  }
+  // The response body's length changes (compression): it is sent streamed
+  // (chunked to HTTP/1.1 clients) instead of with its Content-Length.
+  virtual void set_response_streamed() = 0;
+
+  // ---- answers ----
   // Answers the request with `status` and a text/plain `body`.
   virtual void send_local_reply(int status, std::string_view body) = 0;
+  // Answers with a whole response of the filter's making.
+  virtual void send_response(LocalResponse response) = 0;
+  // Sets a response flag for the access log (accesslog::ResponseFlag bits:
+  // RL for a rate limit, DI/FI for faults, ...).
+  virtual void set_response_flag(uint32_t flag) = 0;
+
+  // ---- asynchronous continuation ----
+  // After kStopIteration without an answer: the chain goes on after the
+  // filter that stopped. At most once per stop.
+  virtual void continue_request() = 0;
+  // The worker's event loop, for timers and asynchronous clients.
+  virtual boost::asio::io_context& io() = 0;
 
  protected:
   ~FilterCallbacks() = default;
@@ -49,13 +137,24 @@ class HttpFilter {
   virtual FilterStatus on_request_headers(FilterCallbacks& callbacks) {
     return FilterStatus::kContinue;
   }
+  // A batch of request body bytes (`end`: the last); may replace `data`.
+  virtual void on_request_data(Spans& data, bool end, FilterCallbacks& callbacks) {}
+  // The response head (the upstream's, or a local reply's).
   virtual void on_response_headers(const ResponseHead& response, FilterCallbacks& callbacks) {}
+  // A batch of response body bytes (`end`: the last); may replace `data`.
+  virtual void on_response_data(Spans& data, bool end, FilterCallbacks& callbacks) {}
+  // The exchange is over (complete, answered, or reset): drop per-request
+  // state, cancel pending work.
+  virtual void on_stream_end() {}
+  // Whether the filter has body hooks (the stream skips the calls otherwise).
+  virtual bool wants_request_data() const { return false; }
+  virtual bool wants_response_data() const { return false; }
 };
 
 class HttpFilterFactory {
  public:
   virtual ~HttpFilterFactory() = default;
-  // A new instance for one connection. Thread-safe.
+  // A new instance. Thread-safe.
   virtual std::unique_ptr<HttpFilter> create() const = 0;
 };
 

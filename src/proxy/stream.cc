@@ -84,6 +84,9 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   resp_remove_.clear();
   req_add_.clear();
   resp_add_.clear();
+  filters_paused_at_ = SIZE_MAX;
+  resp_streamed_ = path_overridden_ = false;
+  filter_response_.reset();
 
   if (method_ == http::Method::kConnect) {
     reject(kRejectConnect);
@@ -188,7 +191,7 @@ void Stream::route_and_forward() {
     local_reply(404, "no route matched\n", false);
     return;
   }
-  if (!listener_->filters.empty() && !run_request_filters()) return;
+  if (!listener_->filters.empty() && !run_request_filters(0)) return;
   acquire_upstream(false);
 }
 
@@ -227,11 +230,13 @@ void Stream::on_upstream_ready(const error_code& ec) {
       b = BodyBatch{req_pending_, true, req_raw_chunked_};
       up_body_ = held_body_;
     } else {
-      b = codec_->request_body(*this, up_body_, upstream_->accepts_raw_chunked());
+      b = codec_->request_body(*this, up_body_,
+                               upstream_->accepts_raw_chunked() && !wants_request_data_);
       if (b.error != http::ParseError::kNone) {
         on_request_invalid(http::status_for(b.error), http::to_string(b.error));
         return;
       }
+      if (wants_request_data_) filters_request_data(up_body_, b.end);
       req_raw_chunked_ = b.raw_chunked;
       req_pending_ = b.consumed;
       req_done_ = b.end;
@@ -328,8 +333,8 @@ void Stream::build_request_head() {
   o.skip = &req_skip_;
   o.extra = x;
   o.method = r.method_name;
-  o.path = path_;
-  o.slash_first = path_slash_first_;
+  o.path = path_overridden_ ? std::string_view(path_override_) : path_;
+  o.slash_first = path_slash_first_ && !path_overridden_;
   o.host_in_fields = authority_.empty() && r.host_index >= 0;
   o.authority = !authority_.empty() ? authority_
                 : r.host_index >= 0 ? r.host()
@@ -368,11 +373,13 @@ void Stream::on_request_body() {
   if (!active_ || us_writing_ || upstream_ == nullptr || connecting_) return;
   last_activity_ = Clock::now();
   up_body_.clear();
-  const BodyBatch b = codec_->request_body(*this, up_body_, upstream_->accepts_raw_chunked());
+  const BodyBatch b = codec_->request_body(
+      *this, up_body_, upstream_->accepts_raw_chunked() && !wants_request_data_);
   if (b.error != http::ParseError::kNone) {
     on_request_invalid(http::status_for(b.error), http::to_string(b.error));
     return;
   }
+  if (wants_request_data_) filters_request_data(up_body_, b.end);
   req_done_ = b.end;
   req_body_bytes_ += spans_size(up_body_);
   if (up_body_.empty() && !b.end) {
@@ -455,14 +462,16 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   o.skip = &resp_skip_;
   o.extra = down_extra_;
   o.status = head.status;
-  o.framing = framing;
+  o.framing = resp_streamed_ && framing != Framing::kNone ? Framing::kUnknown : framing;
 
   down_body_.clear();
-  const BodyBatch b = upstream_->response_body(down_body_, codec_->accepts_raw_chunked(*this));
+  const BodyBatch b = upstream_->response_body(
+      down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
   if (b.error != http::ParseError::kNone) {
     response_invalid();
     return;
   }
+  if (wants_response_data_) filters_response_data(down_body_, b.end);
   resp_pending_ = b.consumed;
   resp_done_ = b.end;
   resp_body_bytes_ += spans_size(down_body_);
@@ -479,11 +488,13 @@ void Stream::on_response_body() {
 void Stream::pump_response() {
   last_activity_ = Clock::now();
   down_body_.clear();
-  const BodyBatch b = upstream_->response_body(down_body_, codec_->accepts_raw_chunked(*this));
+  const BodyBatch b = upstream_->response_body(
+      down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
   if (b.error != http::ParseError::kNone) {
     response_invalid();
     return;
   }
+  if (wants_response_data_) filters_response_data(down_body_, b.end);
   resp_done_ = b.end;
   if (down_body_.empty() && !b.end) {
     // Nothing to forward yet (none, or only framing): wait for more.
@@ -504,10 +515,7 @@ void Stream::on_downstream_written(const error_code& ec) {
   if (ec) {
     SPDLOG_DEBUG("{}: downstream write failed: {}", info_->peer_ip, ec.message());
     flags_ |= accesslog::kDownstreamConnectionTermination;
-    end_request(false);
-    release_upstream(false);
-    active_ = false;
-    codec_->reset(*this);
+    abort_stream();
     return;
   }
   last_activity_ = Clock::now();
@@ -633,12 +641,14 @@ void Stream::on_downstream_reset(const error_code& ec) {
   }
   end_request(false);
   release_upstream(false);
+  end_filters();
   active_ = false;
 }
 
 void Stream::abort_stream() {
   end_request(false);
   release_upstream(false);
+  end_filters();
   active_ = false;
   codec_->reset(*this);
 }
@@ -653,6 +663,7 @@ void Stream::local_reply(int status, std::string_view body, bool close) {
   release_upstream(false);
   status_ = static_cast<uint16_t>(status);
   const bool closing = close || !req_done_ || us_writing_ || draining();
+  filter_local_reply(status, "text/plain", body.size());
   if (log_this_) {
     // The headers of the reply the proxy writes, for %RESP(...)%.
     const auto& names = info_->worker->access_log()->config().response_headers;
@@ -676,11 +687,41 @@ void Stream::local_reply(int status, std::string_view body, bool close) {
   codec_->send_local_reply(*this, status, "text/plain", body, resp_add_, closing);
 }
 
+void Stream::send_filter_response() {
+  http::LocalResponse r = std::move(*filter_response_);
+  filter_response_.reset();
+  if (resp_started_ || ds_writing_ != DownWrite::kNone) {
+    abort_stream();
+    return;
+  }
+  release_upstream(false);
+  status_ = static_cast<uint16_t>(r.status);
+  std::string content_type;
+  std::string lines;
+  for (const auto& [name, value] : r.headers) {
+    if (http::iequals(name, "content-type")) {
+      content_type = value;
+    } else if (!http::iequals(name, "content-length")) {
+      lines.append(name).append(": ").append(value).append("\r\n");
+    }
+  }
+  filter_local_reply(r.status, content_type, r.body.size());
+  lines.append(resp_add_);
+  resp_add_ = std::move(lines);
+  filter_reply_body_ = std::move(r.body);
+  const bool closing = !req_done_ || us_writing_ || draining();
+  resp_started_ = true;
+  resp_done_ = true;
+  ds_writing_ = DownWrite::kLocalReply;
+  codec_->send_local_reply(*this, r.status, content_type, filter_reply_body_, resp_add_, closing);
+}
+
 void Stream::finish() {
   end_request(true);
   // The whole request went upstream and the whole response came back: the
   // connection can carry another request.
   release_upstream(req_sent_ && resp_done_);
+  end_filters();
   active_ = false;
   codec_->finished(*this);
 }
@@ -872,25 +913,87 @@ void Stream::write_log(Clock::time_point now) {
 
 // ---- filters ----
 
-bool Stream::run_request_filters() {
+bool Stream::run_request_filters(size_t from) {
   if (filters_listener_ != listener_) {
     // First request, or a new config for this listener: new instances.
     filters_.clear();
-    for (const auto& factory : listener_->filters) filters_.push_back(factory->create());
+    wants_request_data_ = wants_response_data_ = false;
+    for (const auto& factory : listener_->filters) {
+      filters_.push_back(factory->create());
+      wants_request_data_ = wants_request_data_ || filters_.back()->wants_request_data();
+      wants_response_data_ = wants_response_data_ || filters_.back()->wants_response_data();
+    }
     filters_listener_ = listener_;
   }
-  for (auto& filter : filters_) {
+  for (size_t i = from; i < filters_.size(); ++i) {
     filter_reply_status_ = 0;
-    if (filter->on_request_headers(*this) == http::FilterStatus::kContinue) continue;
-    if (filter_reply_status_ == 0) {
-      // Stopping without answering would leave the client waiting.
-      filter_reply_status_ = 500;
-      filter_reply_body_ = "a filter stopped the request without answering it\n";
+    filter_response_.reset();
+    continue_pending_ = false;
+    in_filters_ = true;
+    const http::FilterStatus st = filters_[i]->on_request_headers(*this);
+    in_filters_ = false;
+    if (filter_response_) {
+      send_filter_response();
+      return false;
     }
-    local_reply(filter_reply_status_, filter_reply_body_, false);
+    if (filter_reply_status_ != 0) {
+      local_reply(filter_reply_status_, filter_reply_body_, false);
+      return false;
+    }
+    if (st == http::FilterStatus::kContinue || continue_pending_) continue;
+    filters_paused_at_ = i;  // waiting for continue_request() or an answer
     return false;
   }
   return true;
+}
+
+void Stream::continue_request() {
+  if (in_filters_) {
+    continue_pending_ = true;
+    return;
+  }
+  if (!active_ || filters_paused_at_ == SIZE_MAX) return;
+  const size_t next = filters_paused_at_ + 1;
+  filters_paused_at_ = SIZE_MAX;
+  last_activity_ = Clock::now();
+  if (run_request_filters(next)) acquire_upstream(false);
+}
+
+void Stream::filter_local_reply(int status, std::string_view content_type, size_t body_size) {
+  resp_add_.clear();
+  resp_remove_.clear();
+  if (filters_listener_ != listener_ || filters_.empty()) return;
+  // A head for the response hooks: what the proxy is about to write.
+  static thread_local http::ResponseHead head;
+  static thread_local std::string length;
+  static thread_local std::string type;
+  head.clear();
+  head.status = static_cast<uint16_t>(status);
+  type.assign(content_type);
+  length = std::to_string(body_size);
+  if (!type.empty()) head.headers.push_back({"content-type", type, 0, 0});
+  head.headers.push_back({"content-length", length, 0, 0});
+  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
+    (*it)->on_response_headers(head, *this);
+  }
+}
+
+void Stream::filters_request_data(Spans& data, bool end) {
+  for (auto& f : filters_) {
+    if (f->wants_request_data()) f->on_request_data(data, end, *this);
+  }
+}
+
+void Stream::filters_response_data(Spans& data, bool end) {
+  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
+    if ((*it)->wants_response_data()) (*it)->on_response_data(data, end, *this);
+  }
+}
+
+void Stream::end_filters() {
+  filters_paused_at_ = SIZE_MAX;
+  if (filters_listener_ != listener_) return;
+  for (auto& f : filters_) f->on_stream_end();
 }
 
 bool Stream::listed(const std::vector<std::string>& names, std::string_view name) {
@@ -913,9 +1016,51 @@ void Stream::add_response_header(std::string_view name, std::string_view value) 
 void Stream::remove_response_header(std::string_view name) { resp_remove_.emplace_back(name); }
 
 void Stream::send_local_reply(int status, std::string_view body) {
-  // Recorded, and sent once the filter has returned (no reentry into it).
+  if (!active_ || resp_started_) return;
+  // Inside a hook: recorded, and sent once the filter has returned (no
+  // reentry into it). Later (an asynchronous answer): sent now.
   filter_reply_status_ = status;
   filter_reply_body_.assign(body);
+  if (in_filters_) return;
+  filters_paused_at_ = SIZE_MAX;
+  filter_reply_status_ = 0;
+  local_reply(status, filter_reply_body_, false);
 }
+
+void Stream::send_response(http::LocalResponse response) {
+  if (!active_ || resp_started_) return;
+  filter_response_ = std::move(response);
+  if (in_filters_) return;
+  filters_paused_at_ = SIZE_MAX;
+  send_filter_response();
+}
+
+void Stream::set_request_path(std::string_view path) {
+  path_override_.assign(path);
+  path_overridden_ = true;
+}
+
+std::string_view Stream::path() const {
+  if (path_overridden_) return path_override_;
+  return path_slash_first_ ? std::string_view(route_path_) : path_;
+}
+
+std::string_view Stream::authority() const {
+  return authority_.empty() ? req_->host() : authority_;
+}
+
+std::string_view Stream::route_name() const {
+  return route_ != nullptr ? std::string_view(route_->config->name) : std::string_view();
+}
+
+const void* Stream::route_config(std::string_view name) const {
+  if (route_ == nullptr) return nullptr;
+  for (const config::FilterConfig& f : route_->config->per_filter_config) {
+    if (f.name == name) return f.typed.get();
+  }
+  return nullptr;
+}
+
+boost::asio::io_context& Stream::io() { return info_->worker->io(); }
 
 }  // namespace sidecar::proxy

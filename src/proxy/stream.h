@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -100,11 +101,24 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
 
   // ---- http::FilterCallbacks ----
   const http::RequestHead& request() const override { return *req_; }
+  std::string_view path() const override;
+  std::string_view authority() const override;
+  std::string_view peer_ip() const override { return info_->peer_ip; }
+  const net::TlsInfo* tls() const override { return info_->tls; }
+  std::string_view listener_name() const override { return listener_->config->name; }
+  std::string_view route_name() const override;
+  const void* route_config(std::string_view name) const override;
   void add_request_header(std::string_view name, std::string_view value) override;
   void remove_request_header(std::string_view name) override;
+  void set_request_path(std::string_view path) override;
   void add_response_header(std::string_view name, std::string_view value) override;
   void remove_response_header(std::string_view name) override;
+  void set_response_streamed() override { resp_streamed_ = true; }
   void send_local_reply(int status, std::string_view body) override;
+  void send_response(http::LocalResponse response) override;
+  void set_response_flag(uint32_t flag) override { flags_ |= flag; }
+  void continue_request() override;
+  boost::asio::io_context& io() override;
 
   // ---- UpstreamEvents ----
   void on_upstream_ready(const error_code& ec) override;
@@ -120,7 +134,13 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
 
   bool parse_target();
   void route_and_forward();
-  bool run_request_filters();
+  // Runs the request filters from `from`; false when one answered or paused.
+  bool run_request_filters(size_t from);
+  // The response hooks for a local reply (its status and body length).
+  void filter_local_reply(int status, std::string_view content_type, size_t body_size);
+  void filters_request_data(Spans& data, bool end);
+  void filters_response_data(Spans& data, bool end);
+  void end_filters();
   void acquire_upstream(bool fresh);
   void build_request_head();
   void on_request_sent();
@@ -133,6 +153,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   bool can_retry() const;
   void upstream_connect_failed(const error_code& ec);
   void response_invalid();
+  void send_filter_response();
 
   // Stats and the access log.
   void begin_request();
@@ -222,6 +243,14 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::string req_add_, resp_add_;
   int filter_reply_status_ = 0;
   std::string filter_reply_body_;
+  std::optional<http::LocalResponse> filter_response_;
+  size_t filters_paused_at_ = SIZE_MAX;  // the filter that stopped and has not continued
+  bool in_filters_ = false;              // a request hook is running
+  bool continue_pending_ = false;        // ... and called continue_request()
+  bool wants_request_data_ = false, wants_response_data_ = false;
+  bool resp_streamed_ = false;  // a filter changes the response body's length
+  std::string path_override_;
+  bool path_overridden_ = false;
 };
 
 }  // namespace sidecar::proxy

@@ -3,28 +3,12 @@
 #include "config/loader.h"
 #include "filters/headers/filter.h"
 #include "filters/registry.h"
+#include "test_callbacks.h"
 
 namespace sidecar::filters {
 namespace {
 
-// Records what a filter asks for.
-class Recorder : public http::FilterCallbacks {
- public:
-  const http::RequestHead& request() const override { return head; }
-  void add_request_header(std::string_view n, std::string_view v) override {
-    log += "+req " + std::string(n) + "=" + std::string(v) + ";";
-  }
-  void remove_request_header(std::string_view n) override { log += "-req " + std::string(n) + ";"; }
-  void add_response_header(std::string_view n, std::string_view v) override {
-    log += "+resp " + std::string(n) + "=" + std::string(v) + ";";
-  }
-  void remove_response_header(std::string_view n) override {
-    log += "-resp " + std::string(n) + ";";
-  }
-  void send_local_reply(int, std::string_view) override { log += "reply;"; }
-  http::RequestHead head;
-  std::string log;
-};
+using Recorder = testing::TestCallbacks;
 
 std::shared_ptr<const config::Config> load(const std::string& filters) {
   register_builtin();

@@ -327,6 +327,8 @@ void Pipeline::feed(InputRuntime& input, LineState& state, BatchBuilder& builder
     builder.batch = std::make_shared<Batch>();
     builder.batch->tag = input.config.tag;
     builder.batch->arena.reserve(size + size / 4 + 64);
+    builder.batch->records.reserve(input.last_records + input.last_records / 8);
+    builder.batch->fields.reserve(input.last_fields + input.last_fields / 8);
   }
   Batch& b = *builder.batch;
   chunk_now_ns_ = now_ns();
@@ -446,6 +448,8 @@ void Pipeline::flush(InputRuntime& input, LineState& state, BatchBuilder& builde
     if (safe > tracker->committed) tracker->acked(tracker->add(safe));
     return;
   }
+  input.last_records = b->records.size();
+  input.last_fields = b->fields.size();
   b->seq = tracker->add(safe);
   b->sink = tracker;
   b->pending = static_cast<int>(input.outputs.size());

@@ -117,6 +117,9 @@ struct InputRuntime {
   Filters filters;
   std::vector<Output*> outputs;
   InputCounters counters;
+  // Sizes of the last batch, to reserve the next one's vectors at once.
+  size_t last_records = 0;
+  size_t last_fields = 0;
 };
 
 // The batch being built for one source.

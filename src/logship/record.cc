@@ -18,30 +18,11 @@ void Batch::release() {
   parents.clear();
 }
 
-void Batch::begin(int64_t time_ns) {
-  Record r;
-  r.time_ns = time_ns;
-  r.first_field = static_cast<uint32_t>(fields.size());
-  records.push_back(r);
-}
-
-uint32_t Batch::append(std::string_view bytes) {
-  const auto at = static_cast<uint32_t>(arena.size());
-  arena.append(bytes);
-  return at;
-}
-
 void Batch::add(std::string_view key, std::string_view value, ValueKind kind, bool key_escaped) {
   const uint32_t k = append(key);
   const uint32_t v = append(value);
   add_at(k, static_cast<uint32_t>(key.size()), v, static_cast<uint32_t>(value.size()), kind,
          key_escaped);
-}
-
-void Batch::add_at(uint32_t key, uint32_t key_len, uint32_t value, uint32_t value_len,
-                   ValueKind kind, bool key_escaped) {
-  fields.push_back(Field{key, key_len, value, value_len, kind, key_escaped});
-  ++records.back().field_count;
 }
 
 void Batch::drop_last() {

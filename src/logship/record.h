@@ -78,11 +78,21 @@ class Batch {
   bool empty() const { return records.empty(); }
 
   // Building a record: begin, add fields, end (or drop).
-  void begin(int64_t time_ns);
-  uint32_t append(std::string_view bytes);  // copies into the arena, returns the offset
+  void begin(int64_t time_ns) {
+    records.push_back(Record{time_ns, static_cast<uint32_t>(fields.size()), 0});
+  }
+  // Copies into the arena, returns the offset.
+  uint32_t append(std::string_view bytes) {
+    const auto at = static_cast<uint32_t>(arena.size());
+    arena.append(bytes);
+    return at;
+  }
   void add(std::string_view key, std::string_view value, ValueKind kind, bool key_escaped = false);
   void add_at(uint32_t key, uint32_t key_len, uint32_t value, uint32_t value_len, ValueKind kind,
-              bool key_escaped);
+              bool key_escaped) {
+    fields.push_back(Field{key, key_len, value, value_len, kind, key_escaped});
+    ++records.back().field_count;
+  }
   void end() {}
   void drop_last();
   Record& last() { return records.back(); }

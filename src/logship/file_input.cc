@@ -138,31 +138,62 @@ void FileInput::on_inotify() {
   inotify_->async_wait(asio::posix::stream_descriptor::wait_read,
                        [this](const boost::system::error_code& ec) {
                          if (ec) return;
-                         while (true) {
-                           const ssize_t n = ::read(inotify_fd_, inotify_buf_, sizeof(inotify_buf_));
-                           if (n <= 0) break;
-                           for (ssize_t at = 0; at < n;) {
-                             const auto* e = reinterpret_cast<const inotify_event*>(inotify_buf_ + at);
-                             at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
-                             if (e->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-                                            IN_Q_OVERFLOW | IN_ATTRIB)) {
-                               scan_needed_ = true;
-                             }
-                             if (e->len > 0 && watches_.count(e->wd)) {
-                               const std::string path = watches_[e->wd] + "/" + e->name;
-                               for (auto& f : files_) {
-                                 if (f->path == path) f->dirty = true;
-                               }
-                             }
-                           }
-                         }
-                         if (scan_needed_) {
-                           scan_needed_ = false;
-                           scan();
-                         }
+                         handle_inotify_events();
                          pipeline_.wake();
                          on_inotify();
                        });
+}
+
+bool FileInput::matches(const std::string& path) const {
+  for (const std::string& pattern : config_.paths) {
+    if (::fnmatch(pattern.c_str(), path.c_str(), FNM_PATHNAME) == 0) return !excluded(path);
+  }
+  return false;
+}
+
+void FileInput::handle_inotify_events() {
+  std::map<uint32_t, std::string> moved_from;  // cookie -> old path
+  std::vector<std::string> moved_out;           // matching name -> not matching
+  while (true) {
+    const ssize_t n = ::read(inotify_fd_, inotify_buf_, sizeof(inotify_buf_));
+    if (n <= 0) break;
+    for (ssize_t at = 0; at < n;) {
+      const auto* e = reinterpret_cast<const inotify_event*>(inotify_buf_ + at);
+      at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      if (e->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_Q_OVERFLOW |
+                     IN_ATTRIB)) {
+        scan_needed_ = true;
+      }
+      auto w = watches_.find(e->wd);
+      if (e->len == 0 || w == watches_.end()) continue;
+      const std::string path = w->second + "/" + e->name;
+      if (e->mask & IN_MOVED_FROM) moved_from[e->cookie] = path;
+      if (e->mask & IN_MOVED_TO) {
+        auto from = moved_from.find(e->cookie);
+        if (from != moved_from.end() && matches(from->second) && !matches(path)) {
+          moved_out.push_back(path);
+        }
+      }
+      for (auto& f : files_) {
+        if (f->path == path) f->dirty = true;
+      }
+    }
+  }
+  if (scan_needed_) {
+    scan_needed_ = false;
+    scan();
+  }
+  // A file renamed away from a matching name before a scan saw it (many
+  // rotations a second): read it as a rotated file.
+  for (const std::string& path : moved_out) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    bool known = done_.count({st.st_dev, st.st_ino}) > 0;
+    for (auto& f : files_) known = known || (f->id.dev == st.st_dev && f->id.ino == st.st_ino);
+    if (known) continue;
+    open_file(path, st, false);
+    if (!files_.empty() && files_.back()->path == path) files_.back()->rotated = true;
+  }
 }
 
 void FileInput::poll() {

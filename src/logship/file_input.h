@@ -61,6 +61,8 @@ class FileInput {
   void poll();
   void watch_inotify();
   void on_inotify();
+  void handle_inotify_events();
+  bool matches(const std::string& path) const;
   void open_file(const std::string& path, const struct stat& st, bool first_scan);
   void rescue_rotated();
   bool read_file(File& f);

@@ -55,7 +55,7 @@ class OutputBuffer {
   void push_front(std::shared_ptr<Batch> batch);
   // Whether inputs should wait (block policy).
   bool full() const { return full_; }
-  bool empty() const { return memory_.empty() && disk_.empty(); }
+  bool empty() const { return memory_.empty() && disk_.empty() && tail_.empty(); }
   // The batch at position `i` of the queue (0: oldest), loading chunks
   // from disk as needed; nullptr past the end.
   std::shared_ptr<Batch> peek(size_t i);

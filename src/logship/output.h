@@ -47,7 +47,7 @@ class Output {
   // Stop sending (the deadline passed); nothing is acknowledged after this.
   virtual void shutdown();
   // Nothing queued and nothing in flight.
-  bool idle() const { return !busy_ && buffer_.empty(); }
+  virtual bool idle() const { return !busy_ && buffer_.empty(); }
   // Whether a record goes to this output (`where`).
   bool wants(const Batch& b, const Record& r, std::string& scratch) const;
 

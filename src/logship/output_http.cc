@@ -58,12 +58,12 @@ class HttpOutput final : public Output {
 
   void wake() override {
     if (busy_ || retry_pending_ || stopped_) return;
-    if (buffer_.empty()) return;
+    if (buffer_.empty() && !retry_) return;
     if (!waiting_) {
       waiting_ = true;
       waiting_since_ = std::chrono::steady_clock::now();
     }
-    if (ready_to_send()) {
+    if (retry_ || ready_to_send()) {
       send_next();
       return;
     }
@@ -76,6 +76,8 @@ class HttpOutput final : public Output {
       });
     }
   }
+
+  bool idle() const override { return Output::idle() && !retry_; }
 
   void shutdown() override {
     Output::shutdown();
@@ -165,31 +167,41 @@ class HttpOutput final : public Output {
     values += "\"]";
   }
 
-  // Encodes whole batches up to batch.max_bytes into body_.
+  // Encodes records from where the last request ended, up to
+  // batch.max_bytes of body (a batch may be split over requests).
   void encode() {
     body_.clear();
     items_.clear();
     streams_.clear();
     loki_bytes_ = 0;
-    batches_ = 0;
-    if (config_.format == OutputConfig::Format::kJsonArray &&
-        config_.kind == OutputConfig::Kind::kHttp) {
-      body_ += '[';
-    }
-    while (body_.size() + loki_bytes_ < config_.batch_max_bytes) {
-      std::shared_ptr<Batch> b = buffer_.peek(batches_);
+    full_batches_ = 0;
+    next_offset_ = 0;
+    const bool array = config_.format == OutputConfig::Format::kJsonArray &&
+                       config_.kind == OutputConfig::Kind::kHttp;
+    if (array) body_ += '[';
+    sending_retry_ = retry_ != nullptr;
+    size_t start = sending_retry_ ? 0 : front_offset_;
+    for (size_t bi = 0;; ++bi) {
+      std::shared_ptr<Batch> b = sending_retry_ ? (bi == 0 ? retry_ : nullptr) : buffer_.peek(bi);
       if (!b) break;
-      for (size_t i = 0; i < b->records.size(); ++i) {
+      size_t i = start;
+      start = 0;
+      for (; i < b->records.size(); ++i) {
+        if (body_.size() + loki_bytes_ >= config_.batch_max_bytes) break;
         const Record& r = b->records[i];
         if (!wants(*b, r, scratch_)) continue;
-        items_.push_back({batches_, i});
+        items_.push_back({bi, i});
         if (config_.kind == OutputConfig::Kind::kLoki) {
           add_loki(*b, r);
         } else {
           add_ndjson(*b, r);
         }
       }
-      ++batches_;
+      if (i < b->records.size()) {
+        next_offset_ = i;  // this batch goes on in the next request
+        break;
+      }
+      ++full_batches_;
     }
     if (config_.kind == OutputConfig::Kind::kLoki) {
       body_ = "{\"streams\":[";
@@ -204,11 +216,32 @@ class HttpOutput final : public Output {
         body_ += "]}";
       }
       body_ += "]}";
-    } else if (config_.format == OutputConfig::Format::kJsonArray &&
-               config_.kind == OutputConfig::Kind::kHttp) {
+    } else if (array) {
       body_ += ']';
     }
+    if (sending_retry_) {
+      batches_ = 1;  // the retry is sent alone
+      return;
+    }
+    batches_ = full_batches_ + (next_offset_ > 0 ? 1 : 0);
     buffer_.set_in_flight(batches_);
+  }
+
+  std::shared_ptr<Batch> batch_of(const Item& it) {
+    return sending_retry_ ? retry_ : buffer_.peek(it.batch);
+  }
+
+  // What the last request covered is done (acknowledged, dead-lettered or given up).
+  void consume() {
+    if (sending_retry_) {
+      std::shared_ptr<Batch> r = std::move(retry_);
+      retry_.reset();
+      sending_retry_ = false;
+      r->release();
+      return;
+    }
+    buffer_.pop(full_batches_);
+    front_offset_ = next_offset_;
   }
 
   std::string content_type() const {
@@ -241,7 +274,7 @@ class HttpOutput final : public Output {
     encode();
     if (batches_ == 0) return;
     if (items_.empty()) {  // nothing for this output in these batches (where)
-      buffer_.pop(batches_);
+      consume();
       pipeline_.on_output_progress();
       return send_next();
     }
@@ -391,7 +424,7 @@ class HttpOutput final : public Output {
     if (status >= 200 && status < 300) {
       if (config_.kind == OutputConfig::Kind::kElasticsearch && bulk_errors()) return;
       last_error_.clear();
-      succeeded(batches_, items_.size(), bytes);
+      succeeded(items_.size(), bytes);
       return send_next();
     }
     if (status == 429 || status == 408 || status >= 500) {
@@ -400,11 +433,11 @@ class HttpOutput final : public Output {
     // Rejected as invalid: retrying cannot help.
     const std::string reason = fmt::format("HTTP {}: {}", status, response_body_.substr(0, 512));
     for (const Item& it : items_) {
-      auto b = buffer_.peek(it.batch);
+      auto b = batch_of(it);
       dead_letter(*b, b->records[it.record], status, reason);
     }
     fail(reason);
-    succeeded(batches_, 0, 0);
+    succeeded(0, 0);
     send_next();
   }
 
@@ -433,7 +466,7 @@ class HttpOutput final : public Output {
         if (value["status"].get_int64().get(status)) status = 0;
         if (value["error"]["reason"].get_string().get(reason)) reason = "rejected";
       }
-      auto b = buffer_.peek(where.batch);
+      auto b = batch_of(where);
       const Record& r = b->records[where.record];
       if (status >= 200 && status < 300) {
         ++ok;
@@ -451,18 +484,18 @@ class HttpOutput final : public Output {
     }
     if (!retry->records.empty()) {
       // The retry holds the originals until it is acknowledged itself.
-      retry->tag = buffer_.peek(0)->tag;
+      retry->tag = batch_of(items_[0])->tag;
       retry->pending = 1;
       for (size_t i = 0; i < batches_; ++i) {
-        auto b = buffer_.peek(i);
+        auto b = sending_retry_ ? retry_ : buffer_.peek(i);
         ++b->pending;
         retry->parents.push_back(b);
       }
       fail(fmt::format("bulk: {} items to retry", retry->records.size()));
     }
-    succeeded(batches_, ok, body_.size());
+    succeeded(ok, body_.size());
     if (!retry->records.empty()) {
-      buffer_.push_front(std::move(retry));
+      retry_ = std::move(retry);
       retry_pending_ = true;
       retry_later([this] {
         retry_pending_ = false;
@@ -480,7 +513,7 @@ class HttpOutput final : public Output {
     fail(std::move(error));
     boost::system::error_code ignored;
     socket_.close(ignored);
-    if (give_up(batches_)) {
+    if (gave_up()) {
       pipeline_.on_output_progress();
       return send_next();
     }
@@ -489,6 +522,24 @@ class HttpOutput final : public Output {
       retry_pending_ = false;
       send_next();
     });
+  }
+
+  void succeeded(uint64_t records, uint64_t bytes) {
+    bump(counters_.sent, records);
+    bump(counters_.bytes, bytes);
+    consume();
+    reset_backoff();
+    pipeline_.on_output_progress();
+  }
+
+  bool gave_up() {
+    if (config_.retry.max_retries == 0 || attempt_ <= config_.retry.max_retries) return false;
+    spdlog::warn("logs: output {} gave up on {} records after {} retries: {}", config_.name,
+                 items_.size(), config_.retry.max_retries, last_error_);
+    bump(counters_.dropped_retries, items_.size());
+    consume();
+    attempt_ = 0;
+    return true;
   }
 
   tcp::socket socket_;
@@ -503,7 +554,12 @@ class HttpOutput final : public Output {
   http::ChunkedDecoder chunked_;
   size_t body_start_ = 0;
   size_t loki_bytes_ = 0;  // the values encoded so far (for batch.max_bytes)
-  size_t batches_ = 0;
+  size_t batches_ = 0;       // batches the request touches
+  size_t full_batches_ = 0;  // ... of which it finishes
+  size_t next_offset_ = 0;   // the record of the next batch where the next request starts
+  size_t front_offset_ = 0;  // records of the oldest batch already done
+  std::shared_ptr<Batch> retry_;  // elasticsearch items to send again, before the rest
+  bool sending_retry_ = false;
   bool retry_pending_ = false;
   bool timed_out_ = false;
   bool waiting_ = false;

@@ -98,7 +98,7 @@ class HttpReceiver:
     used once each, in order ("bulk_errors" answers a _bulk with per-item
     errors: the first item 400, the second 429, the rest 201)."""
 
-    def __init__(self):
+    def __init__(self, port=0):
         self.requests = []
         self.plan = []
         self.lock = threading.Lock()
@@ -143,7 +143,8 @@ class HttpReceiver:
                 self.end_headers()
                 self.wfile.write(out)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -403,7 +403,7 @@ void load_input(Reader& r, const YAML::Node& n, size_t index,
         }
       }
       if (auto v = s["buffer_size"]) {
-        r.get_size(v, w + ".buffer_size", sc.buffer_size, 4096, 1ull << 30);
+        r.get_size(v, w + ".buffer_size", sc.buffer_size, 64 << 10, 1ull << 30);
       }
       if (auto v = s["max_line_size"]) {
         r.get_size(v, w + ".max_line_size", sc.max_line_size, 64, 256 << 20);

@@ -185,7 +185,8 @@ bool parse_time(std::string_view text, std::string_view format, int64_t& time_ns
     }
   }
   if (*end != 0) return false;
-  const int64_t secs = static_cast<int64_t>(::timegm(&tm)) - tm.tm_gmtoff;
+  const long gmtoff = tm.tm_gmtoff;  // %z; timegm() resets it
+  const int64_t secs = static_cast<int64_t>(::timegm(&tm)) - gmtoff;
   time_ns = secs * 1000000000 + ns;
   return true;
 }

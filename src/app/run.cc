@@ -26,6 +26,7 @@
 #include "core/json.h"
 #include "core/logging.h"
 #include "filters/registry.h"
+#include "logship/config.h"
 #include "module/module.h"
 #include "proxy/http_connection.h"
 #include "proxy/server.h"
@@ -33,7 +34,6 @@
 #include "stats/process.h"
 #include "supervisor/readiness.h"
 #include "supervisor/supervisor.h"
-#include "logship/config.h"
 #include "sync/config.h"
 
 namespace sidecar::app {

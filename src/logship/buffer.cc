@@ -68,8 +68,8 @@ void encode_chunk(const Batch& b, std::string& out) {
   put<uint32_t>(out, static_cast<uint32_t>(b.arena.size()));
   put<uint32_t>(out, static_cast<uint32_t>(b.tag.size()));
   put<uint64_t>(out, static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count()));
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()));
   put<uint32_t>(out, 0);  // crc32, below
   put<uint32_t>(out, 0);
   out.append(b.tag);
@@ -190,8 +190,8 @@ bool OutputBuffer::spill(const std::shared_ptr<Batch>& batch) {
 }
 
 void OutputBuffer::push(std::shared_ptr<Batch> batch) {
-  if (config_.disk && (!disk_.empty() || !tail_.empty() ||
-                       memory_bytes_ + batch->bytes() > config_.memory_size)) {
+  if (config_.disk &&
+      (!disk_.empty() || !tail_.empty() || memory_bytes_ + batch->bytes() > config_.memory_size)) {
     if (tail_.empty()) {
       if (*disk_bytes_shared_ + batch->bytes() > config_.max_size && config_.drop_oldest) {
         while (!disk_.empty() && *disk_bytes_shared_ + batch->bytes() > config_.max_size) {

@@ -88,8 +88,8 @@ class OutputBuffer {
   std::string dir_;
   bool fsync_;
   std::deque<std::shared_ptr<Batch>> memory_;  // the oldest
-  std::deque<DiskChunk> disk_;                  // newer than everything in memory_
-  std::deque<std::shared_ptr<Batch>> tail_;     // newest: waiting for room on disk
+  std::deque<DiskChunk> disk_;                 // newer than everything in memory_
+  std::deque<std::shared_ptr<Batch>> tail_;    // newest: waiting for room on disk
   size_t in_flight_ = 0;
   uint64_t memory_bytes_ = 0;
   std::shared_ptr<uint64_t> disk_bytes_shared_;  // shared with the chunk files' sinks

@@ -67,8 +67,8 @@ bool get_url(Reader& r, const YAML::Node& n, const std::string& what, OutputConf
   const size_t colon = authority.rfind(':');
   unsigned port = 80;
   if (colon != std::string::npos && authority.find(']', colon) == std::string::npos) {
-    auto [end, ec] = std::from_chars(authority.data() + colon + 1,
-                                     authority.data() + authority.size(), port);
+    auto [end, ec] =
+        std::from_chars(authority.data() + colon + 1, authority.data() + authority.size(), port);
     if (ec != std::errc() || end != authority.data() + authority.size() || port == 0 ||
         port > 65535) {
       r.error(n, what + ": invalid port in '" + s + "'");
@@ -113,8 +113,7 @@ const std::pair<std::string_view, ParserConfig::Kind> kParserKinds[] = {
     {"docker", ParserConfig::Kind::kDocker}, {"syslog", ParserConfig::Kind::kSyslog},
     {"nginx", ParserConfig::Kind::kNginx},   {"apache", ParserConfig::Kind::kApache}};
 
-void load_parser_fields(Reader& r, const YAML::Node& n, const std::string& where,
-                        ParserConfig& p) {
+void load_parser_fields(Reader& r, const YAML::Node& n, const std::string& where, ParserConfig& p) {
   if (auto v = n["type"]) {
     std::string type;
     if (r.get_enum(v, where + ".type", type,
@@ -337,10 +336,10 @@ void load_input(Reader& r, const YAML::Node& n, size_t index,
     in.kind = InputConfig::Kind::kFile;
     FileInputConfig& fc = in.file;
     if (r.is_map(f, w)) {
-      r.check_keys(f, w,
-                   {"paths", "exclude", "read_from", "rotate_wait", "poll_interval",
-                    "fingerprint_size", "max_line_size", "long_lines", "max_open_files",
-                    "path_key"});
+      r.check_keys(
+          f, w,
+          {"paths", "exclude", "read_from", "rotate_wait", "poll_interval", "fingerprint_size",
+           "max_line_size", "long_lines", "max_open_files", "path_key"});
       if (auto v = f["paths"]) {
         if (r.get_strings(v, w + ".paths", fc.paths)) {
           for (const auto& p : fc.paths) {
@@ -494,8 +493,9 @@ void load_output(Reader& r, const YAML::Node& n, size_t index, Section& c) {
       }
       for (char ch : o.name) {
         if (!isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') {
-          r.error(v, where + ".name may hold letters, digits, '-', '_' and '.' (it names a "
-                             "folder of the state directory)");
+          r.error(v, where +
+                         ".name may hold letters, digits, '-', '_' and '.' (it names a "
+                         "folder of the state directory)");
           break;
         }
       }
@@ -575,8 +575,8 @@ void load_output(Reader& r, const YAML::Node& n, size_t index, Section& c) {
         if (auto x = v["format"]) load_format(r, x, w + ".format", o, true);
         break;
       case OutputConfig::Kind::kLoki:
-        r.check_keys(v, w, {"url", "gzip", "headers", "auth", "labels", "label_keys",
-                            "message_key"});
+        r.check_keys(v, w,
+                     {"url", "gzip", "headers", "auth", "labels", "label_keys", "message_key"});
         load_http_common(r, v, w, o);
         if (auto x = v["labels"]) {
           if (r.is_map(x, w + ".labels")) {
@@ -622,8 +622,7 @@ void load_output(Reader& r, const YAML::Node& n, size_t index, Section& c) {
     }
   }
   if (kinds != 1) {
-    r.error(n, where +
-                   " takes one of tcp, udp, syslog, http, loki, elasticsearch, file or stdout");
+    r.error(n, where + " takes one of tcp, udp, syslog, http, loki, elasticsearch, file or stdout");
   }
   if (auto v = n["batch"]) {
     const std::string w = where + ".batch";
@@ -736,8 +735,7 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& r) {
     bool used = false;
     for (const auto& in : c->inputs) used = used || matches(c->outputs[i], in);
     if (!used) {
-      r.error(node["outputs"][i],
-              fmt::format("output '{}' matches no input", c->outputs[i].name));
+      r.error(node["outputs"][i], fmt::format("output '{}' matches no input", c->outputs[i].name));
     }
   }
   return c;

@@ -30,18 +30,18 @@ struct ParserConfig {
   enum class Kind { kJson, kLogfmt, kRegex, kCri, kDocker, kSyslog, kNginx, kApache };
   std::string name;  // the built-in name, or the name under `parsers:`
   Kind kind = Kind::kJson;
-  Regex regex;                 // kRegex: RE2 with named groups, which become the fields
-  std::string time_key;        // the field holding the record's time; empty: the read time
-  std::string time_format;     // strptime(3) format, or rfc3339 (default), unix, unix_ms
-  bool keep_time_key = true;   // keep the time field in the record
+  Regex regex;                // kRegex: RE2 with named groups, which become the fields
+  std::string time_key;       // the field holding the record's time; empty: the read time
+  std::string time_format;    // strptime(3) format, or rfc3339 (default), unix, unix_ms
+  bool keep_time_key = true;  // keep the time field in the record
 };
 
 // Joins lines that belong together into one record.
 struct MultilineConfig {
   enum class Mode { kNone, kStart, kJava, kPython, kGo };
   Mode mode = Mode::kNone;
-  Regex start;              // kStart: a line matching this begins a record
-  Duration timeout = 1s;    // a pending record is flushed after this without a new line
+  Regex start;            // kStart: a line matching this begins a record
+  Duration timeout = 1s;  // a pending record is flushed after this without a new line
   uint32_t max_lines = 1000;
   uint64_t max_bytes = 1 << 20;
 };
@@ -60,8 +60,8 @@ struct FilterConfig {
   bool exclude = false;
   std::vector<std::string> fields;
   std::string replacement = "[REDACTED]";
-  double rate = 1.0;       // kSample: the fraction kept
-  uint32_t records = 0;    // kRateLimit: records per `per`, per source
+  double rate = 1.0;     // kSample: the fraction kept
+  uint32_t records = 0;  // kRateLimit: records per `per`, per source
   Duration per = 1s;
 };
 
@@ -75,7 +75,7 @@ struct FileInputConfig {
   uint64_t max_line_size = 1 << 20;  // longer lines are split or truncated (counted)
   bool truncate_long_lines = false;  // long_lines: split (default) | truncate
   uint32_t max_open_files = 1024;
-  std::string path_key;              // when set, the file's path is added as this field
+  std::string path_key;  // when set, the file's path is added as this field
 };
 
 struct StdoutInputConfig {
@@ -83,7 +83,7 @@ struct StdoutInputConfig {
   bool stderr_stream = true;
   uint64_t buffer_size = 1 << 20;  // bytes queued from the app; beyond, dropped (counted)
   uint64_t max_line_size = 1 << 20;
-  std::string stream_key;          // when set, "stdout" or "stderr" is added as this field
+  std::string stream_key;  // when set, "stdout" or "stderr" is added as this field
 };
 
 struct InputConfig {
@@ -119,18 +119,19 @@ struct OutputConfig {
   enum class Kind { kTcp, kUdp, kSyslog, kHttp, kLoki, kElasticsearch, kFile, kStdout };
   Kind kind = Kind::kTcp;
   enum class Format { kJsonLines, kRaw, kJsonArray };
-  Format format = Format::kJsonLines;  // tcp, udp, file, stdout: json_lines | raw; http: +json_array
-  std::string host;                    // tcp, udp, syslog: a host name or IP
+  Format format =
+      Format::kJsonLines;  // tcp, udp, file, stdout: json_lines | raw; http: +json_array
+  std::string host;        // tcp, udp, syslog: a host name or IP
   uint16_t port = 0;
-  bool syslog_udp = false;           // syslog transport: tcp (octet counting) | udp
-  uint32_t syslog_facility = 1;      // user
+  bool syslog_udp = false;       // syslog transport: tcp (octet counting) | udp
+  uint32_t syslog_facility = 1;  // user
   std::string syslog_app_name = "sidecar";
-  std::string syslog_hostname;       // default: the host name
-  std::string severity_key;          // a field whose value (error, warn, info...) sets the severity
+  std::string syslog_hostname;  // default: the host name
+  std::string severity_key;     // a field whose value (error, warn, info...) sets the severity
   std::string message_key = "message";  // syslog/loki/raw: the field sent as the message text
-  std::string url;                   // http, loki, elasticsearch: http://host:port/path
+  std::string url;                      // http, loki, elasticsearch: http://host:port/path
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string auth_header;           // "Basic ..." or "Bearer ..." (built from `auth`)
+  std::string auth_header;  // "Basic ..." or "Bearer ..." (built from `auth`)
   bool gzip = false;
   std::map<std::string, std::string> labels;  // loki: static labels
   std::vector<std::string> label_keys;        // loki: fields that become labels
@@ -151,7 +152,7 @@ struct OutputConfig {
 struct Section {
   std::string state_dir = "/var/lib/sidecar/logs";
   Duration checkpoint_interval = 250ms;  // bounds what a crash sends twice
-  bool fsync = true;  // fsync checkpoints and disk chunks before they count
+  bool fsync = true;                     // fsync checkpoints and disk chunks before they count
   std::vector<InputConfig> inputs;
   std::vector<OutputConfig> outputs;
 };

@@ -48,7 +48,7 @@ struct FileInput::File {
   FileId id;
   uint64_t read_offset = 0;
   uint64_t size = 0;
-  bool rotated = false;      // the path no longer leads here (renamed or deleted)
+  bool rotated = false;       // the path no longer leads here (renamed or deleted)
   int64_t idle_since_ms = 0;  // rotated and at its end since
   bool dirty = true;          // may have data to read
   std::shared_ptr<Tracker> tracker = std::make_shared<Tracker>();
@@ -58,10 +58,7 @@ struct FileInput::File {
 };
 
 FileInput::FileInput(Pipeline& pipeline, InputRuntime& input, bool first_start)
-    : pipeline_(pipeline),
-      input_(input),
-      config_(input.config.file),
-      poll_timer_(pipeline.io()) {
+    : pipeline_(pipeline), input_(input), config_(input.config.file), poll_timer_(pipeline.io()) {
   first_scan_ = true;
   (void)first_start;
   for (const FileCheckpoint& c : pipeline.state().loaded()) {
@@ -153,15 +150,15 @@ bool FileInput::matches(const std::string& path) const {
 
 void FileInput::handle_inotify_events() {
   std::map<uint32_t, std::string> moved_from;  // cookie -> old path
-  std::vector<std::string> moved_out;           // matching name -> not matching
+  std::vector<std::string> moved_out;          // matching name -> not matching
   while (true) {
     const ssize_t n = ::read(inotify_fd_, inotify_buf_, sizeof(inotify_buf_));
     if (n <= 0) break;
     for (ssize_t at = 0; at < n;) {
       const auto* e = reinterpret_cast<const inotify_event*>(inotify_buf_ + at);
       at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
-      if (e->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_Q_OVERFLOW |
-                     IN_ATTRIB)) {
+      if (e->mask &
+          (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_Q_OVERFLOW | IN_ATTRIB)) {
         scan_needed_ = true;
       }
       auto w = watches_.find(e->wd);
@@ -206,8 +203,8 @@ void FileInput::poll() {
     if (size != f->read_offset) f->dirty = true;
     if (!f->rotated) {
       struct stat now {};
-      if (st.st_nlink == 0 || ::stat(f->path.c_str(), &now) != 0 ||
-          now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+      if (st.st_nlink == 0 || ::stat(f->path.c_str(), &now) != 0 || now.st_ino != st.st_ino ||
+          now.st_dev != st.st_dev) {
         f->rotated = true;
         f->dirty = true;
         f->idle_since_ms = 0;
@@ -272,8 +269,8 @@ void FileInput::scan() {
 
 void FileInput::open_file(const std::string& path, const struct stat& st, bool first_scan) {
   if (files_.size() >= config_.max_open_files) {
-    spdlog::warn("logs: input {}: max_open_files ({}) reached; not opening {}",
-                 input_.config.name, config_.max_open_files, path);
+    spdlog::warn("logs: input {}: max_open_files ({}) reached; not opening {}", input_.config.name,
+                 config_.max_open_files, path);
     return;
   }
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -322,8 +319,8 @@ void FileInput::open_file(const std::string& path, const struct stat& st, bool f
     if (f->read_offset > 0) {
       // Reading from the tail: start after the last complete line.
       char c = 0;
-      while (f->read_offset > 0 && ::pread(fd, &c, 1, static_cast<off_t>(f->read_offset - 1)) == 1 &&
-             c != '\n') {
+      while (f->read_offset > 0 &&
+             ::pread(fd, &c, 1, static_cast<off_t>(f->read_offset - 1)) == 1 && c != '\n') {
         --f->read_offset;
       }
     }
@@ -452,7 +449,8 @@ bool FileInput::read_copy(File& f, const std::string& dir, uint64_t from) {
     while (offset < size) {
       const size_t partial = f.line.partial.size();
       const size_t chunk = static_cast<size_t>(std::min<uint64_t>(kChunk, size - offset));
-      if (read_buf_.size() < partial + chunk + kPadding) read_buf_.resize(partial + chunk + kPadding);
+      if (read_buf_.size() < partial + chunk + kPadding)
+        read_buf_.resize(partial + chunk + kPadding);
       std::memcpy(read_buf_.data(), f.line.partial.data(), partial);
       const ssize_t n = ::pread(fd, read_buf_.data() + partial, chunk, static_cast<off_t>(offset));
       if (n <= 0) break;
@@ -548,7 +546,8 @@ void FileInput::checkpoints(std::vector<FileCheckpoint>& out) const {
 
 uint64_t FileInput::lag_bytes() const {
   uint64_t lag = 0;
-  for (const auto& f : files_) lag += f->size > f->tracker->committed ? f->size - f->tracker->committed : 0;
+  for (const auto& f : files_)
+    lag += f->size > f->tracker->committed ? f->size - f->tracker->committed : 0;
   return lag;
 }
 

@@ -8,8 +8,7 @@ namespace sidecar::logship {
 
 Filters::Filters(std::vector<FilterConfig> configs)
     : configs_(std::move(configs)),
-      random_(static_cast<uint64_t>(
-                  std::chrono::steady_clock::now().time_since_epoch().count()) |
+      random_(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) |
               1) {}
 
 const char* Filters::reason(Verdict v) {

@@ -40,16 +40,14 @@ void Pipeline::collect(stats::MetricWriter& w) {
     for (auto& o : outputs_) {
       const auto& c = o->buffer().counters();
       s.outputs.push_back({o->buffer().memory_bytes(), o->buffer().disk_bytes(),
-                           o->buffer().batches(), c.full_events, c.disk_errors,
-                           c.dropped_records});
+                           o->buffer().batches(), c.full_events, c.disk_errors, c.dropped_records});
     }
     result->set_value(std::move(s));
   });
   Snapshot snap;
   if (future.wait_for(std::chrono::seconds(2)) == std::future_status::ready) snap = future.get();
 
-  auto per_input = [&](std::string_view name, MetricType type, std::string_view help,
-                       auto value) {
+  auto per_input = [&](std::string_view name, MetricType type, std::string_view help, auto value) {
     w.family(name, type, help);
     for (size_t i = 0; i < inputs_.size(); ++i) {
       const Label labels[] = {{"input", inputs_[i]->config.name}};
@@ -105,7 +103,8 @@ void Pipeline::collect(stats::MetricWriter& w) {
     const Label l[] = {{"output", o->config().name}};
     w.sample(l, static_cast<double>(get(o->counters().bytes)));
   }
-  w.family("sidecar_logs_retries_total", MetricType::kCounter, "Deliveries retried after a failure.");
+  w.family("sidecar_logs_retries_total", MetricType::kCounter,
+           "Deliveries retried after a failure.");
   for (const auto& o : outputs_) {
     const Label l[] = {{"output", o->config().name}};
     w.sample(l, static_cast<double>(get(o->counters().retries)));
@@ -153,7 +152,8 @@ void Pipeline::collect(stats::MetricWriter& w) {
   }
   for (size_t i = 0; i < outputs_.size(); ++i) {
     const auto& o = outputs_[i];
-    const Label retries[] = {{"input", ""}, {"output", o->config().name}, {"reason", "max_retries"}};
+    const Label retries[] = {
+        {"input", ""}, {"output", o->config().name}, {"reason", "max_retries"}};
     w.sample(retries, static_cast<double>(get(o->counters().dropped_retries)));
     const Label oldest[] = {{"input", ""}, {"output", o->config().name}, {"reason", "drop_oldest"}};
     w.sample(oldest, snap.outputs.empty() ? 0.0 : static_cast<double>(snap.outputs[i].dropped));

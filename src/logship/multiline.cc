@@ -79,8 +79,8 @@ void Multiline::flush(const Emit& emit) {
 
 void Multiline::feed(std::string_view line, int64_t now_ms, const Emit& emit) {
   if (config_.mode == MultilineConfig::Mode::kStart) {
-    const bool start = re2::RE2::PartialMatch(re2::StringPiece(line.data(), line.size()),
-                                              *config_.start);
+    const bool start =
+        re2::RE2::PartialMatch(re2::StringPiece(line.data(), line.size()), *config_.start);
     if (start) flush(emit);
     append(line, now_ms);
   } else {

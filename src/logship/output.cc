@@ -104,8 +104,8 @@ bool Output::give_up(size_t batches) {
   for (size_t i = 0; i < batches; ++i) {
     if (auto b = buffer_.peek(i)) records += b->records.size();
   }
-  spdlog::warn("logs: output {} gave up on {} records after {} retries: {}", config_.name,
-               records, config_.retry.max_retries, last_error_);
+  spdlog::warn("logs: output {} gave up on {} records after {} retries: {}", config_.name, records,
+               config_.retry.max_retries, last_error_);
   bump(counters_.dropped_retries, records);
   buffer_.pop(batches);
   attempt_ = 0;
@@ -192,7 +192,8 @@ void encode_syslog(const OutputConfig& config, const std::string& hostname, cons
   std::string scratch;
   int severity = 6;
   if (!config.severity_key.empty()) {
-    if (const Field* f = b.find(r, config.severity_key)) severity = severity_of(b.text(*f, scratch));
+    if (const Field* f = b.find(r, config.severity_key))
+      severity = severity_of(b.text(*f, scratch));
   }
   out += fmt::format("<{}>1 ", config.syslog_facility * 8 + static_cast<uint32_t>(severity));
   // TIME-SECFRAC has at most 6 digits (RFC 5424 6.2.3).
@@ -360,8 +361,8 @@ class StreamOutput final : public Output {
                 connect_timer_.cancel();
                 if (stopped_) return;
                 if (ec3) {
-                  return failed(fmt::format("connect {}:{}: {}", config_.host, config_.port,
-                                            ec3.message()));
+                  return failed(
+                      fmt::format("connect {}:{}: {}", config_.host, config_.port, ec3.message()));
                 }
                 boost::system::error_code ignored;
                 socket_.set_option(tcp::no_delay(true), ignored);
@@ -375,15 +376,15 @@ class StreamOutput final : public Output {
   // The receiver never sends; a read completing means it closed (or reset):
   // find out now rather than at the next write.
   void watch_close() {
-    socket_.async_read_some(asio::buffer(sink_), [this](const boost::system::error_code& ec,
-                                                        size_t) {
-      if (stopped_ || ec == asio::error::operation_aborted) return;
-      if (!ec) return watch_close();
-      connected_ = false;
-      boost::system::error_code ignored;
-      socket_.close(ignored);  // a write in progress fails and is retried
-      if (!busy_ && !retry_pending_ && !buffer_.empty()) send_next();
-    });
+    socket_.async_read_some(asio::buffer(sink_),
+                            [this](const boost::system::error_code& ec, size_t) {
+                              if (stopped_ || ec == asio::error::operation_aborted) return;
+                              if (!ec) return watch_close();
+                              connected_ = false;
+                              boost::system::error_code ignored;
+                              socket_.close(ignored);  // a write in progress fails and is retried
+                              if (!busy_ && !retry_pending_ && !buffer_.empty()) send_next();
+                            });
   }
 
   void write_socket() {
@@ -401,8 +402,9 @@ class StreamOutput final : public Output {
     if (!udp_.is_open()) {
       asio::ip::udp::resolver r(pipeline_.io());
       auto results = r.resolve(config_.host, std::to_string(config_.port), ec);
-      if (ec || results.empty()) return failed(fmt::format("resolve {}: {}", config_.host,
-                                                           ec ? ec.message() : "no address"));
+      if (ec || results.empty())
+        return failed(
+            fmt::format("resolve {}: {}", config_.host, ec ? ec.message() : "no address"));
       udp_endpoint_ = *results.begin();
       udp_.open(udp_endpoint_.protocol(), ec);
       if (ec) return failed(fmt::format("udp socket: {}", ec.message()));

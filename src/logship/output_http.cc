@@ -248,15 +248,15 @@ class HttpOutput final : public Output {
     if (config_.kind == OutputConfig::Kind::kLoki) return "application/json";
     if (config_.kind == OutputConfig::Kind::kElasticsearch) return "application/x-ndjson";
     return config_.format == OutputConfig::Format::kJsonArray ? "application/json"
-                                                               : "application/x-ndjson";
+                                                              : "application/x-ndjson";
   }
 
   void build_request() {
     const std::string* payload = &body_;
     if (config_.gzip && gzip(body_, zipped_)) payload = &zipped_;
     request_.clear();
-    request_ += fmt::format("POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {}\r\n",
-                            config_.url, config_.host, config_.port, content_type());
+    request_ += fmt::format("POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: {}\r\n", config_.url,
+                            config_.host, config_.port, content_type());
     request_ += fmt::format("Content-Length: {}\r\nUser-Agent: sidecar\r\n", payload->size());
     if (payload == &zipped_) request_ += "Content-Encoding: gzip\r\n";
     if (!config_.auth_header.empty()) request_ += "Authorization: " + config_.auth_header + "\r\n";
@@ -302,16 +302,16 @@ class HttpOutput final : public Output {
         [this](const boost::system::error_code& ec, tcp::resolver::results_type results) {
           if (stopped_) return;
           if (ec) return failed(fmt::format("resolve {}: {}", config_.host, ec.message()));
-          asio::async_connect(socket_, results,
-                              [this](const boost::system::error_code& ec2, const tcp::endpoint&) {
-                                if (stopped_) return;
-                                if (ec2) {
-                                  return failed(fmt::format("connect {}:{}: {}", config_.host,
-                                                            config_.port, ec2.message()));
-                                }
-                                connected_ = true;
-                                write_request(false);
-                              });
+          asio::async_connect(
+              socket_, results, [this](const boost::system::error_code& ec2, const tcp::endpoint&) {
+                if (stopped_) return;
+                if (ec2) {
+                  return failed(
+                      fmt::format("connect {}:{}: {}", config_.host, config_.port, ec2.message()));
+                }
+                connected_ = true;
+                write_request(false);
+              });
         });
   }
 
@@ -339,18 +339,17 @@ class HttpOutput final : public Output {
   void read_response(bool reused) {
     const size_t old = in_.size();
     in_.resize(old + 16384);
-    socket_.async_read_some(
-        asio::buffer(in_.data() + old, 16384),
-        [this, old, reused](const boost::system::error_code& ec, size_t n) {
-          in_.resize(old + n);
-          if (stopped_) return;
-          if (ec) {
-            if (timed_out_) return failed("timeout");
-            if (reused && old == 0) return reconnect();
-            return failed("read: " + ec.message());
-          }
-          if (!parse_response()) read_response(false);
-        });
+    socket_.async_read_some(asio::buffer(in_.data() + old, 16384),
+                            [this, old, reused](const boost::system::error_code& ec, size_t n) {
+                              in_.resize(old + n);
+                              if (stopped_) return;
+                              if (ec) {
+                                if (timed_out_) return failed("timeout");
+                                if (reused && old == 0) return reconnect();
+                                return failed("read: " + ec.message());
+                              }
+                              if (!parse_response()) read_response(false);
+                            });
   }
 
   // True when the response is complete (and handled).
@@ -553,11 +552,11 @@ class HttpOutput final : public Output {
   http::ResponseHead head_;
   http::ChunkedDecoder chunked_;
   size_t body_start_ = 0;
-  size_t loki_bytes_ = 0;  // the values encoded so far (for batch.max_bytes)
-  size_t batches_ = 0;       // batches the request touches
-  size_t full_batches_ = 0;  // ... of which it finishes
-  size_t next_offset_ = 0;   // the record of the next batch where the next request starts
-  size_t front_offset_ = 0;  // records of the oldest batch already done
+  size_t loki_bytes_ = 0;         // the values encoded so far (for batch.max_bytes)
+  size_t batches_ = 0;            // batches the request touches
+  size_t full_batches_ = 0;       // ... of which it finishes
+  size_t next_offset_ = 0;        // the record of the next batch where the next request starts
+  size_t front_offset_ = 0;       // records of the oldest batch already done
   std::shared_ptr<Batch> retry_;  // elasticsearch items to send again, before the rest
   bool sending_retry_ = false;
   bool retry_pending_ = false;

@@ -102,9 +102,9 @@ bool parse_rfc3339(std::string_view s, int64_t& out) {
     offset = sign * (oh * 3600 + om * 60);
   }
   if (i != s.size()) return false;
-  const int64_t secs = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) *
-                           86400 +
-                       h * 3600 + mi * 60 + sec - offset;
+  const int64_t secs =
+      days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
+      mi * 60 + sec - offset;
   out = secs * 1000000000 + ns;
   return true;
 }
@@ -343,8 +343,8 @@ bool parse_regex(const re2::RE2& re, std::string_view line, Batch& b) {
   const int groups = re.NumberOfCapturingGroups();
   re2::StringPiece pieces[33];
   if (groups > 32) return false;
-  if (!re.Match(re2::StringPiece(line.data(), line.size()), 0, line.size(), RE2::UNANCHORED,
-                pieces, groups + 1)) {
+  if (!re.Match(re2::StringPiece(line.data(), line.size()), 0, line.size(), RE2::UNANCHORED, pieces,
+                groups + 1)) {
     return false;
   }
   for (const auto& [index, name] : re.CapturingGroupNames()) {

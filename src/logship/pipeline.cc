@@ -99,8 +99,9 @@ bool Pipeline::start() {
     return false;
   }
   if (!state_->clean_start()) {
-    spdlog::warn("logs: the last run did not stop cleanly; lines read after its last "
-                 "checkpoint are read again (counted as sidecar_logs_input_replayed_lines_total)");
+    spdlog::warn(
+        "logs: the last run did not stop cleanly; lines read after its last "
+        "checkpoint are read again (counted as sidecar_logs_input_replayed_lines_total)");
   }
   for (auto& b : buffers_) b->recover();
   for (auto& in : inputs_) {
@@ -188,8 +189,8 @@ void Pipeline::stop(std::chrono::steady_clock::time_point deadline) {
   if (!thread_.joinable()) return;
   // Keep a little time to write what is left to disk and the checkpoints.
   const auto now = std::chrono::steady_clock::now();
-  const auto reserve = std::min<std::chrono::steady_clock::duration>(
-      std::chrono::milliseconds(500), (deadline - now) / 5);
+  const auto reserve = std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(500),
+                                                                     (deadline - now) / 5);
   const auto drain_until = deadline - std::max<std::chrono::steady_clock::duration>(
                                           reserve, std::chrono::steady_clock::duration::zero());
   auto done = std::make_shared<std::promise<void>>();
@@ -237,9 +238,10 @@ void Pipeline::stop(std::chrono::steady_clock::time_point deadline) {
     save_checkpoints(true);
     state_->journal_clear();
     if (left > 0) {
-      spdlog::warn("logs: stopped with {} batches undelivered (files are read again from their "
-                   "checkpoints; disk buffers keep theirs)",
-                   left);
+      spdlog::warn(
+          "logs: stopped with {} batches undelivered (files are read again from their "
+          "checkpoints; disk buffers keep theirs)",
+          left);
     }
     final_done->set_value();
   });
@@ -250,8 +252,8 @@ void Pipeline::stop(std::chrono::steady_clock::time_point deadline) {
   thread_.join();
 }
 
-void Pipeline::make_record(InputRuntime& input, LineState& state, Batch& b,
-                           std::string_view text, std::string_view source) {
+void Pipeline::make_record(InputRuntime& input, LineState& state, Batch& b, std::string_view text,
+                           std::string_view source) {
   b.begin(chunk_now_ns_);
   const bool parsed = !input.parsers.empty() && input.parsers.parse(text, b);
   if (!parsed) {
@@ -320,9 +322,8 @@ void Pipeline::emit_line(InputRuntime& input, LineState& state, Batch& b, std::s
   if (state.multiline.pending() && (!was_pending || flushed)) state.multiline_start = line_start;
 }
 
-void Pipeline::feed(InputRuntime& input, LineState& state, BatchBuilder& builder,
-                    const char* data, size_t size, uint64_t end_offset, bool eof,
-                    std::string_view source) {
+void Pipeline::feed(InputRuntime& input, LineState& state, BatchBuilder& builder, const char* data,
+                    size_t size, uint64_t end_offset, bool eof, std::string_view source) {
   if (!builder.batch) {
     builder.batch = std::make_shared<Batch>();
     builder.batch->tag = input.config.tag;
@@ -335,8 +336,8 @@ void Pipeline::feed(InputRuntime& input, LineState& state, BatchBuilder& builder
   const uint64_t max_line = input.config.kind == InputConfig::Kind::kFile
                                 ? input.config.file.max_line_size
                                 : input.config.app_stdout.max_line_size;
-  const bool truncate = input.config.kind == InputConfig::Kind::kFile &&
-                        input.config.file.truncate_long_lines;
+  const bool truncate =
+      input.config.kind == InputConfig::Kind::kFile && input.config.file.truncate_long_lines;
   const uint64_t start_offset = end_offset - size;
   const char* p = data;
   const char* end = data + size;

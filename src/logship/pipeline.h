@@ -99,8 +99,8 @@ class Tracker : public AckSink {
 // and CRI state, filter state.
 struct LineState {
   explicit LineState(const InputConfig& config) : multiline(config.multiline) {}
-  std::string partial;       // bytes after the last newline
-  bool discarding = false;   // truncating a long line: skip to the next newline
+  std::string partial;      // bytes after the last newline
+  bool discarding = false;  // truncating a long line: skip to the next newline
   Multiline multiline;
   uint64_t multiline_start = 0;  // offset where the pending multiline record begins
   std::string cri;               // CRI partial (P) messages so far
@@ -199,7 +199,7 @@ class Pipeline {
   std::atomic<bool> ready_{false};
   bool draining_ = false;
   bool checkpoint_dirty_ = false;
-  std::string scratch_;   // sanitized or joined lines (padded)
+  std::string scratch_;  // sanitized or joined lines (padded)
   std::string scratch2_;
   int64_t chunk_now_ns_ = 0;
   std::thread thread_;

@@ -118,7 +118,8 @@ bool StateStore::open(std::string& error) {
         if (!f["fingerprint"].get_string().get(s)) {
           c.id.fingerprint = std::strtoull(std::string(s).c_str(), nullptr, 16);
         }
-        if (!f["fingerprint_size"].get_uint64().get(v)) c.id.fingerprint_size = static_cast<uint32_t>(v);
+        if (!f["fingerprint_size"].get_uint64().get(v))
+          c.id.fingerprint_size = static_cast<uint32_t>(v);
         if (!f["offset"].get_uint64().get(v)) c.offset = v;
         loaded_.push_back(std::move(c));
       }
@@ -187,8 +188,8 @@ void StateStore::journal_free(uint32_t slot) {
 
 void StateStore::journal_write(uint32_t slot, const FileId& id, uint64_t read_offset) {
   if (journal_fd_ < 0) return;
-  const uint64_t v[6] = {id.dev, id.ino, id.fingerprint, id.fingerprint_size, read_offset,
-                         0x4a524e4c};
+  const uint64_t v[6] = {id.dev,      id.ino,    id.fingerprint, id.fingerprint_size,
+                         read_offset, 0x4a524e4c};
   ::pwrite(journal_fd_, v, sizeof(v), static_cast<off_t>(slot) * kSlotSize);
 }
 

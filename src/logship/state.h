@@ -38,7 +38,7 @@ bool read_file(const std::string& path, std::string& out);
 struct FileId {
   uint64_t dev = 0;
   uint64_t ino = 0;
-  uint64_t fingerprint = 0;     // FNV-1a 64 of the first fingerprint_size bytes
+  uint64_t fingerprint = 0;       // FNV-1a 64 of the first fingerprint_size bytes
   uint32_t fingerprint_size = 0;  // 0: the file was empty when first seen
   bool operator==(const FileId&) const = default;
   auto key() const { return std::tuple(dev, ino, fingerprint, fingerprint_size); }

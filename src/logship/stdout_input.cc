@@ -34,7 +34,8 @@ void StdoutInput::on_output(int stream, std::string_view data) {
         if (queued_bytes_ + data.size() > input_.config.app_stdout.buffer_size) {
           // Full: drop this piece; cut the line it belongs to.
           bump(input_.counters.dropped_buffer_full,
-               std::max<uint64_t>(1, static_cast<uint64_t>(std::count(data.begin(), data.end(), '\n'))));
+               std::max<uint64_t>(
+                   1, static_cast<uint64_t>(std::count(data.begin(), data.end(), '\n'))));
           if (!q.data.empty() && q.data.back() != '\n') {
             q.data += '\n';
             ++queued_bytes_;

@@ -28,7 +28,8 @@ TEST(JsonParser, KeepsTokensAndReencodesValidJson) {
   JsonParser p;
   Batch b;
   b.begin(0);
-  Padded line(R"({"a": 1.50, "b":"x\"y", "c" :[1, {"d":null}], "e":true, "f":"tab\there", "\u00e9":"k"})");
+  Padded line(
+      R"({"a": 1.50, "b":"x\"y", "c" :[1, {"d":null}], "e":true, "f":"tab\there", "\u00e9":"k"})");
   ASSERT_TRUE(p.parse(line.view(), b));
   const std::string out = as_json(b);
   EXPECT_EQ(out,
@@ -42,9 +43,8 @@ TEST(JsonParser, KeepsTokensAndReencodesValidJson) {
 
 TEST(JsonParser, RejectsWhatIsNotOneObject) {
   JsonParser p;
-  for (std::string_view bad :
-       {"", "[1,2]", "{\"a\":}", "{\"a\":1} x", "{\"a\":tru}", "{\"a\":01}", "{\"a\":\"\\q\"}",
-        "{\"a\":[1,}", "{\"a\":1", "not json"}) {
+  for (std::string_view bad : {"", "[1,2]", "{\"a\":}", "{\"a\":1} x", "{\"a\":tru}", "{\"a\":01}",
+                               "{\"a\":\"\\q\"}", "{\"a\":[1,}", "{\"a\":1", "not json"}) {
     Batch b;
     b.begin(0);
     Padded line(bad);
@@ -72,8 +72,9 @@ TEST(Syslog, Rfc5424) {
   ASSERT_TRUE(parse_syslog(
       R"(<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="App\]x"] An application event)",
       b));
-  EXPECT_EQ(as_json(b),
-            R"({"pri":165,"time":"2003-10-11T22:14:15.003Z","host":"mymachine.example.com","ident":"evntslog","msgid":"ID47","extradata":"[exampleSDID@32473 iut=\"3\" eventSource=\"App\\]x\"]","message":"An application event"})");
+  EXPECT_EQ(
+      as_json(b),
+      R"({"pri":165,"time":"2003-10-11T22:14:15.003Z","host":"mymachine.example.com","ident":"evntslog","msgid":"ID47","extradata":"[exampleSDID@32473 iut=\"3\" eventSource=\"App\\]x\"]","message":"An application event"})");
   EXPECT_EQ(b.records.back().time_ns, 1065910455003000000);
 }
 
@@ -81,12 +82,14 @@ TEST(Syslog, Rfc3164WithAndWithoutPri) {
   Batch b;
   b.begin(0);
   ASSERT_TRUE(parse_syslog("<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed", b));
-  EXPECT_EQ(as_json(b),
-            R"({"pri":34,"time":"Oct 11 22:14:15","host":"mymachine","ident":"su","pid":"123","message":"'su root' failed"})");
+  EXPECT_EQ(
+      as_json(b),
+      R"({"pri":34,"time":"Oct 11 22:14:15","host":"mymachine","ident":"su","pid":"123","message":"'su root' failed"})");
   Batch c;
   c.begin(0);
   ASSERT_TRUE(parse_syslog("Oct  1 02:03:04 host cron: job", c));
-  EXPECT_EQ(as_json(c), R"({"time":"Oct  1 02:03:04","host":"host","ident":"cron","message":"job"})");
+  EXPECT_EQ(as_json(c),
+            R"({"time":"Oct  1 02:03:04","host":"host","ident":"cron","message":"job"})");
   Batch d;
   d.begin(0);
   EXPECT_FALSE(parse_syslog("<999>1 x", d));
@@ -142,8 +145,9 @@ TEST(Parsers, CombinedAccessLog) {
   ASSERT_TRUE(parse_combined(
       R"(192.168.1.5 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 "http://example.com/start" "Mozilla/4.08")",
       b));
-  EXPECT_EQ(as_json(b),
-            R"({"remote":"192.168.1.5","user":"frank","time":"10/Oct/2000:13:55:36 -0700","method":"GET","path":"/apache_pb.gif","protocol":"HTTP/1.0","code":200,"size":2326,"referer":"http://example.com/start","agent":"Mozilla/4.08"})");
+  EXPECT_EQ(
+      as_json(b),
+      R"({"remote":"192.168.1.5","user":"frank","time":"10/Oct/2000:13:55:36 -0700","method":"GET","path":"/apache_pb.gif","protocol":"HTTP/1.0","code":200,"size":2326,"referer":"http://example.com/start","agent":"Mozilla/4.08"})");
   EXPECT_EQ(b.records.back().time_ns, 971211336000000000);
 }
 
@@ -158,7 +162,8 @@ TEST(Parsers, RegexNamedGroupsAndTime) {
   b.begin(0);
   Padded line("2020-01-02T03:04:05+0100 INFO started ok");
   ASSERT_TRUE(parsers.parse(line.view(), b));
-  EXPECT_EQ(as_json(b), R"({"ts":"2020-01-02T03:04:05+0100","level":"INFO","message":"started ok"})");
+  EXPECT_EQ(as_json(b),
+            R"({"ts":"2020-01-02T03:04:05+0100","level":"INFO","message":"started ok"})");
   EXPECT_EQ(b.records.back().time_ns, 1577930645000000000);
 }
 

@@ -72,10 +72,11 @@ std::vector<std::string> run(MultilineConfig::Mode mode, const std::vector<std::
 
 TEST(Multiline, Java) {
   auto out = run(MultilineConfig::Mode::kJava,
-                 {"ERROR x", "java.lang.RuntimeException: a", "\tat A.b(A.java:1)",
-                  "Caused by: B", "\t... 3 more", "INFO next"});
+                 {"ERROR x", "java.lang.RuntimeException: a", "\tat A.b(A.java:1)", "Caused by: B",
+                  "\t... 3 more", "INFO next"});
   ASSERT_EQ(out.size(), 3u);
-  EXPECT_EQ(out[1], "java.lang.RuntimeException: a\n\tat A.b(A.java:1)\nCaused by: B\n\t... 3 more");
+  EXPECT_EQ(out[1],
+            "java.lang.RuntimeException: a\n\tat A.b(A.java:1)\nCaused by: B\n\t... 3 more");
 }
 
 TEST(Multiline, Python) {

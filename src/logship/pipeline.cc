@@ -200,7 +200,8 @@ void Pipeline::stop(std::chrono::steady_clock::time_point deadline) {
   // deliver, checking every few milliseconds.
   auto step = std::make_shared<std::function<void()>>();
   auto timer = std::make_shared<asio::steady_timer>(io_);
-  *step = [this, step, timer, done, drain_until] {
+  // The step holds itself weakly (stop() keeps it alive), so no cycle leaks.
+  *step = [this, weak = std::weak_ptr<std::function<void()>>(step), timer, done, drain_until] {
     draining_ = true;
     pump();
     bool inputs_done = true;
@@ -216,8 +217,9 @@ void Pipeline::stop(std::chrono::steady_clock::time_point deadline) {
       return;
     }
     timer->expires_after(std::chrono::milliseconds(10));
-    timer->async_wait([step](const boost::system::error_code& ec) {
-      if (!ec) (*step)();
+    timer->async_wait([weak](const boost::system::error_code& ec) {
+      if (ec) return;
+      if (auto s = weak.lock()) (*s)();
     });
   };
   asio::post(io_, [step] { (*step)(); });

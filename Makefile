@@ -4,6 +4,8 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
+LOGS_FUZZ_SECONDS ?= 10
+LOGS_FUZZ = json logfmt syslog cri
 CMAKE_FLAGS ?=
 
 .PHONY: all deps build test demo asan fuzz fuzz-acme bench format clean
@@ -35,13 +37,20 @@ asan: deps
 
 # Coverage-guided fuzzing of the HTTP/1.1 codec (clang, libFuzzer) for
 # FUZZ_SECONDS, starting from the seed corpus; new inputs go to build-fuzz/corpus.
+# Then each log parser for LOGS_FUZZ_SECONDS.
 fuzz: deps
 	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSIDECAR_FUZZ=ON -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
-	ninja -C build-fuzz fuzz_http1
+	ninja -C build-fuzz fuzz_http1 $(addprefix fuzz_logs_,$(LOGS_FUZZ))
 	mkdir -p build-fuzz/corpus
 	build-fuzz/test/fuzz_http1 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=build-fuzz/ build-fuzz/corpus test/fuzz/corpus/http1
+	for p in $(LOGS_FUZZ); do \
+	  mkdir -p build-fuzz/corpus-logs-$$p && \
+	  build-fuzz/test/fuzz_logs_$$p -max_total_time=$(LOGS_FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build-fuzz/logs-$$p- build-fuzz/corpus-logs-$$p \
+	    test/fuzz/corpus/logs_$$p || exit 1; \
+	done
 
 # The same for what sidecar reads from an ACME server (JSON objects,
 # Retry-After, PEM chains, base64url).

@@ -11,6 +11,7 @@ packages=(
   libssl-dev libnghttp2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   libre2-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libsimdjson-dev
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
   nginx-light haproxy caddy prometheus
@@ -21,6 +22,9 @@ packages=(
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch
   python3-yaml
   pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
+  rsyslog socat
+  # syslog-ng's libraries (syslog-ng itself is unpacked below)
+  libivykis0 libnet1 libjson-c5 libpcre3 libwrap0 libglib2.0-0 libcap2
 )
 
 missing=()
@@ -57,15 +61,22 @@ PY
   echo "${npm_packages[*]}" | $sudo tee "$tools/.installed" >/dev/null
 }
 
+# syslog-ng conflicts with rsyslog (both are a system-log-daemon), but the
+# tests run both as unprivileged receivers: syslog-ng's package is unpacked
+# (not installed) under $SYSLOG_NG_ROOT and run from there.
+SYSLOG_NG_ROOT=/opt/sidecar-peers/syslog-ng
+need_syslog_ng=0
+[ -x "$SYSLOG_NG_ROOT/usr/sbin/syslog-ng" ] || need_syslog_ng=1
+
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-if [ ${#missing[@]} -eq 0 ]; then
+if [ ${#missing[@]} -eq 0 ] && [ "$need_syslog_ng" -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
   install_npm_tools
   exit 0
 fi
 
-echo "install-deps: installing ${missing[*]}"
+echo "install-deps: installing ${missing[*]:-nothing from apt}; unpacking syslog-ng: $need_syslog_ng"
 
 # Packages such as nginx and haproxy start a system service from their postinst;
 # the tests and benchmarks start their own instances on 127.0.0.1 instead.
@@ -81,5 +92,14 @@ trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq || true
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ "$need_syslog_ng" -eq 1 ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download syslog-ng-core)
+  $sudo mkdir -p "$SYSLOG_NG_ROOT"
+  $sudo dpkg-deb -x "$tmp"/syslog-ng-core_*.deb "$SYSLOG_NG_ROOT"
+  rm -rf "$tmp"
+fi
 install_npm_tools

@@ -29,6 +29,7 @@
 #include "core/json.h"
 #include "core/logging.h"
 #include "filters/registry.h"
+#include "logship/config.h"
 #include "module/module.h"
 #include "proxy/server.h"
 #include "proxy/stream.h"
@@ -272,12 +273,24 @@ class Process : public module::Host {
     });
   }
 
+  void subscribe_app_output(module::AppOutputFn fn) override {
+    std::lock_guard lock(output_mutex_);
+    output_subscribers_->push_back(std::move(fn));
+  }
+
   void start_app() {
     // Orphans of the app (its children's children) are reparented to us, and
     // reaped, also when we are not PID 1.
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     app_ = std::make_unique<supervisor::Supervisor>(io_, options_.app_command, cfg_->app,
                                                     [this](int code) { on_app_exit(code); });
+    // A module wants the app's output (log shipping): it goes through pipes.
+    if (std::lock_guard lock(output_mutex_); !output_subscribers_->empty()) {
+      app_->capture_output([subscribers = output_subscribers_](int fd, std::string_view data) {
+        const auto stream = fd == 2 ? module::AppStream::kStderr : module::AppStream::kStdout;
+        for (const auto& fn : *subscribers) fn(stream, data);
+      });
+    }
     try {
       app_->start();
     } catch (const std::system_error& e) {
@@ -663,6 +676,11 @@ class Process : public module::Host {
   // main loop's reaper took it; under reap_mutex_, which the reaper holds.
   std::mutex reap_mutex_;
   std::map<pid_t, std::optional<std::pair<int, rusage>>> module_children_;
+  // Subscribers to the app's output; fixed once the app starts, and shared
+  // with the supervisor's output thread, which may outlive this object.
+  std::mutex output_mutex_;
+  std::shared_ptr<std::vector<module::AppOutputFn>> output_subscribers_ =
+      std::make_shared<std::vector<module::AppOutputFn>>();
   boost::asio::signal_set signals_;
   boost::asio::steady_timer delay_timer_;
   boost::asio::steady_timer watch_timer_;
@@ -689,6 +707,7 @@ static void register_builtin() {
     tls::register_validator();
     sync::register_module();
     acme::register_module();
+    logship::register_module();
   });
 }
 

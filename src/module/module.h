@@ -24,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,15 @@ struct AdminResponse {
 };
 
 using AdminHandler = std::function<void(const AdminRequest&, AdminResponse&)>;
+
+// The supervised app's output streams.
+enum class AppStream { kStdout = 1, kStderr = 2 };
+// Receives bytes the app wrote to `stream`, in order, after they were
+// passed on to the sidecar's own stdout/stderr; empty `data`: the stream
+// closed (the app exited; once per run of the app). Called on a thread of
+// the supervisor: it must not block (queue and return), and may run until
+// the process exits, so it must keep alive what it touches.
+using AppOutputFn = std::function<void(AppStream stream, std::string_view data)>;
 
 struct AdminRoute {
   std::string method;    // GET or POST
@@ -102,6 +112,11 @@ class Host {
   virtual void set_acme_challenge(const std::string& token,
                                   const std::string& key_authorization) = 0;
   virtual void clear_acme_challenge(const std::string& token) = 0;
+  // Asks for a copy of the supervised app's stdout and stderr. Only before
+  // the app starts (from the module's constructor or start()): the app's
+  // output then goes through pipes that the sidecar passes on to its own
+  // stdout/stderr; without a subscriber the app inherits them as before.
+  virtual void subscribe_app_output(AppOutputFn fn) {}
 };
 
 class Module {

@@ -23,7 +23,7 @@ int exit_code_of(int wait_status) {
 
 AppProcess::AppProcess(const std::vector<std::string>& argv,
                        const std::vector<std::pair<std::string, std::string>>& extra_env,
-                       const std::string& cwd) {
+                       const std::string& cwd, int stdout_fd, int stderr_fd) {
   if (argv.empty()) throw std::system_error(EINVAL, std::generic_category(), "empty app command");
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -58,6 +58,8 @@ AppProcess::AppProcess(const std::vector<std::string>& argv,
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  if (stdout_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1);
+  if (stderr_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2);
   pid_t pid = -1;
   const int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);

@@ -20,10 +20,11 @@ class AppProcess {
   // group, with this process's environment plus `extra_env` (overriding),
   // default signal dispositions and an empty signal mask. Throws
   // std::system_error when it cannot be started (for example, not found).
-  // With `cwd`, it starts there.
+  // With `cwd`, it starts there. With `stdout_fd` / `stderr_fd` (>= 0), those
+  // become its fd 1 / fd 2 instead of ours.
   AppProcess(const std::vector<std::string>& argv,
              const std::vector<std::pair<std::string, std::string>>& extra_env,
-             const std::string& cwd = "");
+             const std::string& cwd = "", int stdout_fd = -1, int stderr_fd = -1);
 
   pid_t pid() const { return pid_; }
   bool exited() const { return exit_code_.has_value(); }

@@ -1,6 +1,7 @@
 #include "supervisor/supervisor.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -20,8 +21,22 @@ Supervisor::Supervisor(boost::asio::io_context& io, std::vector<std::string> arg
 void Supervisor::start() { spawn(); }
 
 void Supervisor::spawn() {
-  process_.emplace(
-      argv_, std::vector<std::pair<std::string, std::string>>{{"PORT", std::to_string(app_.port)}});
+  const std::vector<std::pair<std::string, std::string>> env{{"PORT", std::to_string(app_.port)}};
+  if (!capture_) {
+    process_.emplace(argv_, env);
+  } else {
+    const OutputPipes pipes = make_output_pipes();
+    try {
+      process_.emplace(argv_, env, "", pipes.stdout_write, pipes.stderr_write);
+    } catch (...) {
+      for (int fd : {pipes.stdout_write, pipes.stderr_write, pipes.stdout_read, pipes.stderr_read})
+        ::close(fd);
+      throw;
+    }
+    ::close(pipes.stdout_write);  // the app has them now
+    ::close(pipes.stderr_write);
+    start_output_pump(pipes, capture_);
+  }
   started_at_ = std::chrono::steady_clock::now();
   spdlog::info("app started: pid {}, PORT={}", process_->pid(), app_.port);
 }

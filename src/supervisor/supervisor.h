@@ -24,6 +24,7 @@
 
 #include "config/config.h"
 #include "supervisor/app_process.h"
+#include "supervisor/output_pump.h"
 
 namespace sidecar::supervisor {
 
@@ -32,6 +33,9 @@ class Supervisor {
   Supervisor(boost::asio::io_context& io, std::vector<std::string> argv, config::App app,
              std::function<void(int exit_code)> on_exit);
 
+  // Sends the app's stdout and stderr through pipes from its next start
+  // on: passed on to ours, and to `fn` (see output_pump.h). Before start().
+  void capture_output(OutputFn fn) { capture_ = std::move(fn); }
   // Starts the app. Throws std::system_error when it cannot be started.
   void start();
   // Passes `sig` to the app's process group; nothing when it is not running.
@@ -58,6 +62,7 @@ class Supervisor {
   std::vector<std::string> argv_;
   config::App app_;
   std::function<void(int)> on_exit_;
+  OutputFn capture_;
   std::optional<AppProcess> process_;
   boost::asio::steady_timer restart_timer_;
   boost::asio::steady_timer kill_timer_;

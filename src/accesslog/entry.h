@@ -39,6 +39,7 @@ struct Entry {
   std::string_view method, path, authority, upstream_host, route, cluster, listener, remote_address;
   // Downstream TLS ("" on plain connections).
   std::string_view tls_version, peer_subject, peer_uri_san, requested_server_name;
+  std::string_view response_code_details;  // why the proxy answered as it did
   // Values of the configured request and response headers, in config order
   // (empty: absent).
   std::vector<std::string_view> request_headers;

@@ -99,8 +99,8 @@ class Process : public module::Host {
         io_(1),
         store_(cfg_->workers != 0 ? cfg_->workers : core::available_cpus(),
                proxy::reject_reason_names()),
-        signals_(io_),
         tls_(io_),
+        signals_(io_),
         delay_timer_(io_),
         watch_timer_(io_) {}
 

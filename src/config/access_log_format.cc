@@ -29,7 +29,18 @@ constexpr Simple kSimple[] = {
     {"DOWNSTREAM_PEER_SUBJECT", LogToken::Kind::kDownstreamPeerSubject},
     {"DOWNSTREAM_PEER_URI_SAN", LogToken::Kind::kDownstreamPeerUriSan},
     {"REQUESTED_SERVER_NAME", LogToken::Kind::kRequestedServerName},
+    {"RESPONSE_CODE_DETAILS", LogToken::Kind::kResponseCodeDetails},
 };
+
+}  // namespace
+
+std::string_view log_operator_name(LogToken::Kind kind) {
+  for (const Simple& s : kSimple)
+    if (s.kind == kind) return s.name;
+  return {};
+}
+
+namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);

@@ -37,6 +37,7 @@ struct LogToken {
     kDownstreamPeerSubject,               // %DOWNSTREAM_PEER_SUBJECT%: client certificate subject
     kDownstreamPeerUriSan,  // %DOWNSTREAM_PEER_URI_SAN%: its URI SANs, comma separated
     kRequestedServerName,   // %REQUESTED_SERVER_NAME%: the SNI
+    kResponseCodeDetails,   // %RESPONSE_CODE_DETAILS%: why the proxy answered so
   };
   Kind kind = Kind::kLiteral;
   std::string text;       // the literal, or the header name in lower case
@@ -56,6 +57,10 @@ struct LogField {
 // `offset` (the byte of `format` where the problem is).
 std::optional<std::vector<LogToken>> parse_log_format(std::string_view format, std::string& error,
                                                       size_t& offset);
+
+// The operator of a simple kind ("RESPONSE_CODE"); "" for literals and
+// header operators, which carry arguments.
+std::string_view log_operator_name(LogToken::Kind kind);
 
 // The fields of the default JSON line (see docs/config.md).
 std::vector<LogField> default_log_fields();

@@ -156,7 +156,7 @@ struct Cluster {
 };
 
 struct Admin {
-  Address address{"127.0.0.1", 9901};
+  Address address{"127.0.0.1", 9901, ""};
 };
 
 // How the sidecar decides the app is ready: a TCP connect to

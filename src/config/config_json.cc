@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "config/access_log_format.h"
 #include "core/json.h"
 
 namespace sidecar::config {
@@ -84,9 +85,6 @@ std::string format_tokens(const std::vector<LogToken>& tokens) {
       case K::kLiteral:
         s += t.text;
         break;
-      case K::kStartTime:
-        s += "%START_TIME%";
-        break;
       case K::kMethod:
         s += "%REQ(:METHOD)%";
         break;
@@ -108,44 +106,10 @@ std::string format_tokens(const std::vector<LogToken>& tokens) {
         if (t.max_length != 0) s += fmt::format(":{}", t.max_length);
         s += "%";
         break;
-      case K::kProtocol:
-        s += "%PROTOCOL%";
-        break;
-      case K::kResponseCode:
-        s += "%RESPONSE_CODE%";
-        break;
-      case K::kResponseFlags:
-        s += "%RESPONSE_FLAGS%";
-        break;
-      case K::kBytesReceived:
-        s += "%BYTES_RECEIVED%";
-        break;
-      case K::kBytesSent:
-        s += "%BYTES_SENT%";
-        break;
-      case K::kDuration:
-        s += "%DURATION%";
-        break;
-      case K::kUpstreamServiceTime:
-        s += "%UPSTREAM_SERVICE_TIME%";
-        break;
-      case K::kUpstreamHost:
-        s += "%UPSTREAM_HOST%";
-        break;
-      case K::kUpstreamCluster:
-        s += "%UPSTREAM_CLUSTER%";
-        break;
-      case K::kRouteName:
-        s += "%ROUTE_NAME%";
-        break;
-      case K::kListenerName:
-        s += "%LISTENER_NAME%";
-        break;
-      case K::kDownstreamRemoteAddress:
-        s += "%DOWNSTREAM_REMOTE_ADDRESS%";
-        break;
-      case K::kDownstreamRemoteAddressWithoutPort:
-        s += "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%";
+      default:
+        s += '%';
+        s += log_operator_name(t.kind);
+        s += '%';
         break;
     }
   }

@@ -40,6 +40,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -62,6 +63,40 @@ namespace sidecar::http {
 enum class FilterStatus { kContinue, kStopIteration };
 
 using Spans = std::vector<boost::asio::const_buffer>;
+
+// An HTTP request a filter makes itself (ext_authz, a JWKS, an OAuth2 token
+// endpoint), to a cluster of the config, over the proxy's own upstream code.
+struct ClientRequest {
+  std::string method = "GET";
+  std::string path = "/";  // origin-form
+  std::string authority;   // Host; default: the endpoint
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::chrono::milliseconds timeout{1000};  // the whole exchange
+};
+
+struct ClientResponse {
+  int status = 0;                                            // 0: no response (error says why)
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
+  std::string body;
+  std::string error;  // "timed out after 200ms", "connect failed: ...", "no cluster x"
+};
+
+// Sends ClientRequests. `done` runs once, on the worker's thread, never
+// inside send(); it may run after the stream that asked has ended: a filter
+// guards its state (e.g. a shared liveness flag) and cancel() drops the
+// answer of a request it no longer wants.
+class AsyncClient {
+ public:
+  using Done = std::function<void(ClientResponse)>;
+  // A handle for cancel(); 0 when the request failed at once (then `done`
+  // still runs, posted).
+  virtual uint64_t send(std::string_view cluster, ClientRequest request, Done done) = 0;
+  virtual void cancel(uint64_t handle) = 0;
+
+ protected:
+  ~AsyncClient() = default;
+};
 
 // A response a filter sends in place of the upstream's.
 struct LocalResponse {
@@ -119,6 +154,15 @@ class FilterCallbacks {
   // Sets a response flag for the access log (accesslog::ResponseFlag bits:
   // RL for a rate limit, DI/FI for faults, ...).
   virtual void set_response_flag(uint32_t flag) = 0;
+  // Why the proxy answered as it did, for %RESPONSE_CODE_DETAILS%
+  // ("jwt_authn_expired", "rbac_access_denied"); copied.
+  virtual void set_response_detail(std::string_view detail) = 0;
+
+  // ---- state shared by the filters of one stream (Envoy's dynamic
+  // metadata): a filter publishes facts ("jwt.sub") for the next ones. ----
+  virtual void set_metadata(std::string_view key, std::string_view value) = 0;
+  // The value, or nothing.
+  virtual std::optional<std::string_view> metadata(std::string_view key) const = 0;
 
   // ---- asynchronous continuation ----
   // After kStopIteration without an answer: the chain goes on after the
@@ -126,6 +170,8 @@ class FilterCallbacks {
   virtual void continue_request() = 0;
   // The worker's event loop, for timers and asynchronous clients.
   virtual boost::asio::io_context& io() = 0;
+  // HTTP requests to the config's clusters, from this worker.
+  virtual AsyncClient& http_client() = 0;
 
  protected:
   ~FilterCallbacks() = default;

@@ -65,7 +65,7 @@ bool read_int(std::string_view s, size_t& i, size_t n, int& out) {
 
 bool parse_rfc3339(std::string_view s, int64_t& out) {
   size_t i = 0;
-  int y, mo, d, h, mi, sec;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   if (!read_int(s, i, 4, y) || i >= s.size() || s[i++] != '-' || !read_int(s, i, 2, mo) ||
       i >= s.size() || s[i++] != '-' || !read_int(s, i, 2, d) || i >= s.size() ||
       (s[i] != 'T' && s[i] != 't' && s[i] != ' ')) {

@@ -790,6 +790,8 @@ void Stream::begin_request() {
   info_->listener_stats->requests_active.add();
   status_ = 0;
   flags_ = 0;
+  detail_.clear();
+  metadata_.clear();
   req_body_bytes_ = resp_body_bytes_ = 0;
   upstream_used_ = false;
   upstream_host_.clear();
@@ -887,6 +889,7 @@ void Stream::write_log(Clock::time_point now) {
   e.cluster = route_ != nullptr ? std::string_view(route_->config->cluster) : std::string_view();
   e.listener = listener_->config->name;
   e.remote_address = info_->peer_address;
+  e.response_code_details = detail_;
   if (const net::TlsInfo* tls = info_->tls) {
     e.tls_version = tls->version;
     e.peer_subject = tls->peer_subject;
@@ -1062,5 +1065,24 @@ const void* Stream::route_config(std::string_view name) const {
 }
 
 boost::asio::io_context& Stream::io() { return info_->worker->io(); }
+
+http::AsyncClient& Stream::http_client() { return info_->worker->http_client(); }
+
+void Stream::set_metadata(std::string_view key, std::string_view value) {
+  for (auto& [k, v] : metadata_) {
+    if (k == key) {
+      v.assign(value);
+      return;
+    }
+  }
+  metadata_.emplace_back(key, value);
+}
+
+std::optional<std::string_view> Stream::metadata(std::string_view key) const {
+  for (const auto& [k, v] : metadata_) {
+    if (k == key) return std::string_view(v);
+  }
+  return std::nullopt;
+}
 
 }  // namespace sidecar::proxy

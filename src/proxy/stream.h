@@ -117,6 +117,10 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void send_local_reply(int status, std::string_view body) override;
   void send_response(http::LocalResponse response) override;
   void set_response_flag(uint32_t flag) override { flags_ |= flag; }
+  void set_response_detail(std::string_view detail) override { detail_.assign(detail); }
+  void set_metadata(std::string_view key, std::string_view value) override;
+  std::optional<std::string_view> metadata(std::string_view key) const override;
+  http::AsyncClient& http_client() override;
   void continue_request() override;
   boost::asio::io_context& io() override;
 
@@ -217,6 +221,8 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   bool pending_counted_ = false;
   uint16_t status_ = 0;  // sent downstream; 0: none
   uint32_t flags_ = 0;   // accesslog::ResponseFlag
+  std::string detail_;   // %RESPONSE_CODE_DETAILS%
+  std::vector<std::pair<std::string, std::string>> metadata_;
   uint64_t req_body_bytes_ = 0;
   uint64_t resp_body_bytes_ = 0;
   Clock::time_point req_start_;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
+#include "proxy/async_client.h"
 #include "proxy/http1_server.h"
 
 namespace sidecar::proxy {
@@ -27,7 +28,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, stats::
       access_log_(access_log),
       io_(1),
       snapshot_(std::move(snapshot)),
-      tick_(io_) {
+      tick_(io_),
+      http_client_(std::make_unique<WorkerHttpClient>(*this)) {
   for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {
     clusters_.push_back(make_cluster(*snapshot_, i));
   }
@@ -210,6 +212,8 @@ void Worker::maybe_drained() {
     }
   }
 }
+
+http::AsyncClient& Worker::http_client() { return *http_client_; }
 
 std::unique_ptr<Stream> Worker::acquire_stream() {
   if (free_streams_.empty()) return std::make_unique<Stream>();

@@ -29,6 +29,7 @@ namespace sidecar::proxy {
 
 class Http1ServerConnection;
 class Stream;
+class WorkerHttpClient;
 
 class Worker {
  public:
@@ -71,6 +72,8 @@ class Worker {
   stats::WorkerStats& stats() { return *stats_; }
   // The access log writer and this worker's ring, or null.
   accesslog::Writer* access_log() { return access_log_; }
+  // HTTP requests of this worker's filters (http::AsyncClient).
+  http::AsyncClient& http_client();
   void add_connection(Http1ServerConnection* c);
   void remove_connection(Http1ServerConnection* c);
   // A stream for a new request, and back when it is done: streams are
@@ -111,6 +114,7 @@ class Worker {
   std::thread thread_;
   Http1ServerConnection* connections_ = nullptr;  // intrusive list through Http1ServerConnection
   std::vector<std::unique_ptr<Stream>> free_streams_;
+  std::unique_ptr<WorkerHttpClient> http_client_;
   size_t connection_count_[2] = {0, 0};  // by direction
   bool draining_[2] = {false, false};
   std::function<void()> on_drained_[2];

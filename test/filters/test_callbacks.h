@@ -34,6 +34,22 @@ class TestCallbacks : public http::FilterCallbacks {
   uint32_t flags = 0;
   int continued = 0;
   bool streamed = false;
+  std::string detail;
+  std::map<std::string, std::string> metadata_map;
+  // A client whose requests the test answers by hand (`pending`).
+  struct FakeClient : http::AsyncClient {
+    struct Call {
+      std::string cluster;
+      http::ClientRequest request;
+      Done done;
+    };
+    std::vector<Call> pending;
+    uint64_t send(std::string_view cluster, http::ClientRequest r, Done done) override {
+      pending.push_back({std::string(cluster), std::move(r), std::move(done)});
+      return pending.size();
+    }
+    void cancel(uint64_t) override {}
+  } client;
 
   const http::RequestHead& request() const override { return head; }
   std::string_view path() const override { return path_value; }
@@ -68,8 +84,18 @@ class TestCallbacks : public http::FilterCallbacks {
     response = std::move(r);
   }
   void set_response_flag(uint32_t f) override { flags |= f; }
+  void set_response_detail(std::string_view d) override { detail = std::string(d); }
+  void set_metadata(std::string_view k, std::string_view v) override {
+    metadata_map[std::string(k)] = std::string(v);
+  }
+  std::optional<std::string_view> metadata(std::string_view k) const override {
+    auto it = metadata_map.find(std::string(k));
+    if (it == metadata_map.end()) return std::nullopt;
+    return std::string_view(it->second);
+  }
   void continue_request() override { ++continued; }
   boost::asio::io_context& io() override { return io_context; }
+  http::AsyncClient& http_client() override { return client; }
 };
 
 }  // namespace sidecar::filters::testing

@@ -14,6 +14,8 @@ packages=(
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
   nginx-light haproxy caddy prometheus
+  # the TCP proxy's tests and benchmark: a real redis and redis-benchmark
+  redis-server
   # deploy/: the image (buildah, mmdebstrap), a pod of it (podman, runc), the
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch

@@ -28,6 +28,7 @@
 namespace sidecar::proxy {
 
 class HttpConnection;
+class TcpProxyConnection;
 
 class Worker {
  public:
@@ -72,6 +73,8 @@ class Worker {
   accesslog::Writer* access_log() { return access_log_; }
   void add_connection(HttpConnection* c);
   void remove_connection(HttpConnection* c);
+  void add_connection(TcpProxyConnection* c);
+  void remove_connection(TcpProxyConnection* c);
 
  private:
   struct Acceptor {
@@ -103,8 +106,9 @@ class Worker {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   core::Random random_;
   std::thread thread_;
-  HttpConnection* connections_ = nullptr;  // intrusive list through HttpConnection
-  size_t connection_count_[2] = {0, 0};    // by direction
+  HttpConnection* connections_ = nullptr;          // intrusive list through HttpConnection
+  TcpProxyConnection* tcp_connections_ = nullptr;  // ... through TcpProxyConnection
+  size_t connection_count_[2] = {0, 0};            // by direction, HTTP and TCP
   bool draining_[2] = {false, false};
   std::function<void()> on_drained_[2];
   bool started_ = false;

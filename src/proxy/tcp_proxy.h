@@ -7,9 +7,11 @@
 // pump reads again only once its write finished, so a slow reader slows its
 // writer and a connection holds at most two buffers (16 KiB, doubling to
 // 64 KiB while reads fill them; the upstream direction reads into the
-// upstream connection's own buffer). When neither side has TLS, bytes move
-// with splice(2) through one pipe per direction instead and never enter
-// user space.
+// upstream connection's own buffer). When neither side has TLS and a
+// direction turns out to be a bulk transfer (a read fills the 64 KiB buffer),
+// its bytes move with splice(2) through a pipe from then on and never enter
+// user space; chatty traffic (a cache's small requests) stays on the copy
+// path, which costs less per message (bench/tcp.sh).
 //
 // Half close: the end of stream read on one side becomes a shutdown of the
 // sending direction on the other (with TLS, close_notify first), and the
@@ -82,6 +84,12 @@ class TcpProxyConnection final : public core::RefCounted<TcpProxyConnection>,
   TcpProxyConnection* prev = nullptr;
   TcpProxyConnection* next = nullptr;
 
+  // A pipe for splice(2): its two ends, -1 when none.
+  struct Pipe {
+    int read = -1;
+    int write = -1;
+  };
+
   void on_upstream_connected(const boost::system::error_code& ec) override;
   // Unused: the pumps read the upstream transport themselves.
   void on_upstream_read(const boost::system::error_code&, size_t) override {}
@@ -98,9 +106,9 @@ class TcpProxyConnection final : public core::RefCounted<TcpProxyConnection>,
     core::Buffer* buffer = nullptr;
     std::vector<boost::asio::const_buffer> out;
     bool last_read_filled = false;
-    // splice(2) path: the pipe and the bytes in it.
-    int pipe_read = -1;
-    int pipe_write = -1;
+    // splice(2) path: the pipe while bytes are in it.
+    bool spliced = false;
+    Pipe pipe;
     size_t in_pipe = 0;
     // State.
     bool writing = false;  // a write waits for the socket (since write_since)
@@ -121,8 +129,9 @@ class TcpProxyConnection final : public core::RefCounted<TcpProxyConnection>,
   void write(Pump& p);
   void on_written(Pump& p, const boost::system::error_code& ec);
   // splice(2) path.
-  bool open_pipes();
   void splice_pump(Pump& p);
+  // Returns `p`'s pipe to the worker's pool (closes it if bytes are left in it).
+  void release_pipe(Pump& p);
 
   // Counts bytes read from / written to a side.
   void count_read(Pump& p, size_t bytes);
@@ -158,7 +167,7 @@ class TcpProxyConnection final : public core::RefCounted<TcpProxyConnection>,
   Pump up_;          // upstream -> downstream
 
   Phase phase_ = Phase::kHandshake;
-  bool splice_ = false;
+  bool can_splice_ = false;  // plain TCP on both sides, and splice not turned off
   bool timer_armed_ = false;
   Clock::time_point timer_expiry_;
   Clock::time_point start_;

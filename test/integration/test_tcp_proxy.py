@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -98,6 +99,21 @@ def echo_handler(peer, c):
         if not data:
             return
         c.sendall(data)
+
+
+def outcome_handler(peer, c):
+    """Reads until the end: reports "eof" for a clean end, "reset" for a reset."""
+    try:
+        read_all(c)
+        peer.results.put("eof")
+    except ConnectionResetError:
+        peer.results.put("reset")
+
+
+def reset_handler(peer, c):
+    """Sends 64 KiB, then resets the connection."""
+    c.sendall(BLOCK[:65536])
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def hello_handler(peer, c):
@@ -207,6 +223,8 @@ class TcpProxyTest(unittest.TestCase):
         cls.xfer = Peer(transfer_handler(100))
         cls.xfer_tls = Peer(transfer_handler(16), tls=upstream_tls)
         cls.echo = Peer(echo_handler)
+        cls.outcome = Peer(outcome_handler)
+        cls.resetter = Peer(reset_handler)
         cls.a = Peer(hello_handler, name="a")
         cls.b = Peer(hello_handler, name="b")
         cls.dead_port = free_port()  # nothing listens there
@@ -227,6 +245,8 @@ clusters:
   - {{ name: rr, endpoints: [ "{cls.a.address}", "{cls.b.address}" ] }}
   - {{ name: dead, endpoints: [ "127.0.0.1:{cls.dead_port}" ], connect_timeout: 2s }}
   - {{ name: idle, endpoints: [ "{cls.echo.address}" ] }}
+  - {{ name: outcome, endpoints: [ "{cls.outcome.address}" ] }}
+  - {{ name: resetter, endpoints: [ "{cls.resetter.address}" ] }}
   - {{ name: http, endpoints: [ "{cls.http_up.address}" ] }}
 listeners:
   - {{ name: redis, address: 127.0.0.1:0, protocol: tcp, cluster: redis }}
@@ -240,6 +260,8 @@ listeners:
   - {{ name: rr, address: 127.0.0.1:0, protocol: tcp, cluster: rr }}
   - {{ name: dead, address: 127.0.0.1:0, protocol: tcp, cluster: dead }}
   - {{ name: idle, address: 127.0.0.1:0, protocol: tcp, cluster: idle, idle_timeout: 1s }}
+  - {{ name: outcome, address: 127.0.0.1:0, protocol: tcp, cluster: outcome }}
+  - {{ name: resetter, address: 127.0.0.1:0, protocol: tcp, cluster: resetter }}
   - name: http
     address: 127.0.0.1:0
     routes: [ {{ match: {{ prefix: / }}, cluster: http }} ]
@@ -248,7 +270,7 @@ listeners:
     @classmethod
     def tearDownClass(cls):
         cls.sc.stop()
-        for p in (cls.xfer, cls.xfer_tls, cls.echo, cls.a, cls.b):
+        for p in (cls.xfer, cls.xfer_tls, cls.echo, cls.outcome, cls.resetter, cls.a, cls.b):
             p.close()
         if cls.redis:
             cls.redis.stop()
@@ -345,6 +367,27 @@ listeners:
                          before + 1)
         self.assertGreaterEqual(
             metric(self.sc, "sidecar_upstream_connect_failures_total", cluster="dead"), 1)
+
+    def test_client_reset_resets_the_upstream(self):
+        # Clean end first, for contrast: the upstream sees its end of stream.
+        with socket.create_connection(("127.0.0.1", self.sc.port("outcome")), timeout=10) as s:
+            s.sendall(BLOCK)
+        self.assertEqual(self.outcome.results.get(timeout=30), "eof")
+        s = socket.create_connection(("127.0.0.1", self.sc.port("outcome")), timeout=10)
+        s.sendall(BLOCK)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()  # RST
+        self.assertEqual(self.outcome.results.get(timeout=30), "reset")
+        lines = wait_for(lambda: len(log_lines(self.log, "outcome")) >= 2 and
+                         log_lines(self.log, "outcome"), 10, what="the log lines")
+        self.assertEqual(sorted(e["response_flags"] for e in lines[-2:]), ["-", "DC"])
+
+    def test_upstream_reset_resets_the_client(self):
+        with socket.create_connection(("127.0.0.1", self.sc.port("resetter")), timeout=10) as s:
+            with self.assertRaises(ConnectionResetError):
+                read_all(s)
+        e = self.wait_log("resetter")[-1]
+        self.assertEqual(e["response_flags"], "UC")
 
     def test_idle_timeout(self):
         with socket.create_connection(("127.0.0.1", self.sc.port("idle")), timeout=10) as s:

@@ -172,6 +172,14 @@ void TcpProxyConnection::on_upstream_connected(const error_code& ec) {
 void TcpProxyConnection::connect_failed(const std::string& why, bool timed_out) {
   SPDLOG_DEBUG("{}: upstream connect to {} failed: {}", peer_address_, upstream_->endpoint().name(),
                why);
+  // A TLS failure is a config or certificate problem: say it (at most once
+  // a second per worker), as the HTTP path does.
+  static thread_local Clock::time_point last_warning;
+  if (!upstream_->tls_failure().empty() && Clock::now() - last_warning > std::chrono::seconds(1)) {
+    last_warning = Clock::now();
+    spdlog::warn("upstream {} of cluster {}: {}", upstream_->endpoint().name(),
+                 cluster_->config().name, why);
+  }
   stats::EndpointStats* es = upstream_->endpoint().stats;
   es->connect_failures.add();
   if (timed_out) es->connect_timeouts.add();

@@ -246,6 +246,9 @@ clusters:
   - {{ name: dead, endpoints: [ "127.0.0.1:{cls.dead_port}" ], connect_timeout: 2s }}
   - {{ name: idle, endpoints: [ "{cls.echo.address}" ] }}
   - {{ name: outcome, endpoints: [ "{cls.outcome.address}" ] }}
+  - name: badtls
+    endpoints: [ "{cls.echo.address}" ]
+    tls: {{ ca: {ca.cert}, sni: localhost }}
   - {{ name: resetter, endpoints: [ "{cls.resetter.address}" ] }}
   - {{ name: http, endpoints: [ "{cls.http_up.address}" ] }}
 listeners:
@@ -261,6 +264,7 @@ listeners:
   - {{ name: dead, address: 127.0.0.1:0, protocol: tcp, cluster: dead }}
   - {{ name: idle, address: 127.0.0.1:0, protocol: tcp, cluster: idle, idle_timeout: 1s }}
   - {{ name: outcome, address: 127.0.0.1:0, protocol: tcp, cluster: outcome }}
+  - {{ name: badtls, address: 127.0.0.1:0, protocol: tcp, cluster: badtls }}
   - {{ name: resetter, address: 127.0.0.1:0, protocol: tcp, cluster: resetter }}
   - name: http
     address: 127.0.0.1:0
@@ -388,6 +392,15 @@ listeners:
                 read_all(s)
         e = self.wait_log("resetter")[-1]
         self.assertEqual(e["response_flags"], "UC")
+
+    def test_tls_origination_failure_is_a_connect_failure(self):
+        # The cluster wants TLS; the endpoint speaks plain TCP (the echo server).
+        with socket.create_connection(("127.0.0.1", self.sc.port("badtls")), timeout=10) as s:
+            self.assertTrue(closed_by_peer(s, 15))
+        e = self.wait_log("badtls")[-1]
+        self.assertEqual(e["response_flags"], "UF")
+        wait_for(lambda: "upstream " + self.echo.address + " of cluster badtls: TLS handshake "
+                 "failed" in self.sc.output(), 10, what="the warning")
 
     def test_idle_timeout(self):
         with socket.create_connection(("127.0.0.1", self.sc.port("idle")), timeout=10) as s:

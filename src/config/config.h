@@ -126,11 +126,18 @@ enum class ForwardClientCert {
 // before the app is stopped; outbound ones keep serving the app until it exits.
 enum class Direction { kInbound, kOutbound };
 
+// What a listener's connections speak (Envoy's codec_type, and tcp_proxy).
+// kAuto, kHttp1 and kH2c are all served as HTTP/1.1 for now; kTcp copies
+// bytes to `Listener::cluster` (docs/proxy.md "TCP proxy").
+enum class ListenerProtocol { kAuto, kHttp1, kH2c, kTcp };
+
 struct Listener {
   std::string name;
   Address address;
   Direction direction = Direction::kInbound;
-  std::vector<Route> routes;                      // first match wins
+  ListenerProtocol protocol = ListenerProtocol::kAuto;
+  std::string cluster;                            // protocol tcp only: where connections go
+  std::vector<Route> routes;                      // first match wins; none with protocol tcp
   uint32_t max_request_headers_size = 60 * 1024;  // bytes: request line + fields
   uint32_t max_request_headers_count = 100;
   Duration request_headers_timeout = 10s;  // first byte to end of head; 408

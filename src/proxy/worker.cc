@@ -9,6 +9,7 @@
 
 #include "proxy/async_client.h"
 #include "proxy/http1_server.h"
+#include "proxy/tcp_proxy.h"
 
 namespace sidecar::proxy {
 
@@ -19,6 +20,28 @@ namespace {
 constexpr auto kTickPeriod = std::chrono::seconds(1);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
 int slot(config::Direction d) { return static_cast<int>(d); }
+bool is_tcp(const ListenerRuntime& l) {
+  return l.config->protocol == config::ListenerProtocol::kTcp;
+}
+
+template <typename C>
+void link(C*& head, C* c) {
+  c->prev = nullptr;
+  c->next = head;
+  if (head != nullptr) head->prev = c;
+  head = c;
+}
+
+template <typename C>
+void unlink(C*& head, C* c) {
+  if (c->prev != nullptr) {
+    c->prev->next = c->next;
+  } else {
+    head = c->next;
+  }
+  if (c->next != nullptr) c->next->prev = c->prev;
+  c->prev = c->next = nullptr;
+}
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, stats::WorkerStats* stats,
@@ -87,6 +110,13 @@ void Worker::accept(const std::shared_ptr<Acceptor>& a) {
 }
 
 void Worker::serve(Acceptor& a, tcp::socket socket) {
+  if (is_tcp(*a.listener)) {
+    core::Ref<TcpProxyConnection> c(
+        new TcpProxyConnection(*this, *a.listener, std::move(socket), a.peer));
+    c->start();
+    if (draining(c->direction())) c->drain();
+    return;
+  }
   core::Ref<Http1ServerConnection> c(
       new Http1ServerConnection(*this, *a.listener, std::move(socket), a.peer));
   c->start();
@@ -167,11 +197,22 @@ void Worker::apply(std::shared_ptr<const Snapshot> snapshot, std::map<std::strin
       }
       open_acceptor(*l, fd);
     }
-    // Connections of listeners that are gone (or moved) finish and close.
+    // Connections of listeners that are gone (or moved, or now speak
+    // another protocol) finish and close.
     for (Http1ServerConnection* c = connections_; c != nullptr;) {
       Http1ServerConnection* next_c = c->next;
-      if (snapshot_->find(c->listener_name()) == nullptr || fds.count(c->listener_name()) != 0) {
+      const ListenerRuntime* l = snapshot_->find(c->listener_name());
+      if (l == nullptr || fds.count(c->listener_name()) != 0 || is_tcp(*l)) {
         core::Ref<Http1ServerConnection> keep(c);
+        c->drain();
+      }
+      c = next_c;
+    }
+    for (TcpProxyConnection* c = tcp_connections_; c != nullptr;) {
+      TcpProxyConnection* next_c = c->next;
+      const ListenerRuntime* l = snapshot_->find(c->listener_name());
+      if (l == nullptr || fds.count(c->listener_name()) != 0 || !is_tcp(*l)) {
+        core::Ref<TcpProxyConnection> keep(c);
         c->drain();
       }
       c = next_c;
@@ -196,6 +237,14 @@ void Worker::drain(config::Direction direction, std::function<void()> on_drained
       if (c->direction() == direction) {
         core::Ref<Http1ServerConnection> keep(c);
         c->drain();
+      }
+      c = next;
+    }
+    for (TcpProxyConnection* c = tcp_connections_; c != nullptr;) {
+      TcpProxyConnection* next = c->next;
+      if (c->direction() == direction) {
+        core::Ref<TcpProxyConnection> keep(c);
+        c->drain();  // closed at drain.timeout unless it ends before
       }
       c = next;
     }
@@ -229,21 +278,23 @@ void Worker::release_stream(std::unique_ptr<Stream> stream) {
 }
 
 void Worker::add_connection(Http1ServerConnection* c) {
-  c->prev = nullptr;
-  c->next = connections_;
-  if (connections_ != nullptr) connections_->prev = c;
-  connections_ = c;
+  link(connections_, c);
   ++connection_count_[slot(c->direction())];
 }
 
 void Worker::remove_connection(Http1ServerConnection* c) {
-  if (c->prev != nullptr) {
-    c->prev->next = c->next;
-  } else {
-    connections_ = c->next;
-  }
-  if (c->next != nullptr) c->next->prev = c->prev;
-  c->prev = c->next = nullptr;
+  unlink(connections_, c);
+  --connection_count_[slot(c->direction())];
+  maybe_drained();
+}
+
+void Worker::add_connection(TcpProxyConnection* c) {
+  link(tcp_connections_, c);
+  ++connection_count_[slot(c->direction())];
+}
+
+void Worker::remove_connection(TcpProxyConnection* c) {
+  unlink(tcp_connections_, c);
   --connection_count_[slot(c->direction())];
   maybe_drained();
 }
@@ -272,6 +323,10 @@ void Worker::close_all() {
   while (connections_ != nullptr) {
     core::Ref<Http1ServerConnection> keep(connections_);
     connections_->close();
+  }
+  while (tcp_connections_ != nullptr) {
+    core::Ref<TcpProxyConnection> keep(tcp_connections_);
+    tcp_connections_->close();
   }
   for (auto& c : clusters_) c->retire();
 }

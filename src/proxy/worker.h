@@ -30,6 +30,7 @@ namespace sidecar::proxy {
 class Http1ServerConnection;
 class Stream;
 class WorkerHttpClient;
+class TcpProxyConnection;
 
 class Worker {
  public:
@@ -81,6 +82,8 @@ class Worker {
   // holds no per-request state.
   std::unique_ptr<Stream> acquire_stream();
   void release_stream(std::unique_ptr<Stream> stream);
+  void add_connection(TcpProxyConnection* c);
+  void remove_connection(TcpProxyConnection* c);
 
  private:
   struct Acceptor {
@@ -115,7 +118,8 @@ class Worker {
   Http1ServerConnection* connections_ = nullptr;  // intrusive list through Http1ServerConnection
   std::vector<std::unique_ptr<Stream>> free_streams_;
   std::unique_ptr<WorkerHttpClient> http_client_;
-  size_t connection_count_[2] = {0, 0};  // by direction
+  TcpProxyConnection* tcp_connections_ = nullptr;  // ... through TcpProxyConnection
+  size_t connection_count_[2] = {0, 0};            // by direction, HTTP and TCP
   bool draining_[2] = {false, false};
   std::function<void()> on_drained_[2];
   bool started_ = false;

@@ -112,6 +112,16 @@ struct alignas(64) ListenerStats {
   Counter tls_handshake_errors[std::size(kTlsErrors)];
 };
 
+// Per TCP proxy listener (`protocol: tcp`), per worker.
+struct alignas(64) TcpStats {
+  Gauge connections_active;
+  Counter connections_total;
+  Counter received_bytes;    // read from downstream clients
+  Counter sent_bytes;        // written to downstream clients
+  Counter connect_failures;  // upstream connects refused, unreachable or timed out
+  Counter idle_timeouts;     // connections closed by the listener's idle_timeout
+};
+
 // Per (cluster, endpoint), per worker.
 struct alignas(64) EndpointStats {
   Gauge connections_active;  // open: connecting, in use or idle
@@ -148,6 +158,7 @@ class Store {
   std::vector<RouteStats*> route(const std::string& listener, const std::string& route,
                                  const std::string& cluster);
   std::vector<ListenerStats*> listener(const std::string& name);
+  std::vector<TcpStats*> tcp(const std::string& listener);
   std::vector<EndpointStats*> endpoint(const std::string& cluster, const std::string& endpoint);
   WorkerStats* worker(unsigned index) { return workers_stats_[index].get(); }
 
@@ -171,6 +182,7 @@ class Store {
   const std::vector<std::string> reject_reasons_;
   std::map<std::tuple<std::string, std::string, std::string>, Blocks<RouteStats>> routes_;
   std::map<std::string, Blocks<ListenerStats>> listeners_;
+  std::map<std::string, Blocks<TcpStats>> tcp_listeners_;
   std::map<std::pair<std::string, std::string>, Blocks<EndpointStats>> endpoints_;
   Blocks<WorkerStats> workers_stats_;
 };

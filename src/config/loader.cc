@@ -508,6 +508,27 @@ class Loader : public Reader {
     }
   }
 
+  void load_http2(const YAML::Node& n, const std::string& where, Http2Settings& h) {
+    if (!is_map(n, where)) return;
+    check_keys(n, where,
+               {"max_concurrent_streams", "initial_stream_window_size",
+                "initial_connection_window_size", "max_header_list_size"});
+    // RFC 9113 6.5.2 and 6.9.2 bound the windows; the rest are sane ranges.
+    if (auto v = n["max_concurrent_streams"])
+      get_count(v, where + ".max_concurrent_streams", h.max_concurrent_streams, 1, 1u << 31);
+    if (auto v = n["initial_stream_window_size"]) {
+      get_size32(v, where + ".initial_stream_window_size", h.initial_stream_window_size, 65535,
+                 (1u << 31) - 1);
+    }
+    if (auto v = n["initial_connection_window_size"]) {
+      get_size32(v, where + ".initial_connection_window_size", h.initial_connection_window_size,
+                 65535, (1u << 31) - 1);
+    }
+    if (auto v = n["max_header_list_size"]) {
+      get_size32(v, where + ".max_header_list_size", h.max_header_list_size, 1024, 1u << 24);
+    }
+  }
+
   // The keys of a `protocol: tcp` listener: a cluster, and none of the HTTP ones.
   void load_tcp_listener(const YAML::Node& n, const std::string& where, const Config& c,
                          Listener& l) {
@@ -520,7 +541,7 @@ class Loader : public Reader {
     }
     for (const char* key :
          {"routes", "filters", "max_request_headers_size", "max_request_headers_count",
-          "request_headers_timeout", "stream_idle_timeout", "forward_client_cert"}) {
+          "request_headers_timeout", "stream_idle_timeout", "forward_client_cert", "http2"}) {
       if (auto v = n[key]) {
         error(v, fmt::format("{}.{} is for HTTP listeners, not protocol: tcp", where, key));
       }
@@ -534,7 +555,7 @@ class Loader : public Reader {
         n, where,
         {"name", "address", "direction", "protocol", "cluster", "access_log", "filters", "routes",
          "max_request_headers_size", "max_request_headers_count", "request_headers_timeout",
-         "idle_timeout", "stream_idle_timeout", "tls", "forward_client_cert"});
+         "idle_timeout", "stream_idle_timeout", "tls", "forward_client_cert", "http2"});
     Listener l;
     if (auto v = n["protocol"]) {
       std::string p;
@@ -641,6 +662,7 @@ class Loader : public Reader {
     if (auto v = n["stream_idle_timeout"]) {
       get_duration(v, where + ".stream_idle_timeout", l.stream_idle_timeout);
     }
+    if (auto v = n["http2"]) load_http2(v, where + ".http2", l.http2);
     if (auto v = n["tls"]) {
       load_server_tls(*this, v, where + ".tls", l.tls);
       // A TCP listener speaks no HTTP: offer no ALPN unless told to.

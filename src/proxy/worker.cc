@@ -9,6 +9,7 @@
 
 #include "proxy/async_client.h"
 #include "proxy/http1_server.h"
+#include "proxy/http2_server.h"
 #include "proxy/tcp_proxy.h"
 
 namespace sidecar::proxy {
@@ -41,6 +42,19 @@ void unlink(C*& head, C* c) {
   }
   if (c->next != nullptr) c->next->prev = c->prev;
   c->prev = c->next = nullptr;
+}
+
+// Drains the connections of a list for which pred(connection) holds.
+template <typename C, typename Pred>
+void drain_each(C* head, Pred pred) {
+  for (C* c = head; c != nullptr;) {
+    C* next = c->next;
+    if (pred(*c)) {
+      core::Ref<C> keep(c);
+      c->drain();
+    }
+    c = next;
+  }
 }
 }  // namespace
 
@@ -199,24 +213,13 @@ void Worker::apply(std::shared_ptr<const Snapshot> snapshot, std::map<std::strin
     }
     // Connections of listeners that are gone (or moved, or now speak
     // another protocol) finish and close.
-    for (Http1ServerConnection* c = connections_; c != nullptr;) {
-      Http1ServerConnection* next_c = c->next;
-      const ListenerRuntime* l = snapshot_->find(c->listener_name());
-      if (l == nullptr || fds.count(c->listener_name()) != 0 || is_tcp(*l)) {
-        core::Ref<Http1ServerConnection> keep(c);
-        c->drain();
-      }
-      c = next_c;
-    }
-    for (TcpProxyConnection* c = tcp_connections_; c != nullptr;) {
-      TcpProxyConnection* next_c = c->next;
-      const ListenerRuntime* l = snapshot_->find(c->listener_name());
-      if (l == nullptr || fds.count(c->listener_name()) != 0 || !is_tcp(*l)) {
-        core::Ref<TcpProxyConnection> keep(c);
-        c->drain();
-      }
-      c = next_c;
-    }
+    auto stale = [&](const auto& c, bool tcp) {
+      const ListenerRuntime* l = snapshot_->find(c.listener_name());
+      return l == nullptr || fds.count(c.listener_name()) != 0 || is_tcp(*l) != tcp;
+    };
+    drain_each(connections_, [&](const auto& c) { return stale(c, false); });
+    drain_each(h2_connections_, [&](const auto& c) { return stale(c, false); });
+    drain_each(tcp_connections_, [&](const auto& c) { return stale(c, true); });
   });
 }
 
@@ -232,22 +235,11 @@ void Worker::drain(config::Direction direction, std::function<void()> on_drained
         ++it;
       }
     }
-    for (Http1ServerConnection* c = connections_; c != nullptr;) {
-      Http1ServerConnection* next = c->next;
-      if (c->direction() == direction) {
-        core::Ref<Http1ServerConnection> keep(c);
-        c->drain();
-      }
-      c = next;
-    }
-    for (TcpProxyConnection* c = tcp_connections_; c != nullptr;) {
-      TcpProxyConnection* next = c->next;
-      if (c->direction() == direction) {
-        core::Ref<TcpProxyConnection> keep(c);
-        c->drain();  // closed at drain.timeout unless it ends before
-      }
-      c = next;
-    }
+    // TCP connections close at drain.timeout unless they end before.
+    auto in_direction = [direction](const auto& c) { return c.direction() == direction; };
+    drain_each(connections_, in_direction);
+    drain_each(h2_connections_, in_direction);
+    drain_each(tcp_connections_, in_direction);
     maybe_drained();
   });
 }
@@ -299,6 +291,17 @@ void Worker::remove_connection(TcpProxyConnection* c) {
   maybe_drained();
 }
 
+void Worker::add_connection(Http2ServerConnection* c) {
+  link(h2_connections_, c);
+  ++connection_count_[slot(c->direction())];
+}
+
+void Worker::remove_connection(Http2ServerConnection* c) {
+  unlink(h2_connections_, c);
+  --connection_count_[slot(c->direction())];
+  maybe_drained();
+}
+
 void Worker::stop() {
   if (stopped_) return;
   stopped_ = true;
@@ -327,6 +330,10 @@ void Worker::close_all() {
   while (tcp_connections_ != nullptr) {
     core::Ref<TcpProxyConnection> keep(tcp_connections_);
     tcp_connections_->close();
+  }
+  while (h2_connections_ != nullptr) {
+    core::Ref<Http2ServerConnection> keep(h2_connections_);
+    h2_connections_->close();
   }
   for (auto& c : clusters_) c->retire();
 }

@@ -263,6 +263,27 @@ void Store::collect(MetricWriter& w) const {
     }
   }
 
+  w.family("sidecar_http2_connections_total", MetricType::kCounter,
+           "Downstream connections that spoke HTTP/2.");
+  for (const auto& [listener, blocks] : listeners_) {
+    uint64_t sum = 0;
+    for (const auto& b : blocks) sum += b->http2_connections.get();
+    if (sum == 0) continue;
+    const Label labels[] = {{"listener", listener}};
+    w.sample(labels, static_cast<double>(sum));
+  }
+  w.family("sidecar_http2_protection_total", MetricType::kCounter,
+           "HTTP/2 connections closed or streams reset by a protection, by reason.");
+  for (const auto& [listener, blocks] : listeners_) {
+    for (size_t r = 0; r < std::size(kHttp2Protections); ++r) {
+      uint64_t sum = 0;
+      for (const auto& b : blocks) sum += b->http2_protections[r].get();
+      if (sum == 0) continue;
+      const Label labels[] = {{"listener", listener}, {"reason", kHttp2Protections[r]}};
+      w.sample(labels, static_cast<double>(sum));
+    }
+  }
+
   // Per TCP proxy listener.
   auto tcp_metric = [&](std::string_view name, MetricType type, std::string_view help, auto get) {
     w.family(name, type, help);

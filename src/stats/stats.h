@@ -100,6 +100,11 @@ struct alignas(64) RouteStats {
 inline constexpr const char* kTlsVersions[] = {"TLSv1.2", "TLSv1.3"};
 inline constexpr const char* kTlsErrors[] = {
     "no_client_certificate", "bad_certificate", "protocol", "timeout", "closed", "other"};
+// Why an HTTP/2 connection or stream was cut by a protection (docs/proxy.md
+// "HTTP/2"); the order is proxy::Http2Protection's.
+inline constexpr const char* kHttp2Protections[] = {
+    "rapid_reset",    "continuation_flood", "header_list_too_large", "ping_flood",
+    "settings_flood", "outbound_flood",     "invalid_stream"};
 
 // Per listener, per worker.
 struct alignas(64) ListenerStats {
@@ -110,6 +115,8 @@ struct alignas(64) ListenerStats {
   Counter rejected[kMaxRejectReasons];  // by reason index (see Store's reason names)
   Counter tls_handshakes[std::size(kTlsVersions)];
   Counter tls_handshake_errors[std::size(kTlsErrors)];
+  Counter http2_protections[std::size(kHttp2Protections)];
+  Counter http2_connections;  // downstream connections that spoke HTTP/2
 };
 
 // Per TCP proxy listener (`protocol: tcp`), per worker.

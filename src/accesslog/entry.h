@@ -34,8 +34,8 @@ struct Entry {
   uint64_t bytes_received = 0;  // request body; TCP: bytes from the client
   uint64_t bytes_sent = 0;      // response body; TCP: bytes to the client
   uint32_t flags = 0;
-  uint16_t status = 0;  // 0: no response was sent
-  uint8_t version_minor = 1;
+  uint16_t status = 0;        // 0: no response was sent
+  uint8_t version_minor = 1;  // 0, 1: HTTP/1.x; 2: HTTP/2
   // version_minor of a TCP proxy connection's entry: no protocol, no scheme.
   static constexpr uint8_t kNotHttp = 0xFF;
   std::string_view method, path, authority, upstream_host, route, cluster, listener, remote_address;

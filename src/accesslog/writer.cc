@@ -108,7 +108,7 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
     }
     case Kind::kProtocol:
       if (e.version_minor == Entry::kNotHttp) break;
-      out.append(e.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
+      out.append(e.version_minor == 0 ? "HTTP/1.0" : e.version_minor == 2 ? "HTTP/2" : "HTTP/1.1");
       break;
     case Kind::kResponseCode:
       fmt::format_to(std::back_inserter(out), "{}", e.status);

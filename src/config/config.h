@@ -163,8 +163,15 @@ struct Listener {
   ForwardClientCert forward_client_cert = ForwardClientCert::kSanitize;
 };
 
+// What a cluster's connections speak: HTTP/1.1 (a pool of keep-alive
+// connections, one request each at a time), HTTP/2 over TLS (ALPN "h2"),
+// or cleartext HTTP/2 with prior knowledge (streams multiplexed on few
+// connections).
+enum class UpstreamProtocol { kHttp1, kH2, kH2c };
+
 struct Cluster {
   std::string name;
+  UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
   std::vector<Address> endpoints;
   Duration connect_timeout = 5s;
   Duration idle_timeout = 1h;  // an unused pooled upstream connection is closed after this

@@ -345,7 +345,7 @@ class Loader : public Reader {
     check_keys(
         n, where,
         {"name", "endpoints", "connect_timeout", "idle_timeout", "max_requests_per_connection",
-         "max_response_headers_size", "max_response_headers_count", "tls"});
+         "max_response_headers_size", "max_response_headers_count", "tls", "protocol"});
     Cluster cl;
     if (auto v = n["name"]) {
       get_string(v, where + ".name", cl.name);
@@ -387,7 +387,28 @@ class Loader : public Reader {
     if (auto v = n["max_response_headers_count"]) {
       get_count(v, where + ".max_response_headers_count", cl.max_response_headers_count, 1, 10000);
     }
-    if (auto v = n["tls"]) load_client_tls(*this, v, where + ".tls", cl.tls);
+    if (auto v = n["protocol"]) {
+      std::string p;
+      if (get_enum(v, where + ".protocol", p, {"http1", "h2", "h2c", "auto"})) {
+        if (p == "auto") {
+          error(v, where + ".protocol: auto (ALPN) is not supported yet; say http1, h2 or h2c");
+        }
+        cl.protocol = p == "h2"    ? UpstreamProtocol::kH2
+                      : p == "h2c" ? UpstreamProtocol::kH2c
+                                   : UpstreamProtocol::kHttp1;
+      }
+    }
+    if (auto v = n["tls"]) {
+      load_client_tls(*this, v, where + ".tls", cl.tls);
+      // h2 is negotiated by ALPN unless the config says otherwise.
+      if (cl.protocol == UpstreamProtocol::kH2 && v.IsMap() && !v["alpn"]) cl.tls.alpn = {"h2"};
+    }
+    if (cl.protocol == UpstreamProtocol::kH2 && !cl.tls.enabled) {
+      error(n, where + ": protocol h2 needs tls (cleartext HTTP/2 is h2c)");
+    }
+    if (cl.protocol == UpstreamProtocol::kH2c && cl.tls.enabled) {
+      error(n, where + ": protocol h2c is cleartext; with tls say h2");
+    }
     c.clusters.push_back(std::move(cl));
   }
 

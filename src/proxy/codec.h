@@ -26,7 +26,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/buffer.hpp>
@@ -34,9 +36,15 @@
 
 #include "http/http1_parser.h"
 
+namespace sidecar::stats {
+struct EndpointStats;
+}
+
 namespace sidecar::proxy {
 
 class Stream;
+// Trailer fields (names in lower case), as HTTP/2 carries them.
+using Trailers = std::vector<std::pair<std::string, std::string>>;
 using Spans = std::vector<boost::asio::const_buffer>;
 using error_code = boost::system::error_code;
 
@@ -83,6 +91,9 @@ struct BodyBatch {
   bool raw_chunked = false;
   // The body is malformed (bad chunked framing): the exchange must end.
   http::ParseError error = http::ParseError::kNone;
+  // With `end`: trailer fields that follow the body (an HTTP/2 upstream's),
+  // valid until the batch is consumed; null when none.
+  const Trailers* trailers = nullptr;
 };
 
 // What a stream needs from the connection its request came from.
@@ -123,6 +134,10 @@ class DownstreamCodec {
   virtual std::string_view protocol(const Stream& s) const = 0;
   // Whether a response sent with raw chunked framing can be written as is.
   virtual bool accepts_raw_chunked(const Stream& s) const = 0;
+  // Trailer fields to send after the response body; called before the
+  // send_* that ends it (copied). HTTP/1.1 drops them (bodies it forwards
+  // with their own framing keep theirs).
+  virtual void set_response_trailers(Stream&, const Trailers&) {}
 
  protected:
   ~DownstreamCodec() = default;
@@ -175,10 +190,15 @@ class UpstreamStream {
   virtual bool reused() const = 0;
   // Whether send_request takes raw chunked framing (HTTP/1.1).
   virtual bool accepts_raw_chunked() const = 0;
+  // Trailer fields to send after the request body; called before the
+  // send_* that ends it (copied). HTTP/1.1 drops them.
+  virtual void set_request_trailers(const Trailers&) {}
   // The endpoint, "10.0.0.7:8080".
   virtual std::string_view host() const = 0;
   // Why the connection failed ("TLS handshake failed: ..."), or "".
   virtual std::string_view failure() const = 0;
+  // The endpoint's stats block of this worker (after start()).
+  virtual stats::EndpointStats* endpoint_stats() const = 0;
 };
 
 }  // namespace sidecar::proxy

@@ -11,12 +11,16 @@
 #include "accesslog/entry.h"
 #include "http/local_reply.h"
 #include "http/spans.h"
+#include "proxy/http2_common.h"
 #include "proxy/worker.h"
 
 namespace sidecar::proxy {
 
 using Clock = Http2ServerConnection::Clock;
-using Fields = std::vector<std::pair<std::string, std::string>>;
+using h2::add_lines;
+using h2::Fields;
+using h2::hop_by_hop;
+using h2::lower;
 
 struct Http2ServerConnection::H2Stream {
   int32_t id = 0;
@@ -44,12 +48,10 @@ struct Http2ServerConnection::H2Stream {
   // capacity is the stream window, so appending never moves offered bytes.
   std::string body;
   // The response body being sent: spans of the stream's buffers.
-  Spans pending;
-  size_t span_index = 0, span_offset = 0;
-  bool pending_end = false;
-  bool write_outstanding = false;  // the Stream waits for on_downstream_written
-  bool deferred = false;           // the data source said "nothing yet"
+  h2::SpanSource out;
   std::string local_body;
+  Fields trailers;          // of the response
+  Fields request_trailers;  // received after the request body
 };
 
 namespace {
@@ -66,42 +68,6 @@ constexpr uint64_t kMaxControlFramesPerSecond = 1000;
 // were mostly reset by the client before their response ended is closed
 // (Envoy's premature reset check).
 constexpr uint64_t kMinStreamsForResetCheck = 100;
-
-bool hop_by_hop(std::string_view name) {
-  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
-         name == "transfer-encoding" || name == "upgrade" || name == "te";
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
-  return out;
-}
-
-// "name: value\r\n" lines (the lines a proxy adds) as fields.
-void add_lines(std::string_view lines, Fields& out) {
-  while (!lines.empty()) {
-    size_t eol = lines.find("\r\n");
-    std::string_view line = lines.substr(0, eol);
-    lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 2);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string name = lower(line.substr(0, colon));
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    if (hop_by_hop(name)) continue;
-    out.emplace_back(std::move(name), std::string(value));
-  }
-}
-
-nghttp2_nv nv(std::string_view name, std::string_view value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                    value.size(), NGHTTP2_NV_FLAG_NONE};
-}
 
 Http2ServerConnection* self_of(void* user) { return static_cast<Http2ServerConnection*>(user); }
 
@@ -315,7 +281,7 @@ int Http2ServerConnection::on_begin_frame(uint8_t type, uint8_t flags, int32_t i
 
 int Http2ServerConnection::on_begin_headers(int32_t id) {
   if (H2Stream* h = find(id)) {
-    h->in_trailers = true;  // request trailers: not forwarded
+    h->in_trailers = true;  // request trailers
     return 0;
   }
   auto h = std::make_unique<H2Stream>();
@@ -327,7 +293,12 @@ int Http2ServerConnection::on_begin_headers(int32_t id) {
 
 int Http2ServerConnection::on_header(int32_t id, std::string_view name, std::string_view value) {
   H2Stream* h = find(id);
-  if (h == nullptr || h->in_trailers) return 0;
+  if (h == nullptr) return 0;
+  if (h->in_trailers) {
+    if (!name.empty() && name[0] != ':' && h->request_trailers.size() < 100)
+      h->request_trailers.emplace_back(std::string(name), std::string(value));
+    return 0;
+  }
   // RFC 9113 6.5.2: name + value + 32 per field.
   h->header_bytes += name.size() + value.size() + 32;
   if (h->header_bytes > listener_->config->http2.max_header_list_size) h->too_large = true;
@@ -395,9 +366,10 @@ int Http2ServerConnection::on_data(int32_t id, const uint8_t* data, size_t len) 
     nghttp2_session_consume(session_, id, len);  // nobody will take it
     return 0;
   }
-  if (h->body.capacity() == 0) {
-    h->body.reserve(std::max<size_t>(listener_->config->http2.initial_stream_window_size, len));
-  }
+  // Reserved once to the stream window (which bounds what is buffered), so
+  // appending never moves bytes already offered to the stream.
+  const size_t window = listener_->config->http2.initial_stream_window_size;
+  if (h->body.capacity() < window) h->body.reserve(std::max(window, h->body.size() + len));
   h->body.append(reinterpret_cast<const char*>(data), len);
   if (h->awaiting_body) {
     h->awaiting_body = false;
@@ -427,30 +399,25 @@ long Http2ServerConnection::read_response(int32_t id, uint8_t* buf, size_t lengt
                                           uint32_t* flags) {
   H2Stream* h = find(id);
   if (h == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  size_t n = 0;
-  while (n < length && h->span_index < h->pending.size()) {
-    const auto& b = h->pending[h->span_index];
-    const size_t take = std::min(length - n, b.size() - h->span_offset);
-    std::memcpy(buf + n, static_cast<const char*>(b.data()) + h->span_offset, take);
-    n += take;
-    h->span_offset += take;
-    if (h->span_offset == b.size()) {
-      ++h->span_index;
-      h->span_offset = 0;
-    }
-  }
-  if (h->span_index < h->pending.size()) return static_cast<long>(n);
-  if (h->write_outstanding) {
-    h->write_outstanding = false;
+  const size_t n = h->out.copy(buf, length);
+  if (!h->out.drained()) return static_cast<long>(n);
+  if (h->out.write_outstanding) {
+    h->out.write_outstanding = false;
     h->ev_written = true;
     events_.push_back(id);
   }
-  if (h->pending_end) {
+  if (h->out.end) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!h->trailers.empty()) {
+      // The trailers end the stream [RFC 9113 8.1].
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      const std::vector<nghttp2_nv> nva = h2::to_nv({}, {}, h->trailers);
+      nghttp2_submit_trailer(session_, id, nva.data(), nva.size());
+    }
     return static_cast<long>(n);
   }
   if (n == 0) {
-    h->deferred = true;
+    h->out.deferred = true;
     return NGHTTP2_ERR_DEFERRED;
   }
   return static_cast<long>(n);
@@ -568,7 +535,7 @@ void Http2ServerConnection::end_stream(H2Stream& h) {
   by_stream_.erase(h.stream.get());
   h.finished = true;
   h.awaiting_body = false;
-  h.write_outstanding = false;
+  h.out.write_outstanding = false;
   worker_.release_stream(std::move(h.stream));
 }
 
@@ -584,6 +551,7 @@ BodyBatch Http2ServerConnection::request_body(Stream& s, Spans& out, bool) {
   if (!h->body.empty()) http::add_span(out, h->body.data(), h->body.size());
   b.consumed = h->body.size();
   b.end = h->remote_end;
+  if (b.end && !h->request_trailers.empty()) b.trailers = &h->request_trailers;
   return b;
 }
 
@@ -613,10 +581,7 @@ void Http2ServerConnection::await_request_body(Stream& s) {
 void Http2ServerConnection::submit_response(H2Stream& h, int status, const Fields& fields,
                                             bool has_body) {
   const std::string code = std::to_string(status);
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size() + 1);
-  nva.push_back(nv(":status", code));
-  for (const auto& [name, value] : fields) nva.push_back(nv(name, value));
+  const std::vector<nghttp2_nv> nva = h2::to_nv(":status", code, fields);
   nghttp2_data_provider provider{};
   provider.source.ptr = &h;
   provider.read_callback = cb_read;
@@ -632,9 +597,7 @@ void Http2ServerConnection::send_interim(Stream& s, const http::ResponseHead& he
     if (!hop_by_hop(name)) fields.emplace_back(std::move(name), std::string(f.value));
   }
   const std::string code = std::to_string(head.status);
-  std::vector<nghttp2_nv> nva;
-  nva.push_back(nv(":status", code));
-  for (const auto& [name, value] : fields) nva.push_back(nv(name, value));
+  const std::vector<nghttp2_nv> nva = h2::to_nv(":status", code, fields);
   nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, h->id, nullptr, nva.data(), nva.size(),
                          nullptr);
   h->ev_written = true;
@@ -661,13 +624,11 @@ void Http2ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   add_lines(o.extra, fields);
   size_t body_bytes = 0;
   for (const auto& b : body) body_bytes += b.size();
-  const bool has_body = !h->is_head && !(end && body_bytes == 0);
-  h->pending = has_body ? body : Spans();
-  h->span_index = h->span_offset = 0;
-  h->pending_end = end;
-  h->deferred = false;
+  const bool has_body = !h->is_head && (!(end && body_bytes == 0) || !h->trailers.empty());
+  h->out.set(has_body ? body : Spans(), end);
+  h->out.deferred = false;
   if (has_body) {
-    h->write_outstanding = true;
+    h->out.write_outstanding = true;
   } else {
     h->ev_written = true;
     events_.push_back(h->id);
@@ -686,12 +647,10 @@ void Http2ServerConnection::send_body(Stream& s, Spans& body, bool, bool end) {
     schedule();
     return;
   }
-  h->pending = body;
-  h->span_index = h->span_offset = 0;
-  h->pending_end = end;
-  h->write_outstanding = true;
-  if (h->deferred) {
-    h->deferred = false;
+  h->out.set(body, end);
+  h->out.write_outstanding = true;
+  if (h->out.deferred) {
+    h->out.deferred = false;
     nghttp2_session_resume_data(session_, h->id);
   }
   flush();
@@ -709,13 +668,13 @@ void Http2ServerConnection::send_local_reply(Stream& s, int status, std::string_
   add_lines(extra_headers, fields);
   const bool has_body = !h->is_head && !body.empty();
   h->local_body.assign(has_body ? body : std::string_view());
-  h->pending.clear();
-  if (has_body) http::add_span(h->pending, h->local_body);
-  h->span_index = h->span_offset = 0;
-  h->pending_end = true;
-  h->deferred = false;
+  Spans spans;
+  if (has_body) http::add_span(spans, h->local_body);
+  h->trailers.clear();
+  h->out.set(spans, true);
+  h->out.deferred = false;
   if (has_body) {
-    h->write_outstanding = true;
+    h->out.write_outstanding = true;
   } else {
     h->ev_written = true;
     events_.push_back(h->id);
@@ -723,6 +682,14 @@ void Http2ServerConnection::send_local_reply(Stream& s, int status, std::string_
   submit_response(*h, status, fields, has_body);
   flush();
   schedule();
+}
+
+void Http2ServerConnection::set_response_trailers(Stream& s, const Trailers& trailers) {
+  H2Stream* h = of(s);
+  if (h == nullptr) return;
+  h->trailers.clear();
+  for (const auto& [name, value] : trailers)
+    if (!hop_by_hop(name)) h->trailers.emplace_back(name, value);
 }
 
 void Http2ServerConnection::finished(Stream& s) {

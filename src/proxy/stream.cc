@@ -8,10 +8,76 @@
 #include "accesslog/writer.h"
 #include "http/local_reply.h"
 #include "proxy/http1_upstream.h"
+#include "proxy/http2_upstream.h"
 #include "proxy/worker.h"
 #include "tls/acme_challenges.h"
 
 namespace sidecar::proxy {
+
+namespace {
+
+// A gRPC request (application/grpc, +proto, +json...).
+bool is_grpc(const http::RequestHead& r) {
+  const http::HeaderField* ct = r.find("content-type");
+  return ct != nullptr && ct->value.substr(0, 16) == "application/grpc" &&
+         ct->value.substr(0, 20) != "application/grpc-web";
+}
+
+// grpc-timeout: up to 8 digits and a unit (H, M, S, m, u, n) [gRPC over
+// HTTP/2, "Requests"]; zero when absent or malformed.
+std::chrono::milliseconds grpc_timeout(const http::RequestHead& r) {
+  const http::HeaderField* f = r.find("grpc-timeout");
+  if (f == nullptr || f->value.size() < 2 || f->value.size() > 9) return {};
+  uint64_t n = 0;
+  for (char c : f->value.substr(0, f->value.size() - 1)) {
+    if (c < '0' || c > '9') return {};
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  using std::chrono::duration_cast;
+  using ms = std::chrono::milliseconds;
+  switch (f->value.back()) {
+    case 'H':
+      return duration_cast<ms>(std::chrono::hours(n));
+    case 'M':
+      return duration_cast<ms>(std::chrono::minutes(n));
+    case 'S':
+      return duration_cast<ms>(std::chrono::seconds(n));
+    case 'm':
+      return ms(std::max<uint64_t>(n, 1));
+    case 'u':
+      return ms(std::max<uint64_t>(n / 1000, 1));
+    case 'n':
+      return ms(std::max<uint64_t>(n / 1000000, 1));
+    default:
+      return {};
+  }
+}
+
+// The gRPC status of a proxy's own HTTP error (gRPC's "HTTP to gRPC Status
+// Code Mapping", and Envoy's for 504).
+int grpc_status_for(int http_status) {
+  switch (http_status) {
+    case 400:
+      return 13;  // INTERNAL
+    case 401:
+      return 16;  // UNAUTHENTICATED
+    case 403:
+      return 7;  // PERMISSION_DENIED
+    case 404:
+      return 12;  // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+      return 14;  // UNAVAILABLE
+    case 504:
+    case 408:
+      return 4;  // DEADLINE_EXCEEDED
+    default:
+      return 2;  // UNKNOWN
+  }
+}
+
+}  // namespace
 namespace {
 
 using Clock = Stream::Clock;
@@ -67,7 +133,11 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   method_ = request.method;
   version_minor_ = request.version_minor;
   req_done_ = request.body == http::BodyKind::kNone;
-  req_sent_ = req_held_ = retried_ = us_writing_ = false;
+  req_sent_ = retried_ = us_writing_ = false;
+  // A request without a body is held whole from the start: a retry resends it.
+  req_held_ = req_done_;
+  held_body_.clear();
+  grpc_ = is_grpc(request);
   expect_continue_ = request.expect_continue;
   continue_sent_ = false;
   req_pending_ = resp_pending_ = 0;
@@ -121,6 +191,7 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
   version_minor_ = 1;
   req_done_ = true;
   req_sent_ = req_held_ = retried_ = us_writing_ = expect_continue_ = continue_sent_ = false;
+  grpc_ = false;
   req_pending_ = resp_pending_ = 0;
   route_ = nullptr;
   resp_ = nullptr;
@@ -199,7 +270,11 @@ void Stream::route_and_forward() {
 
 void Stream::acquire_upstream(bool fresh) {
   cluster_ = info_->worker->cluster_for(*snapshot_, route_->cluster);
-  upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh);
+  if (cluster_->config().protocol == config::UpstreamProtocol::kHttp1) {
+    upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh);
+  } else {
+    upstream_ = std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, *this, fresh);
+  }
   connecting_ = true;
   const auto t = cluster_->config().connect_timeout;
   connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
@@ -217,8 +292,7 @@ void Stream::on_upstream_ready(const error_code& ec) {
   upstream_used_ = true;
   upstream_start_ = Clock::now();
   upstream_host_.assign(upstream_->host());
-  auto* h1 = static_cast<Http1UpstreamStream*>(upstream_.get());
-  endpoint_stats_ = h1->endpoint_stats();
+  endpoint_stats_ = upstream_->endpoint_stats();
   endpoint_stats_->requests_total.add();
 
   build_request_head();
@@ -237,6 +311,7 @@ void Stream::on_upstream_ready(const error_code& ec) {
         return;
       }
       if (wants_request_data_) filters_request_data(up_body_, b.end);
+      if (b.end && b.trailers != nullptr) upstream_->set_request_trailers(*b.trailers);
       req_raw_chunked_ = b.raw_chunked;
       req_pending_ = b.consumed;
       req_done_ = b.end;
@@ -364,7 +439,11 @@ void Stream::on_upstream_written(const error_code& ec) {
 
 void Stream::on_request_sent() {
   req_sent_ = true;
-  const auto t = route_->config->timeout;
+  auto t = std::chrono::duration_cast<std::chrono::milliseconds>(route_->config->timeout);
+  // A gRPC call's own deadline, capped by the route's.
+  if (const auto g = grpc_ ? grpc_timeout(*req_) : std::chrono::milliseconds(); g.count() > 0) {
+    t = t.count() > 0 ? std::min(t, g) : g;
+  }
   response_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
   codec_->update_deadline(*this);
 }
@@ -380,6 +459,7 @@ void Stream::on_request_body() {
     return;
   }
   if (wants_request_data_) filters_request_data(up_body_, b.end);
+  if (b.end && b.trailers != nullptr) upstream_->set_request_trailers(*b.trailers);
   req_done_ = b.end;
   req_body_bytes_ += spans_size(up_body_);
   if (up_body_.empty() && !b.end) {
@@ -477,6 +557,7 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   resp_body_bytes_ += spans_size(down_body_);
   resp_started_ = true;
   ds_writing_ = DownWrite::kResponse;
+  if (b.end && b.trailers != nullptr) codec_->set_response_trailers(*this, *b.trailers);
   codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
 }
 
@@ -505,6 +586,7 @@ void Stream::pump_response() {
   resp_pending_ = b.consumed;
   resp_body_bytes_ += spans_size(down_body_);
   ds_writing_ = DownWrite::kResponse;
+  if (b.end && b.trailers != nullptr) codec_->set_response_trailers(*this, *b.trailers);
   codec_->send_body(*this, down_body_, b.raw_chunked, b.end);
 }
 
@@ -684,6 +766,25 @@ void Stream::local_reply(int status, std::string_view body, bool close) {
   resp_started_ = true;
   resp_done_ = true;
   ds_writing_ = DownWrite::kLocalReply;
+  if (grpc_) {
+    // gRPC clients read errors from grpc-status: a trailers-only response,
+    // HTTP 200 (what Envoy does). The log keeps the proxy's HTTP status.
+    std::string extra = resp_add_;
+    std::string_view message = body;
+    while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
+    extra += fmt::format("grpc-status: {}\r\ngrpc-message: ", grpc_status_for(status));
+    for (char c : message) {
+      // Percent-encoded outside printable ASCII and '%' [gRPC over HTTP/2].
+      if (c < 0x20 || c > 0x7e || c == '%') {
+        extra += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+      } else {
+        extra += c;
+      }
+    }
+    extra += "\r\n";
+    codec_->send_local_reply(*this, 200, "application/grpc", {}, extra, closing);
+    return;
+  }
   codec_->send_local_reply(*this, status, "text/plain", body, resp_add_, closing);
 }
 
@@ -754,9 +855,9 @@ void Stream::on_timeout(Clock::time_point now) {
   if (!active_) return;
   if (connecting_ && now >= connect_deadline_) {
     flags_ |= accesslog::kUpstreamConnectionFailure;
-    if (auto* h1 = static_cast<Http1UpstreamStream*>(upstream_.get())) {
-      h1->endpoint_stats()->connect_failures.add();
-      h1->endpoint_stats()->connect_timeouts.add();
+    if (stats::EndpointStats* es = upstream_ ? upstream_->endpoint_stats() : nullptr) {
+      es->connect_failures.add();
+      es->connect_timeouts.add();
     }
     release_upstream(false);
     local_reply(503, "upstream connect error: timed out\n", false);
@@ -880,7 +981,7 @@ void Stream::write_log(Clock::time_point now) {
   e.bytes_sent = resp_body_bytes_;
   e.flags = flags_;
   e.status = status_;
-  e.version_minor = version_minor_;
+  e.version_minor = codec_->protocol(*this) == "HTTP/2" ? 2 : version_minor_;
   e.method = log_method_;
   e.path = log_path_;
   e.authority = log_authority_;

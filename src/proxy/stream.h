@@ -186,6 +186,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   bool req_sent_ = false;   // ... and written
   bool req_held_ = false;   // ... and its bytes were never released (a retry can resend them)
   bool retried_ = false;
+  bool grpc_ = false;  // a gRPC call: local replies are gRPC errors
   bool expect_continue_ = false;
   bool continue_sent_ = false;  // the proxy answered this request's Expect itself
   char request_id_[36];         // generated when the request has none

@@ -10,6 +10,7 @@
 #include "proxy/async_client.h"
 #include "proxy/http1_server.h"
 #include "proxy/http2_server.h"
+#include "proxy/http2_upstream.h"
 #include "proxy/tcp_proxy.h"
 
 namespace sidecar::proxy {
@@ -66,7 +67,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, stats::
       io_(1),
       snapshot_(std::move(snapshot)),
       tick_(io_),
-      http_client_(std::make_unique<WorkerHttpClient>(*this)) {
+      http_client_(std::make_unique<WorkerHttpClient>(*this)),
+      http2_pool_(std::make_unique<Http2Pool>()) {
   for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {
     clusters_.push_back(make_cluster(*snapshot_, i));
   }
@@ -156,6 +158,7 @@ void Worker::schedule_tick() {
     if (ec) return;
     const auto now = std::chrono::steady_clock::now();
     for (auto& c : clusters_) c->close_expired(now);
+    http2_pool_->close_idle(now, false);
     schedule_tick();
   });
 }
@@ -335,6 +338,7 @@ void Worker::close_all() {
     core::Ref<Http2ServerConnection> keep(h2_connections_);
     h2_connections_->close();
   }
+  http2_pool_->close_idle(std::chrono::steady_clock::now(), true);
   for (auto& c : clusters_) c->retire();
 }
 

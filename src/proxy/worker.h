@@ -32,6 +32,7 @@ class Stream;
 class WorkerHttpClient;
 class TcpProxyConnection;
 class Http2ServerConnection;
+class Http2Pool;
 
 class Worker {
  public:
@@ -76,6 +77,8 @@ class Worker {
   accesslog::Writer* access_log() { return access_log_; }
   // HTTP requests of this worker's filters (http::AsyncClient).
   http::AsyncClient& http_client();
+  // The HTTP/2 upstream connections of this worker.
+  Http2Pool& http2_pool() { return *http2_pool_; }
   void add_connection(Http1ServerConnection* c);
   void remove_connection(Http1ServerConnection* c);
   // A stream for a new request, and back when it is done: streams are
@@ -121,6 +124,7 @@ class Worker {
   Http1ServerConnection* connections_ = nullptr;  // intrusive list through Http1ServerConnection
   std::vector<std::unique_ptr<Stream>> free_streams_;
   std::unique_ptr<WorkerHttpClient> http_client_;
+  std::unique_ptr<Http2Pool> http2_pool_;
   TcpProxyConnection* tcp_connections_ = nullptr;
   Http2ServerConnection* h2_connections_ =
       nullptr;  // ... through Http2ServerConnection  // ... through TcpProxyConnection

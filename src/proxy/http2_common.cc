@@ -1,0 +1,71 @@
+#include "proxy/http2_common.h"
+
+#include <cstring>
+
+#include <nghttp2/nghttp2.h>
+
+namespace sidecar::proxy::h2 {
+
+bool hop_by_hop(std::string_view name) {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+         name == "transfer-encoding" || name == "upgrade" || name == "te";
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+  return out;
+}
+
+void add_lines(std::string_view lines, Fields& out) {
+  while (!lines.empty()) {
+    const size_t eol = lines.find("\r\n");
+    const std::string_view line = lines.substr(0, eol);
+    lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string name = lower(line.substr(0, colon));
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (hop_by_hop(name)) continue;
+    out.emplace_back(std::move(name), std::string(value));
+  }
+}
+
+namespace {
+nghttp2_nv nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+}  // namespace
+
+std::vector<nghttp2_nv> to_nv(std::string_view pseudo_name, std::string_view pseudo_value,
+                              const Fields& fields) {
+  std::vector<nghttp2_nv> out;
+  out.reserve(fields.size() + 1);
+  if (!pseudo_name.empty()) out.push_back(nv(pseudo_name, pseudo_value));
+  for (const auto& [name, value] : fields) out.push_back(nv(name, value));
+  return out;
+}
+
+size_t SpanSource::copy(uint8_t* buf, size_t length) {
+  size_t n = 0;
+  while (n < length && index < spans.size()) {
+    const auto& b = spans[index];
+    const size_t take = std::min(length - n, b.size() - offset);
+    std::memcpy(buf + n, static_cast<const char*>(b.data()) + offset, take);
+    n += take;
+    offset += take;
+    if (offset == b.size()) {
+      ++index;
+      offset = 0;
+    }
+  }
+  return n;
+}
+
+}  // namespace sidecar::proxy::h2

@@ -1,0 +1,49 @@
+// Pieces both sides of the HTTP/2 codec use (http2_server, http2_upstream).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/codec.h"
+
+#include <nghttp2/nghttp2.h>
+
+namespace sidecar::proxy::h2 {
+
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// Connection-specific fields, never sent in HTTP/2 frames [RFC 9113 8.2.2]
+// (`te` is dropped too: only "trailers" may pass, and the codecs add none).
+bool hop_by_hop(std::string_view lower_name);
+std::string lower(std::string_view s);
+// "name: value\r\n" lines (the lines a proxy adds) as fields, names in
+// lower case, hop-by-hop ones left out.
+void add_lines(std::string_view lines, Fields& out);
+// Header entries pointing into `fields` (valid while it is unchanged),
+// after a leading pseudo-header when `pseudo_name` is not empty.
+std::vector<nghttp2_nv> to_nv(std::string_view pseudo_name, std::string_view pseudo_value,
+                              const Fields& fields);
+
+// A body being sent as DATA frames: spans handed over by a stream, copied
+// into frames as flow control allows.
+struct SpanSource {
+  Spans spans;
+  size_t index = 0, offset = 0;
+  bool end = false;                // the spans end the body
+  bool write_outstanding = false;  // the stream waits to hear they were taken
+  bool deferred = false;           // the data source said "nothing yet"
+
+  void set(const Spans& body, bool is_end) {
+    spans = body;
+    index = offset = 0;
+    end = is_end;
+  }
+  // Copies up to `length` bytes into `buf`; returns how many.
+  size_t copy(uint8_t* buf, size_t length);
+  bool drained() const { return index == spans.size(); }
+};
+
+}  // namespace sidecar::proxy::h2

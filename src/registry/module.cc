@@ -84,9 +84,9 @@ class RegistryModule final : public module::Module {
       b += fmt::format(
           ",\"lease_id\":\"{:x}\",\"lease_ttl_left_seconds\":{:.1f},\"registrations\":{},"
           "\"reregistrations\":{},\"deregistrations\":{},\"keepalive_failures\":{},"
-          "\"key_restores\":{},\"etcd_endpoint\":",
+          "\"key_restores\":{},\"authentications\":{},\"etcd_endpoint\":",
           s.lease_id, s.ttl_left_seconds, s.registrations, s.reregistrations, s.deregistrations,
-          s.keepalive_failures, s.key_restores);
+          s.keepalive_failures, s.key_restores, s.authentications);
       core::append_json_string(b, s.endpoint);
       b += ",\"last_error\":";
       core::append_json_string(b, s.last_error);

@@ -374,6 +374,7 @@ RegistrarStatus Registrar::status() const {
   std::lock_guard lock(state_->mutex);
   RegistrarStatus s = state_->st;
   s.endpoint = state_->client.endpoint();
+  s.authentications = state_->client.authentications();
   return s;
 }
 

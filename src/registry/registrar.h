@@ -39,7 +39,8 @@ struct RegistrarStatus {
   uint64_t reregistrations = 0;  // ... because the lease or key was lost
   uint64_t deregistrations = 0;  // leases revoked
   uint64_t keepalive_failures = 0;
-  uint64_t key_restores = 0;  // key deleted by someone else, put back
+  uint64_t key_restores = 0;     // key deleted by someone else, put back
+  uint64_t authentications = 0;  // auth tokens obtained (the first and refreshes)
   std::string last_error;
 };
 

@@ -13,7 +13,7 @@ import unittest
 import urllib.request
 
 import harness
-from etcdpeer import Etcd
+from etcdpeer import ETCD, Etcd
 
 TTL = 2  # seconds; the shortest lease the config allows
 
@@ -269,4 +269,7 @@ registry:
 
 
 if __name__ == "__main__":
+    if not os.path.exists(ETCD):
+        print("etcd not installed (scripts/install-deps.sh: etcd-server etcd-client)")
+        sys.exit(77)
     harness.run_tests()

@@ -7,13 +7,14 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 
 import certs
 import harness
-from etcdpeer import Etcd
+from etcdpeer import ETCD, Etcd
 
 
 def registry_status(sc):
@@ -179,4 +180,7 @@ registry:
 
 
 if __name__ == "__main__":
+    if not os.path.exists(ETCD):
+        print("etcd not installed (scripts/install-deps.sh: etcd-server etcd-client)")
+        sys.exit(77)
     harness.run_tests()

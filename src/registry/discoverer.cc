@@ -116,6 +116,7 @@ void Discoverer::State::publish() {
   for (const auto& [key, in] : instances) list.push_back(in);
   std::vector<config::Address> next = select_endpoints(list, tags);
   if (published && next == last) return;
+  if (stop.load()) return;  // the Host may be going away
   published = true;
   last = next;
   std::vector<std::string> names;
@@ -208,8 +209,7 @@ void Discoverer::State::run() {
       continue;
     }
     backoff = milliseconds(250);
-    std::lock_guard lock(mutex);
-    st.watching = false;
+    contact(false);  // the stream ended cleanly (or ran its time): reopened at once
   }
   std::lock_guard lock(mutex);
   st.watching = false;

@@ -27,6 +27,7 @@ packages=(
   python3-yaml
   pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
   rsyslog socat
+  etcd-server etcd-client  # a real etcd (3.4) for the registry tests
   # syslog-ng's libraries (syslog-ng itself is unpacked below)
   libivykis0 libnet1 libjson-c5 libpcre3 libwrap0 libglib2.0-0 libcap2
 )

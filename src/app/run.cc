@@ -24,6 +24,7 @@
 #include "acme/config.h"
 #include "admin/admin_server.h"
 #include "config/config_json.h"
+#include "config/discovered.h"
 #include "config/loader.h"
 #include "core/cpu.h"
 #include "core/json.h"
@@ -33,6 +34,7 @@
 #include "module/module.h"
 #include "proxy/server.h"
 #include "proxy/stream.h"
+#include "registry/config.h"
 #include "stats/metric_writer.h"
 #include "stats/process.h"
 #include "supervisor/readiness.h"
@@ -105,6 +107,8 @@ class Process : public module::Host {
         watch_timer_(io_) {}
 
   int run() {
+    // Clusters with discovery start with their configured endpoints (or none).
+    cfg_ = config::with_discovered_endpoints(cfg_, discovered_);
     try {
       if (cfg_->access_log.enabled) {
         access_log_ = std::make_unique<accesslog::Writer>(cfg_->access_log, store_.workers());
@@ -278,6 +282,35 @@ class Process : public module::Host {
     output_subscribers_->push_back(std::move(fn));
   }
 
+  bool process_ready() override {
+    auto answer = std::make_shared<std::promise<bool>>();
+    auto future = answer->get_future();
+    boost::asio::post(io_, [this, answer] { answer->set_value(ready()); });
+    if (future.wait_for(std::chrono::seconds(1)) != std::future_status::ready) return false;
+    return future.get();
+  }
+
+  // Discovery: a new config snapshot with the cluster's endpoints replaced,
+  // published to the workers like a reload (config/discovered.h).
+  void update_cluster_endpoints(const std::string& cluster,
+                                std::vector<config::Address> endpoints) override {
+    boost::asio::post(io_, [this, cluster, endpoints = std::move(endpoints)]() mutable {
+      discovered_[cluster] = std::move(endpoints);
+      // A drain closes listeners that a reload of the server would open again.
+      if (shutting_down_ || draining_) return;
+      auto next = config::with_discovered_endpoints(cfg_, discovered_);
+      if (next == cfg_) return;
+      try {
+        server_->reload(next);
+      } catch (const std::runtime_error& e) {
+        spdlog::error("discovered endpoints of cluster {} not applied: {}", cluster, e.what());
+        return;
+      }
+      std::lock_guard lock(cfg_mutex_);
+      cfg_ = next;
+    });
+  }
+
   void start_app() {
     // Orphans of the app (its children's children) are reparented to us, and
     // reaped, also when we are not PID 1.
@@ -421,7 +454,8 @@ class Process : public module::Host {
     }
     std::shared_ptr<const config::Config> next;
     try {
-      next = config::load_file(options_.config_path);
+      next =
+          config::with_discovered_endpoints(config::load_file(options_.config_path), discovered_);
     } catch (const config::ConfigError& e) {
       ++reload_failures_;
       spdlog::error("config reload ({}) failed; still serving the previous config:", why);
@@ -672,6 +706,8 @@ class Process : public module::Host {
   std::unique_ptr<supervisor::ReadinessProbe> probe_;
   std::vector<std::unique_ptr<module::Module>> modules_;
   std::map<pid_t, std::function<void(int)>> commands_;  // commands run for modules
+  // Endpoints found by discovery, by cluster: applied to every config published.
+  std::map<std::string, std::vector<config::Address>> discovered_;
   // Children modules reap themselves (spawn_child), and their exit once the
   // main loop's reaper took it; under reap_mutex_, which the reaper holds.
   std::mutex reap_mutex_;
@@ -708,6 +744,7 @@ static void register_builtin() {
     sync::register_module();
     acme::register_module();
     logship::register_module();
+    registry::register_module();
   });
 }
 

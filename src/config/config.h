@@ -169,10 +169,23 @@ struct Listener {
 // connections).
 enum class UpstreamProtocol { kHttp1, kH2, kH2c };
 
+// Where a cluster's endpoints come from besides its static list: the live
+// instances of a service registered in etcd (docs/registry.md). The
+// `registry` module watches them and the process publishes each change as a
+// new config snapshot with the cluster's endpoints replaced.
+struct Discovery {
+  std::string etcd_service;       // "" : static endpoints only
+  std::vector<std::string> tags;  // an instance must carry all of them
+  bool operator==(const Discovery&) const = default;
+};
+
 struct Cluster {
   std::string name;
   UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
+  // With discovery: the endpoints discovered (the configured ones, if any,
+  // until the first answer from etcd).
   std::vector<Address> endpoints;
+  Discovery discovery;
   Duration connect_timeout = 5s;
   Duration idle_timeout = 1h;  // an unused pooled upstream connection is closed after this
   uint32_t max_requests_per_connection = 0;  // 0: unlimited

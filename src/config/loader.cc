@@ -345,8 +345,9 @@ class Loader : public Reader {
     check_keys(
         n, where,
         {"name", "endpoints", "connect_timeout", "idle_timeout", "max_requests_per_connection",
-         "max_response_headers_size", "max_response_headers_count", "tls", "protocol"});
+         "max_response_headers_size", "max_response_headers_count", "tls", "protocol", "discovery"});
     Cluster cl;
+    if (auto v = n["discovery"]) load_discovery(v, where + ".discovery", cl.discovery);
     if (auto v = n["name"]) {
       get_string(v, where + ".name", cl.name);
       if (cl.name.empty()) error(v, where + ".name must not be empty");
@@ -368,10 +369,12 @@ class Loader : public Reader {
             }
           }
         }
-        if (v.size() == 0) error(v, where + ".endpoints must not be empty");
+        if (v.size() == 0 && cl.discovery.etcd_service.empty()) {
+          error(v, where + ".endpoints must not be empty");
+        }
       }
-    } else {
-      error(n, where + " needs endpoints");
+    } else if (cl.discovery.etcd_service.empty()) {
+      error(n, where + " needs endpoints (or discovery)");
     }
     if (auto v = n["connect_timeout"])
       get_duration(v, where + ".connect_timeout", cl.connect_timeout);
@@ -410,6 +413,29 @@ class Loader : public Reader {
       error(n, where + ": protocol h2c is cleartext; with tls say h2");
     }
     c.clusters.push_back(std::move(cl));
+  }
+
+  // `discovery: { etcd: { service: users, tags: [v2] } }` (docs/registry.md).
+  void load_discovery(const YAML::Node& n, const std::string& where, Discovery& d) {
+    if (!is_map(n, where)) return;
+    check_keys(n, where, {"etcd"});
+    const YAML::Node etcd = n["etcd"];
+    if (!etcd) {
+      error(n, where + " needs etcd");
+      return;
+    }
+    if (!is_map(etcd, where + ".etcd")) return;
+    check_keys(etcd, where + ".etcd", {"service", "tags"});
+    if (auto v = etcd["service"]) {
+      if (get_string(v, where + ".etcd.service", d.etcd_service) &&
+          (d.etcd_service.empty() || d.etcd_service.find('/') != std::string::npos)) {
+        error(v, where + ".etcd.service must be a non-empty name without '/'");
+        d.etcd_service.clear();
+      }
+    } else {
+      error(etcd, where + ".etcd needs a service");
+    }
+    if (auto v = etcd["tags"]) get_strings(v, where + ".etcd.tags", d.tags);
   }
 
   void load_header_matcher(const YAML::Node& n, const std::string& where, HeaderMatcher& m) {

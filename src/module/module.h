@@ -117,6 +117,18 @@ class Host {
   // output then goes through pipes that the sidecar passes on to its own
   // stdout/stderr; without a subscriber the app inherits them as before.
   virtual void subscribe_app_output(AppOutputFn fn) {}
+  // Whether /ready answers 200 now (the app is ready and every module too;
+  // false while starting, draining or shutting down). Asks the main thread
+  // and waits for it (at most a second, then false): never call it on the
+  // main thread.
+  virtual bool process_ready() { return true; }
+  // Discovery (the registry's etcd watch): the live endpoints of cluster
+  // `cluster` are now `endpoints` (empty: none). The process derives a
+  // config snapshot with them (config/discovered.h) and publishes it to the
+  // workers as a reload does; they are kept across config reloads. Returns
+  // at once; applied on the main thread.
+  virtual void update_cluster_endpoints(const std::string& cluster,
+                                        std::vector<config::Address> endpoints) {}
 };
 
 class Module {

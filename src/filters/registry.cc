@@ -7,6 +7,7 @@
 
 #include "config/registry.h"
 #include "filters/headers/filter.h"
+#include "filters/local_rate_limit/filter.h"
 
 namespace sidecar::filters {
 namespace {
@@ -24,6 +25,12 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<headers::Factory>(
               std::static_pointer_cast<const headers::Config>(std::move(typed)));
+        }}},
+      {"local_rate_limit",
+       {local_rate_limit::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<local_rate_limit::Factory>(
+              std::static_pointer_cast<const local_rate_limit::Config>(std::move(typed)));
         }}},
   };
   return filters;

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "config/registry.h"
+#include "filters/compressor/filter.h"
 #include "filters/headers/filter.h"
 #include "filters/local_rate_limit/filter.h"
 
@@ -31,6 +32,12 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<local_rate_limit::Factory>(
               std::static_pointer_cast<const local_rate_limit::Config>(std::move(typed)));
+        }}},
+      {"compressor",
+       {compressor::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<compressor::Factory>(
+              std::static_pointer_cast<const compressor::Config>(std::move(typed)));
         }}},
   };
   return filters;

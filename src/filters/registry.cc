@@ -7,6 +7,7 @@
 
 #include "config/registry.h"
 #include "filters/compressor/filter.h"
+#include "filters/fault/filter.h"
 #include "filters/headers/filter.h"
 #include "filters/local_rate_limit/filter.h"
 
@@ -38,6 +39,12 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<compressor::Factory>(
               std::static_pointer_cast<const compressor::Config>(std::move(typed)));
+        }}},
+      {"fault",
+       {fault::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<fault::Factory>(
+              std::static_pointer_cast<const fault::Config>(std::move(typed)));
         }}},
   };
   return filters;

@@ -235,5 +235,59 @@ listeners:
         self.assertRegex(metrics, r'sidecar_compressor_uncompressed_bytes_total\{.*encoding="br"\}')
 
 
+class FaultTest(unittest.TestCase):
+    def test_header_controlled_faults_and_route_abort(self):
+        import os
+        import tempfile
+        origin = start_origin(self)
+        log_dir = tempfile.TemporaryDirectory(prefix="sidecar-fault-")
+        self.addCleanup(log_dir.cleanup)
+        log = os.path.join(log_dir.name, "access.log")
+        sc = Sidecar(f"""
+workers: 1
+access_log: {{ path: {log}, format: json }}
+clusters: [ {{ name: app, endpoints: [ "{origin}" ] }} ]
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    filters:
+      - name: fault
+        config:
+          delay: {{ header_delay: true }}
+          abort: {{ header_abort: true }}
+    routes:
+      - match: {{ prefix: /broken }}
+        cluster: app
+        typed_per_filter_config:
+          fault: {{ abort: {{ http_status: 503, percentage: 100 }} }}
+      - {{ cluster: app }}
+""")
+        self.addCleanup(sc.stop)
+        self.assertEqual(fetch(sc, "/plain")[0], 200)
+        status, _, body = fetch(sc, "/a", "-H", "x-sidecar-fault-abort-request: 418")
+        self.assertEqual((status, body), (418, b"fault filter abort\n"))
+        status, _, body = fetch(sc, "/d", "-H", "x-sidecar-fault-delay-request: 50")
+        self.assertEqual((status, body), (200, b"ok\n"))
+        self.assertEqual(fetch(sc, "/broken/x")[0], 503)
+
+        def lines():
+            try:
+                with open(log) as f:
+                    return [json.loads(l) for l in f if l.strip()]
+            except FileNotFoundError:
+                return []
+        from harness import wait_for
+        entries = wait_for(lambda: len(lines()) >= 4 and lines(), what="four access log lines")
+        flags = {e["path"]: e["response_flags"] for e in entries}
+        self.assertEqual(flags, {"/plain": "-", "/a": "FI", "/d": "DI", "/broken/x": "FI"})
+        metrics = sc.admin_get("/metrics")[1]
+        self.assertRegex(metrics, r'sidecar_fault_injected_total\{listener="inbound",'
+                                  r'route="inbound/1",kind="abort"\} 1\b')
+        self.assertRegex(metrics, r'sidecar_fault_injected_total\{listener="inbound",'
+                                  r'route="inbound/0",kind="abort"\} 1\b')
+        self.assertRegex(metrics, r'sidecar_fault_injected_total\{listener="inbound",'
+                                  r'route="inbound/1",kind="delay"\} 1\b')
+
+
 if __name__ == "__main__":
     run_tests()

@@ -10,6 +10,7 @@
 #include "filters/fault/filter.h"
 #include "filters/headers/filter.h"
 #include "filters/local_rate_limit/filter.h"
+#include "filters/rate_limit/filter.h"
 
 namespace sidecar::filters {
 namespace {
@@ -45,6 +46,12 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<fault::Factory>(
               std::static_pointer_cast<const fault::Config>(std::move(typed)));
+        }}},
+      {"rate_limit",
+       {rate_limit::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<rate_limit::Factory>(
+              std::static_pointer_cast<const rate_limit::Config>(std::move(typed)));
         }}},
   };
   return filters;

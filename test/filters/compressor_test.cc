@@ -47,7 +47,8 @@ std::string unbrotli(const std::string& in) {
   std::string out(in.size() * 50 + 1024, '\0');
   size_t size = out.size();
   if (BrotliDecoderDecompress(in.size(), reinterpret_cast<const uint8_t*>(in.data()), &size,
-                              reinterpret_cast<uint8_t*>(out.data())) != BROTLI_DECODER_RESULT_SUCCESS)
+                              reinterpret_cast<uint8_t*>(out.data())) !=
+      BROTLI_DECODER_RESULT_SUCCESS)
     return "<brotli error>";
   out.resize(size);
   return out;
@@ -86,7 +87,8 @@ http::ResponseHead response(std::vector<std::pair<std::string_view, std::string_
 
 TEST(Compressor, NegotiatesByQValueThenConfigOrder) {
   auto c = load("        config: { zstd: {}, brotli: {}, gzip: {} }\n");
-  auto config = std::static_pointer_cast<const compressor::Config>(c->listeners[0].filters[0].typed);
+  auto config =
+      std::static_pointer_cast<const compressor::Config>(c->listeners[0].filters[0].typed);
   auto pick = [&](std::string ae) -> std::string {
     Recorder r;
     Request q;
@@ -163,10 +165,19 @@ TEST(Compressor, LeavesAloneWhatMustNotBeCompressed) {
       {"small", "GET", {{"content-type", "text/html"}}, 200, 100, false, false},
       {"type", "GET", {{"content-type", "image/png"}}, 200, 5000, false, false},
       {"no type", "GET", {}, 200, 5000, false, false},
-      {"encoded", "GET", {{"content-type", "text/html"}, {"content-encoding", "br"}}, 200, 5000,
-       false, false},
-      {"no-transform", "GET",
-       {{"content-type", "text/html"}, {"cache-control", "public, no-transform"}}, 200, 5000, false,
+      {"encoded",
+       "GET",
+       {{"content-type", "text/html"}, {"content-encoding", "br"}},
+       200,
+       5000,
+       false,
+       false},
+      {"no-transform",
+       "GET",
+       {{"content-type", "text/html"}, {"cache-control", "public, no-transform"}},
+       200,
+       5000,
+       false,
        false},
       {"204", "GET", {{"content-type", "text/html"}}, 204, std::nullopt, false, false},
       {"304", "GET", {{"content-type", "text/html"}}, 304, std::nullopt, false, false},

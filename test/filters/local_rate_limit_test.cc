@@ -25,7 +25,8 @@ clusters: [ { name: a, endpoints: [ "127.0.0.1:1" ] } ]
 listeners:
   - name: l
     address: 127.0.0.1:0
-    routes: [ { cluster: a)" + route_extra + R"( } ]
+    routes: [ { cluster: a)" + route_extra +
+                                 R"( } ]
     filters:
 )" + filters,
                              "t");

@@ -6,9 +6,14 @@ namespace sidecar::filters::compressor {
 namespace {
 
 // Envoy's default list of compressible types.
-const char* const kDefaultTypes[] = {
-    "application/javascript", "application/json", "application/xhtml+xml", "image/svg+xml",
-    "text/css",               "text/html",        "text/plain",            "text/xml"};
+const char* const kDefaultTypes[] = {"application/javascript",
+                                     "application/json",
+                                     "application/xhtml+xml",
+                                     "image/svg+xml",
+                                     "text/css",
+                                     "text/html",
+                                     "text/plain",
+                                     "text/xml"};
 
 int get_int(const YAML::Node& n, const std::string& what, config::Reader& reader, int fallback,
             int min, int max) {
@@ -42,9 +47,8 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
         if (v.IsMap()) {
           reader.check_keys(v, where + ".gzip", {"level", "window_bits", "memory_level"});
           s.gzip_level = get_int(v["level"], where + ".gzip.level", reader, s.gzip_level, 1, 9);
-          s.gzip_window_bits =
-              get_int(v["window_bits"], where + ".gzip.window_bits", reader, s.gzip_window_bits,
-                      9, 15);
+          s.gzip_window_bits = get_int(v["window_bits"], where + ".gzip.window_bits", reader,
+                                       s.gzip_window_bits, 9, 15);
           s.gzip_memory_level = get_int(v["memory_level"], where + ".gzip.memory_level", reader,
                                         s.gzip_memory_level, 1, 9);
         }
@@ -84,10 +88,9 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
       }
     }
   }
-  if (c->encodings.empty())
-    c->encodings = {Encoding::kGzip, Encoding::kBrotli, Encoding::kZstd};
-  if (c->content_types.empty()) c->content_types.assign(std::begin(kDefaultTypes),
-                                                        std::end(kDefaultTypes));
+  if (c->encodings.empty()) c->encodings = {Encoding::kGzip, Encoding::kBrotli, Encoding::kZstd};
+  if (c->content_types.empty())
+    c->content_types.assign(std::begin(kDefaultTypes), std::end(kDefaultTypes));
   return c;
 }
 

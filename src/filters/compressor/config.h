@@ -26,7 +26,7 @@ namespace sidecar::filters::compressor {
 struct Config {
   std::vector<Encoding> encodings;  // in config order (server preference)
   EncoderSettings settings;
-  uint64_t min_content_length = 30;       // bytes
+  uint64_t min_content_length = 30;        // bytes
   std::vector<std::string> content_types;  // media types, lower case, without parameters
 };
 

@@ -13,8 +13,8 @@ class Gzip : public Encoder {
  public:
   bool init(const EncoderSettings& s) {
     // windowBits + 16: a gzip wrapper, not a raw zlib stream.
-    ok_ = deflateInit2(&z_, s.gzip_level, Z_DEFLATED, s.gzip_window_bits + 16,
-                       s.gzip_memory_level, Z_DEFAULT_STRATEGY) == Z_OK;
+    ok_ = deflateInit2(&z_, s.gzip_level, Z_DEFLATED, s.gzip_window_bits + 16, s.gzip_memory_level,
+                       Z_DEFAULT_STRATEGY) == Z_OK;
     return ok_;
   }
   ~Gzip() override {
@@ -49,7 +49,8 @@ class Brotli : public Encoder {
   bool init(const EncoderSettings& s) {
     state_ = BrotliEncoderCreateInstance(nullptr, nullptr, nullptr);
     if (state_ == nullptr) return false;
-    BrotliEncoderSetParameter(state_, BROTLI_PARAM_QUALITY, static_cast<uint32_t>(s.brotli_quality));
+    BrotliEncoderSetParameter(state_, BROTLI_PARAM_QUALITY,
+                              static_cast<uint32_t>(s.brotli_quality));
     BrotliEncoderSetParameter(state_, BROTLI_PARAM_LGWIN,
                               static_cast<uint32_t>(s.brotli_window_bits));
     return true;

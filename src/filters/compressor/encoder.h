@@ -24,12 +24,12 @@ enum class Encoding : uint8_t { kGzip, kBrotli, kZstd };
 std::string_view token(Encoding e);
 
 struct EncoderSettings {
-  int gzip_level = 6;         // 1..9
-  int gzip_window_bits = 15;  // 9..15 (window of 2^bits bytes)
-  int gzip_memory_level = 8;  // 1..9
-  int brotli_quality = 4;     // 0..11
+  int gzip_level = 6;           // 1..9
+  int gzip_window_bits = 15;    // 9..15 (window of 2^bits bytes)
+  int gzip_memory_level = 8;    // 1..9
+  int brotli_quality = 4;       // 0..11
   int brotli_window_bits = 20;  // 10..24
-  int zstd_level = 3;         // 1..19
+  int zstd_level = 3;           // 1..19
 };
 
 // kProcess: take the input, emit what is ready; kFlush: and everything

@@ -113,8 +113,7 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
   bool listed = false;
   for (const std::string& t : config_->content_types) listed = listed || http::iequals(t, media);
   if (!listed) return;
-  if (response.has_content_length && response.content_length < config_->min_content_length)
-    return;
+  if (response.has_content_length && response.content_length < config_->min_content_length) return;
   if (response.body == http::BodyKind::kNone) return;
 
   // Compressible: the representation varies with Accept-Encoding from here.

@@ -17,7 +17,8 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
       Config::Delay delay;
       if (auto v = d["fixed_delay"]) reader.get_duration(v, dw + ".fixed_delay", delay.fixed);
       if (auto v = d["header_delay"]) reader.get_bool(v, dw + ".header_delay", delay.from_header);
-      if (auto v = d["percentage"]) reader.get_double(v, dw + ".percentage", delay.percentage, 0, 100);
+      if (auto v = d["percentage"])
+        reader.get_double(v, dw + ".percentage", delay.percentage, 0, 100);
       if (d["fixed_delay"] && delay.from_header) {
         reader.error(d, dw + " takes fixed_delay or header_delay, not both");
       } else if (!d["fixed_delay"] && !delay.from_header) {
@@ -39,10 +40,12 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
         if (reader.get_count(v, aw + ".grpc_status", v32, 0, 16)) abort.grpc_status = int(v32);
       }
       if (auto v = a["header_abort"]) reader.get_bool(v, aw + ".header_abort", abort.from_header);
-      if (auto v = a["percentage"]) reader.get_double(v, aw + ".percentage", abort.percentage, 0, 100);
-      const int kinds = (a["http_status"] ? 1 : 0) + (a["grpc_status"] ? 1 : 0) +
-                        (abort.from_header ? 1 : 0);
-      if (kinds != 1) reader.error(a, aw + " takes one of http_status, grpc_status, header_abort: true");
+      if (auto v = a["percentage"])
+        reader.get_double(v, aw + ".percentage", abort.percentage, 0, 100);
+      const int kinds =
+          (a["http_status"] ? 1 : 0) + (a["grpc_status"] ? 1 : 0) + (abort.from_header ? 1 : 0);
+      if (kinds != 1)
+        reader.error(a, aw + " takes one of http_status, grpc_status, header_abort: true");
       c->abort = abort;
     }
   }

@@ -5,8 +5,8 @@
 //     - name: fault
 //       config:
 //         delay: { fixed_delay: 2s, percentage: 10 }     # or { header_delay: true }
-//         abort: { http_status: 503, percentage: 5 }     # or grpc_status: 14, or header_abort: true
-//         max_active_faults: 100                         # default: no limit
+//         abort: { http_status: 503, percentage: 5 }     # or grpc_status: 14, or header_abort:
+//         true max_active_faults: 100                         # default: no limit
 //
 // Header-controlled faults (Envoy's x-envoy-fault-* with our prefix): with
 // `header_delay`, a request's `x-sidecar-fault-delay-request: <ms>` is
@@ -34,8 +34,8 @@ struct Config {
     double percentage = 100;  // 0..100
   };
   struct Abort {
-    int http_status = 0;                 // 200..599
-    std::optional<int> grpc_status;      // 0..16: a gRPC error instead
+    int http_status = 0;             // 200..599
+    std::optional<int> grpc_status;  // 0..16: a gRPC error instead
     bool from_header = false;
     double percentage = 100;
   };

@@ -109,14 +109,13 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
       pending_ = std::make_shared<Pending>(cb.io());
       pending_->config = c;
       pending_->timer.expires_after(*delay);
-      pending_->timer.async_wait(
-          [this, p = pending_, cbp = &cb](const boost::system::error_code&) {
-            if (!p->live) return;  // the stream ended first: `this` may be gone
-            p->live = false;
-            p->config->active->fetch_sub(1, std::memory_order_relaxed);
-            // After the delay, the abort fault may still apply (as Envoy).
-            if (!maybe_abort(*p->config, *cbp)) cbp->continue_request();
-          });
+      pending_->timer.async_wait([this, p = pending_, cbp = &cb](const boost::system::error_code&) {
+        if (!p->live) return;  // the stream ended first: `this` may be gone
+        p->live = false;
+        p->config->active->fetch_sub(1, std::memory_order_relaxed);
+        // After the delay, the abort fault may still apply (as Envoy).
+        if (!maybe_abort(*p->config, *cbp)) cbp->continue_request();
+      });
       return http::FilterStatus::kStopIteration;
     }
   }

@@ -86,9 +86,8 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
         const YAML::Node d = list[i];
         const std::string dw = fmt::format("{}.descriptors[{}]", where, i);
         if (!reader.is_map(d, dw)) continue;
-        reader.check_keys(d, dw,
-                          {"name", "prefix", "key", "max_tokens", "tokens_per_fill",
-                           "fill_interval"});
+        reader.check_keys(
+            d, dw, {"name", "prefix", "key", "max_tokens", "tokens_per_fill", "fill_interval"});
         Descriptor desc;
         desc.name = fmt::format("descriptor{}", i);
         if (auto v = d["name"]) {

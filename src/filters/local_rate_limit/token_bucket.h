@@ -36,7 +36,7 @@ struct BucketSpec {
 
 struct TakeResult {
   bool allowed = false;
-  uint32_t remaining = 0;           // tokens left after this request
+  uint32_t remaining = 0;            // tokens left after this request
   std::chrono::nanoseconds reset{};  // until the next fill
 };
 

@@ -110,8 +110,7 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
       }
       if (auto v = d["key"]) {
         std::string key;
-        if (reader.get_string(v, dw + ".key", key) &&
-            !local_rate_limit::parse_key(key, desc.key)) {
+        if (reader.get_string(v, dw + ".key", key) && !local_rate_limit::parse_key(key, desc.key)) {
           reader.error(v, fmt::format("{}.key: '{}' is not a key (expected client_ip, "
                                       "header:<name> or path)",
                                       dw, key));

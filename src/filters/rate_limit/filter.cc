@@ -1,7 +1,7 @@
 #include "filters/rate_limit/filter.h"
 
-#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
+#include <boost/asio/steady_timer.hpp>
 
 #include "accesslog/entry.h"
 #include "filters/local_rate_limit/filter.h"
@@ -12,7 +12,9 @@ namespace {
 
 constexpr size_t kMaxKeyValue = 256;  // bytes of a key value kept in the Redis key
 
-uint64_t ceil_seconds_ms(int64_t ms) { return ms <= 0 ? 1 : static_cast<uint64_t>((ms + 999) / 1000); }
+uint64_t ceil_seconds_ms(int64_t ms) {
+  return ms <= 0 ? 1 : static_cast<uint64_t>((ms + 999) / 1000);
+}
 
 }  // namespace
 
@@ -124,7 +126,11 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
     state->filter = this;
     state->pending = p;
     state->descriptor = call.d;
-    state->args = {"EVALSHA", script_sha1(), "1", call.key, std::to_string(call.d->limit),
+    state->args = {"EVALSHA",
+                   script_sha1(),
+                   "1",
+                   call.key,
+                   std::to_string(call.d->limit),
                    std::to_string(call.d->window.count())};
     send(std::move(state));
   }
@@ -149,8 +155,7 @@ void Filter::finish(Pending& p) {
         {"retry-after", std::to_string(ceil_seconds_ms(p.limited_reply[2]))},
         {"ratelimit-policy",
          fmt::format("\"{}\";q={};w={}", d.name, d.limit, ceil_seconds_ms(d.window.count()))},
-        {"ratelimit",
-         fmt::format("\"{}\";r=0;t={}", d.name, ceil_seconds_ms(p.limited_reply[2]))}};
+        {"ratelimit", fmt::format("\"{}\";r=0;t={}", d.name, ceil_seconds_ms(p.limited_reply[2]))}};
     reply.body = "rate_limited\n";
     cb.set_response_flag(accesslog::kRateLimited);
     cb.set_response_detail("rate_limited");

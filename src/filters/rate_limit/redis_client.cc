@@ -7,8 +7,8 @@
 #include <map>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 
 namespace sidecar::filters::rate_limit {
 namespace {

@@ -49,6 +49,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   bool dead() const { return dead_ || ac_ == nullptr; }
+  // The event loop is going away: pending commands are dropped unanswered
+  // (their streams are being destroyed too).
+  void quiet() { quiet_ = true; }
 
   // False when hiredis refused the command (the connection is failing).
   bool send(const std::vector<std::string>& args, RedisClient::Done* done) {
@@ -64,8 +67,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
-  static void on_reply(redisAsyncContext*, void* r, void* privdata) {
+  static void on_reply(redisAsyncContext* ac, void* r, void* privdata) {
     std::unique_ptr<RedisClient::Done> done(static_cast<RedisClient::Done*>(privdata));
+    if (static_cast<Connection*>(ac->data)->quiet_) return;
     RedisReply out;
     auto* reply = static_cast<redisReply*>(r);
     if (reply == nullptr) {
@@ -131,6 +135,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   redisAsyncContext* ac_ = nullptr;
   bool want_read_ = false, want_write_ = false, reading_ = false, writing_ = false;
   bool dead_ = false;
+  bool quiet_ = false;
 };
 
 class Client : public RedisClient {
@@ -152,14 +157,15 @@ class Client : public RedisClient {
     }
     if (connection_ && connection_->send(args, d)) return;
     // Not sent: answered from the event loop, never from inside command().
-    boost::asio::post(io_, [d] {
-      std::unique_ptr<Done> owned(d);
-      (*owned)(RedisReply{false, "redis unavailable", {}});
-    });
+    std::shared_ptr<Done> owned(d);  // freed even if the loop ends first
+    boost::asio::post(io_, [owned] { (*owned)(RedisReply{false, "redis unavailable", {}}); });
   }
 
   void reset() override { connection_.reset(); }
-  void shutdown() { connection_.reset(); }
+  void shutdown() {
+    if (connection_) connection_->quiet();
+    connection_.reset();
+  }
 
  private:
   boost::asio::io_context& io_;

@@ -12,6 +12,7 @@ packages=(
   libre2-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsimdjson-dev
+  libbrotli-dev libhiredis-dev  # the compressor; the global rate limit's Redis client
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
   nginx-light haproxy caddy prometheus
@@ -25,6 +26,7 @@ packages=(
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch
   python3-yaml
+  redis-server  # the global rate limit's store (test_filters_*)
   pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
   rsyslog socat
   etcd-server etcd-client  # a real etcd (3.4) for the registry tests

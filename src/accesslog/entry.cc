@@ -51,6 +51,8 @@ void append_flags(std::string& out, uint32_t flags) {
       {kUpstreamProtocolError, "UPE"},
       {kRateLimited, "RL"},
       {kLocalReset, "LR"},
+      {kDelayInjected, "DI"},
+      {kFaultInjected, "FI"},
   };
   if (flags == 0) {
     out += '-';

@@ -21,6 +21,8 @@ enum ResponseFlag : uint32_t {
   kUpstreamProtocolError = 1u << 7,            // UPE
   kRateLimited = 1u << 8,                      // RL
   kLocalReset = 1u << 9,                       // LR
+  kDelayInjected = 1u << 10,                   // DI (the fault filter)
+  kFaultInjected = 1u << 11,                   // FI (the fault filter)
 };
 
 // Appends the flags' short codes, comma separated, or "-" when none.

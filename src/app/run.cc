@@ -30,6 +30,7 @@
 #include "core/json.h"
 #include "core/logging.h"
 #include "filters/registry.h"
+#include "filters/stats.h"
 #include "logship/config.h"
 #include "module/module.h"
 #include "proxy/server.h"
@@ -539,6 +540,7 @@ class Process : public module::Host {
   // Every metric, for /metrics and /stats.
   void collect(stats::MetricWriter& w) {
     store_.collect(w);
+    filters::collect(w);
     stats::collect_self(w);
     std::vector<stats::AppSample> apps;
     if (app_) {

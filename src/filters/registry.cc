@@ -6,7 +6,11 @@
 #include <stdexcept>
 
 #include "config/registry.h"
+#include "filters/compressor/filter.h"
+#include "filters/fault/filter.h"
 #include "filters/headers/filter.h"
+#include "filters/local_rate_limit/filter.h"
+#include "filters/rate_limit/filter.h"
 
 namespace sidecar::filters {
 namespace {
@@ -24,6 +28,30 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<headers::Factory>(
               std::static_pointer_cast<const headers::Config>(std::move(typed)));
+        }}},
+      {"local_rate_limit",
+       {local_rate_limit::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<local_rate_limit::Factory>(
+              std::static_pointer_cast<const local_rate_limit::Config>(std::move(typed)));
+        }}},
+      {"compressor",
+       {compressor::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<compressor::Factory>(
+              std::static_pointer_cast<const compressor::Config>(std::move(typed)));
+        }}},
+      {"fault",
+       {fault::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<fault::Factory>(
+              std::static_pointer_cast<const fault::Config>(std::move(typed)));
+        }}},
+      {"rate_limit",
+       {rate_limit::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<rate_limit::Factory>(
+              std::static_pointer_cast<const rate_limit::Config>(std::move(typed)));
         }}},
   };
   return filters;

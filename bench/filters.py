@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""The cost of the traffic-shaping filters, side by side with nginx and
+haproxy doing the same work, on 127.0.0.1 (the machinery of bench/proxy.py:
+one nginx upstream, each proxy on one worker thread pinned to CPU 1, wrk on
+CPU 0, median of RUNS runs, CPU seconds per 100k requests from /proc).
+
+Cases (each against the same proxy without the feature):
+  ratelimit  a local rate limit that never limits (sidecar local_rate_limit,
+             nginx limit_req, haproxy stick-table + http-request deny)
+  gzip       gzip (level 1, as nginx's default) of a 16 KiB JSON body
+             (sidecar compressor, nginx gzip, haproxy compression)
+
+Usage: bench/filters.py SIDECAR_BINARY [--duration 5] [--runs 3]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import proxy as bench  # noqa: E402
+
+JSON_BODY = json.dumps([{"id": i, "name": f"item {i}", "email": f"user{i}@example.com",
+                         "active": i % 3 == 0} for i in range(220)])[:16 * 1024]
+CASES = {
+    "plain": ("/16k.json", []),
+    "ratelimit": ("/16k.json", []),
+    "gzip": ("/16k.json", ["-H", "Accept-Encoding: gzip"]),
+}
+
+
+def sidecar_config(case, port, upstream):
+    filters = {
+        "plain": "",
+        "ratelimit": "filters: [ { name: local_rate_limit, config: { max_tokens: 1000000000, "
+                     "fill_interval: 1s } } ]",
+        "gzip": "filters: [ { name: compressor, config: { gzip: { level: 1 } } } ]",
+    }[case]
+    return f"""
+admin: {{ address: 127.0.0.1:0 }}
+workers: 1
+clusters: [ {{ name: up, endpoints: [ "127.0.0.1:{upstream}" ] }} ]
+listeners: [ {{ name: bench, address: "127.0.0.1:{port}", routes: [ {{ cluster: up }} ],
+               {filters} }} ]
+"""
+
+
+def nginx_config(case, port, upstream):
+    extra, location = "", ""
+    if case == "ratelimit":
+        extra = "limit_req_zone $binary_remote_addr zone=rl:10m rate=1000000000r/s;"
+        location = "limit_req zone=rl burst=1000000000 nodelay;"
+    elif case == "gzip":
+        location = "gzip on; gzip_types text/plain application/json; gzip_comp_level 1; gzip_proxied any;"
+    W = bench.WORK
+    return f"""
+worker_processes 1;
+daemon off;
+user root;
+pid {W}/nginx-proxy.pid;
+error_log stderr error;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {W}/px-body;
+  proxy_temp_path {W}/px-proxy;
+  {extra}
+  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{
+      {location}
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+  }}
+}}
+"""
+
+
+def haproxy_config(case, port, upstream):
+    fe = ""
+    if case == "ratelimit":
+        fe = ("  stick-table type ip size 100k expire 10s store http_req_rate(1s)\n"
+              "  http-request track-sc0 src\n"
+              "  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }\n")
+    elif case == "gzip":
+        fe = "  filter compression\n  compression algo gzip\n  compression type text/plain application/json\n"
+    return f"""
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend bench
+  bind 127.0.0.1:{port}
+{fe}  default_backend up
+backend up
+  server s1 127.0.0.1:{upstream}
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("sidecar")
+    ap.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "5")))
+    ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "3")))
+    ap.add_argument("--connections", type=int, default=50)
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx", "haproxy", "taskset"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: run scripts/install-deps.sh")
+    bench.WORK = tempfile.mkdtemp(prefix="sidecar-bench-filters-")
+    upstream_port = bench.free_port()
+    upstream = bench.start_upstream(upstream_port)
+    with open(os.path.join(bench.WORK, "www", "16k.json"), "w") as f:
+        f.write(JSON_BODY)
+    results = {}
+    try:
+        for target in ("sidecar", "nginx", "haproxy"):
+            for case, (path, headers) in CASES.items():
+                port = bench.free_port()
+                if target == "sidecar":
+                    conf = bench.write(os.path.join(bench.WORK, "sidecar.yaml"),
+                                       sidecar_config(case, port, upstream_port))
+                    proc = bench.Proc("sidecar", [args.sidecar, "run", "-c", conf,
+                                                  "--log-level", "warn"], port)
+                elif target == "nginx":
+                    conf = bench.write(os.path.join(bench.WORK, "nginx-proxy.conf"),
+                                       nginx_config(case, port, upstream_port))
+                    proc = bench.Proc("nginx", ["nginx", "-p", bench.WORK, "-c", conf], port)
+                else:
+                    conf = bench.write(os.path.join(bench.WORK, "haproxy.cfg"),
+                                       haproxy_config(case, port, upstream_port))
+                    proc = bench.Proc("haproxy", ["haproxy", "-f", conf], port)
+                try:
+                    url = f"http://127.0.0.1:{port}{path}"
+                    wrk = lambda d: wrk_with_headers(url, args.connections, d, headers)
+                    wrk(1)
+                    runs = []
+                    for _ in range(args.runs):
+                        before = bench.cpu_seconds(proc.pids())
+                        r = wrk(args.duration)
+                        after = bench.cpu_seconds(proc.pids())
+                        r["cpu_per_100k"] = (after - before) / r["requests"] * 100_000
+                        runs.append(r)
+                    med = {k: statistics.median(r[k] for r in runs)
+                           for k in ("rps", "p50_us", "cpu_per_100k")}
+                    med["errors"] = ";".join(r["errors"] for r in runs if r["errors"])
+                    results[(target, case)] = med
+                    print(f"  {target:8} {case:10} {med['rps']:10.0f} req/s  "
+                          f"cpu {med['cpu_per_100k']:.2f}s/100k {med['errors']}", flush=True)
+                finally:
+                    proc.stop()
+    finally:
+        upstream.stop()
+        for p in list(bench.RUNNING):
+            p.stop()
+        shutil.rmtree(bench.WORK, ignore_errors=True)
+    print()
+    print("| target | case | req/s | CPU s/100k req | added CPU s/100k over plain |")
+    print("|---|---|---|---|---|")
+    for (target, case), r in results.items():
+        plain = results.get((target, "plain"))
+        added = f"{r['cpu_per_100k'] - plain['cpu_per_100k']:+.2f}" if plain and case != "plain" else "-"
+        print(f"| {target} | {case} | {r['rps']:.0f} | {r['cpu_per_100k']:.2f} | {added} |")
+
+
+def wrk_with_headers(url, connections, duration, headers):
+    if not headers:
+        return bench.wrk(url, connections, duration)
+    # wrk takes headers with -H; reuse bench.wrk's parsing by a wrapper command.
+    import re
+    import subprocess
+    cmd = ["taskset", "-c", "0", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+           *headers, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_us": bench.parse_duration_us(lat["50"]),
+        "p99_us": bench.parse_duration_us(lat["99"]),
+        "errors": (errors.group(1) if errors else "") + (f" non2xx={non2xx.group(1)}" if non2xx else ""),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+// Streaming response encoders for the `compressor` filter: gzip (zlib,
+// RFC 1952), br (brotli, RFC 7932) and zstd (RFC 8878), behind one
+// interface.
+//
+// Each batch is compressed and flushed (Z_SYNC_FLUSH, BROTLI_OPERATION_FLUSH,
+// ZSTD_e_flush) so a streamed response (server-sent events, long polls)
+// reaches the client batch by batch instead of waiting for the encoder's
+// window to fill; the last batch ends the stream. Memory per encoder is
+// bounded by its window settings.
+//
+// Not thread-safe: one encoder belongs to one stream.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace sidecar::filters::compressor {
+
+enum class Encoding : uint8_t { kGzip, kBrotli, kZstd };
+
+// The Content-Encoding token: "gzip", "br", "zstd".
+std::string_view token(Encoding e);
+
+struct EncoderSettings {
+  int gzip_level = 6;           // 1..9
+  int gzip_window_bits = 15;    // 9..15 (window of 2^bits bytes)
+  int gzip_memory_level = 8;    // 1..9
+  int brotli_quality = 4;       // 0..11
+  int brotli_window_bits = 20;  // 10..24
+  int zstd_level = 3;           // 1..19
+};
+
+// kProcess: take the input, emit what is ready; kFlush: and everything
+// pending, at a byte boundary the decoder can use; kFinish: end the stream.
+enum class Flush : uint8_t { kProcess, kFlush, kFinish };
+
+class Encoder {
+ public:
+  virtual ~Encoder() = default;
+  // Appends the encoding of `in` to `out`. False on an encoder error.
+  virtual bool encode(std::string_view in, Flush flush, std::string& out) = 0;
+};
+
+// Null when the library could not set up an encoder (memory).
+std::unique_ptr<Encoder> make_encoder(Encoding e, const EncoderSettings& settings);
+
+}  // namespace sidecar::filters::compressor

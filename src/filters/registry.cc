@@ -7,6 +7,8 @@
 
 #include "config/registry.h"
 #include "filters/headers/filter.h"
+#include "filters/jwt_authn/filter.h"
+#include "filters/rbac/filter.h"
 
 namespace sidecar::filters {
 namespace {
@@ -25,8 +27,54 @@ const std::map<std::string, Entry>& builtin() {
           return std::make_shared<headers::Factory>(
               std::static_pointer_cast<const headers::Config>(std::move(typed)));
         }}},
+      {"jwt_authn",
+       {jwt_authn::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<jwt_authn::Factory>(
+              std::static_pointer_cast<const jwt_authn::Config>(std::move(typed)));
+        }}},
+      {"rbac",
+       {rbac::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<rbac::Factory>(
+              std::static_pointer_cast<const rbac::Config>(std::move(typed)));
+        }}},
   };
   return filters;
+}
+
+// What jwt_authn's parser cannot see: remote_jwks clusters, and route
+// overrides naming a requirement of their listener's filter.
+void validate_jwt_authn(const config::Config& c, std::vector<std::string>& errors) {
+  for (const config::Listener& l : c.listeners) {
+    const jwt_authn::Config* listener_config = nullptr;
+    for (const config::FilterConfig& f : l.filters) {
+      if (f.name != "jwt_authn" || !f.typed) continue;
+      listener_config = static_cast<const jwt_authn::Config*>(f.typed.get());
+      if (listener_config->per_route) {
+        errors.push_back(listener_config->origin + ": jwt_authn on a listener needs providers");
+      }
+      for (const jwt_authn::Provider& p : listener_config->providers) {
+        if (p.remote && c.cluster_index(p.remote_cluster) < 0) {
+          errors.push_back(p.remote_cluster_origin + ": jwt_authn provider " + p.name +
+                           ": no cluster named '" + p.remote_cluster + "'");
+        }
+      }
+    }
+    for (const config::Route& r : l.routes) {
+      for (const config::FilterConfig& f : r.per_filter_config) {
+        if (f.name != "jwt_authn" || !f.typed || listener_config == nullptr) continue;
+        const auto* route = static_cast<const jwt_authn::Config*>(f.typed.get());
+        if (!route->per_route) {
+          errors.push_back(route->origin +
+                           ": a route's jwt_authn takes disabled or requirement_name");
+        } else if (!route->disabled && !listener_config->requirement(route->requirement_name)) {
+          errors.push_back(route->origin + ": jwt_authn: no requirement_map entry named '" +
+                           route->requirement_name + "' on listener " + l.name);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -35,6 +83,7 @@ void register_builtin() {
   static std::once_flag once;
   std::call_once(once, [] {
     for (const auto& [name, entry] : builtin()) config::register_filter(name, entry.parse);
+    config::register_validator("jwt_authn", validate_jwt_authn);
   });
 }
 

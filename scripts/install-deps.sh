@@ -21,6 +21,8 @@ packages=(
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch
   python3-yaml
+  # security filters' tests mint tokens with PyJWT
+  python3-jwt python3-cryptography
   pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
   rsyslog socat
   # syslog-ng's libraries (syslog-ng itself is unpacked below)

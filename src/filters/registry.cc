@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "config/registry.h"
+#include "filters/ext_authz/filter.h"
 #include "filters/headers/filter.h"
 #include "filters/jwt_authn/filter.h"
 #include "filters/rbac/filter.h"
@@ -21,6 +22,12 @@ struct Entry {
 // Every built-in filter, by its config name.
 const std::map<std::string, Entry>& builtin() {
   static const std::map<std::string, Entry> filters = {
+      {"ext_authz",
+       {ext_authz::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<ext_authz::Factory>(
+              std::static_pointer_cast<const ext_authz::Config>(std::move(typed)));
+        }}},
       {"headers",
        {headers::parse,
         [](std::shared_ptr<const void> typed) {
@@ -41,6 +48,21 @@ const std::map<std::string, Entry>& builtin() {
         }}},
   };
   return filters;
+}
+
+// ext_authz's cluster, and its route overrides.
+void validate_ext_authz(const config::Config& c, std::vector<std::string>& errors) {
+  for (const config::Listener& l : c.listeners) {
+    for (const config::FilterConfig& f : l.filters) {
+      if (f.name != "ext_authz" || !f.typed) continue;
+      const auto* e = static_cast<const ext_authz::Config*>(f.typed.get());
+      if (e->cluster.empty()) {
+        errors.push_back(l.name + ": ext_authz on a listener needs http_service");
+      } else if (c.cluster_index(e->cluster) < 0) {
+        errors.push_back(e->cluster_origin + ": ext_authz: no cluster named '" + e->cluster + "'");
+      }
+    }
+  }
 }
 
 // What jwt_authn's parser cannot see: remote_jwks clusters, and route
@@ -84,6 +106,7 @@ void register_builtin() {
   std::call_once(once, [] {
     for (const auto& [name, entry] : builtin()) config::register_filter(name, entry.parse);
     config::register_validator("jwt_authn", validate_jwt_authn);
+    config::register_validator("ext_authz", validate_ext_authz);
   });
 }
 

@@ -35,21 +35,11 @@
 #include <vector>
 
 #include "config/registry.h"
-
-namespace re2 {
-class RE2;
-}
+#include "filters/string_match.h"
 
 namespace sidecar::filters::rbac {
 
-struct StringMatch {
-  enum class Kind { kExact, kPrefix, kSuffix, kContains, kRegex, kPresent };
-  Kind kind = Kind::kExact;
-  std::string value;
-  bool ignore_case = false;
-  std::shared_ptr<const re2::RE2> regex;
-  bool matches(std::string_view s) const;
-};
+using filters::StringMatch;
 
 struct Cidr {
   std::array<uint8_t, 16> bytes{};

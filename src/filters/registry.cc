@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "config/registry.h"
+#include "filters/cors/filter.h"
 #include "filters/ext_authz/filter.h"
 #include "filters/headers/filter.h"
 #include "filters/jwt_authn/filter.h"
@@ -22,6 +23,12 @@ struct Entry {
 // Every built-in filter, by its config name.
 const std::map<std::string, Entry>& builtin() {
   static const std::map<std::string, Entry> filters = {
+      {"cors",
+       {cors::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<cors::Factory>(
+              std::static_pointer_cast<const cors::Config>(std::move(typed)));
+        }}},
       {"ext_authz",
        {ext_authz::parse,
         [](std::shared_ptr<const void> typed) {

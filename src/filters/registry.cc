@@ -7,6 +7,7 @@
 
 #include "config/registry.h"
 #include "filters/cors/filter.h"
+#include "filters/credential_injector/filter.h"
 #include "filters/ext_authz/filter.h"
 #include "filters/headers/filter.h"
 #include "filters/jwt_authn/filter.h"
@@ -28,6 +29,12 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<cors::Factory>(
               std::static_pointer_cast<const cors::Config>(std::move(typed)));
+        }}},
+      {"credential_injector",
+       {credential_injector::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<credential_injector::Factory>(
+              std::static_pointer_cast<const credential_injector::Config>(std::move(typed)));
         }}},
       {"ext_authz",
        {ext_authz::parse,
@@ -67,6 +74,21 @@ void validate_ext_authz(const config::Config& c, std::vector<std::string>& error
         errors.push_back(l.name + ": ext_authz on a listener needs http_service");
       } else if (c.cluster_index(e->cluster) < 0) {
         errors.push_back(e->cluster_origin + ": ext_authz: no cluster named '" + e->cluster + "'");
+      }
+    }
+  }
+}
+
+// credential_injector's token endpoint cluster.
+void validate_credential_injector(const config::Config& c, std::vector<std::string>& errors) {
+  for (const config::Listener& l : c.listeners) {
+    for (const config::FilterConfig& f : l.filters) {
+      if (f.name != "credential_injector" || !f.typed) continue;
+      const auto* ci = static_cast<const credential_injector::Config*>(f.typed.get());
+      if (ci->kind == credential_injector::Config::Kind::kOAuth2 &&
+          c.cluster_index(ci->token_cluster) < 0) {
+        errors.push_back(ci->token_cluster_origin + ": credential_injector: no cluster named '" +
+                         ci->token_cluster + "'");
       }
     }
   }
@@ -114,6 +136,7 @@ void register_builtin() {
     for (const auto& [name, entry] : builtin()) config::register_filter(name, entry.parse);
     config::register_validator("jwt_authn", validate_jwt_authn);
     config::register_validator("ext_authz", validate_ext_authz);
+    config::register_validator("credential_injector", validate_credential_injector);
   });
 }
 

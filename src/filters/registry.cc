@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "config/registry.h"
+#include "filters/api_key/filter.h"
 #include "filters/cors/filter.h"
 #include "filters/credential_injector/filter.h"
 #include "filters/ext_authz/filter.h"
@@ -24,6 +25,12 @@ struct Entry {
 // Every built-in filter, by its config name.
 const std::map<std::string, Entry>& builtin() {
   static const std::map<std::string, Entry> filters = {
+      {"api_key",
+       {api_key::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<api_key::Factory>(
+              std::static_pointer_cast<const api_key::Config>(std::move(typed)));
+        }}},
       {"cors",
        {cors::parse,
         [](std::shared_ptr<const void> typed) {

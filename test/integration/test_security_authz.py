@@ -4,6 +4,7 @@ cors with curl: allowed requests reach the upstream with the service's
 headers, denied ones never do (the upstream's request count), the denial
 is the service's own answer, a dead service fails closed (or open with
 failure_mode_allow), and preflights are answered by the sidecar."""
+import hashlib
 import json
 import os
 import tempfile
@@ -73,6 +74,11 @@ class ExtAuthzAndCors(unittest.TestCase):
         cls.authz = AuthzServer()
         cls.up = Upstream()
         dead = f"127.0.0.1:{free_port()}"
+        keys = os.path.join(cls.dir.name, "api-keys")
+        with open(keys, "w") as f:
+            # billing's key in clear, reports' as its SHA-256
+            f.write("billing: key-billing-1\n"
+                    "reports: sha256:" + hashlib.sha256(b"key-reports-1").hexdigest() + "\n")
         authz = """
       - name: ext_authz
         config:
@@ -118,6 +124,12 @@ listeners:
     address: 127.0.0.1:0
     filters:
 {authz.format(cluster="dead", open="false")}
+    routes: [ {{ match: {{ prefix: / }}, cluster: app }} ]
+  - name: keys
+    address: 127.0.0.1:0
+    filters:
+      - name: api_key
+        config: {{ keys_file: {keys}, from_params: [ api_key ], client_header: x-client }}
     routes: [ {{ match: {{ prefix: / }}, cluster: app }} ]
   - name: open
     address: 127.0.0.1:0
@@ -223,6 +235,22 @@ listeners:
         code, fields, _, _ = self.request("guarded", "/hello", "Origin: https://evil.example")
         self.assertEqual(code, 200)
         self.assertNotIn("access-control-allow-origin", fields)
+
+    def test_api_keys(self):
+        code, _, body, reached = self.request("keys", "/headers", "X-Api-Key: key-billing-1",
+                                              "X-Client: forged")
+        self.assertEqual((code, reached), (200, 1))
+        seen = [(k.lower(), v) for k, v in json.loads(body)["headers"]]
+        self.assertIn(("x-client", "billing"), seen)
+        self.assertNotIn("forged", json.dumps(seen))
+        self.assertNotIn("x-api-key", [k for k, _ in seen])
+        code, _, body, reached = self.request("keys", "/headers?api_key=key-reports-1")
+        self.assertEqual((code, reached), (200, 1))
+        self.assertIn(("x-client", "reports"), [(k.lower(), v) for k, v in json.loads(body)["headers"]])
+        self.assertIn('"request_line": "GET /headers HTTP/1.1"', body.decode())  # key stripped
+        for headers in (["X-Api-Key: wrong"], []):
+            code, _, _, reached = self.request("keys", "/headers", *headers)
+            self.assertEqual((code, reached), (401, 0))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <unordered_map>
 
 #include <boost/json/serialize.hpp>
 
@@ -82,6 +83,52 @@ bool audience_allowed(const std::vector<std::string>& token_aud,
     }
   }
   return false;
+}
+
+// Verified tokens, per worker thread (no lock, no sharing): a token whose
+// signature verified is not verified again for up to kCacheSeconds, nor
+// past its exp. Keyed by the provider's KeySource id and the token, so a
+// new config (new KeySources) starts empty. Envoy's jwt_cache_config does
+// the same; see docs/security.md for the measured effect.
+constexpr int64_t kCacheSeconds = 300;
+constexpr size_t kCacheEntries = 1024;
+
+struct CacheEntry {
+  std::shared_ptr<const Jwt> jwt;
+  int64_t until = 0;
+};
+
+std::unordered_map<std::string, CacheEntry>& cache() {
+  thread_local std::unordered_map<std::string, CacheEntry> entries;
+  return entries;
+}
+
+std::string cache_key(uint64_t source, std::string_view token) {
+  std::string key = std::to_string(source);
+  key += ':';
+  key += token;
+  return key;
+}
+
+std::shared_ptr<const Jwt> cache_lookup(uint64_t source, std::string_view token, int64_t now) {
+  auto& c = cache();
+  if (c.empty()) return nullptr;
+  auto it = c.find(cache_key(source, token));
+  if (it == c.end()) return nullptr;
+  if (it->second.until < now) {
+    c.erase(it);
+    return nullptr;
+  }
+  return it->second.jwt;
+}
+
+void cache_insert(uint64_t source, std::string_view token, std::shared_ptr<const Jwt> jwt,
+                  int64_t now, int64_t skew) {
+  auto& c = cache();
+  if (c.size() >= kCacheEntries) c.clear();  // simple bound; a working set this large re-fills
+  int64_t until = now + kCacheSeconds;
+  if (jwt->exp && *jwt->exp < INT64_MAX - skew) until = std::min(until, *jwt->exp + skew);
+  c[cache_key(source, token)] = {std::move(jwt), until};
 }
 
 }  // namespace
@@ -227,21 +274,30 @@ Filter::Step Filter::evaluate_provider(size_t index, http::FilterCallbacks& cb) 
     t.status = JwtStatus::kMissing;
     return Step::kDone;
   }
-  t.status = parse_jwt(raw, t.jwt);
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  if (t.status == JwtStatus::kOk && !supported_alg(t.jwt.alg)) t.status = JwtStatus::kAlgNotAllowed;
-  if (t.status == JwtStatus::kOk && !p.issuer.empty() && t.jwt.iss != p.issuer)
+  KeySource& source = *factory_->sources[index];
+  if (auto hit = cache_lookup(source.id(), raw, now)) {
+    t.jwt = std::move(hit);
+    t.status = check_time(*t.jwt, now, p.clock_skew_seconds);
+    t.evaluated = true;
+    return Step::kDone;
+  }
+  auto jwt = std::make_shared<Jwt>();
+  t.jwt = jwt;
+  t.status = parse_jwt(raw, *jwt);
+  if (t.status == JwtStatus::kOk && !supported_alg(t.jwt->alg))
+    t.status = JwtStatus::kAlgNotAllowed;
+  if (t.status == JwtStatus::kOk && !p.issuer.empty() && t.jwt->iss != p.issuer)
     t.status = JwtStatus::kBadIssuer;
   if (t.status == JwtStatus::kOk && !p.audiences.empty() &&
-      !audience_allowed(t.jwt.aud, p.audiences))
+      !audience_allowed(t.jwt->aud, p.audiences))
     t.status = JwtStatus::kBadAudience;
-  if (t.status == JwtStatus::kOk) t.status = check_time(t.jwt, now, p.clock_skew_seconds);
+  if (t.status == JwtStatus::kOk) t.status = check_time(*t.jwt, now, p.clock_skew_seconds);
   if (t.status == JwtStatus::kOk) {
-    KeySource& source = *factory_->sources[index];
     std::shared_ptr<const Jwks> keys = source.keys();
-    JwtStatus sig = keys ? verify_signature(t.jwt, *keys) : JwtStatus::kNoKeys;
+    JwtStatus sig = keys ? verify_signature(*t.jwt, *keys) : JwtStatus::kNoKeys;
     const auto need = source.need(keys, sig == JwtStatus::kUnknownKid);
     if (need == KeySource::Need::kWait && !waited_) {
       if (!alive_) alive_ = std::make_shared<bool>(true);
@@ -256,6 +312,7 @@ Filter::Step Filter::evaluate_provider(size_t index, http::FilterCallbacks& cb) 
     if (need == KeySource::Need::kRefreshInBackground)
       source.fetch(cb.http_client(), cb.io(), nullptr);
     t.status = sig;
+    if (sig == JwtStatus::kOk) cache_insert(source.id(), raw, jwt, now, p.clock_skew_seconds);
   }
   t.evaluated = true;
   return Step::kDone;
@@ -266,7 +323,7 @@ JwtStatus Filter::check(const Requirement& r) const {
     case Requirement::Kind::kProvider: {
       const Token& t = tokens_[r.provider];
       if (t.status == JwtStatus::kOk && !r.audiences.empty() &&
-          !audience_allowed(t.jwt.aud, r.audiences)) {
+          !audience_allowed(t.jwt->aud, r.audiences)) {
         return JwtStatus::kRequirementFailed;
       }
       return t.status;
@@ -315,7 +372,7 @@ void Filter::accept(http::FilterCallbacks& cb) {
     }
     if (t.status != JwtStatus::kOk) continue;
     for (const auto& [claim, header] : p.claim_to_headers) {
-      const boost::json::value* v = find_claim(t.jwt.payload, claim);
+      const boost::json::value* v = find_claim(t.jwt->payload, claim);
       if (v == nullptr) continue;
       std::string value;
       for (const std::string& s : claim_strings(*v)) {
@@ -328,10 +385,10 @@ void Filter::accept(http::FilterCallbacks& cb) {
       if (safe) cb.add_request_header(header, value);
     }
     if (!p.forward_payload_header.empty())
-      cb.add_request_header(p.forward_payload_header, t.jwt.payload_b64);
+      cb.add_request_header(p.forward_payload_header, t.jwt->payload_b64);
     if (!cb.metadata("jwt_authn.payload")) {
-      cb.set_metadata("jwt_authn.payload", t.jwt.payload_json);
-      cb.set_metadata("jwt_authn.principal", t.jwt.iss + "/" + t.jwt.sub);
+      cb.set_metadata("jwt_authn.payload", t.jwt->payload_json);
+      cb.set_metadata("jwt_authn.principal", t.jwt->iss + "/" + t.jwt->sub);
       cb.set_metadata("jwt_authn.provider", p.name);
     }
   }

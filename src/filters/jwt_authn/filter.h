@@ -53,9 +53,9 @@ class Filter : public http::HttpFilter {
   struct Token {
     bool evaluated = false;
     JwtStatus status = JwtStatus::kMissing;
-    Jwt jwt;
-    int header = -1;    // index into from_headers where it was found
-    std::string param;  // or the query parameter
+    std::shared_ptr<const Jwt> jwt;  // shared with the verified-token cache
+    int header = -1;                 // index into from_headers where it was found
+    std::string param;               // or the query parameter
     bool from_cookie = false;
   };
   enum class Step { kDone, kPending };

@@ -1,6 +1,7 @@
 #include "filters/jwt_authn/key_source.h"
 
 #include <sys/stat.h>
+#include <atomic>
 #include <fstream>
 #include <sstream>
 
@@ -15,11 +16,13 @@ constexpr auto kFileCheckPeriod = std::chrono::seconds(1);
 constexpr auto kUnknownKidRefetch = std::chrono::seconds(30);
 constexpr auto kRetryAfterFailure = std::chrono::seconds(1);
 constexpr size_t kMaxJwksSize = 1024 * 1024;
+std::atomic<uint64_t> next_id{1};
 
 }  // namespace
 
 KeySource::KeySource(const Provider& provider)
     : provider_(provider),
+      id_(next_id.fetch_add(1, std::memory_order_relaxed)),
       fetch_ok_(counter("sidecar_jwt_authn_jwks_fetches_total",
                         "JWKS fetches of remote_jwks providers, by result.",
                         {{"provider", provider.name}, {"result", "ok"}})),

@@ -44,6 +44,9 @@ class KeySource : public std::enable_shared_from_this<KeySource> {
   // the fetch in flight ends, whatever its outcome.
   void fetch(http::AsyncClient& client, boost::asio::io_context& io, std::function<void()> wake);
 
+  // Unique for the life of the process (keys the verified-token cache).
+  uint64_t id() const { return id_; }
+
   // Remote JWKS fetches so far, for tests.
   uint64_t fetches() const;
 
@@ -52,6 +55,7 @@ class KeySource : public std::enable_shared_from_this<KeySource> {
   void fetched(const http::ClientResponse& response);
 
   const Provider provider_;  // a copy: a fetch in flight may outlive the config
+  const uint64_t id_;
   mutable std::mutex mutex_;
   std::shared_ptr<const Jwks> keys_;
   // local file

@@ -141,6 +141,39 @@ TEST(RbacFilter, DenyPolicyNamesItselfAndShadowRulesOnlyCount) {
   EXPECT_EQ(r2.metadata_map["rbac.shadow_effective_policy_id"], "only-get");
 }
 
+TEST(RbacFilter, IstioOrderIsTwoFiltersDenyThenAllow) {
+  auto c = load(R"(          rules:
+            action: DENY
+            policies:
+              no-bob: { principals: [ { jwt_claim: { name: sub, exact: bob } } ], permissions: [ { any: true } ] }
+      - name: rbac
+        config:
+          rules:
+            action: ALLOW
+            policies:
+              admins: { principals: [ { jwt_claim: { name: groups, exact: admin } } ], permissions: [ { any: true } ] }
+)");
+  ASSERT_EQ(c->listeners[0].filters.size(), 2u);
+  auto chain = [&](const std::string& claims) {
+    std::string out;
+    for (const auto& f : c->listeners[0].filters) {
+      testing::TestCallbacks r;
+      static std::string storage;
+      storage = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+      http::RequestParser parser;
+      EXPECT_EQ(parser.feed(storage, r.head).status, http::HeadResult::kDone);
+      r.metadata_map["jwt_authn.payload"] = claims;
+      if (make_factory(f)->create()->on_request_headers(r) != http::FilterStatus::kContinue)
+        return r.detail;
+    }
+    return std::string("allow");
+  };
+  EXPECT_EQ(chain(R"({"sub":"bob","groups":["admin"]})"),
+            "rbac_access_denied_matched_policy[no-bob]");
+  EXPECT_EQ(chain(R"({"sub":"ann","groups":["admin"]})"), "allow");
+  EXPECT_EQ(chain(R"({"sub":"ann","groups":["dev"]})"), "rbac_access_denied_matched_policy[none]");
+}
+
 TEST(RbacFilter, ConfigErrors) {
   auto expect_error = [](const std::string& rbac, const std::string& what) {
     try {

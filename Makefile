@@ -8,7 +8,7 @@ LOGS_FUZZ_SECONDS ?= 10
 LOGS_FUZZ = json logfmt syslog cri
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo asan fuzz fuzz-acme fuzz-registry bench format clean
+.PHONY: all deps build test demo asan fuzz fuzz-acme fuzz-registry fuzz-jwt bench format clean
 
 all: build
 
@@ -70,6 +70,15 @@ fuzz-registry: deps
 	mkdir -p build-fuzz/corpus-registry
 	build-fuzz/test/fuzz_registry -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-registry test/fuzz/corpus/registry
+
+# The same for jwt_authn's token and JWKS parsers.
+fuzz-jwt: deps
+	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSIDECAR_FUZZ=ON -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	ninja -C build-fuzz fuzz_jwt
+	mkdir -p build-fuzz/corpus-jwt
+	build-fuzz/test/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/jwt- build-fuzz/corpus-jwt test/fuzz/corpus/jwt
 
 bench: build
 	bash bench/proxy.sh $(BUILD)/sidecar

@@ -27,6 +27,8 @@ packages=(
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch
   python3-yaml
   redis-server  # the global rate limit's store (test_filters_*)
+  # security filters' tests mint tokens with PyJWT
+  python3-jwt python3-cryptography
   pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
   rsyslog socat
   etcd-server etcd-client  # a real etcd (3.4) for the registry tests

@@ -29,6 +29,7 @@
 #include "core/cpu.h"
 #include "core/json.h"
 #include "core/logging.h"
+#include "filters/counters.h"
 #include "filters/registry.h"
 #include "filters/stats.h"
 #include "logship/config.h"
@@ -570,6 +571,7 @@ class Process : public module::Host {
              "Config reloads rejected (invalid config, or an address that cannot be bound).");
     w.sample({}, static_cast<double>(reload_failures_));
     tls_.collect(w);
+    filters::collect(w);  // refusals by the security filters, JWKS fetches
     for (const auto& m : modules_) m->collect(w);
     if (access_log_) {
       w.family("sidecar_access_log_write_errors_total", MetricType::kCounter,

@@ -6,11 +6,17 @@
 #include <stdexcept>
 
 #include "config/registry.h"
+#include "filters/api_key/filter.h"
 #include "filters/compressor/filter.h"
+#include "filters/cors/filter.h"
+#include "filters/credential_injector/filter.h"
+#include "filters/ext_authz/filter.h"
 #include "filters/fault/filter.h"
 #include "filters/headers/filter.h"
+#include "filters/jwt_authn/filter.h"
 #include "filters/local_rate_limit/filter.h"
 #include "filters/rate_limit/filter.h"
+#include "filters/rbac/filter.h"
 
 namespace sidecar::filters {
 namespace {
@@ -23,6 +29,30 @@ struct Entry {
 // Every built-in filter, by its config name.
 const std::map<std::string, Entry>& builtin() {
   static const std::map<std::string, Entry> filters = {
+      {"api_key",
+       {api_key::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<api_key::Factory>(
+              std::static_pointer_cast<const api_key::Config>(std::move(typed)));
+        }}},
+      {"cors",
+       {cors::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<cors::Factory>(
+              std::static_pointer_cast<const cors::Config>(std::move(typed)));
+        }}},
+      {"credential_injector",
+       {credential_injector::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<credential_injector::Factory>(
+              std::static_pointer_cast<const credential_injector::Config>(std::move(typed)));
+        }}},
+      {"ext_authz",
+       {ext_authz::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<ext_authz::Factory>(
+              std::static_pointer_cast<const ext_authz::Config>(std::move(typed)));
+        }}},
       {"headers",
        {headers::parse,
         [](std::shared_ptr<const void> typed) {
@@ -53,8 +83,84 @@ const std::map<std::string, Entry>& builtin() {
           return std::make_shared<rate_limit::Factory>(
               std::static_pointer_cast<const rate_limit::Config>(std::move(typed)));
         }}},
+      {"jwt_authn",
+       {jwt_authn::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<jwt_authn::Factory>(
+              std::static_pointer_cast<const jwt_authn::Config>(std::move(typed)));
+        }}},
+      {"rbac",
+       {rbac::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<rbac::Factory>(
+              std::static_pointer_cast<const rbac::Config>(std::move(typed)));
+        }}},
   };
   return filters;
+}
+
+// ext_authz's cluster, and its route overrides.
+void validate_ext_authz(const config::Config& c, std::vector<std::string>& errors) {
+  for (const config::Listener& l : c.listeners) {
+    for (const config::FilterConfig& f : l.filters) {
+      if (f.name != "ext_authz" || !f.typed) continue;
+      const auto* e = static_cast<const ext_authz::Config*>(f.typed.get());
+      if (e->cluster.empty()) {
+        errors.push_back(l.name + ": ext_authz on a listener needs http_service");
+      } else if (c.cluster_index(e->cluster) < 0) {
+        errors.push_back(e->cluster_origin + ": ext_authz: no cluster named '" + e->cluster + "'");
+      }
+    }
+  }
+}
+
+// credential_injector's token endpoint cluster.
+void validate_credential_injector(const config::Config& c, std::vector<std::string>& errors) {
+  for (const config::Listener& l : c.listeners) {
+    for (const config::FilterConfig& f : l.filters) {
+      if (f.name != "credential_injector" || !f.typed) continue;
+      const auto* ci = static_cast<const credential_injector::Config*>(f.typed.get());
+      if (ci->kind == credential_injector::Config::Kind::kOAuth2 &&
+          c.cluster_index(ci->token_cluster) < 0) {
+        errors.push_back(ci->token_cluster_origin + ": credential_injector: no cluster named '" +
+                         ci->token_cluster + "'");
+      }
+    }
+  }
+}
+
+// What jwt_authn's parser cannot see: remote_jwks clusters, and route
+// overrides naming a requirement of their listener's filter.
+void validate_jwt_authn(const config::Config& c, std::vector<std::string>& errors) {
+  for (const config::Listener& l : c.listeners) {
+    const jwt_authn::Config* listener_config = nullptr;
+    for (const config::FilterConfig& f : l.filters) {
+      if (f.name != "jwt_authn" || !f.typed) continue;
+      listener_config = static_cast<const jwt_authn::Config*>(f.typed.get());
+      if (listener_config->per_route) {
+        errors.push_back(listener_config->origin + ": jwt_authn on a listener needs providers");
+      }
+      for (const jwt_authn::Provider& p : listener_config->providers) {
+        if (p.remote && c.cluster_index(p.remote_cluster) < 0) {
+          errors.push_back(p.remote_cluster_origin + ": jwt_authn provider " + p.name +
+                           ": no cluster named '" + p.remote_cluster + "'");
+        }
+      }
+    }
+    for (const config::Route& r : l.routes) {
+      for (const config::FilterConfig& f : r.per_filter_config) {
+        if (f.name != "jwt_authn" || !f.typed || listener_config == nullptr) continue;
+        const auto* route = static_cast<const jwt_authn::Config*>(f.typed.get());
+        if (!route->per_route) {
+          errors.push_back(route->origin +
+                           ": a route's jwt_authn takes disabled or requirement_name");
+        } else if (!route->disabled && !listener_config->requirement(route->requirement_name)) {
+          errors.push_back(route->origin + ": jwt_authn: no requirement_map entry named '" +
+                           route->requirement_name + "' on listener " + l.name);
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -63,6 +169,9 @@ void register_builtin() {
   static std::once_flag once;
   std::call_once(once, [] {
     for (const auto& [name, entry] : builtin()) config::register_filter(name, entry.parse);
+    config::register_validator("jwt_authn", validate_jwt_authn);
+    config::register_validator("ext_authz", validate_ext_authz);
+    config::register_validator("credential_injector", validate_credential_injector);
   });
 }
 

@@ -330,8 +330,9 @@ listeners:
             f.flush()
             p = subprocess.run([BIN, "validate", "-c", f.name], capture_output=True, text=True)
         self.assertEqual(p.returncode, 64)
+        # The list of known filters grows with every filter: only its shape is checked.
         self.assertRegex(p.stderr, r":6:17: listeners\[0\]\.filters\[0\]: unknown filter 'gzip' "
-                                   r"\(known: [a-z_, ]*\bheaders\b")
+                                   r"\(known: [a-z_, ]*\bheaders\b[a-z_, ]*\)")
         self.assertIn("request_headers_to_add: 'bad name' is not a field name", p.stderr)
 
 

@@ -40,6 +40,7 @@
 #include "sync/config.h"
 #include "tls/acme_challenges.h"
 #include "tls/store.h"
+#include "tracing/config.h"
 
 namespace sidecar::app {
 namespace {
@@ -708,6 +709,7 @@ static void register_builtin() {
     sync::register_module();
     acme::register_module();
     logship::register_module();
+    tracing::register_module();
   });
 }
 

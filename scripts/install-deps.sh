@@ -12,6 +12,7 @@ packages=(
   libre2-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libsimdjson-dev
+  libprotobuf-dev protobuf-compiler python3-protobuf  # tracing: OTLP (third_party/opentelemetry-proto)
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
   nginx-light haproxy caddy prometheus

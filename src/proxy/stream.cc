@@ -927,6 +927,7 @@ void Stream::write_log(Clock::time_point now) {
   e.listener = listener_->config->name;
   e.remote_address = info_->peer_address;
   e.response_code_details = detail_;
+  e.trace_id = trace_.trace_id_hex();
   if (const net::TlsInfo* tls = info_->tls) {
     e.tls_version = tls->version;
     e.peer_subject = tls->peer_subject;

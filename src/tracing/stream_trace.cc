@@ -100,6 +100,7 @@ bool StreamTrace::replaces(std::string_view n) {
 void StreamTrace::begin(const RequestInfo& info, core::Random& random) {
   tracer_ = active_tracer();
   attempts_.clear();
+  trace_id_hex_.clear();
   if (tracer_ == nullptr) return;
   const TracingConfig& cfg = *tracer_->config;
   const http::RequestHead& r = *info.request;
@@ -133,6 +134,7 @@ void StreamTrace::begin(const RequestInfo& info, core::Random& random) {
   }
   tracestate_ = std::move(in.tracestate);
   random_id(random, span_id_);
+  append_hex(trace_id_hex_, trace_id_.data(), trace_id_.size());
   sampled_ = decide(cfg.sampling, have ? &in : nullptr, trace_id_);
 
   const auto ago = std::chrono::steady_clock::now() - info.started;
@@ -185,10 +187,6 @@ void StreamTrace::attempt_end(std::string_view host, uint16_t status) {
   a.end_ns = now_ns();
   a.host.assign(host);
   a.status = status;
-}
-
-std::string StreamTrace::trace_id_hex() const {
-  return tracer_ != nullptr ? to_hex(trace_id_) : std::string();
 }
 
 void StreamTrace::end(const EndInfo& info) {

@@ -67,8 +67,9 @@ class StreamTrace {
   // The request ended: exports its spans when sampled (or 5xx and sample_errors).
   void end(const EndInfo& info);
 
-  // Lower-case hex of the trace id ("" when inactive), for the access log.
-  std::string trace_id_hex() const;
+  // Lower-case hex of the trace id of the request begun last ("" when it
+  // was not traced), for the access log; valid after end() too.
+  std::string_view trace_id_hex() const { return trace_id_hex_; }
 
  private:
   struct Attempt {
@@ -84,6 +85,7 @@ class StreamTrace {
   SpanId span_id_{};         // the server span
   SpanId parent_span_id_{};  // the caller's span (zero: root)
   std::string tracestate_;
+  std::string trace_id_hex_;
   bool sampled_ = false;
   uint64_t start_ns_ = 0;
   // Captured at begin (the request head is gone at the end).

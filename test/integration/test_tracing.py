@@ -3,7 +3,9 @@
 and the spans two chained sidecars export, as a collector decodes them
 (collector.py: OTLP/HTTP protobuf and Zipkin v2 JSON)."""
 import json
+import os
 import signal
+import tempfile
 import subprocess
 import time
 import unittest
@@ -70,7 +72,10 @@ class ChainTest(unittest.TestCase):
     def setUpClass(cls):
         cls.collector = Collector()
         cls.up = Upstream()
-        cls.b = Sidecar(config(cls.up.address, cls.collector, "svc-b"))
+        cls.logdir = tempfile.TemporaryDirectory(prefix="tracing-log-")
+        cls.log = os.path.join(cls.logdir.name, "access.log")
+        cls.b = Sidecar(config(cls.up.address, cls.collector, "svc-b",
+                               extra=f"access_log: {{ path: {cls.log} }}\n"))
         cls.a = Sidecar(config(f"127.0.0.1:{cls.b.port()}", cls.collector, "svc-a"))
 
     @classmethod
@@ -79,6 +84,7 @@ class ChainTest(unittest.TestCase):
         cls.b.stop()
         cls.up.stop()
         cls.collector.stop()
+        cls.logdir.cleanup()
 
     def spans_of(self, trace_id, n, source):
         def found():
@@ -159,6 +165,14 @@ class ChainTest(unittest.TestCase):
         self.assertEqual(zc["name"], "get")
         self.assertIsInstance(zc["timestamp"], int)
         self.assertGreaterEqual(zc["duration"], 1)
+
+        # The access log line has the trace id (the default JSON line).
+        def logged():
+            with open(self.log) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+            return [x for x in lines if x["trace_id"] == CALLER_TRACE]
+        line = wait_for(logged, timeout=10, what="the access log line")[0]
+        self.assertEqual(line["request_id"], headers["x-request-id"])
 
     def test_b3_single_and_multi_are_read(self):
         trace = "80f198ee56343ba864fe8b2a57d3eff7"
@@ -278,8 +292,6 @@ class ExportTest(unittest.TestCase):
             collector.stop()
 
     def test_config_errors(self):
-        import os
-        import tempfile
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "bad.yaml")
             with open(path, "w") as f:

@@ -23,6 +23,7 @@
 #include "accesslog/writer.h"
 #include "acme/config.h"
 #include "admin/admin_server.h"
+#include "admin/dashboard.h"
 #include "config/config_json.h"
 #include "config/loader.h"
 #include "core/cpu.h"
@@ -122,6 +123,11 @@ class Process : public module::Host {
       return kExitConfig;
     }
     register_admin();
+    dashboard_ = std::make_unique<admin::Dashboard>(io_, *admin_, [this] {
+      std::vector<std::string> keys;
+      for (const auto& m : modules_) keys.push_back(m->key());
+      return keys;
+    });
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGCHLD}) {
       signals_.add(sig);
     }
@@ -168,6 +174,7 @@ class Process : public module::Host {
     modules_.clear();
     if (probe_) probe_->stop();
     server_->stop();
+    dashboard_.reset();
     admin_.reset();
     access_log_.reset();  // writes what is queued
     spdlog::info("exit {}", exit_code_);
@@ -669,6 +676,7 @@ class Process : public module::Host {
   std::unique_ptr<accesslog::Writer> access_log_;
   std::unique_ptr<proxy::Server> server_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<admin::Dashboard> dashboard_;  // GET /, /stream, /tap
   std::unique_ptr<supervisor::Supervisor> app_;
   std::unique_ptr<supervisor::ReadinessProbe> probe_;
   std::vector<std::unique_ptr<module::Module>> modules_;

@@ -10,6 +10,7 @@
 #include "proxy/http1_upstream.h"
 #include "proxy/worker.h"
 #include "tls/acme_challenges.h"
+#include "tracing/tap.h"
 
 namespace sidecar::proxy {
 namespace {
@@ -865,6 +866,7 @@ void Stream::end_request(bool complete) {
   }
   if (endpoint_stats_ != nullptr && status_ >= 500) endpoint_stats_->requests_5xx.add();
   if (trace_.active()) end_trace();
+  if (tracing::tap_wanted(status_)) publish_tap(now);
   if (log_this_) write_log(now);
   log_this_ = false;
   route_ = nullptr;
@@ -899,6 +901,37 @@ void Stream::end_trace() {
   t.request_body_bytes = req_body_bytes_;
   t.response_body_bytes = resp_body_bytes_;
   trace_.end(t);
+}
+
+void Stream::publish_tap(Clock::time_point now) {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  tracing::TapRecord t;
+  t.start_unix_us =
+      duration_cast<microseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+      duration_cast<microseconds>(now - req_start_).count();
+  t.duration_ms = static_cast<double>(nanos(now - req_start_)) / 1e6;
+  t.status = status_;
+  t.listener = listener_->config->name;
+  if (route_ != nullptr) {
+    t.route = route_->config->name;
+    t.cluster = route_->config->cluster;
+  }
+  if (req_ != nullptr) {
+    t.method = req_->method_name;
+    t.path = req_->target;
+    t.authority = authority_.empty() ? req_->host() : authority_;
+    const http::HeaderField* id = req_->find("x-request-id");
+    if (request_id_generated_) {
+      t.request_id.assign(request_id_, sizeof(request_id_));
+    } else if (id != nullptr) {
+      t.request_id = id->value;
+    }
+  }
+  t.upstream_host = upstream_host_;
+  accesslog::append_flags(t.flags, flags_);
+  t.trace_id = trace_.trace_id_hex();
+  tracing::tap_publish(std::move(t));
 }
 
 void Stream::write_log(Clock::time_point now) {

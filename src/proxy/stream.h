@@ -167,6 +167,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void capture_request();
   void write_log(Clock::time_point now);
   void begin_trace();
+  void publish_tap(Clock::time_point now);  // the dashboard's tap (tracing/tap.h)
   void end_trace();
   static bool listed(const std::vector<std::string>& names, std::string_view name);
 

@@ -22,6 +22,7 @@ packages=(
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch
   python3-yaml
+  chromium  # the dashboard test (test_dashboard.py)
   pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
   rsyslog socat
   # syslog-ng's libraries (syslog-ng itself is unpacked below)

@@ -254,9 +254,13 @@ Dashboard::Dashboard(boost::asio::io_context& io, AdminServer& admin,
     r.content_type = "text/html; charset=utf-8";
   });
   admin.handle_stream("/stream", "text/event-stream",
-                      [weak](const AdminRequest&, std::shared_ptr<AdminStream> out) {
+                      [weak](const AdminRequest& req, std::shared_ptr<AdminStream> out) {
                         auto self = weak.lock();
                         if (!self) return out->finish();
+                        if (query_param(req.query, "once") == "1") {
+                          out->write("event: snapshot\ndata: " + self->snapshot() + "\n\n");
+                          return out->finish();
+                        }
                         auto timer = std::make_shared<boost::asio::steady_timer>(self->io);
                         self->stream_tick(out, timer);
                       });

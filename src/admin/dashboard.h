@@ -5,7 +5,8 @@
 //                JavaScript it shows a static table of the routes.
 //   GET /stream  server-sent events, one `snapshot` event a second: the
 //                /stats JSON, /clusters, /ready, every module's status and
-//                the recent 5xx requests.
+//                the recent 5xx requests. ?once=1: one event, then the end
+//                (the page's first paint; scripts).
 //   GET /tap     live requests as JSON lines (linkerd viz tap), filtered by
 //                ?listener= &route= &cluster= &method= &path=(prefix)
 //                &status=(503 | 5xx); ends after ?n= (default 100, at most

@@ -28,6 +28,7 @@ svg.spark{width:90px;height:20px;vertical-align:middle}
 svg.spark polyline{fill:none;stroke:#2d6cdf;stroke-width:1.5}
 .e5{color:#c0392b}.e4{color:#b9770e}
 pre{margin:0;font-size:12px;white-space:pre-wrap;word-break:break-all}
+@media (min-width:1100px){#routes-box,#errors-box{grid-column:span 2}}
 @media (max-width:480px){main{grid-template-columns:1fr;padding:6px}th,td{padding:2px 4px}}
 </style></head><body>
 <header><h1>sidecar</h1><span id="ready" class="badge">loading</span>
@@ -145,11 +146,16 @@ function render(s) {
   for (const c of (s.clusters && s.clusters.clusters) || []) for (const e of c.endpoints) ep[c.name + "\u0000" + e.address] = e;
   prev = {t, cpu, ep};
 }
-if (window.EventSource) {
+function onEvent(data) { try { render(JSON.parse(data)); } catch (e) { console.error(e); } }
+// A first snapshot at once, then the live stream.
+fetch("stream?once=1").then(r => r.text()).then(t => {
+  const m = /^data: (.*)$/m.exec(t); if (m) onEvent(m[1]);
+}).catch(() => {}).finally(() => setTimeout(() => {
+  if (!window.EventSource) return;
   const es = new EventSource("stream");
-  es.addEventListener("snapshot", ev => { try { render(JSON.parse(ev.data)); } catch (e) { console.error(e); } });
+  es.addEventListener("snapshot", ev => onEvent(ev.data));
   es.onerror = () => { $("updated").textContent = "reconnecting"; };
-}
+}, 1000));
 </script></body></html>
 )HTML";
 

@@ -18,6 +18,10 @@ packages=(
   nginx-light haproxy caddy prometheus
   # the git servers and the proxy of the sync tests (git http-backend behind nginx)
   fcgiwrap tinyproxy
+  # HTTP/2, gRPC and WebSocket peers of the protocol tests (test/integration/*peer.py)
+  python3-h2 python3-grpcio python3-websockets
+  # the TCP proxy's tests and benchmark: a real redis and redis-benchmark
+  redis-server
   # deploy/: the image (buildah, mmdebstrap), a pod of it (podman, runc), the
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch

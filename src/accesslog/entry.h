@@ -31,11 +31,13 @@ struct Entry {
   int64_t start_time_us = 0;  // since the Unix epoch
   uint64_t duration_us = kNone;
   uint64_t upstream_us = kNone;
-  uint64_t bytes_received = 0;  // request body
-  uint64_t bytes_sent = 0;      // response body
+  uint64_t bytes_received = 0;  // request body; TCP: bytes from the client
+  uint64_t bytes_sent = 0;      // response body; TCP: bytes to the client
   uint32_t flags = 0;
   uint16_t status = 0;  // 0: no response was sent
   uint8_t version_minor = 1;
+  // version_minor of a TCP proxy connection's entry: no protocol, no scheme.
+  static constexpr uint8_t kNotHttp = 0xFF;
   std::string_view method, path, authority, upstream_host, route, cluster, listener, remote_address;
   // Downstream TLS ("" on plain connections).
   std::string_view tls_version, peer_subject, peer_uri_san, requested_server_name;

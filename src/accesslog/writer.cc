@@ -93,6 +93,7 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       text(e.authority);
       break;
     case Kind::kScheme:
+      if (e.version_minor == Entry::kNotHttp) break;
       out.append(e.tls_version.empty() ? "http" : "https");
       break;
     case Kind::kRequestHeader:
@@ -106,6 +107,7 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       break;
     }
     case Kind::kProtocol:
+      if (e.version_minor == Entry::kNotHttp) break;
       out.append(e.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
       break;
     case Kind::kResponseCode:

@@ -126,11 +126,31 @@ enum class ForwardClientCert {
 // before the app is stopped; outbound ones keep serving the app until it exits.
 enum class Direction { kInbound, kOutbound };
 
+// What a listener's connections speak (Envoy's codec_type, and tcp_proxy):
+// kAuto serves HTTP/1.1, or HTTP/2 when a connection starts with the h2
+// preface (prior knowledge) or TLS negotiated "h2" by ALPN; kHttp1 only
+// HTTP/1.1; kH2c only HTTP/2 (cleartext prior knowledge, or h2 by ALPN);
+// kTcp copies bytes to `Listener::cluster` (docs/proxy.md "TCP proxy").
+enum class ListenerProtocol { kAuto, kHttp1, kH2c, kTcp };
+
+// HTTP/2 settings a listener advertises (Envoy's http2_protocol_options and
+// its defaults). Sizes in bytes.
+struct Http2Settings {
+  uint32_t max_concurrent_streams = 100;
+  uint32_t initial_stream_window_size = 256 * 1024;
+  uint32_t initial_connection_window_size = 1024 * 1024;
+  uint32_t max_header_list_size = 60 * 1024;
+  bool operator==(const Http2Settings&) const = default;
+};
+
 struct Listener {
   std::string name;
   Address address;
   Direction direction = Direction::kInbound;
-  std::vector<Route> routes;                      // first match wins
+  ListenerProtocol protocol = ListenerProtocol::kAuto;
+  std::string cluster;        // protocol tcp only: where connections go
+  std::vector<Route> routes;  // first match wins; none with protocol tcp
+  Http2Settings http2;
   uint32_t max_request_headers_size = 60 * 1024;  // bytes: request line + fields
   uint32_t max_request_headers_count = 100;
   Duration request_headers_timeout = 10s;  // first byte to end of head; 408

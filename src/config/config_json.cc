@@ -185,6 +185,9 @@ std::string to_json(const Config& c) {
   for (const Listener& l : c.listeners) {
     j.item_begin().key("name").str(l.name).key("address").str(l.address.to_string());
     j.key("direction").str(l.direction == Direction::kInbound ? "inbound" : "outbound");
+    static constexpr std::string_view kProtocols[] = {"auto", "http1", "h2c", "tcp"};
+    j.key("protocol").str(kProtocols[static_cast<int>(l.protocol)]);
+    if (l.protocol == ListenerProtocol::kTcp) j.key("cluster").str(l.cluster);
     j.key("access_log").boolean(l.access_log);
     j.arr_begin("filters");
     for (const FilterConfig& f : l.filters) j.item_begin().key("name").str(f.name).close('}');

@@ -508,14 +508,65 @@ class Loader : public Reader {
     }
   }
 
+  void load_http2(const YAML::Node& n, const std::string& where, Http2Settings& h) {
+    if (!is_map(n, where)) return;
+    check_keys(n, where,
+               {"max_concurrent_streams", "initial_stream_window_size",
+                "initial_connection_window_size", "max_header_list_size"});
+    // RFC 9113 6.5.2 and 6.9.2 bound the windows; the rest are sane ranges.
+    if (auto v = n["max_concurrent_streams"])
+      get_count(v, where + ".max_concurrent_streams", h.max_concurrent_streams, 1, 1u << 31);
+    if (auto v = n["initial_stream_window_size"]) {
+      get_size32(v, where + ".initial_stream_window_size", h.initial_stream_window_size, 65535,
+                 (1u << 31) - 1);
+    }
+    if (auto v = n["initial_connection_window_size"]) {
+      get_size32(v, where + ".initial_connection_window_size", h.initial_connection_window_size,
+                 65535, (1u << 31) - 1);
+    }
+    if (auto v = n["max_header_list_size"]) {
+      get_size32(v, where + ".max_header_list_size", h.max_header_list_size, 1024, 1u << 24);
+    }
+  }
+
+  // The keys of a `protocol: tcp` listener: a cluster, and none of the HTTP ones.
+  void load_tcp_listener(const YAML::Node& n, const std::string& where, const Config& c,
+                         Listener& l) {
+    if (auto v = n["cluster"]) {
+      if (get_string(v, where + ".cluster", l.cluster) && c.cluster_index(l.cluster) < 0) {
+        error(v, fmt::format("{}.cluster: no cluster named '{}'", where, l.cluster));
+      }
+    } else {
+      error(n, where + " needs a cluster (protocol: tcp)");
+    }
+    for (const char* key :
+         {"routes", "filters", "max_request_headers_size", "max_request_headers_count",
+          "request_headers_timeout", "stream_idle_timeout", "forward_client_cert", "http2"}) {
+      if (auto v = n[key]) {
+        error(v, fmt::format("{}.{} is for HTTP listeners, not protocol: tcp", where, key));
+      }
+    }
+  }
+
   void load_listener(const YAML::Node& n, size_t index, Config& c) {
     const std::string where = fmt::format("listeners[{}]", index);
     if (!is_map(n, where)) return;
-    check_keys(n, where,
-               {"name", "address", "direction", "access_log", "filters", "routes",
-                "max_request_headers_size", "max_request_headers_count", "request_headers_timeout",
-                "idle_timeout", "stream_idle_timeout", "tls", "forward_client_cert"});
+    check_keys(
+        n, where,
+        {"name", "address", "direction", "protocol", "cluster", "access_log", "filters", "routes",
+         "max_request_headers_size", "max_request_headers_count", "request_headers_timeout",
+         "idle_timeout", "stream_idle_timeout", "tls", "forward_client_cert", "http2"});
     Listener l;
+    if (auto v = n["protocol"]) {
+      std::string p;
+      if (get_enum(v, where + ".protocol", p, {"auto", "http1", "h2c", "tcp"})) {
+        l.protocol = p == "http1" ? ListenerProtocol::kHttp1
+                     : p == "h2c" ? ListenerProtocol::kH2c
+                     : p == "tcp" ? ListenerProtocol::kTcp
+                                  : ListenerProtocol::kAuto;
+      }
+    }
+    const bool tcp = l.protocol == ListenerProtocol::kTcp;
     if (auto v = n["name"]) {
       get_string(v, where + ".name", l.name);
       if (l.name.empty()) error(v, where + ".name must not be empty");
@@ -578,7 +629,14 @@ class Loader : public Reader {
         }
       }
     }
-    if (auto v = n["routes"]) {
+    if (tcp) {
+      load_tcp_listener(n, where, c, l);  // a cluster; routes and other HTTP keys refused
+    } else if (auto v = n["cluster"]) {
+      error(v, where + ".cluster is for protocol: tcp (HTTP listeners choose clusters in routes)");
+    }
+    if (tcp) {
+      // No routes.
+    } else if (auto v = n["routes"]) {
       if (is_seq(v, where + ".routes")) {
         for (size_t i = 0; i < v.size(); ++i) {
           Route r;
@@ -604,7 +662,12 @@ class Loader : public Reader {
     if (auto v = n["stream_idle_timeout"]) {
       get_duration(v, where + ".stream_idle_timeout", l.stream_idle_timeout);
     }
-    if (auto v = n["tls"]) load_server_tls(*this, v, where + ".tls", l.tls);
+    if (auto v = n["http2"]) load_http2(v, where + ".http2", l.http2);
+    if (auto v = n["tls"]) {
+      load_server_tls(*this, v, where + ".tls", l.tls);
+      // A TCP listener speaks no HTTP: offer no ALPN unless told to.
+      if (tcp && v.IsMap() && !v["alpn"]) l.tls.alpn.clear();
+    }
     if (!l.tls.client_ca.empty()) l.forward_client_cert = ForwardClientCert::kSanitizeSet;
     if (auto v = n["forward_client_cert"]) {
       load_forward_client_cert(*this, v, where + ".forward_client_cert", l.forward_client_cert);

@@ -99,6 +99,9 @@ class Transport {
   explicit Transport(tcp::socket socket) : socket_(std::move(socket)) {}
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
+  // Moves a connection to another owner (HTTP/1.1 handing over to HTTP/2);
+  // only with no operation in progress.
+  Transport(Transport&&) = default;
 
   tcp::socket& socket() { return socket_; }
   // Adds TLS over the (connected) socket; before any I/O.

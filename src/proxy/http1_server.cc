@@ -8,6 +8,7 @@
 
 #include "accesslog/entry.h"
 #include "http/local_reply.h"
+#include "proxy/http2_server.h"
 #include "proxy/worker.h"
 
 namespace sidecar::proxy {
@@ -113,10 +114,42 @@ void Http1ServerConnection::on_handshake(const boost::system::error_code& ec) {
       info_.peer_uri_sans += u;
     }
   }
+  if (tls.alpn == "h2") {
+    hand_over_to_http2({});
+    return;
+  }
   phase_ = Phase::kIdle;
   last_activity_ = Clock::now();
   arm_timer();
   read();
+}
+
+bool Http1ServerConnection::sniff_http2() {
+  const config::ListenerProtocol protocol = listener_->config->protocol;
+  if (sniffed_ || protocol == config::ListenerProtocol::kHttp1) return false;
+  const std::string_view in = in_.readable();
+  const size_t n = std::min(in.size(), kHttp2Preface.size());
+  if (in.substr(0, n) != kHttp2Preface.substr(0, n)) {
+    sniffed_ = true;
+    if (protocol != config::ListenerProtocol::kH2c) return false;
+    SPDLOG_DEBUG("{}: not HTTP/2 on an h2c listener", info_.peer_ip);
+    close();  // h2c speaks HTTP/2 only (prior knowledge)
+    return true;
+  }
+  if (n < kHttp2Preface.size()) return false;  // the parser waits for more
+  hand_over_to_http2(in);
+  return true;
+}
+
+void Http1ServerConnection::hand_over_to_http2(std::string_view received) {
+  core::Ref<Http2ServerConnection> h2(
+      new Http2ServerConnection(worker_, snapshot_, *listener_, std::move(transport_), info_));
+  // The HTTP/2 connection owns the socket, its TLS session and the
+  // listener's active-connection count from now on.
+  phase_ = Phase::kClosed;
+  timer_.cancel();
+  worker_.remove_connection(this);
+  h2->start(received);
 }
 
 void Http1ServerConnection::handshake_failed(const boost::system::error_code& ec) {
@@ -223,6 +256,7 @@ void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t 
 }
 
 void Http1ServerConnection::process_head() {
+  if (!sniffed_ && sniff_http2()) return;
   const http::HeadResult r = parser_.feed(in_.readable(), req_);
   if (r.status == http::HeadResult::kNeedMore) {
     if (phase_ == Phase::kIdle) {

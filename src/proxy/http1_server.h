@@ -94,6 +94,10 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   void on_handshake(const boost::system::error_code& ec);
   void handshake_failed(const boost::system::error_code& ec);
   void refresh_snapshot();
+  // Listener protocol auto or h2c: whether the connection starts with the
+  // HTTP/2 preface; true when it was handed over (or closed).
+  bool sniff_http2();
+  void hand_over_to_http2(std::string_view received);
   void read();
   void on_read(const boost::system::error_code& ec, size_t bytes);
   void process_head();
@@ -123,6 +127,7 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   std::unique_ptr<Stream> stream_;  // the request in flight
 
   Phase phase_ = Phase::kIdle;
+  bool sniffed_ = false;          // the first bytes were checked for the HTTP/2 preface
   bool drain_requested_ = false;  // finish the request in flight, then close
   bool reading_ = false;
   bool last_read_filled_ = false;

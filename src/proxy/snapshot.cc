@@ -20,6 +20,10 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
     s->listeners.push_back(ListenerRuntime{i, &l, RouteTable(l, *s->config, &store), limits,
                                            store.listener(l.name), std::move(filters),
                                            l.tls.enabled ? tls.listener(l.name) : nullptr});
+    if (l.protocol == config::ListenerProtocol::kTcp) {
+      s->listeners.back().cluster = s->config->cluster_index(l.cluster);
+      s->listeners.back().tcp_stats = store.tcp(l.name);
+    }
   }
   for (const config::Cluster& c : s->config->clusters) {
     auto& per_endpoint = s->endpoint_stats.emplace_back();

@@ -27,6 +27,10 @@ struct ListenerRuntime {
   std::vector<stats::ListenerStats*> stats;                             // by worker index
   std::vector<std::shared_ptr<const http::HttpFilterFactory>> filters;  // in order
   std::shared_ptr<tls::ServerSlot> tls;                                 // null: plain TCP
+  // protocol tcp: the cluster (index into Config::clusters) and the stats
+  // blocks by worker index; -1 and empty otherwise.
+  int cluster = -1;
+  std::vector<stats::TcpStats*> tcp_stats;
 };
 
 struct Snapshot {

@@ -9,6 +9,8 @@
 
 #include "proxy/async_client.h"
 #include "proxy/http1_server.h"
+#include "proxy/http2_server.h"
+#include "proxy/tcp_proxy.h"
 
 namespace sidecar::proxy {
 
@@ -19,6 +21,41 @@ namespace {
 constexpr auto kTickPeriod = std::chrono::seconds(1);
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
 int slot(config::Direction d) { return static_cast<int>(d); }
+bool is_tcp(const ListenerRuntime& l) {
+  return l.config->protocol == config::ListenerProtocol::kTcp;
+}
+
+template <typename C>
+void link(C*& head, C* c) {
+  c->prev = nullptr;
+  c->next = head;
+  if (head != nullptr) head->prev = c;
+  head = c;
+}
+
+template <typename C>
+void unlink(C*& head, C* c) {
+  if (c->prev != nullptr) {
+    c->prev->next = c->next;
+  } else {
+    head = c->next;
+  }
+  if (c->next != nullptr) c->next->prev = c->prev;
+  c->prev = c->next = nullptr;
+}
+
+// Drains the connections of a list for which pred(connection) holds.
+template <typename C, typename Pred>
+void drain_each(C* head, Pred pred) {
+  for (C* c = head; c != nullptr;) {
+    C* next = c->next;
+    if (pred(*c)) {
+      core::Ref<C> keep(c);
+      c->drain();
+    }
+    c = next;
+  }
+}
 }  // namespace
 
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, stats::WorkerStats* stats,
@@ -87,6 +124,13 @@ void Worker::accept(const std::shared_ptr<Acceptor>& a) {
 }
 
 void Worker::serve(Acceptor& a, tcp::socket socket) {
+  if (is_tcp(*a.listener)) {
+    core::Ref<TcpProxyConnection> c(
+        new TcpProxyConnection(*this, *a.listener, std::move(socket), a.peer));
+    c->start();
+    if (draining(c->direction())) c->drain();
+    return;
+  }
   core::Ref<Http1ServerConnection> c(
       new Http1ServerConnection(*this, *a.listener, std::move(socket), a.peer));
   c->start();
@@ -167,15 +211,15 @@ void Worker::apply(std::shared_ptr<const Snapshot> snapshot, std::map<std::strin
       }
       open_acceptor(*l, fd);
     }
-    // Connections of listeners that are gone (or moved) finish and close.
-    for (Http1ServerConnection* c = connections_; c != nullptr;) {
-      Http1ServerConnection* next_c = c->next;
-      if (snapshot_->find(c->listener_name()) == nullptr || fds.count(c->listener_name()) != 0) {
-        core::Ref<Http1ServerConnection> keep(c);
-        c->drain();
-      }
-      c = next_c;
-    }
+    // Connections of listeners that are gone (or moved, or now speak
+    // another protocol) finish and close.
+    auto stale = [&](const auto& c, bool tcp) {
+      const ListenerRuntime* l = snapshot_->find(c.listener_name());
+      return l == nullptr || fds.count(c.listener_name()) != 0 || is_tcp(*l) != tcp;
+    };
+    drain_each(connections_, [&](const auto& c) { return stale(c, false); });
+    drain_each(h2_connections_, [&](const auto& c) { return stale(c, false); });
+    drain_each(tcp_connections_, [&](const auto& c) { return stale(c, true); });
   });
 }
 
@@ -191,14 +235,11 @@ void Worker::drain(config::Direction direction, std::function<void()> on_drained
         ++it;
       }
     }
-    for (Http1ServerConnection* c = connections_; c != nullptr;) {
-      Http1ServerConnection* next = c->next;
-      if (c->direction() == direction) {
-        core::Ref<Http1ServerConnection> keep(c);
-        c->drain();
-      }
-      c = next;
-    }
+    // TCP connections close at drain.timeout unless they end before.
+    auto in_direction = [direction](const auto& c) { return c.direction() == direction; };
+    drain_each(connections_, in_direction);
+    drain_each(h2_connections_, in_direction);
+    drain_each(tcp_connections_, in_direction);
     maybe_drained();
   });
 }
@@ -229,21 +270,34 @@ void Worker::release_stream(std::unique_ptr<Stream> stream) {
 }
 
 void Worker::add_connection(Http1ServerConnection* c) {
-  c->prev = nullptr;
-  c->next = connections_;
-  if (connections_ != nullptr) connections_->prev = c;
-  connections_ = c;
+  link(connections_, c);
   ++connection_count_[slot(c->direction())];
 }
 
 void Worker::remove_connection(Http1ServerConnection* c) {
-  if (c->prev != nullptr) {
-    c->prev->next = c->next;
-  } else {
-    connections_ = c->next;
-  }
-  if (c->next != nullptr) c->next->prev = c->prev;
-  c->prev = c->next = nullptr;
+  unlink(connections_, c);
+  --connection_count_[slot(c->direction())];
+  maybe_drained();
+}
+
+void Worker::add_connection(TcpProxyConnection* c) {
+  link(tcp_connections_, c);
+  ++connection_count_[slot(c->direction())];
+}
+
+void Worker::remove_connection(TcpProxyConnection* c) {
+  unlink(tcp_connections_, c);
+  --connection_count_[slot(c->direction())];
+  maybe_drained();
+}
+
+void Worker::add_connection(Http2ServerConnection* c) {
+  link(h2_connections_, c);
+  ++connection_count_[slot(c->direction())];
+}
+
+void Worker::remove_connection(Http2ServerConnection* c) {
+  unlink(h2_connections_, c);
   --connection_count_[slot(c->direction())];
   maybe_drained();
 }
@@ -272,6 +326,14 @@ void Worker::close_all() {
   while (connections_ != nullptr) {
     core::Ref<Http1ServerConnection> keep(connections_);
     connections_->close();
+  }
+  while (tcp_connections_ != nullptr) {
+    core::Ref<TcpProxyConnection> keep(tcp_connections_);
+    tcp_connections_->close();
+  }
+  while (h2_connections_ != nullptr) {
+    core::Ref<Http2ServerConnection> keep(h2_connections_);
+    h2_connections_->close();
   }
   for (auto& c : clusters_) c->retire();
 }

@@ -30,6 +30,8 @@ namespace sidecar::proxy {
 class Http1ServerConnection;
 class Stream;
 class WorkerHttpClient;
+class TcpProxyConnection;
+class Http2ServerConnection;
 
 class Worker {
  public:
@@ -81,6 +83,10 @@ class Worker {
   // holds no per-request state.
   std::unique_ptr<Stream> acquire_stream();
   void release_stream(std::unique_ptr<Stream> stream);
+  void add_connection(TcpProxyConnection* c);
+  void remove_connection(TcpProxyConnection* c);
+  void add_connection(Http2ServerConnection* c);
+  void remove_connection(Http2ServerConnection* c);
 
  private:
   struct Acceptor {
@@ -115,7 +121,10 @@ class Worker {
   Http1ServerConnection* connections_ = nullptr;  // intrusive list through Http1ServerConnection
   std::vector<std::unique_ptr<Stream>> free_streams_;
   std::unique_ptr<WorkerHttpClient> http_client_;
-  size_t connection_count_[2] = {0, 0};  // by direction
+  TcpProxyConnection* tcp_connections_ = nullptr;
+  Http2ServerConnection* h2_connections_ =
+      nullptr;  // ... through Http2ServerConnection  // ... through TcpProxyConnection
+  size_t connection_count_[2] = {0, 0};  // by direction, HTTP and TCP
   bool draining_[2] = {false, false};
   std::function<void()> on_drained_[2];
   bool started_ = false;

@@ -91,6 +91,12 @@ std::vector<ListenerStats*> Store::listener(const std::string& name) {
   return pointers(blocks);
 }
 
+std::vector<TcpStats*> Store::tcp(const std::string& listener) {
+  auto& blocks = tcp_listeners_[listener];
+  if (blocks.empty()) blocks = make_blocks<TcpStats>(workers_);
+  return pointers(blocks);
+}
+
 std::vector<EndpointStats*> Store::endpoint(const std::string& cluster,
                                             const std::string& endpoint) {
   auto& blocks = endpoints_[{cluster, endpoint}];
@@ -256,6 +262,56 @@ void Store::collect(MetricWriter& w) const {
       w.sample(labels, static_cast<double>(sum));
     }
   }
+
+  w.family("sidecar_http2_connections_total", MetricType::kCounter,
+           "Downstream connections that spoke HTTP/2.");
+  for (const auto& [listener, blocks] : listeners_) {
+    uint64_t sum = 0;
+    for (const auto& b : blocks) sum += b->http2_connections.get();
+    if (sum == 0) continue;
+    const Label labels[] = {{"listener", listener}};
+    w.sample(labels, static_cast<double>(sum));
+  }
+  w.family("sidecar_http2_protection_total", MetricType::kCounter,
+           "HTTP/2 connections closed or streams reset by a protection, by reason.");
+  for (const auto& [listener, blocks] : listeners_) {
+    for (size_t r = 0; r < std::size(kHttp2Protections); ++r) {
+      uint64_t sum = 0;
+      for (const auto& b : blocks) sum += b->http2_protections[r].get();
+      if (sum == 0) continue;
+      const Label labels[] = {{"listener", listener}, {"reason", kHttp2Protections[r]}};
+      w.sample(labels, static_cast<double>(sum));
+    }
+  }
+
+  // Per TCP proxy listener.
+  auto tcp_metric = [&](std::string_view name, MetricType type, std::string_view help, auto get) {
+    w.family(name, type, help);
+    for (const auto& [listener, blocks] : tcp_listeners_) {
+      int64_t sum = 0;
+      for (const auto& b : blocks) sum += static_cast<int64_t>(get(*b));
+      const Label labels[] = {{"listener", listener}};
+      w.sample(labels, static_cast<double>(sum));
+    }
+  };
+  tcp_metric("sidecar_tcp_connections_active", MetricType::kGauge,
+             "Open connections of TCP proxy listeners.",
+             [](const TcpStats& s) { return s.connections_active.get(); });
+  tcp_metric("sidecar_tcp_connections_total", MetricType::kCounter,
+             "Connections accepted by TCP proxy listeners.",
+             [](const TcpStats& s) { return s.connections_total.get(); });
+  tcp_metric("sidecar_tcp_received_bytes_total", MetricType::kCounter,
+             "Bytes received from downstream clients of TCP proxy listeners.",
+             [](const TcpStats& s) { return s.received_bytes.get(); });
+  tcp_metric("sidecar_tcp_sent_bytes_total", MetricType::kCounter,
+             "Bytes sent to downstream clients of TCP proxy listeners.",
+             [](const TcpStats& s) { return s.sent_bytes.get(); });
+  tcp_metric("sidecar_tcp_connect_failures_total", MetricType::kCounter,
+             "TCP proxy connections closed because the upstream connect failed.",
+             [](const TcpStats& s) { return s.connect_failures.get(); });
+  tcp_metric("sidecar_tcp_idle_timeouts_total", MetricType::kCounter,
+             "TCP proxy connections closed by the listener's idle_timeout.",
+             [](const TcpStats& s) { return s.idle_timeouts.get(); });
 
   // Per cluster, summed over its endpoints.
   auto cluster_metric = [&](std::string_view name, MetricType type, std::string_view help,

@@ -100,6 +100,11 @@ struct alignas(64) RouteStats {
 inline constexpr const char* kTlsVersions[] = {"TLSv1.2", "TLSv1.3"};
 inline constexpr const char* kTlsErrors[] = {
     "no_client_certificate", "bad_certificate", "protocol", "timeout", "closed", "other"};
+// Why an HTTP/2 connection or stream was cut by a protection (docs/proxy.md
+// "HTTP/2"); the order is proxy::Http2Protection's.
+inline constexpr const char* kHttp2Protections[] = {
+    "rapid_reset",    "continuation_flood", "header_list_too_large", "ping_flood",
+    "settings_flood", "outbound_flood",     "invalid_stream"};
 
 // Per listener, per worker.
 struct alignas(64) ListenerStats {
@@ -110,6 +115,18 @@ struct alignas(64) ListenerStats {
   Counter rejected[kMaxRejectReasons];  // by reason index (see Store's reason names)
   Counter tls_handshakes[std::size(kTlsVersions)];
   Counter tls_handshake_errors[std::size(kTlsErrors)];
+  Counter http2_protections[std::size(kHttp2Protections)];
+  Counter http2_connections;  // downstream connections that spoke HTTP/2
+};
+
+// Per TCP proxy listener (`protocol: tcp`), per worker.
+struct alignas(64) TcpStats {
+  Gauge connections_active;
+  Counter connections_total;
+  Counter received_bytes;    // read from downstream clients
+  Counter sent_bytes;        // written to downstream clients
+  Counter connect_failures;  // upstream connects refused, unreachable or timed out
+  Counter idle_timeouts;     // connections closed by the listener's idle_timeout
 };
 
 // Per (cluster, endpoint), per worker.
@@ -148,6 +165,7 @@ class Store {
   std::vector<RouteStats*> route(const std::string& listener, const std::string& route,
                                  const std::string& cluster);
   std::vector<ListenerStats*> listener(const std::string& name);
+  std::vector<TcpStats*> tcp(const std::string& listener);
   std::vector<EndpointStats*> endpoint(const std::string& cluster, const std::string& endpoint);
   WorkerStats* worker(unsigned index) { return workers_stats_[index].get(); }
 
@@ -171,6 +189,7 @@ class Store {
   const std::vector<std::string> reject_reasons_;
   std::map<std::tuple<std::string, std::string, std::string>, Blocks<RouteStats>> routes_;
   std::map<std::string, Blocks<ListenerStats>> listeners_;
+  std::map<std::string, Blocks<TcpStats>> tcp_listeners_;
   std::map<std::pair<std::string, std::string>, Blocks<EndpointStats>> endpoints_;
   Blocks<WorkerStats> workers_stats_;
 };

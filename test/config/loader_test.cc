@@ -92,6 +92,58 @@ listeners:
   EXPECT_EQ(l.routes[1].name, "in/1");
 }
 
+TEST(Loader, TcpListener) {
+  auto c = load_string(R"(
+clusters:
+  - { name: db, endpoints: [ "127.0.0.1:5432" ] }
+listeners:
+  - { name: pg, address: 127.0.0.1:0, protocol: tcp, cluster: db, idle_timeout: 30m }
+  - name: web
+    address: 127.0.0.1:0
+    protocol: h2c
+    routes: [ { match: { prefix: / }, cluster: db } ]
+  - name: web2
+    address: 127.0.0.1:0
+    routes: [ { match: { prefix: / }, cluster: db } ]
+)",
+                       "t");
+  const Listener& pg = c->listeners[0];
+  EXPECT_EQ(pg.protocol, ListenerProtocol::kTcp);
+  EXPECT_EQ(pg.cluster, "db");
+  EXPECT_TRUE(pg.routes.empty());
+  EXPECT_EQ(pg.idle_timeout, std::chrono::minutes(30));
+  EXPECT_EQ(c->listeners[1].protocol, ListenerProtocol::kH2c);
+  EXPECT_EQ(c->listeners[2].protocol, ListenerProtocol::kAuto);
+}
+
+TEST(Loader, TcpListenerErrors) {
+  auto e = errors_of(R"(
+clusters:
+  - { name: db, endpoints: [ "127.0.0.1:5432" ] }
+listeners:
+  - { name: a, address: 127.0.0.1:0, protocol: tcp }
+  - { name: b, address: 127.0.0.1:0, protocol: tcp, cluster: nope }
+  - name: c
+    address: 127.0.0.1:0
+    protocol: tcp
+    cluster: db
+    routes: [ { match: { prefix: / }, cluster: db } ]
+    stream_idle_timeout: 1s
+  - name: d
+    address: 127.0.0.1:0
+    cluster: db
+    routes: [ { match: { prefix: / }, cluster: db } ]
+  - { name: e, address: 127.0.0.1:0, protocol: udp, cluster: db }
+)");
+  EXPECT_TRUE(has_error(e, "test.yaml:5:5: listeners[0] needs a cluster (protocol: tcp)"));
+  EXPECT_TRUE(has_error(e, "test.yaml:6:62: listeners[1].cluster: no cluster named 'nope'"));
+  EXPECT_TRUE(has_error(e, "test.yaml:11:13: listeners[2].routes is for HTTP listeners"));
+  EXPECT_TRUE(has_error(e, "listeners[2].stream_idle_timeout is for HTTP listeners"));
+  EXPECT_TRUE(has_error(e, "test.yaml:15:14: listeners[3].cluster is for protocol: tcp"));
+  EXPECT_TRUE(has_error(e, "listeners[4].protocol"));
+  EXPECT_FALSE(has_error(e, "listeners[0] needs routes"));
+}
+
 TEST(Loader, ErrorsCarryFileLineAndColumn) {
   auto e = errors_of("listeners:\n  - name: in\n    adress: 1.2.3.4:80\n");
   EXPECT_TRUE(has_error(e, "test.yaml:3:5: unknown key 'adress' in listeners[0]")) << e[0];

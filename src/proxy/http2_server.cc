@@ -1,0 +1,898 @@
+#include "proxy/http2_server.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <nghttp2/nghttp2.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+#include "accesslog/entry.h"
+#include "http/local_reply.h"
+#include "http/spans.h"
+#include "proxy/worker.h"
+
+namespace sidecar::proxy {
+
+using Clock = Http2ServerConnection::Clock;
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+struct Http2ServerConnection::H2Stream {
+  int32_t id = 0;
+  Clock::time_point first_byte;
+  // The request as received.
+  std::string method, scheme, authority, path;
+  Fields fields;
+  std::string cookie;  // cookie fields joined with "; " [RFC 9113 8.2.3]
+  size_t header_bytes = 0;
+  bool too_large = false;
+  bool in_trailers = false;
+  std::string head;  // ... rewritten as an HTTP/1.1 head, parsed into req
+  http::RequestHead req;
+  std::unique_ptr<Stream> stream;  // while the exchange is on
+  bool started = false;
+  bool finished = false;  // the Stream is done (response complete or reset)
+  bool remote_end = false;
+  bool closed = false;  // nghttp2 closed the stream
+  bool is_head = false;
+  // Pending events (run by dispatch).
+  bool ev_start = false, ev_body = false, ev_written = false, ev_close = false;
+  bool awaiting_body = false;
+  uint32_t close_code = 0;
+  // The request body received and not yet taken by the upstream; its
+  // capacity is the stream window, so appending never moves offered bytes.
+  std::string body;
+  // The response body being sent: spans of the stream's buffers.
+  Spans pending;
+  size_t span_index = 0, span_offset = 0;
+  bool pending_end = false;
+  bool write_outstanding = false;  // the Stream waits for on_downstream_written
+  bool deferred = false;           // the data source said "nothing yet"
+  std::string local_body;
+};
+
+namespace {
+
+constexpr auto kNever = Clock::time_point::max();
+constexpr size_t kReadSize = 16 * 1024;
+constexpr size_t kMaxOutput = 64 * 1024;  // bytes gathered from nghttp2 per write
+// A request header block of more frames than this is a CONTINUATION flood.
+constexpr uint32_t kMaxHeaderFrames = 64;
+// PING or SETTINGS frames per second of one connection that are a flood
+// (a client that reads its acks is never stopped by nghttp2's queue limit).
+constexpr uint64_t kMaxControlFramesPerSecond = 1000;
+// Rapid reset: once this many streams started, a connection whose streams
+// were mostly reset by the client before their response ended is closed
+// (Envoy's premature reset check).
+constexpr uint64_t kMinStreamsForResetCheck = 100;
+
+bool hop_by_hop(std::string_view name) {
+  return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
+         name == "transfer-encoding" || name == "upgrade" || name == "te";
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
+  return out;
+}
+
+// "name: value\r\n" lines (the lines a proxy adds) as fields.
+void add_lines(std::string_view lines, Fields& out) {
+  while (!lines.empty()) {
+    size_t eol = lines.find("\r\n");
+    std::string_view line = lines.substr(0, eol);
+    lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string name = lower(line.substr(0, colon));
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (hop_by_hop(name)) continue;
+    out.emplace_back(std::move(name), std::string(value));
+  }
+}
+
+nghttp2_nv nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
+                    value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+Http2ServerConnection* self_of(void* user) { return static_cast<Http2ServerConnection*>(user); }
+
+int cb_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* u) {
+  return self_of(u)->on_begin_headers(f->hd.stream_id);
+}
+int cb_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
+              const uint8_t* value, size_t valuelen, uint8_t, void* u) {
+  return self_of(u)->on_header(f->hd.stream_id,
+                               std::string_view(reinterpret_cast<const char*>(name), namelen),
+                               std::string_view(reinterpret_cast<const char*>(value), valuelen));
+}
+int cb_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* u) {
+  return self_of(u)->on_begin_frame(hd->type, hd->flags, hd->stream_id, hd->length);
+}
+int cb_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* u) {
+  return self_of(u)->on_frame_recv(f->hd.type, f->hd.flags, f->hd.stream_id);
+}
+int cb_data(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* u) {
+  return self_of(u)->on_data(id, data, len);
+}
+int cb_stream_close(nghttp2_session*, int32_t id, uint32_t code, void* u) {
+  return self_of(u)->on_stream_close(id, code);
+}
+int cb_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void* u) {
+  return self_of(u)->on_invalid_frame();
+}
+ssize_t cb_read(nghttp2_session*, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+                nghttp2_data_source*, void* u) {
+  return self_of(u)->read_response(id, buf, length, flags);
+}
+
+nghttp2_session_callbacks* callbacks() {
+  // Built once per thread, never freed: the same for every connection.
+  static thread_local nghttp2_session_callbacks* cbs = [] {
+    nghttp2_session_callbacks* c = nullptr;
+    nghttp2_session_callbacks_new(&c);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(c, cb_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(c, cb_header);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(c, cb_begin_frame);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(c, cb_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, cb_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(c, cb_stream_close);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(c, cb_invalid_frame);
+    return c;
+  }();
+  return cbs;
+}
+
+}  // namespace
+
+Http2ServerConnection::Http2ServerConnection(Worker& worker,
+                                             std::shared_ptr<const Snapshot> snapshot,
+                                             const ListenerRuntime& listener,
+                                             net::Transport transport, const DownstreamInfo& info)
+    : worker_(worker),
+      snapshot_(std::move(snapshot)),
+      listener_(&listener),
+      direction_(listener.config->direction),
+      transport_(std::move(transport)),
+      timer_(worker.io()),
+      info_(info) {
+  const config::Http2Settings& h = listener.config->http2;
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  // Windows open only when the upstream took the bytes (end-to-end flow control).
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_outbound_ack(opt, 1000);
+  nghttp2_option_set_max_settings(opt, 32);
+  nghttp2_session_server_new2(&session_, callbacks(), this, opt);
+  nghttp2_option_del(opt);
+  const nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h.initial_stream_window_size},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h.max_header_list_size},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<int32_t>(h.initial_connection_window_size));
+  info_.listener_stats->http2_connections.add();
+  worker_.add_connection(this);
+}
+
+Http2ServerConnection::~Http2ServerConnection() {
+  if (session_ != nullptr) nghttp2_session_del(session_);
+}
+
+void Http2ServerConnection::start(std::string_view received) {
+  last_activity_ = Clock::now();
+  if (!received.empty() && !receive(received)) return;
+  dispatch();
+  flush();
+  arm_timer();
+  read();
+}
+
+Http2ServerConnection::H2Stream* Http2ServerConnection::find(int32_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+Http2ServerConnection::H2Stream* Http2ServerConnection::of(const Stream& s) {
+  auto it = by_stream_.find(&s);
+  return it == by_stream_.end() ? nullptr : it->second;
+}
+
+// ---- reading ----
+
+void Http2ServerConnection::read() {
+  if (reading_ || closed_) return;
+  reading_ = true;
+  in_.resize(kReadSize);
+  transport_.async_read_some(
+      boost::asio::buffer(in_.data(), in_.size()),
+      [self = core::Ref<Http2ServerConnection>(this)](const boost::system::error_code& ec,
+                                                      size_t n) { self->on_read(ec, n); });
+}
+
+void Http2ServerConnection::on_read(const boost::system::error_code& ec, size_t bytes) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec || bytes == 0) {
+    close();
+    return;
+  }
+  last_activity_ = Clock::now();
+  if (!receive(std::string_view(in_.data(), bytes))) return;
+  dispatch();
+  flush();
+  arm_timer();
+  read();
+}
+
+bool Http2ServerConnection::receive(std::string_view bytes) {
+  const ssize_t rv = nghttp2_session_mem_recv(
+      session_, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (rv >= 0) return true;
+  if (rv == NGHTTP2_ERR_FLOODED) {
+    protect(pings_ >= settings_ && pings_ > 0 ? Http2Protection::kPingFlood
+            : settings_ > 0                   ? Http2Protection::kSettingsFlood
+                                              : Http2Protection::kOutboundFlood,
+            NGHTTP2_ENHANCE_YOUR_CALM);
+  } else if (rv != NGHTTP2_ERR_CALLBACK_FAILURE) {
+    // A connection error (bad preface, frame errors): nghttp2 queued its GOAWAY.
+    SPDLOG_DEBUG("{}: HTTP/2 connection error: {}", info_.peer_ip,
+                 nghttp2_strerror(static_cast<int>(rv)));
+    if (header_block_stream_ != 0 && header_block_frames_ > 1) {
+      info_.listener_stats
+          ->http2_protections[static_cast<size_t>(Http2Protection::kContinuationFlood)]
+          .add();
+    }
+  }
+  // The callback that failed said why (protect); write the GOAWAY if the
+  // peer still reads, then close.
+  const uint8_t* data = nullptr;
+  std::string last;
+  for (ssize_t n; (n = nghttp2_session_mem_send(session_, &data)) > 0;)
+    last.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  if (!last.empty()) {
+    Spans spans;
+    http::add_span(spans, last);
+    boost::system::error_code ignored;
+    transport_.write_now(spans, ignored);
+  }
+  close();
+  return false;
+}
+
+// ---- nghttp2 callbacks: they only record; dispatch acts ----
+
+int Http2ServerConnection::on_begin_frame(uint8_t type, uint8_t flags, int32_t id, size_t length) {
+  switch (type) {
+    case NGHTTP2_HEADERS:
+      header_block_stream_ = (flags & NGHTTP2_FLAG_END_HEADERS) ? 0 : id;
+      header_block_bytes_ = length;
+      header_block_frames_ = 1;
+      break;
+    case NGHTTP2_CONTINUATION:
+      header_block_bytes_ += length;
+      ++header_block_frames_;
+      if (header_block_frames_ > kMaxHeaderFrames ||
+          header_block_bytes_ > 4 * size_t{listener_->config->http2.max_header_list_size}) {
+        protect(Http2Protection::kContinuationFlood, NGHTTP2_ENHANCE_YOUR_CALM);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+      if (flags & NGHTTP2_FLAG_END_HEADERS) header_block_stream_ = 0;
+      break;
+    case NGHTTP2_PING:
+    case NGHTTP2_SETTINGS: {
+      if (flags & NGHTTP2_FLAG_ACK) break;
+      uint64_t& n = type == NGHTTP2_PING ? pings_ : settings_;
+      const auto now = Clock::now();
+      if (now - control_window_start_ > std::chrono::seconds(1)) {
+        control_window_start_ = now;
+        control_in_window_ = 0;
+      }
+      ++n;
+      if (++control_in_window_ > kMaxControlFramesPerSecond) {
+        protect(
+            type == NGHTTP2_PING ? Http2Protection::kPingFlood : Http2Protection::kSettingsFlood,
+            NGHTTP2_ENHANCE_YOUR_CALM);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return 0;
+}
+
+int Http2ServerConnection::on_begin_headers(int32_t id) {
+  if (H2Stream* h = find(id)) {
+    h->in_trailers = true;  // request trailers: not forwarded
+    return 0;
+  }
+  auto h = std::make_unique<H2Stream>();
+  h->id = id;
+  h->first_byte = Clock::now();
+  streams_.emplace(id, std::move(h));
+  return 0;
+}
+
+int Http2ServerConnection::on_header(int32_t id, std::string_view name, std::string_view value) {
+  H2Stream* h = find(id);
+  if (h == nullptr || h->in_trailers) return 0;
+  // RFC 9113 6.5.2: name + value + 32 per field.
+  h->header_bytes += name.size() + value.size() + 32;
+  if (h->header_bytes > listener_->config->http2.max_header_list_size) h->too_large = true;
+  if (h->too_large) return 0;
+  if (!name.empty() && name[0] == ':') {
+    if (name == ":method") {
+      h->method.assign(value);
+    } else if (name == ":path") {
+      h->path.assign(value);
+    } else if (name == ":authority") {
+      h->authority.assign(value);
+    } else if (name == ":scheme") {
+      h->scheme.assign(value);
+    }
+    return 0;  // nghttp2 rejected anything else
+  }
+  if (name == "cookie") {
+    if (!h->cookie.empty()) h->cookie += "; ";
+    h->cookie.append(value);
+    return 0;
+  }
+  h->fields.emplace_back(std::string(name), std::string(value));
+  return 0;
+}
+
+int Http2ServerConnection::on_frame_recv(uint8_t type, uint8_t flags, int32_t id) {
+  H2Stream* h = id != 0 ? find(id) : nullptr;
+  switch (type) {
+    case NGHTTP2_HEADERS:
+      if (h == nullptr) break;
+      if (!h->in_trailers && !h->ev_start && !h->started) {
+        h->ev_start = true;
+        events_.push_back(id);
+      }
+      [[fallthrough]];
+    case NGHTTP2_DATA:
+      if (h != nullptr && (flags & NGHTTP2_FLAG_END_STREAM)) {
+        h->remote_end = true;
+        if (h->awaiting_body) {
+          h->awaiting_body = false;
+          h->ev_body = true;
+          events_.push_back(id);
+        }
+      }
+      break;
+    case NGHTTP2_RST_STREAM:
+      if (h != nullptr && !h->finished) {
+        ++premature_resets_;
+        const uint64_t streams = std::max<uint64_t>(streams_started_, streams_.size());
+        if (streams >= kMinStreamsForResetCheck && premature_resets_ * 2 >= streams) {
+          protect(Http2Protection::kRapidReset, NGHTTP2_ENHANCE_YOUR_CALM);
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int Http2ServerConnection::on_data(int32_t id, const uint8_t* data, size_t len) {
+  H2Stream* h = find(id);
+  if (h == nullptr || h->finished || h->too_large) {
+    nghttp2_session_consume(session_, id, len);  // nobody will take it
+    return 0;
+  }
+  if (h->body.capacity() == 0) {
+    h->body.reserve(std::max<size_t>(listener_->config->http2.initial_stream_window_size, len));
+  }
+  h->body.append(reinterpret_cast<const char*>(data), len);
+  if (h->awaiting_body) {
+    h->awaiting_body = false;
+    h->ev_body = true;
+    events_.push_back(id);
+  }
+  return 0;
+}
+
+int Http2ServerConnection::on_stream_close(int32_t id, uint32_t code) {
+  if (H2Stream* h = find(id)) {
+    h->closed = true;
+    h->close_code = code;
+    h->ev_close = true;
+    events_.push_back(id);
+  }
+  return 0;
+}
+
+int Http2ServerConnection::on_invalid_frame() {
+  info_.listener_stats->http2_protections[static_cast<size_t>(Http2Protection::kInvalidStream)]
+      .add();
+  return 0;
+}
+
+long Http2ServerConnection::read_response(int32_t id, uint8_t* buf, size_t length,
+                                          uint32_t* flags) {
+  H2Stream* h = find(id);
+  if (h == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  size_t n = 0;
+  while (n < length && h->span_index < h->pending.size()) {
+    const auto& b = h->pending[h->span_index];
+    const size_t take = std::min(length - n, b.size() - h->span_offset);
+    std::memcpy(buf + n, static_cast<const char*>(b.data()) + h->span_offset, take);
+    n += take;
+    h->span_offset += take;
+    if (h->span_offset == b.size()) {
+      ++h->span_index;
+      h->span_offset = 0;
+    }
+  }
+  if (h->span_index < h->pending.size()) return static_cast<long>(n);
+  if (h->write_outstanding) {
+    h->write_outstanding = false;
+    h->ev_written = true;
+    events_.push_back(id);
+  }
+  if (h->pending_end) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<long>(n);
+  }
+  if (n == 0) {
+    h->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return static_cast<long>(n);
+}
+
+// ---- stream events ----
+
+void Http2ServerConnection::dispatch() {
+  if (in_dispatch_) return;
+  in_dispatch_ = true;
+  for (size_t i = 0; i < events_.size(); ++i) {
+    const int32_t id = events_[i];
+    H2Stream* h = find(id);
+    if (h == nullptr) continue;
+    if (h->ev_start) {
+      h->ev_start = false;
+      start_stream(*h);
+    }
+    if (h->ev_body) {
+      h->ev_body = false;
+      if (h->stream) h->stream->on_request_body();
+    }
+    if (h->ev_written) {
+      h->ev_written = false;
+      if (h->stream) h->stream->on_downstream_written({});
+    }
+    if (h->ev_close) {
+      h->ev_close = false;
+      if (h->stream) {
+        h->stream->on_downstream_reset(boost::asio::error::connection_reset);
+        end_stream(*h);
+      }
+      if (!h->body.empty()) {
+        nghttp2_session_consume_connection(session_, h->body.size());
+      }
+      streams_.erase(id);
+    }
+  }
+  events_.clear();
+  in_dispatch_ = false;
+  if (close_requested_) close();
+}
+
+void Http2ServerConnection::schedule() {
+  if (dispatch_posted_ || in_dispatch_ || closed_) return;
+  dispatch_posted_ = true;
+  boost::asio::post(worker_.io(), [self = core::Ref<Http2ServerConnection>(this)] {
+    self->dispatch_posted_ = false;
+    if (self->closed_) return;
+    self->dispatch();
+    self->flush();
+    self->arm_timer();
+  });
+}
+
+void Http2ServerConnection::start_stream(H2Stream& h) {
+  if (h.started || h.closed || closed_) return;
+  h.started = true;
+  ++streams_started_;
+  h.is_head = h.method == "HEAD";
+  std::unique_ptr<Stream> s = worker_.acquire_stream();
+  Stream* raw = s.get();
+  h.stream = std::move(s);
+  by_stream_[raw] = &h;
+  if (h.too_large) {
+    info_.listener_stats
+        ->http2_protections[static_cast<size_t>(Http2Protection::kHeaderListTooLarge)]
+        .add();
+    const http::ParseError e = http::ParseError::kHeadTooLarge;
+    raw->start_rejected(*this, info_, snapshot_, *listener_, h.first_byte, http::Method::kGet,
+                        static_cast<size_t>(e), 431,
+                        fmt::format("{}: {}\n", http::reason_phrase(431), http::to_string(e)),
+                        accesslog::kDownstreamProtocolError);
+    return;
+  }
+  // The request as an HTTP/1.1 head: ":authority" becomes Host (and wins
+  // over a Host field [RFC 9113 8.3.1]).
+  std::string& head = h.head;
+  head.clear();
+  head.append(h.method).append(" ").append(h.path.empty() ? "*" : h.path).append(" HTTP/1.1\r\n");
+  bool has_length = false;
+  if (!h.authority.empty()) head.append("host: ").append(h.authority).append("\r\n");
+  for (const auto& [name, value] : h.fields) {
+    if (name == "host" && !h.authority.empty()) continue;
+    if (name == "content-length") has_length = true;
+    head.append(name).append(": ").append(value).append("\r\n");
+  }
+  if (!h.cookie.empty()) head.append("cookie: ").append(h.cookie).append("\r\n");
+  if (!has_length && !(h.remote_end && h.body.empty())) {
+    if (h.remote_end) {
+      head.append(fmt::format("content-length: {}\r\n", h.body.size()));
+    } else {
+      head.append("transfer-encoding: chunked\r\n");  // streamed, as DATA comes
+    }
+  }
+  head.append("\r\n");
+  http::RequestParser parser(listener_->limits);
+  const http::HeadResult r = parser.feed(head, h.req);
+  if (r.status != http::HeadResult::kDone) {
+    const http::ParseError e =
+        r.status == http::HeadResult::kError ? r.error : http::ParseError::kHeadTooLarge;
+    const int status = http::status_for(e);
+    raw->start_rejected(*this, info_, snapshot_, *listener_, h.first_byte,
+                        h.is_head ? http::Method::kHead : http::Method::kGet,
+                        static_cast<size_t>(e), status,
+                        fmt::format("{}: {}\n", http::reason_phrase(status), http::to_string(e)),
+                        accesslog::kDownstreamProtocolError);
+    return;
+  }
+  raw->start(*this, info_, snapshot_, *listener_, h.req, h.first_byte);
+}
+
+void Http2ServerConnection::end_stream(H2Stream& h) {
+  if (!h.stream) return;
+  by_stream_.erase(h.stream.get());
+  h.finished = true;
+  h.awaiting_body = false;
+  h.write_outstanding = false;
+  worker_.release_stream(std::move(h.stream));
+}
+
+// ---- DownstreamCodec: the request body ----
+
+BodyBatch Http2ServerConnection::request_body(Stream& s, Spans& out, bool) {
+  BodyBatch b;
+  H2Stream* h = of(s);
+  if (h == nullptr) {
+    b.end = true;
+    return b;
+  }
+  if (!h->body.empty()) http::add_span(out, h->body.data(), h->body.size());
+  b.consumed = h->body.size();
+  b.end = h->remote_end;
+  return b;
+}
+
+void Http2ServerConnection::consume_request_body(Stream& s, size_t bytes) {
+  H2Stream* h = of(s);
+  if (h == nullptr || bytes == 0) return;
+  bytes = std::min(bytes, h->body.size());
+  h->body.erase(0, bytes);
+  nghttp2_session_consume(session_, h->id, bytes);
+  flush();
+}
+
+void Http2ServerConnection::await_request_body(Stream& s) {
+  H2Stream* h = of(s);
+  if (h == nullptr) return;
+  if (h->remote_end || !h->body.empty()) {
+    h->ev_body = true;
+    events_.push_back(h->id);
+    schedule();
+    return;
+  }
+  h->awaiting_body = true;
+}
+
+// ---- DownstreamCodec: the response ----
+
+void Http2ServerConnection::submit_response(H2Stream& h, int status, const Fields& fields,
+                                            bool has_body) {
+  const std::string code = std::to_string(status);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(fields.size() + 1);
+  nva.push_back(nv(":status", code));
+  for (const auto& [name, value] : fields) nva.push_back(nv(name, value));
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &h;
+  provider.read_callback = cb_read;
+  nghttp2_submit_response(session_, h.id, nva.data(), nva.size(), has_body ? &provider : nullptr);
+}
+
+void Http2ServerConnection::send_interim(Stream& s, const http::ResponseHead& head) {
+  H2Stream* h = of(s);
+  if (h == nullptr) return;
+  Fields fields;
+  for (const http::HeaderField& f : head.headers) {
+    std::string name = lower(f.name);
+    if (!hop_by_hop(name)) fields.emplace_back(std::move(name), std::string(f.value));
+  }
+  const std::string code = std::to_string(head.status);
+  std::vector<nghttp2_nv> nva;
+  nva.push_back(nv(":status", code));
+  for (const auto& [name, value] : fields) nva.push_back(nv(name, value));
+  nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, h->id, nullptr, nva.data(), nva.size(),
+                         nullptr);
+  h->ev_written = true;
+  events_.push_back(h->id);
+  flush();
+  schedule();
+}
+
+void Http2ServerConnection::send_response(Stream& s, const OutgoingResponse& o, Spans& body, bool,
+                                          bool end) {
+  H2Stream* h = of(s);
+  if (h == nullptr) return;
+  Fields fields;
+  const http::ResponseHead* r = o.response;
+  int status = o.status;
+  if (r != nullptr) {
+    if (status == 0) status = r->status;
+    for (size_t i = 0; i < r->headers.size(); ++i) {
+      if (o.skip != nullptr && (*o.skip)[i] != 0) continue;
+      std::string name = lower(r->headers[i].name);
+      if (!hop_by_hop(name)) fields.emplace_back(std::move(name), std::string(r->headers[i].value));
+    }
+  }
+  add_lines(o.extra, fields);
+  size_t body_bytes = 0;
+  for (const auto& b : body) body_bytes += b.size();
+  const bool has_body = !h->is_head && !(end && body_bytes == 0);
+  h->pending = has_body ? body : Spans();
+  h->span_index = h->span_offset = 0;
+  h->pending_end = end;
+  h->deferred = false;
+  if (has_body) {
+    h->write_outstanding = true;
+  } else {
+    h->ev_written = true;
+    events_.push_back(h->id);
+  }
+  submit_response(*h, status, fields, has_body);
+  flush();
+  schedule();
+}
+
+void Http2ServerConnection::send_body(Stream& s, Spans& body, bool, bool end) {
+  H2Stream* h = of(s);
+  if (h == nullptr) return;
+  if (h->is_head) {
+    h->ev_written = true;
+    events_.push_back(h->id);
+    schedule();
+    return;
+  }
+  h->pending = body;
+  h->span_index = h->span_offset = 0;
+  h->pending_end = end;
+  h->write_outstanding = true;
+  if (h->deferred) {
+    h->deferred = false;
+    nghttp2_session_resume_data(session_, h->id);
+  }
+  flush();
+  schedule();
+}
+
+void Http2ServerConnection::send_local_reply(Stream& s, int status, std::string_view content_type,
+                                             std::string_view body, std::string_view extra_headers,
+                                             bool) {
+  H2Stream* h = of(s);
+  if (h == nullptr) return;
+  Fields fields;
+  fields.emplace_back("content-type", std::string(content_type));
+  fields.emplace_back("content-length", std::to_string(body.size()));
+  add_lines(extra_headers, fields);
+  const bool has_body = !h->is_head && !body.empty();
+  h->local_body.assign(has_body ? body : std::string_view());
+  h->pending.clear();
+  if (has_body) http::add_span(h->pending, h->local_body);
+  h->span_index = h->span_offset = 0;
+  h->pending_end = true;
+  h->deferred = false;
+  if (has_body) {
+    h->write_outstanding = true;
+  } else {
+    h->ev_written = true;
+    events_.push_back(h->id);
+  }
+  submit_response(*h, status, fields, has_body);
+  flush();
+  schedule();
+}
+
+void Http2ServerConnection::finished(Stream& s) {
+  H2Stream* h = of(s);
+  if (h == nullptr) return;
+  end_stream(*h);
+  // The response is complete and the request is not: the rest is not
+  // wanted [RFC 9113 8.1].
+  if (!h->remote_end && !h->closed) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_NO_ERROR);
+  }
+  flush();
+}
+
+void Http2ServerConnection::reset(Stream& s) {
+  H2Stream* h = of(s);
+  if (h == nullptr) return;
+  end_stream(*h);
+  if (!h->closed) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
+  }
+  flush();
+}
+
+// ---- writing ----
+
+void Http2ServerConnection::flush() {
+  if (writing_ || closed_ || flushing_ || broken_) return;
+  flushing_ = true;
+  for (;;) {
+    while (out_.size() < kMaxOutput) {
+      const uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        broken_ = true;
+        break;
+      }
+      if (n == 0) break;
+      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    if (out_.empty() || broken_) break;
+    out_spans_.clear();
+    http::add_span(out_spans_, out_);
+    boost::system::error_code ec;
+    if (transport_.write_now(out_spans_, ec)) {
+      out_.clear();
+      continue;
+    }
+    if (ec) {
+      broken_ = true;
+      break;
+    }
+    writing_ = true;
+    transport_.async_write(out_spans_,
+                           [self = core::Ref<Http2ServerConnection>(this)](
+                               const boost::system::error_code& ec) { self->on_written(ec); });
+    break;
+  }
+  flushing_ = false;
+  if (broken_) {
+    // Closed from the event loop: the caller may be a stream in the middle
+    // of a call.
+    boost::asio::post(worker_.io(),
+                      [self = core::Ref<Http2ServerConnection>(this)] { self->close(); });
+    return;
+  }
+  if (!events_.empty()) schedule();
+  if (!writing_) maybe_close();
+}
+
+void Http2ServerConnection::on_written(const boost::system::error_code& ec) {
+  writing_ = false;
+  if (closed_) return;
+  if (ec) {
+    close();
+    return;
+  }
+  out_.clear();
+  last_activity_ = Clock::now();
+  flush();
+  arm_timer();
+}
+
+void Http2ServerConnection::protect(Http2Protection why, uint32_t goaway_code) {
+  SPDLOG_DEBUG("{}: HTTP/2 protection: {}", info_.peer_ip,
+               stats::kHttp2Protections[static_cast<size_t>(why)]);
+  info_.listener_stats->http2_protections[static_cast<size_t>(why)].add();
+  nghttp2_session_terminate_session(session_, goaway_code);
+}
+
+void Http2ServerConnection::maybe_close() {
+  if (closed_ || in_dispatch_) return;
+  if (!by_stream_.empty()) return;
+  const bool done = !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+  if (done || (draining_ && out_.empty())) close();
+}
+
+void Http2ServerConnection::drain() {
+  if (closed_ || draining_) return;
+  draining_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  flush();
+}
+
+void Http2ServerConnection::close() {
+  if (closed_) return;
+  if (in_dispatch_) {
+    close_requested_ = true;
+    return;
+  }
+  closed_ = true;
+  for (auto& [id, h] : streams_) {
+    if (h->stream) {
+      h->stream->on_downstream_reset(boost::asio::error::operation_aborted);
+      end_stream(*h);
+    }
+  }
+  streams_.clear();
+  by_stream_.clear();
+  info_.listener_stats->connections_active.sub();
+  timer_.cancel();
+  transport_.close();
+  worker_.remove_connection(this);
+}
+
+// ---- timeouts ----
+
+Clock::time_point Http2ServerConnection::deadline() const {
+  if (closed_) return kNever;
+  Clock::time_point d = kNever;
+  for (const auto& [s, h] : by_stream_) d = std::min(d, s->deadline());
+  if (by_stream_.empty()) {
+    const auto idle = listener_->config->idle_timeout;
+    if (idle.count() > 0) d = std::min(d, last_activity_ + idle);
+  }
+  return d;
+}
+
+void Http2ServerConnection::arm_timer() {
+  const Clock::time_point d = deadline();
+  if (d == kNever || (timer_armed_ && timer_expiry_ <= d)) return;
+  timer_armed_ = true;
+  timer_expiry_ = d;
+  timer_.expires_at(d);
+  timer_.async_wait([self = core::Ref<Http2ServerConnection>(this)](
+                        const boost::system::error_code& ec) { self->on_timer(ec); });
+}
+
+void Http2ServerConnection::on_timer(const boost::system::error_code& ec) {
+  if (ec == boost::asio::error::operation_aborted || closed_) return;
+  timer_armed_ = false;
+  const Clock::time_point now = Clock::now();
+  if (by_stream_.empty()) {
+    const auto idle = listener_->config->idle_timeout;
+    if (idle.count() > 0 && now >= last_activity_ + idle) {
+      drain();  // GOAWAY, then closed once written
+      maybe_close();
+      if (!closed_) close();
+      return;
+    }
+  }
+  std::vector<Stream*> due;
+  for (const auto& [s, h] : by_stream_)
+    if (s->deadline() <= now) due.push_back(const_cast<Stream*>(s));
+  for (Stream* s : due)
+    if (by_stream_.count(s) != 0) s->on_timeout(now);
+  flush();
+  arm_timer();
+}
+
+}  // namespace sidecar::proxy

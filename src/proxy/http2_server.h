@@ -1,0 +1,184 @@
+// A downstream HTTP/2 connection: the server side of the HTTP/2 codec
+// (codec.h), many streams at once, framing and HPACK by nghttp2 [RFC 9113].
+//
+// A connection becomes HTTP/2 in Http1ServerConnection, which hands its
+// transport over: when TLS negotiated "h2" by ALPN, or (listener protocol
+// auto or h2c) when the first bytes are the client connection preface.
+//
+// Each request's header block is rewritten as an HTTP/1.1 head and parsed
+// by the HTTP/1.1 parser, so that routing, filters, limits and the upstream
+// encoders see one shape of request whatever the protocol (one small copy
+// per request; HTTP/1.1 keeps its zero-copy path). nghttp2 validates the
+// HTTP/2 rules first (pseudo-header fields, connection-specific fields,
+// Content-Length against DATA): a violation resets that stream only.
+//
+// Flow control is end to end: request DATA is acknowledged (WINDOW_UPDATE)
+// only when the upstream has taken it, and response bytes are taken from
+// the upstream only as the client's windows allow, so a slow peer on either
+// side slows the other and memory stays bounded by the windows.
+//
+// Protections, each counted in sidecar_http2_protection_total{reason}:
+// rapid reset (CVE-2023-44487: a connection whose streams are mostly reset
+// by the client before their response is closed), CONTINUATION floods
+// (CVE-2024-27316: a header block larger than 4x max_header_list_size or
+// of too many frames closes the connection), a header list over
+// max_header_list_size (431 for that stream), PING/SETTINGS floods and any
+// queue of unread control frames (nghttp2's outbound limit closes the
+// connection), invalid streams (reset by nghttp2's checks).
+//
+// Lifetime: reference counted; used only on its worker's thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "core/ref_counted.h"
+#include "net/transport.h"
+#include "proxy/codec.h"
+#include "proxy/snapshot.h"
+#include "proxy/stream.h"
+
+struct nghttp2_session;
+
+namespace sidecar::proxy {
+
+class Worker;
+
+// Why a protection acted (the order of stats::kHttp2Protections).
+enum class Http2Protection : uint8_t {
+  kRapidReset,
+  kContinuationFlood,
+  kHeaderListTooLarge,
+  kPingFlood,
+  kSettingsFlood,
+  kOutboundFlood,
+  kInvalidStream,
+};
+
+// The client connection preface [RFC 9113 3.4].
+inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+class Http2ServerConnection final : public core::RefCounted<Http2ServerConnection>,
+                                    public DownstreamCodec {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Takes over a connection: `received` are the bytes already read (the
+  // preface and what followed), `info` the peer and TLS details.
+  Http2ServerConnection(Worker& worker, std::shared_ptr<const Snapshot> snapshot,
+                        const ListenerRuntime& listener, net::Transport transport,
+                        const DownstreamInfo& info);
+  ~Http2ServerConnection();
+
+  void start(std::string_view received);
+  // The worker is draining: GOAWAY with the last stream id; streams in
+  // flight finish, then the connection closes.
+  void drain();
+  config::Direction direction() const { return direction_; }
+  const std::string& listener_name() const { return listener_->config->name; }
+  // Closes at once; streams in flight are reset.
+  void close();
+
+  // Intrusive list of the worker's connections.
+  Http2ServerConnection* prev = nullptr;
+  Http2ServerConnection* next = nullptr;
+
+  // DownstreamCodec
+  BodyBatch request_body(Stream& s, Spans& out, bool raw_chunked_ok) override;
+  void consume_request_body(Stream& s, size_t bytes) override;
+  void await_request_body(Stream& s) override;
+  void send_interim(Stream& s, const http::ResponseHead& head) override;
+  void send_response(Stream& s, const OutgoingResponse& head, Spans& body, bool raw_chunked,
+                     bool end) override;
+  void send_body(Stream& s, Spans& body, bool raw_chunked, bool end) override;
+  void send_local_reply(Stream& s, int status, std::string_view content_type, std::string_view body,
+                        std::string_view extra_headers, bool close) override;
+  void finished(Stream& s) override;
+  void reset(Stream& s) override;
+  void update_deadline(Stream&) override { arm_timer(); }
+  std::string_view protocol(const Stream&) const override { return "HTTP/2"; }
+  bool accepts_raw_chunked(const Stream&) const override { return false; }
+
+  // nghttp2 callbacks (C linkage shims call these).
+  struct H2Stream;
+  int on_begin_headers(int32_t id);
+  int on_header(int32_t id, std::string_view name, std::string_view value);
+  int on_begin_frame(uint8_t type, uint8_t flags, int32_t id, size_t length);
+  int on_frame_recv(uint8_t type, uint8_t flags, int32_t id);
+  int on_data(int32_t id, const uint8_t* data, size_t len);
+  int on_stream_close(int32_t id, uint32_t error_code);
+  int on_invalid_frame();
+  long read_response(int32_t id, uint8_t* buf, size_t length, uint32_t* flags);
+
+ private:
+  H2Stream* find(int32_t id);
+  H2Stream* of(const Stream& s);
+  void read();
+  void on_read(const boost::system::error_code& ec, size_t bytes);
+  // Feeds bytes to nghttp2; false when the connection was closed.
+  bool receive(std::string_view bytes);
+  // Runs the stream events gathered while nghttp2 parsed.
+  void dispatch();
+  void start_stream(H2Stream& h);
+  void end_stream(H2Stream& h);  // the Stream goes back to the worker
+  void submit_response(H2Stream& h, int status,
+                       const std::vector<std::pair<std::string, std::string>>& fields,
+                       bool has_body);
+  void flush();
+  // Runs dispatch from the event loop (events raised outside it).
+  void schedule();
+  void on_written(const boost::system::error_code& ec);
+  void protect(Http2Protection why, uint32_t goaway_code);
+  void maybe_close();
+
+  Clock::time_point deadline() const;
+  void arm_timer();
+  void on_timer(const boost::system::error_code& ec);
+
+  Worker& worker_;
+  std::shared_ptr<const Snapshot> snapshot_;  // keeps listener_ alive
+  const ListenerRuntime* listener_;
+  const config::Direction direction_;
+  net::Transport transport_;
+  boost::asio::steady_timer timer_;
+  DownstreamInfo info_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
+  std::unordered_map<const Stream*, H2Stream*> by_stream_;
+  // Stream events seen inside nghttp2's callbacks, run after it returns.
+  std::vector<int32_t> events_;
+
+  std::string in_;   // read buffer
+  std::string out_;  // frames being written
+  Spans out_spans_;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool flushing_ = false;
+  bool closed_ = false;
+  bool draining_ = false;
+  bool broken_ = false;  // a write failed: close from the event loop
+  bool in_dispatch_ = false;
+  bool dispatch_posted_ = false;
+  bool close_requested_ = false;  // close() during dispatch: at its end
+  bool timer_armed_ = false;
+  Clock::time_point timer_expiry_;
+  Clock::time_point last_activity_;
+
+  // Protection state.
+  uint64_t streams_started_ = 0;
+  uint64_t premature_resets_ = 0;
+  uint64_t pings_ = 0;
+  uint64_t settings_ = 0;
+  Clock::time_point control_window_start_;
+  uint64_t control_in_window_ = 0;   // PING + SETTINGS in the current second
+  int32_t header_block_stream_ = 0;  // the stream whose header block is open
+  size_t header_block_bytes_ = 0;    // its frames' payload so far
+  uint32_t header_block_frames_ = 0;
+};
+
+}  // namespace sidecar::proxy

@@ -8,7 +8,7 @@ LOGS_FUZZ_SECONDS ?= 10
 LOGS_FUZZ = json logfmt syslog cri
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo asan fuzz fuzz-acme fuzz-registry fuzz-jwt bench format clean
+.PHONY: all deps build test demo asan fuzz fuzz-acme fuzz-registry fuzz-jwt fuzz-tracing bench format clean
 
 all: build
 
@@ -79,6 +79,15 @@ fuzz-jwt: deps
 	mkdir -p build-fuzz/corpus-jwt
 	build-fuzz/test/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=build-fuzz/jwt- build-fuzz/corpus-jwt test/fuzz/corpus/jwt
+
+# The same for the trace context headers (traceparent, b3, x-b3-*).
+fuzz-tracing: deps
+	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSIDECAR_FUZZ=ON -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	ninja -C build-fuzz fuzz_trace_context
+	mkdir -p build-fuzz/corpus-trace-context
+	build-fuzz/test/fuzz_trace_context -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-trace-context test/fuzz/corpus/trace_context
 
 bench: build
 	bash bench/proxy.sh $(BUILD)/sidecar

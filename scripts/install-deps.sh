@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsimdjson-dev
   libbrotli-dev libhiredis-dev  # the compressor; the global rate limit's Redis client
+  libprotobuf-dev protobuf-compiler python3-protobuf  # tracing: OTLP (third_party/opentelemetry-proto)
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
   nginx-light haproxy caddy prometheus
@@ -29,6 +30,7 @@ packages=(
   redis-server  # the global rate limit's store (test_filters_*)
   # security filters' tests mint tokens with PyJWT
   python3-jwt python3-cryptography
+  chromium  # the dashboard test (test_dashboard.py)
   pebble  # a real ACME server (and pebble-challtestsrv, its DNS) for test_acme
   rsyslog socat
   etcd-server etcd-client  # a real etcd (3.4) for the registry tests

@@ -16,7 +16,7 @@ struct Fixed {
   uint8_t response_headers;
 };
 
-constexpr size_t kStrings = 13;
+constexpr size_t kStrings = 14;
 
 void put_string(char*& p, std::string_view s) {
   const uint32_t n = static_cast<uint32_t>(s.size());
@@ -69,9 +69,10 @@ void append_flags(std::string& out, uint32_t flags) {
 
 size_t encoded_size(const Entry& e) {
   size_t n = sizeof(Fixed) + 4 * (kStrings + e.request_headers.size() + e.response_headers.size());
-  for (std::string_view s : {e.method, e.path, e.authority, e.upstream_host, e.route, e.cluster,
-                             e.listener, e.remote_address, e.tls_version, e.peer_subject,
-                             e.peer_uri_san, e.requested_server_name, e.response_code_details}) {
+  for (std::string_view s :
+       {e.method, e.path, e.authority, e.upstream_host, e.route, e.cluster, e.listener,
+        e.remote_address, e.tls_version, e.peer_subject, e.peer_uri_san, e.requested_server_name,
+        e.response_code_details, e.trace_id}) {
     n += s.size();
   }
   for (std::string_view s : e.request_headers) n += s.size();
@@ -92,9 +93,10 @@ void encode(const Entry& e, char* out) {
           static_cast<uint8_t>(e.response_headers.size())};
   std::memcpy(out, &f, sizeof(f));
   char* p = out + sizeof(f);
-  for (std::string_view s : {e.method, e.path, e.authority, e.upstream_host, e.route, e.cluster,
-                             e.listener, e.remote_address, e.tls_version, e.peer_subject,
-                             e.peer_uri_san, e.requested_server_name, e.response_code_details}) {
+  for (std::string_view s :
+       {e.method, e.path, e.authority, e.upstream_host, e.route, e.cluster, e.listener,
+        e.remote_address, e.tls_version, e.peer_subject, e.peer_uri_san, e.requested_server_name,
+        e.response_code_details, e.trace_id}) {
     put_string(p, s);
   }
   for (std::string_view s : e.request_headers) put_string(p, s);
@@ -127,7 +129,8 @@ bool decode(const char* data, size_t size, Entry& e) {
                                  &e.peer_subject,
                                  &e.peer_uri_san,
                                  &e.requested_server_name,
-                                 &e.response_code_details};
+                                 &e.response_code_details,
+                                 &e.trace_id};
   for (std::string_view* s : strings) {
     if (!get_string(p, end, *s)) return false;
   }

@@ -44,6 +44,7 @@ struct Entry {
   // Downstream TLS ("" on plain connections).
   std::string_view tls_version, peer_subject, peer_uri_san, requested_server_name;
   std::string_view response_code_details;  // why the proxy answered as it did
+  std::string_view trace_id;               // 32 hex characters; "" without tracing
   // Values of the configured request and response headers, in config order
   // (empty: absent).
   std::vector<std::string_view> request_headers;

@@ -158,6 +158,9 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
     case Kind::kResponseCodeDetails:
       text(e.response_code_details);
       break;
+    case Kind::kTraceId:
+      text(e.trace_id);
+      break;
     case Kind::kDownstreamRemoteAddressWithoutPort: {
       std::string_view a = e.remote_address;
       const size_t colon = a.rfind(':');

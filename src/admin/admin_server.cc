@@ -1,6 +1,7 @@
 #include "admin/admin_server.h"
 
 #include <array>
+#include <deque>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -51,6 +52,30 @@ auto async_handshake(net::Transport& t, Token&& token) {
 }
 }  // namespace
 
+// One streamed response: a queue the session drains, and a timer that
+// never expires on its own and is cancelled to wake the session.
+struct StreamState final : AdminStream {
+  explicit StreamState(boost::asio::io_context& io) : wake(io) {
+    wake.expires_at(boost::asio::steady_timer::time_point::max());
+  }
+  bool write(std::string data) override {
+    if (gone) return false;
+    queue.push_back(std::move(data));
+    wake.cancel();
+    return true;
+  }
+  void finish() override {
+    done = true;
+    wake.cancel();
+  }
+  bool closed() const override { return gone; }
+
+  boost::asio::steady_timer wake;
+  std::deque<std::string> queue;
+  bool done = false;
+  bool gone = false;
+};
+
 struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(boost::asio::io_context& io) : io(io), acceptor(io) {}
 
@@ -60,6 +85,46 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
   size_t max_body = 64 * 1024;
   config::Address address;
   std::map<std::string, std::map<std::string, Handler>> routes;  // path -> method -> handler
+  struct StreamRoute {
+    std::string content_type;
+    StreamHandler handler;
+  };
+  std::map<std::string, StreamRoute> stream_routes;  // GET only
+
+  // Writes the head, runs the handler, then whatever it streams; returns
+  // when the stream finished or the client went away.
+  awaitable<void> stream(net::Transport& t, const AdminRequest& req, const StreamRoute& route) {
+    boost::system::error_code ec;
+    std::string head = fmt::format(
+        "HTTP/1.1 200 OK\r\ncontent-type: {}\r\ncache-control: no-cache\r\n"
+        "x-accel-buffering: no\r\nconnection: close\r\n\r\n",
+        route.content_type);
+    std::vector<boost::asio::const_buffer> spans{boost::asio::buffer(head)};
+    co_await async_write(t, spans, boost::asio::redirect_error(use_awaitable, ec));
+    auto s = std::make_shared<StreamState>(io);
+    if (ec) {
+      s->gone = true;
+      co_return;
+    }
+    route.handler(req, s);
+    std::string chunk;
+    while (true) {
+      if (!s->queue.empty()) {
+        chunk = std::move(s->queue.front());
+        s->queue.pop_front();
+        spans.assign({boost::asio::buffer(chunk)});
+        co_await async_write(t, spans, boost::asio::redirect_error(use_awaitable, ec));
+        if (ec) break;
+        continue;
+      }
+      if (s->done) break;
+      s->wake.expires_at(boost::asio::steady_timer::time_point::max());
+      co_await s->wake.async_wait(boost::asio::redirect_error(use_awaitable, ec));
+    }
+    s->gone = true;
+    s->queue.clear();
+    t.shutdown_send(ec);
+  }
 
   awaitable<void> accept_loop() {
     auto self = shared_from_this();
@@ -179,6 +244,11 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
       req.body = std::string(in.readable().substr(0, content_length));
       in.consume(content_length);
 
+      if (auto st = stream_routes.find(req.path);
+          st != stream_routes.end() && req.method == "GET") {
+        co_await stream(t, req, st->second);
+        co_return;
+      }
       AdminResponse resp;
       dispatch(req, resp);
       out = fmt::format("HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{}\r\n",
@@ -212,6 +282,21 @@ const config::Address& AdminServer::address() const { return impl_->address; }
 
 void AdminServer::handle(const std::string& method, const std::string& path, Handler handler) {
   impl_->routes[path][method] = std::move(handler);
+}
+
+void AdminServer::handle_stream(const std::string& path, const std::string& content_type,
+                                StreamHandler handler) {
+  impl_->stream_routes[path] = {content_type, std::move(handler)};
+}
+
+AdminResponse AdminServer::get(const std::string& path, const std::string& query) {
+  AdminRequest req;
+  req.method = "GET";
+  req.path = path;
+  req.query = query;
+  AdminResponse resp;
+  impl_->dispatch(req, resp);
+  return resp;
 }
 
 void AdminServer::set_max_body(size_t bytes) { impl_->max_body = bytes; }

@@ -25,9 +25,23 @@ namespace sidecar::admin {
 using AdminRequest = module::AdminRequest;
 using AdminResponse = module::AdminResponse;
 
+// A response written over time (server-sent events, a tap): the head goes
+// out when the handler returns, then every write() in order; the connection
+// closes after finish() or when the client goes away. Main thread only.
+class AdminStream {
+ public:
+  virtual ~AdminStream() = default;
+  // Queues `data`; false once the client is gone (stop producing then).
+  virtual bool write(std::string data) = 0;
+  // Ends the response once what is queued is written.
+  virtual void finish() = 0;
+  virtual bool closed() const = 0;
+};
+
 class AdminServer {
  public:
   using Handler = std::function<void(const AdminRequest&, AdminResponse&)>;
+  using StreamHandler = std::function<void(const AdminRequest&, std::shared_ptr<AdminStream>)>;
 
   // Binds `address` (throws std::system_error). Does not accept until start().
   // With `tls`, connections are TLS with the slot's current context.
@@ -39,6 +53,13 @@ class AdminServer {
   const config::Address& address() const;
   // Serves `method` (GET or POST) requests for exactly `path`.
   void handle(const std::string& method, const std::string& path, Handler handler);
+  // Serves GET requests for exactly `path` as a stream of `content_type`
+  // (no content-length; the end of the body is the end of the connection).
+  void handle_stream(const std::string& path, const std::string& content_type,
+                     StreamHandler handler);
+  // What a GET of `path` (with `query`) answers, without a connection: for
+  // pages made of other endpoints (the dashboard). Main thread.
+  AdminResponse get(const std::string& path, const std::string& query = "");
   // The largest request body read (bytes); larger ones get 413.
   void set_max_body(size_t bytes);
   void start();

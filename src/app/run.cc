@@ -23,13 +23,13 @@
 #include "accesslog/writer.h"
 #include "acme/config.h"
 #include "admin/admin_server.h"
+#include "admin/dashboard.h"
 #include "config/config_json.h"
 #include "config/discovered.h"
 #include "config/loader.h"
 #include "core/cpu.h"
 #include "core/json.h"
 #include "core/logging.h"
-#include "filters/counters.h"
 #include "filters/registry.h"
 #include "filters/stats.h"
 #include "logship/config.h"
@@ -44,6 +44,7 @@
 #include "sync/config.h"
 #include "tls/acme_challenges.h"
 #include "tls/store.h"
+#include "tracing/config.h"
 
 namespace sidecar::app {
 namespace {
@@ -127,6 +128,11 @@ class Process : public module::Host {
       return kExitConfig;
     }
     register_admin();
+    dashboard_ = std::make_unique<admin::Dashboard>(io_, *admin_, [this] {
+      std::vector<std::string> keys;
+      for (const auto& m : modules_) keys.push_back(m->key());
+      return keys;
+    });
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGCHLD}) {
       signals_.add(sig);
     }
@@ -173,6 +179,7 @@ class Process : public module::Host {
     modules_.clear();
     if (probe_) probe_->stop();
     server_->stop();
+    dashboard_.reset();
     admin_.reset();
     access_log_.reset();  // writes what is queued
     spdlog::info("exit {}", exit_code_);
@@ -571,7 +578,6 @@ class Process : public module::Host {
              "Config reloads rejected (invalid config, or an address that cannot be bound).");
     w.sample({}, static_cast<double>(reload_failures_));
     tls_.collect(w);
-    filters::collect(w);  // refusals by the security filters, JWKS fetches
     for (const auto& m : modules_) m->collect(w);
     if (access_log_) {
       w.family("sidecar_access_log_write_errors_total", MetricType::kCounter,
@@ -706,6 +712,7 @@ class Process : public module::Host {
   std::unique_ptr<accesslog::Writer> access_log_;
   std::unique_ptr<proxy::Server> server_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<admin::Dashboard> dashboard_;  // GET /, /stream, /tap
   std::unique_ptr<supervisor::Supervisor> app_;
   std::unique_ptr<supervisor::ReadinessProbe> probe_;
   std::vector<std::unique_ptr<module::Module>> modules_;
@@ -749,6 +756,7 @@ static void register_builtin() {
     acme::register_module();
     logship::register_module();
     registry::register_module();
+    tracing::register_module();
   });
 }
 

@@ -30,6 +30,7 @@ constexpr Simple kSimple[] = {
     {"DOWNSTREAM_PEER_URI_SAN", LogToken::Kind::kDownstreamPeerUriSan},
     {"REQUESTED_SERVER_NAME", LogToken::Kind::kRequestedServerName},
     {"RESPONSE_CODE_DETAILS", LogToken::Kind::kResponseCodeDetails},
+    {"TRACE_ID", LogToken::Kind::kTraceId},
 };
 
 }  // namespace
@@ -172,6 +173,7 @@ std::vector<LogField> default_log_fields() {
       {"downstream_remote_address", "%DOWNSTREAM_REMOTE_ADDRESS%"},
       {"route_name", "%ROUTE_NAME%"},
       {"upstream_cluster", "%UPSTREAM_CLUSTER%"},
+      {"trace_id", "%TRACE_ID%"},
   };
   std::vector<LogField> fields;
   for (const auto& [key, format] : kDefaults) {

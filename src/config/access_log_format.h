@@ -38,6 +38,7 @@ struct LogToken {
     kDownstreamPeerUriSan,  // %DOWNSTREAM_PEER_URI_SAN%: its URI SANs, comma separated
     kRequestedServerName,   // %REQUESTED_SERVER_NAME%: the SNI
     kResponseCodeDetails,   // %RESPONSE_CODE_DETAILS%: why the proxy answered so
+    kTraceId,               // %TRACE_ID%: the request's trace id (32 hex); "" without tracing
   };
   Kind kind = Kind::kLiteral;
   std::string text;       // the literal, or the header name in lower case

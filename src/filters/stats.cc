@@ -55,7 +55,7 @@ void collect(stats::MetricWriter& w) {
     for (const auto& [key, value] : f.samples) {
       labels.clear();
       for (const auto& [n, v] : key) labels.push_back({n, v});
-      w.sample(labels, static_cast<double>(value->load(std::memory_order_relaxed)));
+      w.sample(labels, static_cast<double>(value->get()));
     }
   }
 }

@@ -23,14 +23,19 @@ class MetricWriter;
 
 namespace sidecar::filters {
 
-using FilterCounter = std::atomic<uint64_t>;
+// One count shared by all workers: a relaxed atomic add.
+struct FilterCounter {
+  std::atomic<uint64_t> value{0};
+  void add(uint64_t n = 1) { value.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t get() const { return value.load(std::memory_order_relaxed); }
+};
 
 // The counter of family `name` (a Prometheus counter name ending in
 // `_total`, e.g. "sidecar_local_rate_limit_requests_total") for `labels`
 // (name, value pairs in a fixed order per family); created on first use.
 // `help` is the family's description (the first one given is kept).
 FilterCounter* counter(std::string_view name, std::string_view help,
-                       std::initializer_list<std::pair<std::string_view, std::string_view>> labels);
+                       std::initializer_list<std::pair<std::string_view, std::string_view>> labels = {});
 
 // Writes every filter counter family, with its samples.
 void collect(stats::MetricWriter& w);

@@ -11,6 +11,7 @@
 #include "proxy/http2_upstream.h"
 #include "proxy/worker.h"
 #include "tls/acme_challenges.h"
+#include "tracing/tap.h"
 
 namespace sidecar::proxy {
 
@@ -172,6 +173,7 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   }
   request_id_generated_ = request.find("x-request-id") == nullptr;
   if (request_id_generated_) core::format_uuid4(info_->worker->random(), request_id_);
+  begin_trace();
   if (log_this_) capture_request();
   route_and_forward();
 }
@@ -275,6 +277,7 @@ void Stream::acquire_upstream(bool fresh) {
   } else {
     upstream_ = std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, *this, fresh);
   }
+  trace_.attempt_start(info_->worker->random());
   connecting_ = true;
   const auto t = cluster_->config().connect_timeout;
   connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
@@ -379,6 +382,7 @@ void Stream::build_request_head() {
       }
     }
     if (keep && !req_remove_.empty() && listed(req_remove_, n)) keep = false;
+    if (keep && trace_.active() && tracing::StreamTrace::replaces(n)) keep = false;
     req_skip_[i] = keep ? 0 : 1;
   }
 
@@ -400,6 +404,7 @@ void Stream::build_request_head() {
   if (request_id_generated_) {
     x.append("x-request-id: ").append(request_id_, sizeof(request_id_)).append("\r\n");
   }
+  trace_.append_headers(x);
   x.append(req_add_);
 
   OutgoingRequest& o = out_req_;
@@ -830,6 +835,7 @@ void Stream::finish() {
 void Stream::release_upstream(bool reusable) {
   connecting_ = false;
   if (!upstream_) return;
+  trace_.attempt_end(upstream_->host(), resp_head_done_ ? status_ : 0);
   if (req_pending_ > 0 && !active_) req_pending_ = 0;
   upstream_->release(reusable && !us_writing_);
   upstream_.reset();
@@ -960,9 +966,73 @@ void Stream::end_request(bool complete) {
     rs.response_body_bytes.add(resp_body_bytes_);
   }
   if (endpoint_stats_ != nullptr && status_ >= 500) endpoint_stats_->requests_5xx.add();
+  if (trace_.active()) end_trace();
+  if (tracing::tap_wanted(status_)) publish_tap(now);
   if (log_this_) write_log(now);
   log_this_ = false;
   route_ = nullptr;
+}
+
+void Stream::begin_trace() {
+  tracing::RequestInfo t;
+  t.request = req_;
+  t.path = path_;
+  t.authority = authority_.empty() ? req_->host() : authority_;
+  t.peer_address = info_->peer_address;
+  const http::HeaderField* id = req_->find("x-request-id");
+  t.request_id = request_id_generated_ ? std::string_view(request_id_, sizeof(request_id_))
+                 : id != nullptr       ? id->value
+                                       : std::string_view();
+  t.listener = listener_->config->name;
+  t.tls = info_->tls != nullptr;
+  t.started = req_start_;
+  trace_.begin(t, info_->worker->random());
+}
+
+void Stream::end_trace() {
+  tracing::EndInfo t;
+  t.status = status_;
+  t.flags = flags_;
+  if (route_ != nullptr) {
+    t.route = route_->config->name;
+    t.cluster = route_->config->cluster;
+  }
+  t.upstream_host = upstream_host_;
+  t.detail = detail_;
+  t.request_body_bytes = req_body_bytes_;
+  t.response_body_bytes = resp_body_bytes_;
+  trace_.end(t);
+}
+
+void Stream::publish_tap(Clock::time_point now) {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
+  tracing::TapRecord t;
+  t.start_unix_us =
+      duration_cast<microseconds>(std::chrono::system_clock::now().time_since_epoch()).count() -
+      duration_cast<microseconds>(now - req_start_).count();
+  t.duration_ms = static_cast<double>(nanos(now - req_start_)) / 1e6;
+  t.status = status_;
+  t.listener = listener_->config->name;
+  if (route_ != nullptr) {
+    t.route = route_->config->name;
+    t.cluster = route_->config->cluster;
+  }
+  if (req_ != nullptr) {
+    t.method = req_->method_name;
+    t.path = req_->target;
+    t.authority = authority_.empty() ? req_->host() : authority_;
+    const http::HeaderField* id = req_->find("x-request-id");
+    if (request_id_generated_) {
+      t.request_id.assign(request_id_, sizeof(request_id_));
+    } else if (id != nullptr) {
+      t.request_id = id->value;
+    }
+  }
+  t.upstream_host = upstream_host_;
+  accesslog::append_flags(t.flags, flags_);
+  t.trace_id = trace_.trace_id_hex();
+  tracing::tap_publish(std::move(t));
 }
 
 void Stream::write_log(Clock::time_point now) {
@@ -991,6 +1061,7 @@ void Stream::write_log(Clock::time_point now) {
   e.listener = listener_->config->name;
   e.remote_address = info_->peer_address;
   e.response_code_details = detail_;
+  e.trace_id = trace_.trace_id_hex();
   if (const net::TlsInfo* tls = info_->tls) {
     e.tls_version = tls->version;
     e.peer_subject = tls->peer_subject;

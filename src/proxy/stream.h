@@ -25,6 +25,7 @@
 #include "net/transport.h"
 #include "proxy/codec.h"
 #include "proxy/snapshot.h"
+#include "tracing/stream_trace.h"
 #include "upstream/cluster.h"
 
 namespace sidecar::proxy {
@@ -165,6 +166,9 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void reject(size_t reason);
   void capture_request();
   void write_log(Clock::time_point now);
+  void begin_trace();
+  void publish_tap(Clock::time_point now);  // the dashboard's tap (tracing/tap.h)
+  void end_trace();
   static bool listed(const std::vector<std::string>& names, std::string_view name);
 
   DownstreamCodec* codec_ = nullptr;
@@ -234,6 +238,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::string log_method_, log_path_, log_authority_;
   std::vector<std::string> log_request_headers_, log_response_headers_;
   accesslog::Entry log_entry_;
+  tracing::StreamTrace trace_;  // spans of this request (docs/tracing.md)
 
   // Heads as sent, and the batches in flight (reused by the next request).
   std::vector<uint8_t> req_skip_, resp_skip_;

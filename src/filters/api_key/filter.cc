@@ -161,9 +161,9 @@ std::shared_ptr<const std::vector<Entry>> KeyStore::entries() {
 Factory::Factory(std::shared_ptr<const Config> c)
     : config(std::move(c)),
       store(config->keys_file.empty() ? nullptr : std::make_shared<KeyStore>(config->keys_file)),
-      allowed(counter("sidecar_api_key_allowed_total", "Requests api_key let through.")),
-      missing(counter(kDenied, kDeniedHelp, {{"reason", "missing"}})),
-      invalid(counter(kDenied, kDeniedHelp, {{"reason", "invalid"}})) {}
+      allowed(*counter("sidecar_api_key_allowed_total", "Requests api_key let through.")),
+      missing(*counter(kDenied, kDeniedHelp, {{"reason", "missing"}})),
+      invalid(*counter(kDenied, kDeniedHelp, {{"reason", "invalid"}})) {}
 
 std::unique_ptr<http::HttpFilter> Factory::create() const {
   return std::make_unique<Filter>(shared_from_this());

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "filters/api_key/config.h"
-#include "filters/counters.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::api_key {

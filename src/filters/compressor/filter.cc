@@ -146,7 +146,7 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
   const std::string_view listener = cb.listener_name(), route = cb.route_name();
   counter("sidecar_compressor_responses_total", "Responses compressed, by encoding.",
           {{"listener", listener}, {"route", route}, {"encoding", encoding}})
-      ->fetch_add(1, std::memory_order_relaxed);
+      ->add(1);
   in_counter_ = counter("sidecar_compressor_uncompressed_bytes_total",
                         "Response body bytes before compression, by encoding.",
                         {{"listener", listener}, {"route", route}, {"encoding", encoding}});
@@ -181,8 +181,8 @@ void Filter::on_response_data(http::Spans& data, bool end, http::FilterCallbacks
 
 void Filter::on_stream_end() {
   if (in_counter_ != nullptr) {
-    in_counter_->fetch_add(bytes_in_, std::memory_order_relaxed);
-    out_counter_->fetch_add(bytes_out_, std::memory_order_relaxed);
+    in_counter_->add(bytes_in_);
+    out_counter_->add(bytes_out_);
   }
   in_counter_ = out_counter_ = nullptr;
   bytes_in_ = bytes_out_ = 0;

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "filters/compressor/config.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::compressor {
@@ -44,8 +45,8 @@ class Filter : public http::HttpFilter {
   bool failed_ = false;               // the encoder failed: the rest is dropped
   std::string out_;                   // the encoded batch handed to the stream
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
-  std::atomic<uint64_t>* in_counter_ = nullptr;
-  std::atomic<uint64_t>* out_counter_ = nullptr;
+  filters::FilterCounter* in_counter_ = nullptr;
+  filters::FilterCounter* out_counter_ = nullptr;
 };
 
 class Factory : public http::HttpFilterFactory {

@@ -17,9 +17,9 @@ bool allowed_origin(const Config& c, std::string_view origin) {
 
 Factory::Factory(std::shared_ptr<const Config> c)
     : config(std::move(c)),
-      preflight(counter(kFamily, kHelp, {{"result", "preflight"}})),
-      allowed(counter(kFamily, kHelp, {{"result", "allowed"}})),
-      not_allowed(counter(kFamily, kHelp, {{"result", "origin_not_allowed"}})) {}
+      preflight(*counter(kFamily, kHelp, {{"result", "preflight"}})),
+      allowed(*counter(kFamily, kHelp, {{"result", "allowed"}})),
+      not_allowed(*counter(kFamily, kHelp, {{"result", "origin_not_allowed"}})) {}
 
 std::unique_ptr<http::HttpFilter> Factory::create() const {
   return std::make_unique<Filter>(shared_from_this());

@@ -16,7 +16,7 @@
 #include <string>
 
 #include "filters/cors/config.h"
-#include "filters/counters.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::cors {

@@ -11,9 +11,9 @@ constexpr const char* kHelp = "Outbound requests seen by credential_injector, by
 Factory::Factory(std::shared_ptr<const Config> c)
     : config(std::move(c)),
       source(config->kind == Config::Kind::kNone ? nullptr : std::make_shared<Source>(*config)),
-      injected(counter(kFamily, kHelp, {{"result", "injected"}})),
-      kept(counter(kFamily, kHelp, {{"result", "kept"}})),
-      unavailable(counter(kFamily, kHelp, {{"result", "unavailable"}})) {}
+      injected(*counter(kFamily, kHelp, {{"result", "injected"}})),
+      kept(*counter(kFamily, kHelp, {{"result", "kept"}})),
+      unavailable(*counter(kFamily, kHelp, {{"result", "unavailable"}})) {}
 
 std::unique_ptr<http::HttpFilter> Factory::create() const {
   return std::make_unique<Filter>(shared_from_this());

@@ -10,7 +10,7 @@
 
 #include <memory>
 
-#include "filters/counters.h"
+#include "filters/stats.h"
 #include "filters/credential_injector/config.h"
 #include "filters/credential_injector/source.h"
 #include "http/filter.h"

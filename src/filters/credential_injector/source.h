@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "filters/counters.h"
+#include "filters/stats.h"
 #include "filters/credential_injector/config.h"
 #include "http/filter.h"
 

@@ -32,10 +32,10 @@ bool hop_field(std::string_view n) {
 
 Factory::Factory(std::shared_ptr<const Config> c)
     : config(std::move(c)),
-      ok(counter(kFamily, kHelp, {{"result", "ok"}})),
-      denied(counter(kFamily, kHelp, {{"result", "denied"}})),
-      error(counter(kFamily, kHelp, {{"result", "error"}})),
-      failure_mode_allowed(counter(kFamily, kHelp, {{"result", "failure_mode_allowed"}})) {}
+      ok(*counter(kFamily, kHelp, {{"result", "ok"}})),
+      denied(*counter(kFamily, kHelp, {{"result", "denied"}})),
+      error(*counter(kFamily, kHelp, {{"result", "error"}})),
+      failure_mode_allowed(*counter(kFamily, kHelp, {{"result", "failure_mode_allowed"}})) {}
 
 std::unique_ptr<http::HttpFilter> Factory::create() const {
   return std::make_unique<Filter>(shared_from_this());

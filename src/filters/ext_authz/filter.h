@@ -15,7 +15,7 @@
 
 #include <memory>
 
-#include "filters/counters.h"
+#include "filters/stats.h"
 #include "filters/ext_authz/config.h"
 #include "http/filter.h"
 

@@ -68,7 +68,7 @@ bool Filter::maybe_abort(const Config& c, http::FilterCallbacks& cb) {
   }
   if (!roll(percentage(a.percentage, head, "x-sidecar-fault-abort-request-percentage")))
     return false;
-  aborts_.get(cb.listener_name(), cb.route_name())->fetch_add(1, std::memory_order_relaxed);
+  aborts_.get(cb.listener_name(), cb.route_name())->add(1);
   cb.set_response_flag(accesslog::kFaultInjected);
   cb.set_response_detail("fault_filter_abort");
   if (grpc_status) {
@@ -104,7 +104,7 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
       // Counted while the delay runs; a race between workers may pass the
       // limit by one per worker (it bounds load, it is not a quota).
       active.fetch_add(1, std::memory_order_relaxed);
-      delays_.get(cb.listener_name(), cb.route_name())->fetch_add(1, std::memory_order_relaxed);
+      delays_.get(cb.listener_name(), cb.route_name())->add(1);
       cb.set_response_flag(accesslog::kDelayInjected);
       pending_ = std::make_shared<Pending>(cb.io());
       pending_->config = c;

@@ -21,7 +21,7 @@
 #include <memory>
 #include <vector>
 
-#include "filters/counters.h"
+#include "filters/stats.h"
 #include "filters/jwt_authn/config.h"
 #include "filters/jwt_authn/jwt.h"
 #include "filters/jwt_authn/key_source.h"

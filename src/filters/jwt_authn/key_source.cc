@@ -23,10 +23,10 @@ std::atomic<uint64_t> next_id{1};
 KeySource::KeySource(const Provider& provider)
     : provider_(provider),
       id_(next_id.fetch_add(1, std::memory_order_relaxed)),
-      fetch_ok_(counter("sidecar_jwt_authn_jwks_fetches_total",
+      fetch_ok_(*counter("sidecar_jwt_authn_jwks_fetches_total",
                         "JWKS fetches of remote_jwks providers, by result.",
                         {{"provider", provider.name}, {"result", "ok"}})),
-      fetch_failed_(counter("sidecar_jwt_authn_jwks_fetches_total",
+      fetch_failed_(*counter("sidecar_jwt_authn_jwks_fetches_total",
                             "JWKS fetches of remote_jwks providers, by result.",
                             {{"provider", provider.name}, {"result", "error"}})) {
   if (!provider_.local_jwks_inline.empty()) {

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "filters/counters.h"
+#include "filters/stats.h"
 #include "filters/jwt_authn/config.h"
 #include "filters/jwt_authn/jwt.h"
 #include "http/filter.h"

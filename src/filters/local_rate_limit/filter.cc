@@ -80,7 +80,7 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
   }
   if (tightest == nullptr) return http::FilterStatus::kContinue;  // nothing applies
   if (limited_by == nullptr) {
-    allowed_.get(cb.listener_name(), cb.route_name())->fetch_add(1, std::memory_order_relaxed);
+    allowed_.get(cb.listener_name(), cb.route_name())->add(1);
     if (c->rate_limit_headers) {
       headers_ = policy_field(*tightest);
       headers_ += '\n';
@@ -88,7 +88,7 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
     }
     return http::FilterStatus::kContinue;
   }
-  limited_.get(cb.listener_name(), cb.route_name())->fetch_add(1, std::memory_order_relaxed);
+  limited_.get(cb.listener_name(), cb.route_name())->add(1);
   http::LocalResponse reply;
   reply.status = static_cast<int>(c->status);
   reply.headers = {{"content-type", "text/plain"},

@@ -146,7 +146,7 @@ void Filter::finish(Pending& p) {
   http::FilterCallbacks& cb = *p.cb;
   const Config& c = *config_;
   if (p.limited_by != nullptr) {
-    limited_.get(cb.listener_name(), cb.route_name())->fetch_add(1, std::memory_order_relaxed);
+    limited_.get(cb.listener_name(), cb.route_name())->add(1);
     const Descriptor& d = *p.limited_by;
     http::LocalResponse reply;
     reply.status = static_cast<int>(c.status);
@@ -163,14 +163,14 @@ void Filter::finish(Pending& p) {
     return;
   }
   if (p.error) {
-    errors_.get(cb.listener_name(), cb.route_name())->fetch_add(1, std::memory_order_relaxed);
+    errors_.get(cb.listener_name(), cb.route_name())->add(1);
     if (c.failure_mode_deny) {
       cb.set_response_detail("rate_limit_service_error");
       cb.send_local_reply(500, "rate limit service error: " + p.error_text + "\n");
       return;
     }
   } else {
-    allowed_.get(cb.listener_name(), cb.route_name())->fetch_add(1, std::memory_order_relaxed);
+    allowed_.get(cb.listener_name(), cb.route_name())->add(1);
   }
   cb.continue_request();
 }

@@ -12,7 +12,7 @@ namespace {
 
 FilterCounter& policy_counter(const std::string& family, const std::string& help,
                               const std::string& policy) {
-  return counter(family, help, {{"policy", policy}});
+  return *counter(family, help, {{"policy", policy}});
 }
 
 constexpr const char* kDenied = "sidecar_rbac_denied_total";
@@ -45,8 +45,8 @@ void header_values(http::FilterCallbacks& cb, const std::string& name, F each) {
 
 Factory::Factory(std::shared_ptr<const Config> c)
     : config(std::move(c)),
-      allowed(counter("sidecar_rbac_allowed_total", "Requests rbac let through.")),
-      shadow_allowed(counter("sidecar_rbac_shadow_allowed_total",
+      allowed(*counter("sidecar_rbac_allowed_total", "Requests rbac let through.")),
+      shadow_allowed(*counter("sidecar_rbac_shadow_allowed_total",
                              "Requests rbac's shadow_rules would have let through.")) {
   // Create the labelled counters now, so the data path never registers.
   denied_[nullptr] = &policy_counter(kDenied, kDeniedHelp, "none");

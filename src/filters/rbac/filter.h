@@ -24,7 +24,7 @@
 
 #include <boost/json/object.hpp>
 
-#include "filters/counters.h"
+#include "filters/stats.h"
 #include "filters/rbac/config.h"
 #include "http/filter.h"
 

@@ -1,0 +1,126 @@
+// The tracing module: publishes the tracer that the workers' streams record
+// into, loads the exporter (libsidecar-tracing.so), serves GET /tracing and
+// the tracing metrics.
+#include <spdlog/spdlog.h>
+
+#include "core/json.h"
+#include "core/shared_object.h"
+#include "module/module.h"
+#include "stats/metric_writer.h"
+#include "tracing/exporter.h"
+#include "tracing/tracer.h"
+
+namespace sidecar::tracing {
+namespace {
+
+class TracingModule final : public module::Module {
+ public:
+  explicit TracingModule(std::shared_ptr<const TracingConfig> config) {
+    auto create =
+        reinterpret_cast<CreateExporterFn>(core::load_symbol("tracing", kCreateExporterSymbol));
+    // Kept until exit: a worker may still hold it (tracer.h).
+    tracer_ = new Tracer(std::move(config));
+    exporter_.reset(create(tracer_->config.get(), &tracer_->sink));
+  }
+
+  const std::string& key() const override { return key_; }
+
+  void start() override {
+    exporter_->start();
+    set_active_tracer(tracer_);
+    const TracingConfig& c = *tracer_->config;
+    spdlog::info("tracing: sampling ratio {}, exporting to{}{}", c.sampling.ratio,
+                 c.otlp.enabled ? " otlp " + c.otlp.endpoint : "",
+                 c.zipkin.enabled ? " zipkin " + c.zipkin.endpoint : "");
+  }
+
+  // The queue and the exporter thread are sized by the config they started
+  // with; a changed section applies on restart.
+  bool reload(const config::Section& section) override {
+    const auto& next = *std::static_pointer_cast<const TracingConfig>(section.typed);
+    return next == *tracer_->config;
+  }
+
+  void stop(std::chrono::steady_clock::time_point deadline) override {
+    set_active_tracer(nullptr);
+    exporter_->stop(deadline);
+  }
+
+  void collect(stats::MetricWriter& w) const override {
+    using stats::MetricType;
+    w.family("sidecar_tracing_spans_total", MetricType::kCounter,
+             "Spans the data path queued for export.");
+    w.sample({}, static_cast<double>(tracer_->sink.queued()));
+    w.family("sidecar_tracing_spans_dropped_total", MetricType::kCounter,
+             "Spans dropped because the export queue was full.");
+    w.sample({}, static_cast<double>(tracer_->sink.dropped()));
+    w.family("sidecar_tracing_queue_spans", MetricType::kGauge, "Spans waiting for export.");
+    w.sample({}, static_cast<double>(tracer_->sink.size()));
+    const TracingConfig& c = *tracer_->config;
+    struct Row {
+      const char* name;
+      bool zipkin;
+    };
+    std::vector<Row> rows;
+    if (c.otlp.enabled) rows.push_back({"otlp", false});
+    if (c.zipkin.enabled) rows.push_back({"zipkin", true});
+    std::vector<std::pair<Row, ExporterStats>> all;
+    for (const Row& r : rows) all.emplace_back(r, exporter_->stats(r.zipkin));
+    auto emit = [&](const char* family, const char* help, uint64_t ExporterStats::*field) {
+      w.family(family, MetricType::kCounter, help);
+      for (const auto& [r, s] : all) {
+        const stats::Label l[] = {{"exporter", r.name}};
+        w.sample(l, static_cast<double>(s.*field));
+      }
+    };
+    emit("sidecar_tracing_spans_exported_total", "Spans the collector accepted.",
+         &ExporterStats::spans_exported);
+    emit("sidecar_tracing_spans_failed_total", "Spans given up on after the export retries.",
+         &ExporterStats::spans_failed);
+    emit("sidecar_tracing_export_requests_total", "Export requests sent, retries included.",
+         &ExporterStats::requests);
+    emit("sidecar_tracing_export_retries_total", "Export requests that were retries.",
+         &ExporterStats::retries);
+  }
+
+  std::string status_json() const override {
+    const TracingConfig& c = *tracer_->config;
+    std::string b = "{\"service_name\":";
+    core::append_json_string(b, c.service_name);
+    b += fmt::format(
+        ",\"sampling\":{{\"ratio\":{},\"parent_based\":{},\"sample_errors\":{}}}"
+        ",\"queue\":{{\"size\":{},\"capacity\":{},\"queued\":{},\"dropped\":{}}},\"exporters\":{{",
+        c.sampling.ratio, c.sampling.parent_based, c.sampling.sample_errors, tracer_->sink.size(),
+        tracer_->sink.capacity(), tracer_->sink.queued(), tracer_->sink.dropped());
+    bool first = true;
+    for (bool zipkin : {false, true}) {
+      const ExporterConfig& e = zipkin ? c.zipkin : c.otlp;
+      if (!e.enabled) continue;
+      const ExporterStats s = exporter_->stats(zipkin);
+      if (!first) b += ',';
+      first = false;
+      b += zipkin ? "\"zipkin\":{\"endpoint\":" : "\"otlp\":{\"endpoint\":";
+      core::append_json_string(b, e.endpoint);
+      b += fmt::format(",\"spans_exported\":{},\"spans_failed\":{},\"requests\":{},\"retries\":{}",
+                       s.spans_exported, s.spans_failed, s.requests, s.retries);
+      b += ",\"last_error\":";
+      core::append_json_string(b, s.last_error);
+      b += '}';
+    }
+    b += "}}";
+    return b;
+  }
+
+ private:
+  const std::string key_ = "tracing";
+  Tracer* tracer_ = nullptr;
+  std::unique_ptr<Exporter> exporter_;
+};
+
+}  // namespace
+
+module::Module* create_module(const config::Section& section, module::Host&) {
+  return new TracingModule(std::static_pointer_cast<const TracingConfig>(section.typed));
+}
+
+}  // namespace sidecar::tracing

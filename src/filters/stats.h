@@ -34,8 +34,9 @@ struct FilterCounter {
 // `_total`, e.g. "sidecar_local_rate_limit_requests_total") for `labels`
 // (name, value pairs in a fixed order per family); created on first use.
 // `help` is the family's description (the first one given is kept).
-FilterCounter* counter(std::string_view name, std::string_view help,
-                       std::initializer_list<std::pair<std::string_view, std::string_view>> labels = {});
+FilterCounter* counter(
+    std::string_view name, std::string_view help,
+    std::initializer_list<std::pair<std::string_view, std::string_view>> labels = {});
 
 // Writes every filter counter family, with its samples.
 void collect(stats::MetricWriter& w);

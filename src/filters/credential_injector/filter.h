@@ -10,9 +10,9 @@
 
 #include <memory>
 
-#include "filters/stats.h"
 #include "filters/credential_injector/config.h"
 #include "filters/credential_injector/source.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::credential_injector {

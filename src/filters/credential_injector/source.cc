@@ -95,11 +95,11 @@ std::string base64(std::string_view in) {
 Source::Source(const Config& config)
     : config_(config),
       fetch_ok_(*counter("sidecar_credential_injector_token_fetches_total",
-                        "OAuth2 token requests of credential_injector, by result.",
-                        {{"result", "ok"}})),
+                         "OAuth2 token requests of credential_injector, by result.",
+                         {{"result", "ok"}})),
       fetch_failed_(*counter("sidecar_credential_injector_token_fetches_total",
-                            "OAuth2 token requests of credential_injector, by result.",
-                            {{"result", "error"}})) {
+                             "OAuth2 token requests of credential_injector, by result.",
+                             {{"result", "error"}})) {
   if (config_.kind != Config::Kind::kOAuth2) read_file();
   if (config_.kind == Config::Kind::kOAuth2) why_ = "no token yet";
 }

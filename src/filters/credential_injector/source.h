@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "filters/stats.h"
 #include "filters/credential_injector/config.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::credential_injector {

@@ -15,8 +15,8 @@
 
 #include <memory>
 
-#include "filters/stats.h"
 #include "filters/ext_authz/config.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::ext_authz {

@@ -136,12 +136,12 @@ void cache_insert(uint64_t source, std::string_view token, std::shared_ptr<const
 Factory::Factory(std::shared_ptr<const Config> c)
     : config(std::move(c)),
       allowed(*counter("sidecar_jwt_authn_allowed_total",
-                      "Requests that passed jwt_authn's requirement.")) {
+                       "Requests that passed jwt_authn's requirement.")) {
   for (const Provider& p : config->providers) sources.push_back(std::make_shared<KeySource>(p));
   for (size_t i = 0; i < kStatuses; ++i) {
     denied.push_back(counter("sidecar_jwt_authn_denied_total",
-                              "Requests refused by jwt_authn, by reason.",
-                              {{"reason", std::string(to_string(static_cast<JwtStatus>(i)))}}));
+                             "Requests refused by jwt_authn, by reason.",
+                             {{"reason", std::string(to_string(static_cast<JwtStatus>(i)))}}));
   }
 }
 

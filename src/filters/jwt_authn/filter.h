@@ -21,10 +21,10 @@
 #include <memory>
 #include <vector>
 
-#include "filters/stats.h"
 #include "filters/jwt_authn/config.h"
 #include "filters/jwt_authn/jwt.h"
 #include "filters/jwt_authn/key_source.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::jwt_authn {

@@ -24,11 +24,11 @@ KeySource::KeySource(const Provider& provider)
     : provider_(provider),
       id_(next_id.fetch_add(1, std::memory_order_relaxed)),
       fetch_ok_(*counter("sidecar_jwt_authn_jwks_fetches_total",
-                        "JWKS fetches of remote_jwks providers, by result.",
-                        {{"provider", provider.name}, {"result", "ok"}})),
+                         "JWKS fetches of remote_jwks providers, by result.",
+                         {{"provider", provider.name}, {"result", "ok"}})),
       fetch_failed_(*counter("sidecar_jwt_authn_jwks_fetches_total",
-                            "JWKS fetches of remote_jwks providers, by result.",
-                            {{"provider", provider.name}, {"result", "error"}})) {
+                             "JWKS fetches of remote_jwks providers, by result.",
+                             {{"provider", provider.name}, {"result", "error"}})) {
   if (!provider_.local_jwks_inline.empty()) {
     auto jwks = std::make_shared<Jwks>();
     std::string why;

@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "filters/stats.h"
 #include "filters/jwt_authn/config.h"
 #include "filters/jwt_authn/jwt.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::jwt_authn {

@@ -47,7 +47,7 @@ Factory::Factory(std::shared_ptr<const Config> c)
     : config(std::move(c)),
       allowed(*counter("sidecar_rbac_allowed_total", "Requests rbac let through.")),
       shadow_allowed(*counter("sidecar_rbac_shadow_allowed_total",
-                             "Requests rbac's shadow_rules would have let through.")) {
+                              "Requests rbac's shadow_rules would have let through.")) {
   // Create the labelled counters now, so the data path never registers.
   denied_[nullptr] = &policy_counter(kDenied, kDeniedHelp, "none");
   shadow_denied_[nullptr] = &policy_counter(kShadow, kShadowHelp, "none");

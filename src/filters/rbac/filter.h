@@ -24,8 +24,8 @@
 
 #include <boost/json/object.hpp>
 
-#include "filters/stats.h"
 #include "filters/rbac/config.h"
+#include "filters/stats.h"
 #include "http/filter.h"
 
 namespace sidecar::filters::rbac {

@@ -1,6 +1,8 @@
 // The tracing module: publishes the tracer that the workers' streams record
 // into, loads the exporter (libsidecar-tracing.so), serves GET /tracing and
 // the tracing metrics.
+#include <vector>
+
 #include <spdlog/spdlog.h>
 
 #include "core/json.h"
@@ -13,6 +15,13 @@
 namespace sidecar::tracing {
 namespace {
 
+// Tracers live until exit (a worker may still hold one, tracer.h): this
+// list keeps them reachable, so that leak checkers see them as owned.
+std::vector<Tracer*>& kept_tracers() {
+  static auto* tracers = new std::vector<Tracer*>;
+  return *tracers;
+}
+
 class TracingModule final : public module::Module {
  public:
   explicit TracingModule(std::shared_ptr<const TracingConfig> config) {
@@ -20,6 +29,7 @@ class TracingModule final : public module::Module {
         reinterpret_cast<CreateExporterFn>(core::load_symbol("tracing", kCreateExporterSymbol));
     // Kept until exit: a worker may still hold it (tracer.h).
     tracer_ = new Tracer(std::move(config));
+    kept_tracers().push_back(tracer_);
     exporter_.reset(create(tracer_->config.get(), &tracer_->sink));
   }
 

@@ -155,6 +155,9 @@ class RepairTest(OutageTestBase):
         tree = os.path.join(self.root, ".revisions", self.first)
         shutil.rmtree(tree)
         wait_for(lambda: self.live() == "v1\n", 10, 0.02, "the repaired tree")
+        # The tree can be back a moment before the sync thread publishes its
+        # status: wait for the count, then check it is exactly one.
+        wait_for(lambda: self.status(sc)["repairs"] >= 1, 10, 0.02, "the repair counted")
         self.assertEqual(self.status(sc)["repairs"], 1)
         self.assertIn("missing or damaged", sc.output())
         self.assertEqual(self.metric(sc, "sidecar_sync_total", result="repaired"), 1)

@@ -4,6 +4,9 @@
 // On-Demand does not check by itself (string escapes and control
 // characters, number syntax, nested values) are checked here, so that what
 // we send is valid JSON.
+#include <charconv>
+#include <cstdint>
+
 #include <simdjson.h>
 
 #include "logship/parsers.h"
@@ -39,7 +42,20 @@ bool json_number(std::string_view s) {
     if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
     if (!digits()) return false;
   }
-  return i == s.size();
+  if (i != s.size()) return false;
+  // An integer beyond 64 bits is valid JSON, but simdjson (which checks
+  // nested values and what we send) refuses it (BIGINT_ERROR): such a line
+  // is not taken as JSON, the same whether the number is nested or not.
+  if (s.find_first_of(".eE") == std::string_view::npos) {
+    int64_t i64 = 0;
+    uint64_t u64 = 0;
+    const char* end = s.data() + s.size();
+    if (std::from_chars(s.data(), end, i64).ec != std::errc() &&
+        std::from_chars(s.data(), end, u64).ec != std::errc()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string_view trim_right(std::string_view s) {

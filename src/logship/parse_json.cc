@@ -43,19 +43,19 @@ bool json_number(std::string_view s) {
     if (!digits()) return false;
   }
   if (i != s.size()) return false;
-  // An integer beyond 64 bits is valid JSON, but simdjson (which checks
-  // nested values and what we send) refuses it (BIGINT_ERROR): such a line
-  // is not taken as JSON, the same whether the number is nested or not.
+  // Valid JSON that simdjson (which checks nested values and what we send)
+  // refuses: integers beyond 64 bits (BIGINT_ERROR) and numbers beyond a
+  // double's range. Such a line is not taken as JSON, the same whether the
+  // number is nested or not.
+  const char* end = s.data() + s.size();
   if (s.find_first_of(".eE") == std::string_view::npos) {
     int64_t i64 = 0;
     uint64_t u64 = 0;
-    const char* end = s.data() + s.size();
-    if (std::from_chars(s.data(), end, i64).ec != std::errc() &&
-        std::from_chars(s.data(), end, u64).ec != std::errc()) {
-      return false;
-    }
+    return std::from_chars(s.data(), end, i64).ec == std::errc() ||
+           std::from_chars(s.data(), end, u64).ec == std::errc();
   }
-  return true;
+  double d = 0;
+  return std::from_chars(s.data(), end, d).ec == std::errc();
 }
 
 std::string_view trim_right(std::string_view s) {

@@ -105,7 +105,14 @@ bool parse_rfc3339(std::string_view s, int64_t& out) {
   const int64_t secs =
       days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
       mi * 60 + sec - offset;
-  out = secs * 1000000000 + ns;
+  // Nanoseconds since the epoch fit in 64 bits until 2262: a later (or
+  // much earlier) time is not a timestamp we can keep.
+  int64_t ns_total = 0;
+  if (__builtin_mul_overflow(secs, int64_t{1000000000}, &ns_total) ||
+      __builtin_add_overflow(ns_total, static_cast<int64_t>(ns), &ns_total)) {
+    return false;
+  }
+  out = ns_total;
   return true;
 }
 

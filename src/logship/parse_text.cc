@@ -194,7 +194,12 @@ bool parse_time(std::string_view text, std::string_view format, int64_t& time_ns
   if (*end != 0) return false;
   const long gmtoff = tm.tm_gmtoff;  // %z; timegm() resets it
   const int64_t secs = static_cast<int64_t>(::timegm(&tm)) - gmtoff;
-  time_ns = secs * 1000000000 + ns;
+  int64_t total = 0;  // nanoseconds fit in 64 bits until 2262
+  if (__builtin_mul_overflow(secs, int64_t{1000000000}, &total) ||
+      __builtin_add_overflow(total, ns, &total)) {
+    return false;
+  }
+  time_ns = total;
   return true;
 }
 

@@ -68,4 +68,29 @@ size_t SpanSource::copy(uint8_t* buf, size_t length) {
   return n;
 }
 
+long SpanSource::read_frame(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
+                            uint32_t* flags, const Fields& trailers, bool& written) {
+  const size_t n = copy(buf, length);
+  if (!drained()) return static_cast<long>(n);
+  if (write_outstanding) {
+    write_outstanding = false;
+    written = true;
+  }
+  if (end) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!trailers.empty()) {
+      // The trailers end the stream [RFC 9113 8.1].
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      const std::vector<nghttp2_nv> nva = to_nv({}, {}, trailers);
+      nghttp2_submit_trailer(session, id, nva.data(), nva.size());
+    }
+    return static_cast<long>(n);
+  }
+  if (n == 0) {
+    deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return static_cast<long>(n);
+}
+
 }  // namespace sidecar::proxy::h2

@@ -44,6 +44,13 @@ struct SpanSource {
   // Copies up to `length` bytes into `buf`; returns how many.
   size_t copy(uint8_t* buf, size_t length);
   bool drained() const { return index == spans.size(); }
+  // nghttp2's data source read callback for stream `id`: copies what fits
+  // into `buf`; once the spans are all taken sets `written` (the stream
+  // waited for that), and with `end` ends the body, sending `trailers` as
+  // the final HEADERS when there are any. Returns the length, or
+  // NGHTTP2_ERR_DEFERRED when nothing is there yet.
+  long read_frame(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length,
+                  uint32_t* flags, const Fields& trailers, bool& written);
 };
 
 }  // namespace sidecar::proxy::h2

@@ -399,28 +399,13 @@ long Http2ServerConnection::read_response(int32_t id, uint8_t* buf, size_t lengt
                                           uint32_t* flags) {
   H2Stream* h = find(id);
   if (h == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  const size_t n = h->out.copy(buf, length);
-  if (!h->out.drained()) return static_cast<long>(n);
-  if (h->out.write_outstanding) {
-    h->out.write_outstanding = false;
+  bool written = false;
+  const long n = h->out.read_frame(session_, id, buf, length, flags, h->trailers, written);
+  if (written) {
     h->ev_written = true;
     events_.push_back(id);
   }
-  if (h->out.end) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (!h->trailers.empty()) {
-      // The trailers end the stream [RFC 9113 8.1].
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      const std::vector<nghttp2_nv> nva = h2::to_nv({}, {}, h->trailers);
-      nghttp2_submit_trailer(session_, id, nva.data(), nva.size());
-    }
-    return static_cast<long>(n);
-  }
-  if (n == 0) {
-    h->out.deferred = true;
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  return static_cast<long>(n);
+  return n;
 }
 
 // ---- stream events ----

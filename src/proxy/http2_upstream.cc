@@ -519,27 +519,14 @@ int Http2ClientConnection::on_stream_close(int32_t id, uint32_t code) {
 long Http2ClientConnection::read_request(int32_t id, uint8_t* buf, size_t length, uint32_t* flags) {
   Http2UpstreamStream* s = find(id);
   if (s == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  const size_t n = s->out_.copy(buf, length);
-  if (!s->out_.drained()) return static_cast<long>(n);
-  if (s->out_.write_outstanding) {
-    s->out_.write_outstanding = false;
+  bool written = false;
+  const long n =
+      s->out_.read_frame(session_, id, buf, length, flags, s->request_trailers_, written);
+  if (written) {
     s->ev_written_ = true;
     events_.push_back(s);
   }
-  if (s->out_.end) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (!s->request_trailers_.empty()) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;  // the trailers end the stream
-      const std::vector<nghttp2_nv> nva = h2::to_nv({}, {}, s->request_trailers_);
-      nghttp2_submit_trailer(session_, id, nva.data(), nva.size());
-    }
-    return static_cast<long>(n);
-  }
-  if (n == 0) {
-    s->out_.deferred = true;
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  return static_cast<long>(n);
+  return n;
 }
 
 void Http2ClientConnection::dispatch() {

@@ -451,6 +451,7 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   resp_framing_ = framing;
   resp_head_done_ = true;
   status_ = head.status;
+  report_attempt(upstream::AttemptOutcome::Kind::kResponse, head.status);
   if (log_this_) {
     const auto& names = info_->worker->access_log()->config().response_headers;
     log_response_headers_.resize(names.size());
@@ -595,6 +596,7 @@ void Stream::upstream_connect_failed(const error_code& ec) {
     spdlog::warn("upstream {} of cluster {}: {}", upstream_->host(), cluster_->config().name, why);
   }
   flags_ |= accesslog::kUpstreamConnectionFailure;
+  report_attempt(upstream::AttemptOutcome::Kind::kConnectFailure, 0);
   release_upstream(false);
   local_reply(503, fmt::format("upstream connect error: {}\n", why), false);
 }
@@ -633,6 +635,7 @@ void Stream::on_upstream_failed(Failure what, const error_code& ec) {
     }
     flags_ |= accesslog::kUpstreamConnectionTermination;
     if (endpoint_stats_ != nullptr) endpoint_stats_->resets.add();
+    if (!resp_head_done_) report_attempt(upstream::AttemptOutcome::Kind::kReset, 0);
     const bool nothing = !resp_head_done_ && !interim_sent_;
     const bool eof = what == Failure::kClosed;
     std::string body =
@@ -796,6 +799,7 @@ void Stream::on_timeout(Clock::time_point now) {
       es->connect_failures.add();
       es->connect_timeouts.add();
     }
+    report_attempt(upstream::AttemptOutcome::Kind::kConnectFailure, 0);
     release_upstream(false);
     local_reply(503, "upstream connect error: timed out\n", false);
     return;
@@ -803,6 +807,7 @@ void Stream::on_timeout(Clock::time_point now) {
   if (req_sent_ && !resp_done_ && now >= response_deadline_) {
     flags_ |= accesslog::kUpstreamRequestTimeout;
     if (endpoint_stats_ != nullptr) endpoint_stats_->request_timeouts.add();
+    if (!resp_head_done_) report_attempt(upstream::AttemptOutcome::Kind::kTimeout, 0);
     release_upstream(false);
     if (resp_started_) {
       abort_stream();

@@ -26,7 +26,6 @@
 #include "admin/dashboard.h"
 #include "config/config_json.h"
 #include "config/discovered.h"
-#include "upstream/health_report.h"
 #include "config/loader.h"
 #include "core/cpu.h"
 #include "core/json.h"
@@ -46,6 +45,7 @@
 #include "tls/acme_challenges.h"
 #include "tls/store.h"
 #include "tracing/config.h"
+#include "upstream/health_report.h"
 
 namespace sidecar::app {
 namespace {
@@ -119,10 +119,10 @@ class Process : public module::Host {
       }
       tls_.apply(*cfg_);
       server_ = std::make_unique<proxy::Server>(cfg_, store_, tls_, access_log_.get());
-      server_->set_discovery_sink([this](const std::string& cluster,
-                                         std::vector<config::Address> endpoints) {
-        update_cluster_endpoints(cluster, std::move(endpoints));
-      });
+      server_->set_discovery_sink(
+          [this](const std::string& cluster, std::vector<config::Address> endpoints) {
+            update_cluster_endpoints(cluster, std::move(endpoints));
+          });
       server_->bind();
       admin_ = std::make_unique<admin::AdminServer>(io_, cfg_->admin.address);
     } catch (const std::system_error& e) {

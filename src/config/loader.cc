@@ -342,11 +342,11 @@ class Loader : public Reader {
   void load_cluster(const YAML::Node& n, size_t index, Config& c) {
     const std::string where = fmt::format("clusters[{}]", index);
     if (!is_map(n, where)) return;
-    check_keys(n, where,
-               {"name", "endpoints", "connect_timeout", "idle_timeout",
-                "max_requests_per_connection", "max_response_headers_size",
-                "max_response_headers_count", "tls", "protocol", "discovery",
-                "health_checks", "outlier_detection"});
+    check_keys(
+        n, where,
+        {"name", "endpoints", "connect_timeout", "idle_timeout", "max_requests_per_connection",
+         "max_response_headers_size", "max_response_headers_count", "tls", "protocol", "discovery",
+         "health_checks", "outlier_detection"});
     Cluster cl;
     if (auto v = n["discovery"]) load_discovery(v, where + ".discovery", cl.discovery);
     if (auto v = n["name"]) {

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "config/config.h"
+#include "http/http1_parser.h"
 
 namespace sidecar::proxy {
 
@@ -29,6 +30,13 @@ bool retriable(const config::RetryPolicy& policy, AttemptFailure failure);
 // gateway-error (502, 503, 504), retriable-4xx (409), and
 // retriable_status_codes.
 bool retriable(const config::RetryPolicy& policy, int status);
+// Whether a method is idempotent [RFC 9110 9.2.2] (GET, HEAD, OPTIONS, PUT,
+// DELETE; TRACE is not proxied): safe to send again.
+constexpr bool idempotent(http::Method m) {
+  return m == http::Method::kGet || m == http::Method::kHead || m == http::Method::kOptions ||
+         m == http::Method::kPut || m == http::Method::kDelete;
+}
+
 // Whether the failure proves the request never reached the application, so
 // that a non-idempotent request may be sent again.
 constexpr bool unprocessed(AttemptFailure f) {

@@ -19,11 +19,6 @@ namespace {
 using Clock = Stream::Clock;
 constexpr auto kNever = Clock::time_point::max();
 
-bool idempotent(http::Method m) {
-  return m == http::Method::kGet || m == http::Method::kHead || m == http::Method::kOptions ||
-         m == http::Method::kPut || m == http::Method::kDelete;
-}
-
 // The 100 Continue the proxy sends for a request's Expect.
 const http::ResponseHead& continue_head() {
   static const http::ResponseHead head = [] {

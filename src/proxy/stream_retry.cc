@@ -19,11 +19,6 @@ namespace {
 using Clock = Stream::Clock;
 constexpr auto kNever = Clock::time_point::max();
 
-bool idempotent(http::Method m) {
-  return m == http::Method::kGet || m == http::Method::kHead || m == http::Method::kOptions ||
-         m == http::Method::kPut || m == http::Method::kDelete;
-}
-
 // "users.svc:8080" -> "users.svc-shadow:8080" (Envoy's mirror Host).
 std::string shadow_host(std::string_view host) {
   size_t colon = std::string_view::npos;

@@ -6,7 +6,6 @@ client gets, what the upstream saw, the access log and the counters."""
 import hashlib
 import json
 import os
-import re
 import socket
 import subprocess
 import tempfile
@@ -14,25 +13,9 @@ import threading
 import time
 import unittest
 
-from harness import BIN, Sidecar, curl, free_port, run_tests, wait_for
+from harness import (BIN, Sidecar, curl, free_port, metric_value, parse_metrics, run_tests,
+                     wait_for)
 from scripted import ScriptedUpstream
-
-
-def parse_metrics(text):
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
-        assert m, line
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
-
-
-def value(metrics, name, **labels):
-    want = set(labels.items())
-    return sum(v for (n, l), v in metrics.items() if n == name and want <= set(l))
 
 
 class Plan:
@@ -181,9 +164,9 @@ listeners:
         self.assertEqual((e["code"], e["attempts"], e["flags"]), (200, 2, "-"))
         after = self.metrics()
         for name in ("sidecar_upstream_retries_total", "sidecar_upstream_retry_successes_total"):
-            self.assertEqual(value(after, name, cluster="app") - value(before, name, cluster="app"),
+            self.assertEqual(metric_value(after, name, cluster="app") - metric_value(before, name, cluster="app"),
                              1, name)
-        self.assertGreaterEqual(value(after, "sidecar_upstream_responses_total", cluster="app",
+        self.assertGreaterEqual(metric_value(after, "sidecar_upstream_responses_total", cluster="app",
                                       code_class="5xx"), 1)
 
     def test_exhausted_retries_answer_the_last_response_with_urx(self):
@@ -195,8 +178,8 @@ listeners:
         e = self.log_entry("/b")
         self.assertEqual((e["code"], e["attempts"], e["flags"]), (503, 3, "URX"))
         after = self.metrics()
-        self.assertEqual(value(after, "sidecar_upstream_retry_limit_exceeded_total", cluster="app")
-                         - value(before, "sidecar_upstream_retry_limit_exceeded_total",
+        self.assertEqual(metric_value(after, "sidecar_upstream_retry_limit_exceeded_total", cluster="app")
+                         - metric_value(before, "sidecar_upstream_retry_limit_exceeded_total",
                                  cluster="app"), 1)
 
     def test_non_idempotent_request_is_not_retried_unless_allowed(self):
@@ -245,7 +228,7 @@ listeners:
         for i in range(6):
             status, _ = self.get(f"/connect/{i}")
             self.assertEqual(status, 200, i)
-        self.assertGreaterEqual(value(self.metrics(), "sidecar_upstream_connect_failures_total",
+        self.assertGreaterEqual(metric_value(self.metrics(), "sidecar_upstream_connect_failures_total",
                                       cluster="half"), 1)
 
     def test_per_try_timeout_starts_a_new_attempt(self):
@@ -254,9 +237,9 @@ listeners:
         status, _ = self.get("/per-try/a")
         self.assertEqual(status, 200)
         self.assertEqual(len(self.plan.requests("/per-try/a")), 2)
-        self.assertEqual(value(self.metrics(), "sidecar_upstream_per_try_timeouts_total",
+        self.assertEqual(metric_value(self.metrics(), "sidecar_upstream_per_try_timeouts_total",
                                cluster="app")
-                         - value(before, "sidecar_upstream_per_try_timeouts_total", cluster="app"),
+                         - metric_value(before, "sidecar_upstream_per_try_timeouts_total", cluster="app"),
                          1)
         # With no retry left, a per-try timeout is a 504 with UT.
         self.plan.set("/per-try/b", ["slow:1", "slow:1"])
@@ -273,8 +256,8 @@ listeners:
         self.assertEqual(len(self.plan.requests("/hedge/a")), 2)
         e = self.log_entry("/hedge/a")
         self.assertEqual((e["code"], e["attempts"]), (200, 2))
-        self.assertEqual(value(self.metrics(), "sidecar_upstream_hedges_total", cluster="app")
-                         - value(before, "sidecar_upstream_hedges_total", cluster="app"), 1)
+        self.assertEqual(metric_value(self.metrics(), "sidecar_upstream_hedges_total", cluster="app")
+                         - metric_value(before, "sidecar_upstream_hedges_total", cluster="app"), 1)
         # The first attempt answering after all wins too: the hedge is dropped.
         self.plan.set("/hedge/b", ["slow:0.5", "slow:3"])
         status, _ = self.get("/hedge/b")

@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsimdjson-dev
   libbrotli-dev libhiredis-dev  # the compressor; the global rate limit's Redis client
+  libc-ares-dev  # DNS discovery of clusters (src/upstream/dns_discovery.cc)
   libprotobuf-dev protobuf-compiler python3-protobuf  # tracing: OTLP (third_party/opentelemetry-proto)
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server
@@ -23,6 +24,8 @@ packages=(
   python3-h2 python3-grpcio python3-websockets
   # the TCP proxy's tests and benchmark: a real redis and redis-benchmark
   redis-server
+  # DNS discovery's tests: a real resolver on 127.0.0.1 (test_health.py)
+  dnsmasq-base
   # deploy/: the image (buildah, mmdebstrap), a pod of it (podman, runc), the
   # webhook's patches (python3-jsonpatch), manifests (python3-yaml)
   buildah podman mmdebstrap runc catatonit containernetworking-plugins uidmap python3-jsonpatch

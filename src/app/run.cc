@@ -45,6 +45,7 @@
 #include "tls/acme_challenges.h"
 #include "tls/store.h"
 #include "tracing/config.h"
+#include "upstream/health_report.h"
 
 namespace sidecar::app {
 namespace {
@@ -118,6 +119,10 @@ class Process : public module::Host {
       }
       tls_.apply(*cfg_);
       server_ = std::make_unique<proxy::Server>(cfg_, store_, tls_, access_log_.get());
+      server_->set_discovery_sink(
+          [this](const std::string& cluster, std::vector<config::Address> endpoints) {
+            update_cluster_endpoints(cluster, std::move(endpoints));
+          });
       server_->bind();
       admin_ = std::make_unique<admin::AdminServer>(io_, cfg_->admin.address);
     } catch (const std::system_error& e) {
@@ -566,6 +571,7 @@ class Process : public module::Host {
       apps.push_back({p.name, usage, std::nullopt});
     }
     stats::collect_apps(w, apps);
+    upstream::collect_health(w, *cfg_);
     using stats::MetricType;
     w.family("sidecar_build_info", MetricType::kGauge, "The sidecar's version, as labels.");
     const stats::Label build[] = {{"version", options_.version}, {"revision", options_.revision}};
@@ -640,9 +646,12 @@ class Process : public module::Host {
                 t.connect_failures, t.connect_timeouts, t.request_timeouts, t.resets,
                 t.requests_total, t.requests_5xx);
           }
+          upstream::append_endpoint_health_json(b, c, address);
           b += '}';
         }
-        b += "]}";
+        b += ']';
+        upstream::append_cluster_health_json(b, c);
+        b += '}';
       }
       b += "]}\n";
       r.content_type = "application/json";

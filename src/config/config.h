@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/access_log_format.h"
+#include "config/health_config.h"
 
 namespace re2 {
 class RE2;
@@ -213,6 +214,7 @@ enum class UpstreamProtocol { kHttp1, kH2, kH2c };
 struct Discovery {
   std::string etcd_service;       // "" : static endpoints only
   std::vector<std::string> tags;  // an instance must carry all of them
+  DnsDiscovery dns;               // `discovery: { dns: ... }` (config/health_config.h)
   bool operator==(const Discovery&) const = default;
 };
 
@@ -229,6 +231,8 @@ struct Cluster {
   uint32_t max_response_headers_size = 60 * 1024;
   uint32_t max_response_headers_count = 100;
   ClientTls tls;
+  std::vector<HealthCheck> health_checks;  // config/health_config.h
+  OutlierDetection outlier_detection;
   bool operator==(const Cluster&) const = default;
 };
 

@@ -10,7 +10,7 @@ std::shared_ptr<const Config> with_discovered_endpoints(
   std::shared_ptr<Config> next;
   for (size_t i = 0; i < config->clusters.size(); ++i) {
     const Cluster& c = config->clusters[i];
-    if (c.discovery.etcd_service.empty()) continue;
+    if (c.discovery.etcd_service.empty() && !c.discovery.dns.enabled) continue;
     std::vector<Address> wanted = c.endpoints;
     if (auto it = discovered.find(c.name); it != discovered.end()) wanted = it->second;
     if (wanted.empty()) wanted.push_back(no_endpoint());

@@ -343,10 +343,11 @@ class Loader : public Reader {
   void load_cluster(const YAML::Node& n, size_t index, Config& c) {
     const std::string where = fmt::format("clusters[{}]", index);
     if (!is_map(n, where)) return;
-    check_keys(n, where,
-               {"name", "endpoints", "connect_timeout", "idle_timeout",
-                "max_requests_per_connection", "max_response_headers_size",
-                "max_response_headers_count", "tls", "protocol", "discovery"});
+    check_keys(
+        n, where,
+        {"name", "endpoints", "connect_timeout", "idle_timeout", "max_requests_per_connection",
+         "max_response_headers_size", "max_response_headers_count", "tls", "protocol", "discovery",
+         "health_checks", "outlier_detection"});
     Cluster cl;
     if (auto v = n["discovery"]) load_discovery(v, where + ".discovery", cl.discovery);
     if (auto v = n["name"]) {
@@ -362,7 +363,12 @@ class Loader : public Reader {
       if (is_seq(v, where + ".endpoints")) {
         for (size_t i = 0; i < v.size(); ++i) {
           Address a;
-          if (get_address(v[i], fmt::format("{}.endpoints[{}]", where, i), a)) {
+          if (cl.discovery.dns.enabled) {  // names resolved later (config/health_config.h)
+            DnsDiscovery::Target t;
+            if (get_dns_target(*this, v[i], fmt::format("{}.endpoints[{}]", where, i), t)) {
+              cl.discovery.dns.targets.push_back(std::move(t));
+            }
+          } else if (get_address(v[i], fmt::format("{}.endpoints[{}]", where, i), a)) {
             if (a.port == 0) {
               error(v[i], fmt::format("{}.endpoints[{}] needs a port", where, i));
             } else {
@@ -377,6 +383,7 @@ class Loader : public Reader {
     } else if (cl.discovery.etcd_service.empty()) {
       error(n, where + " needs endpoints (or discovery)");
     }
+    if (cl.discovery.dns.enabled) finish_dns_cluster(cl);
     if (auto v = n["connect_timeout"])
       get_duration(v, where + ".connect_timeout", cl.connect_timeout);
     if (auto v = n["idle_timeout"]) get_duration(v, where + ".idle_timeout", cl.idle_timeout);
@@ -407,6 +414,12 @@ class Loader : public Reader {
       // h2 is negotiated by ALPN unless the config says otherwise.
       if (cl.protocol == UpstreamProtocol::kH2 && v.IsMap() && !v["alpn"]) cl.tls.alpn = {"h2"};
     }
+    if (auto v = n["health_checks"]) {
+      load_health_checks(*this, v, where + ".health_checks", cl.health_checks);
+    }
+    if (auto v = n["outlier_detection"]) {
+      load_outlier_detection(*this, v, where + ".outlier_detection", cl.outlier_detection);
+    }
     if (cl.protocol == UpstreamProtocol::kH2 && !cl.tls.enabled) {
       error(n, where + ": protocol h2 needs tls (cleartext HTTP/2 is h2c)");
     }
@@ -419,10 +432,15 @@ class Loader : public Reader {
   // `discovery: { etcd: { service: users, tags: [v2] } }` (docs/registry.md).
   void load_discovery(const YAML::Node& n, const std::string& where, Discovery& d) {
     if (!is_map(n, where)) return;
-    check_keys(n, where, {"etcd"});
+    check_keys(n, where, {"etcd", "dns"});
+    if (auto dns = n["dns"]) {
+      if (n["etcd"]) error(n, where + " takes one of etcd, dns");
+      load_dns_discovery(*this, dns, where + ".dns", d.dns);
+      return;
+    }
     const YAML::Node etcd = n["etcd"];
     if (!etcd) {
-      error(n, where + " needs etcd");
+      error(n, where + " needs etcd or dns");
       return;
     }
     if (!is_map(etcd, where + ".etcd")) return;

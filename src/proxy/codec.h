@@ -40,6 +40,10 @@ namespace sidecar::stats {
 struct EndpointStats;
 }
 
+namespace sidecar::upstream {
+class Endpoint;
+}
+
 namespace sidecar::proxy {
 
 class Stream;
@@ -202,6 +206,8 @@ class UpstreamStream {
   virtual std::string_view failure() const = 0;
   // The endpoint's stats block of this worker (after start()).
   virtual stats::EndpointStats* endpoint_stats() const = 0;
+  // The endpoint (after start()), for outlier detection; null before.
+  virtual upstream::Endpoint* endpoint() const = 0;
 };
 
 }  // namespace sidecar::proxy

@@ -33,6 +33,10 @@ stats::EndpointStats* Http1UpstreamStream::endpoint_stats() const {
   return conn_ ? conn_->endpoint().stats : nullptr;
 }
 
+upstream::Endpoint* Http1UpstreamStream::endpoint() const {
+  return conn_ ? &conn_->endpoint() : nullptr;
+}
+
 std::string_view Http1UpstreamStream::host() const {
   return conn_ ? std::string_view(conn_->endpoint().name()) : std::string_view();
 }

@@ -41,6 +41,7 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   std::string_view failure() const override;
 
   stats::EndpointStats* endpoint_stats() const override;
+  upstream::Endpoint* endpoint() const override;
 
   // upstream::UpstreamCallbacks
   void on_upstream_connected(const boost::system::error_code& ec) override;

@@ -89,6 +89,10 @@ stats::EndpointStats* Http2UpstreamStream::endpoint_stats() const {
   return conn_ ? conn_->transport().endpoint().stats : nullptr;
 }
 
+upstream::Endpoint* Http2UpstreamStream::endpoint() const {
+  return conn_ ? &conn_->transport().endpoint() : nullptr;
+}
+
 void Http2UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, bool, bool end) {
   size_t bytes = 0;
   for (const auto& b : body) bytes += b.size();

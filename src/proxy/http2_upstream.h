@@ -62,6 +62,7 @@ class Http2UpstreamStream final : public UpstreamStream {
   std::string_view host() const override;
   std::string_view failure() const override;
   stats::EndpointStats* endpoint_stats() const override;
+  upstream::Endpoint* endpoint() const override;
 
  private:
   friend class Http2ClientConnection;

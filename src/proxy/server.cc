@@ -5,12 +5,20 @@
 
 #include "net/listen_socket.h"
 #include "proxy/worker.h"
+#include "tls/store.h"
+#include "upstream/health_checker.h"
 
 namespace sidecar::proxy {
 
 Server::Server(std::shared_ptr<const config::Config> config, stats::Store& store,
                const tls::Store& tls, accesslog::Writer* access_log)
-    : store_(store), tls_(tls), snapshot_(Snapshot::build(std::move(config), store, tls)) {
+    : store_(store),
+      tls_(tls),
+      snapshot_(Snapshot::build(std::move(config), store, tls)),
+      health_(std::make_unique<upstream::HealthChecker>(
+          [&tls](const std::string& cluster) { return tls.cluster(cluster); })) {
+  // Endpoint health first: a checked cluster's endpoints start failed.
+  health_->update(*snapshot_->config);
   for (unsigned i = 0; i < store.workers(); ++i) {
     workers_.push_back(std::make_unique<Worker>(i, snapshot_, store.worker(i), access_log));
   }
@@ -27,7 +35,13 @@ void Server::bind() {
   }
 }
 
+void Server::set_discovery_sink(
+    std::function<void(const std::string& cluster, std::vector<config::Address>)> sink) {
+  health_->set_discovery_sink(std::move(sink));
+}
+
 void Server::start() {
+  health_->start();
   for (auto& w : workers_) w->start();
 }
 
@@ -64,6 +78,7 @@ void Server::reload(std::shared_ptr<const config::Config> config) {
   }
   addresses_ = std::move(addresses);
   snapshot_ = next;
+  health_->update(*next->config);
   for (unsigned i = 0; i < worker_count(); ++i) workers_[i]->apply(next, std::move(fds[i]));
 }
 
@@ -99,6 +114,7 @@ void Server::drain(config::Direction direction, boost::asio::io_context& io,
 }
 
 void Server::stop() {
+  health_->stop(std::chrono::steady_clock::now() + std::chrono::seconds(1));
   for (auto& w : workers_) w->stop();
 }
 

@@ -22,6 +22,10 @@ namespace sidecar::tls {
 class Store;
 }
 
+namespace sidecar::upstream {
+class HealthChecker;
+}
+
 namespace sidecar::proxy {
 
 class Worker;
@@ -53,6 +57,10 @@ class Server {
   // `timeout` passed (connections left are closed when the server stops).
   void drain(config::Direction direction, boost::asio::io_context& io,
              std::chrono::milliseconds timeout, std::function<void(bool clean)> done);
+  // Where DNS discovery sends a cluster's new endpoints (see
+  // upstream/dns_discovery.h); called on the health thread. Before start().
+  void set_discovery_sink(
+      std::function<void(const std::string& cluster, std::vector<config::Address>)> sink);
   // Stops the workers, closing whatever is left. Blocks until they exit.
   void stop();
 
@@ -62,6 +70,8 @@ class Server {
   stats::Store& store_;
   const tls::Store& tls_;
   std::shared_ptr<const Snapshot> snapshot_;
+  // Active health checks and outlier detection intervals (their own thread).
+  std::unique_ptr<upstream::HealthChecker> health_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::map<std::string, config::Address> addresses_;
 };

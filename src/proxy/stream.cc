@@ -477,6 +477,7 @@ void Stream::on_response_interim(const http::ResponseHead& head) {
 void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   try_deadline_ = kNever;
   count_response(head.status);
+  report_attempt(upstream::AttemptOutcome::Kind::kResponse, head.status);
   if (retry_after_response(head)) return;
   drop_hedge();  // this attempt answered first
   forward_response_head(head, framing);
@@ -638,6 +639,7 @@ void Stream::upstream_connect_failed(const error_code& ec) {
     last_warning = Clock::now();
     spdlog::warn("upstream {} of cluster {}: {}", upstream_->host(), cluster_->config().name, why);
   }
+  report_attempt(upstream::AttemptOutcome::Kind::kConnectFailure, 0);
   if (retry_after_failure(AttemptFailure::kConnectFailure)) return;
   flags_ |= accesslog::kUpstreamConnectionFailure;
   release_upstream(false);
@@ -677,6 +679,7 @@ void Stream::on_upstream_failed(Failure what, const error_code& ec) {
       return;
     }
     if (endpoint_stats_ != nullptr) endpoint_stats_->resets.add();
+    if (!resp_head_done_) report_attempt(upstream::AttemptOutcome::Kind::kReset, 0);
     if (!resp_head_done_ && !interim_sent_ &&
         retry_after_failure(upstream_->refused() ? AttemptFailure::kRefusedStream
                                                  : AttemptFailure::kReset)) {
@@ -849,6 +852,7 @@ void Stream::on_timeout(Clock::time_point now) {
       es->connect_failures.add();
       es->connect_timeouts.add();
     }
+    report_attempt(upstream::AttemptOutcome::Kind::kConnectFailure, 0);
     if (retry_after_failure(AttemptFailure::kConnectFailure)) return;
     release_upstream(false);
     local_reply(503, "upstream connect error: timed out\n", false);
@@ -857,6 +861,7 @@ void Stream::on_timeout(Clock::time_point now) {
   if (req_sent_ && !resp_done_ && now >= response_deadline_) {
     flags_ |= accesslog::kUpstreamRequestTimeout;
     if (endpoint_stats_ != nullptr) endpoint_stats_->request_timeouts.add();
+    if (!resp_head_done_) report_attempt(upstream::AttemptOutcome::Kind::kTimeout, 0);
     release_upstream(false);
     if (resp_started_) {
       abort_stream();
@@ -873,6 +878,7 @@ void Stream::on_timeout(Clock::time_point now) {
   if (now >= try_deadline_ && !resp_head_done_ && upstream_ != nullptr) {
     try_deadline_ = kNever;
     if (stats::EndpointStats* es = upstream_->endpoint_stats()) es->per_try_timeouts.add();
+    report_attempt(upstream::AttemptOutcome::Kind::kTimeout, 0);
     const config::RetryPolicy& p = route_->config->retry_policy;
     if (p.hedge_on_per_try_timeout) {
       // Hedging: the attempt goes on, and another one starts beside it.

@@ -206,6 +206,8 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void release_upstream(bool reusable);
   bool can_retry() const;
   void upstream_connect_failed(const error_code& ec);
+  // How this upstream attempt ended, for outlier detection (stream_outlier.cc).
+  void report_attempt(upstream::AttemptOutcome::Kind kind, uint16_t status);
   void response_invalid();
   void send_filter_response();
 

@@ -4,21 +4,27 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "upstream/outlier.h"
+
 namespace sidecar::upstream {
 
-Endpoint::Endpoint(const config::Address& address, stats::EndpointStats* stats)
+Endpoint::Endpoint(const config::Address& address, stats::EndpointStats* stats,
+                   std::shared_ptr<EndpointHealth> health)
     : stats(stats),
       address_(boost::asio::ip::make_address(address.host), address.port),
       name_(address.to_string()),
-      host_name_(address.hostname.empty() ? address.host : address.hostname) {}
+      host_name_(address.hostname.empty() ? address.host : address.hostname),
+      health_(std::move(health)) {}
 
 ClusterRuntime::ClusterRuntime(boost::asio::io_context& io, config::Cluster config,
                                const std::vector<stats::EndpointStats*>& stats,
                                std::shared_ptr<tls::ClientSlot> tls)
     : io_(io), config_(std::move(config)), tls_(std::move(tls)) {
   endpoints_.reserve(config_.endpoints.size());
+  ClusterHealth& health = HealthRegistry::instance().cluster(config_.name);
   for (size_t i = 0; i < config_.endpoints.size(); ++i) {
-    endpoints_.emplace_back(config_.endpoints[i], stats[i]);
+    endpoints_.emplace_back(config_.endpoints[i], stats[i],
+                            health.endpoint(config_.endpoints[i].to_string()));
   }
 }
 
@@ -29,9 +35,23 @@ void ClusterRuntime::retire() {
 
 ClusterRuntime::~ClusterRuntime() { close_idle(); }
 
+void ClusterRuntime::attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome) {
+  outlier::record(endpoint.health(), config_.outlier_detection, outcome, HealthClock::now());
+}
+
 core::Ref<UpstreamConnection> ClusterRuntime::acquire(bool& reused, bool fresh) {
-  Endpoint& ep = endpoints_[next_];
-  if (++next_ == endpoints_.size()) next_ = 0;
+  // Round robin over the healthy endpoints; all of them when none is (panic).
+  // TODO(balancer): replaced by the load balancer (lb_policy, panic threshold).
+  size_t pick = next_;
+  for (size_t n = 0; n < endpoints_.size(); ++n) {
+    const size_t i = (next_ + n) % endpoints_.size();
+    if (endpoints_[i].healthy()) {
+      pick = i;
+      break;
+    }
+  }
+  Endpoint& ep = endpoints_[pick];
+  next_ = pick + 1 == endpoints_.size() ? 0 : pick + 1;
   while (!fresh && !ep.idle.empty()) {
     core::Ref<UpstreamConnection> c = std::move(ep.idle.back());
     ep.idle.pop_back();

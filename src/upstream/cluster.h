@@ -23,19 +23,26 @@
 #include "stats/stats.h"
 #include "tls/slot.h"
 #include "tls/tls.h"
+#include "upstream/attempt.h"
+#include "upstream/health.h"
 #include "upstream/upstream_connection.h"
 
 namespace sidecar::upstream {
 
 class Endpoint {
  public:
-  Endpoint(const config::Address& address, stats::EndpointStats* stats);
+  // `health`: the process-wide entry of (cluster, address) (upstream/health.h).
+  Endpoint(const config::Address& address, stats::EndpointStats* stats,
+           std::shared_ptr<EndpointHealth> health);
 
   const boost::asio::ip::tcp::endpoint& address() const { return address_; }
   const std::string& name() const { return name_; }  // "127.0.0.1:8080"
   // The name it was configured by ("users.example"), else the IP: for TLS
   // SNI and certificate verification.
   const std::string& host_name() const { return host_name_; }
+  // Passes active health checks and is not ejected by outlier detection.
+  bool healthy() const { return health_->healthy(); }
+  EndpointHealth& health() const { return *health_; }
 
   // Pool of connections waiting for a request, most recently used last.
   std::vector<core::Ref<UpstreamConnection>> idle;
@@ -46,6 +53,7 @@ class Endpoint {
   boost::asio::ip::tcp::endpoint address_;
   std::string name_;
   std::string host_name_;
+  std::shared_ptr<EndpointHealth> health_;
 };
 
 class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
@@ -67,6 +75,10 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   // it (`reused` = true) or a new, unconnected one (`reused` = false; call
   // connect()). With `fresh`, never a pooled one.
   core::Ref<UpstreamConnection> acquire(bool& reused, bool fresh = false);
+
+  // Called once per upstream attempt on `endpoint` (one of this cluster's):
+  // feeds outlier detection.
+  void attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome);
 
   // Returns a checked-out connection. With `reusable` it goes back to its
   // endpoint's pool (with a read pending to notice a close), else it is closed.

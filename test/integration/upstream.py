@@ -16,6 +16,9 @@ responses, and misbehaviours on demand:
   GET  /early-hints         103 Early Hints, then 200
   GET  /reset               closes the connection without answering
   GET  /stats               {"connections": accepted, "requests": served}
+  GET  /health              200, or the status POST /control/health?status=N set
+  POST /control/fail?status=N  from now on every other path answers N (0: normal again)
+  GET  /whoami              "HOST:PORT" it listens on (which upstream answered)
 """
 import argparse
 import hashlib
@@ -30,7 +33,8 @@ import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-STATS = {"connections": 0, "requests": 0, "in_flight": 0}
+STATS = {"connections": 0, "requests": 0, "in_flight": 0, "health_checks": 0}
+CONTROL = {"health": 200, "fail": 0}  # failing on demand (health checks, outlier detection)
 LOCK = threading.Lock()
 CHUNK = 64 * 1024
 
@@ -118,7 +122,29 @@ class Handler(BaseHTTPRequestHandler):
         q = parse_qs(url.query)
         path = url.path
         chunked = q.get("chunked") == ["1"]
-        if path == "/hello":
+        if path.startswith("/control/"):
+            for _ in self.body_chunks():
+                pass
+            with LOCK:
+                CONTROL[path[len("/control/"):]] = int(q.get("status", ["200"])[0])
+            self.send_body(200, b"ok\n")
+            return
+        if path == "/health":
+            with LOCK:
+                STATS["health_checks"] += 1
+                status = CONTROL["health"]
+            self.send_body(status, b"health\n")
+            return
+        with LOCK:
+            fail = CONTROL["fail"]
+        if fail and path != "/stats":
+            for _ in self.body_chunks():
+                pass
+            self.send_body(fail, b"failing on demand\n")
+            return
+        if path == "/whoami":
+            self.send_body(200, ("%s:%d\n" % self.server.server_address[:2]).encode())
+        elif path == "/hello":
             self.send_body(200, b"hello\n")
         elif path == "/echo":
             body = b"".join(self.body_chunks())
@@ -198,6 +224,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=int(os.environ.get("PORT", "0")))
+    ap.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     ap.add_argument("--keepalive-timeout", type=float, default=0,
                     help="close idle keep-alive connections after this many seconds")
     ap.add_argument("--sigterm-report", default="",
@@ -213,7 +240,7 @@ def main():
         signal.signal(signal.SIGTERM, on_sigterm)
     if args.keepalive_timeout:
         Handler.keepalive_timeout = args.keepalive_timeout
-    server = Server(("127.0.0.1", args.port), Handler)
+    server = Server((args.host, args.port), Handler)
     print("listening on", server.server_address[1], flush=True)
     try:
         server.serve_forever(poll_interval=0.1)

@@ -878,6 +878,7 @@ void Stream::on_timeout(Clock::time_point now) {
   if (now >= try_deadline_ && !resp_head_done_ && upstream_ != nullptr) {
     try_deadline_ = kNever;
     if (stats::EndpointStats* es = upstream_->endpoint_stats()) es->per_try_timeouts.add();
+    report_attempt(upstream::AttemptOutcome::Kind::kTimeout, 0);
     const config::RetryPolicy& p = route_->config->retry_policy;
     if (p.hedge_on_per_try_timeout) {
       // Hedging: the attempt goes on, and another one starts beside it.
@@ -886,7 +887,6 @@ void Stream::on_timeout(Clock::time_point now) {
       }
       return;
     }
-    report_attempt(upstream::AttemptOutcome::Kind::kTimeout, 0);
     if (retry_after_failure(AttemptFailure::kPerTryTimeout)) return;
     flags_ |= accesslog::kUpstreamRequestTimeout;
     release_upstream(false);

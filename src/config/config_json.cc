@@ -141,6 +141,51 @@ void strings(Json& j, std::string_view key, const std::vector<std::string>& v) {
   j.close(']');
 }
 
+// The health keys of a cluster (config/health_config.h), when set.
+void health_json(Json& j, const Cluster& cl) {
+  if (!cl.health_checks.empty()) {
+    j.arr_begin("health_checks");
+    for (const HealthCheck& h : cl.health_checks) {
+      j.item_begin();
+      if (h.kind == HealthCheck::Kind::kHttp) {
+        j.obj_begin("http").key("path").str(h.path).key("host").str(h.host);
+        j.arr_begin("expected_statuses");
+        for (const auto& [lo, hi] : h.expected_statuses) j.str(fmt::format("{}-{}", lo, hi));
+        j.close(']').close('}');
+      } else if (h.kind == HealthCheck::Kind::kTcp) {
+        j.obj_begin("tcp").key("send").str(h.send).key("expect").str(h.expect).close('}');
+      } else {
+        j.obj_begin("grpc").key("service_name").str(h.service_name).close('}');
+      }
+      j.key("interval").duration(h.interval).key("interval_jitter").duration(h.interval_jitter);
+      j.key("timeout").duration(h.timeout);
+      j.key("unhealthy_threshold").num(h.unhealthy_threshold);
+      j.key("healthy_threshold").num(h.healthy_threshold).close('}');
+    }
+    j.close(']');
+  }
+  if (cl.outlier_detection.enabled) {
+    const OutlierDetection& o = cl.outlier_detection;
+    j.obj_begin("outlier_detection").key("consecutive_5xx").num(o.consecutive_5xx);
+    j.key("consecutive_gateway_failure").num(o.consecutive_gateway_failure);
+    j.key("interval").duration(o.interval).key("base_ejection_time").duration(o.base_ejection_time);
+    j.key("max_ejection_time").duration(o.max_ejection_time);
+    j.key("max_ejection_percent").num(o.max_ejection_percent).close('}');
+  }
+  if (cl.discovery.dns.enabled) {
+    const DnsDiscovery& d = cl.discovery.dns;
+    j.obj_begin("discovery").obj_begin("dns").key("refresh_rate").duration(d.refresh_rate);
+    j.key("respect_ttl").boolean(d.respect_ttl);
+    j.key("lookup_family")
+        .str(d.lookup_family == DnsDiscovery::Family::kV4   ? "v4"
+             : d.lookup_family == DnsDiscovery::Family::kV6 ? "v6"
+                                                            : "auto");
+    j.arr_begin("targets");
+    for (const auto& t : d.targets) j.str(fmt::format("{}:{}", t.host, t.port));
+    j.close(']').close('}').close('}');
+  }
+}
+
 }  // namespace
 
 std::string to_json(const Config& c) {
@@ -285,6 +330,7 @@ std::string to_json(const Config& c) {
       strings(j, "alpn", t.alpn);
       j.key("min_version").str(t.min_version).close('}');
     }
+    health_json(j, cl);
     j.close('}');
   }
   j.close(']');

@@ -56,7 +56,7 @@ void collect_health(stats::MetricWriter& w, const config::Config& config) {
   auto outlier = [](const config::Cluster& c) { return c.outlier_detection.enabled; };
   auto dns = [](const config::Cluster& c) { return c.discovery.dns.enabled; };
   family(
-      "sidecar_cluster_membership_total", MetricType::kGauge, "Endpoints in the cluster.",
+      "sidecar_cluster_membership_endpoints", MetricType::kGauge, "Endpoints in the cluster.",
       [](const Row& r) { return r.total; }, all);
   family(
       "sidecar_cluster_membership_healthy", MetricType::kGauge,

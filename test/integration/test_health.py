@@ -161,6 +161,8 @@ listeners:
             # the closed port (503); with it, all go to the live one.
             for _ in range(20):
                 self.assertEqual(get(sc, "/hello"), (200, "hello\n"))
+            config = json.loads(sc.admin_get("/config")[1])
+            self.assertEqual(config["clusters"][0]["health_checks"][0]["tcp"]["send"], "")
         finally:
             sc.stop()
             up.stop()

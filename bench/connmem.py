@@ -108,9 +108,9 @@ class SlowUpstream:
 # ---- the proxies ----
 
 def start_sidecar(binary, port, upstream, slow, tls, h2):
-    listener_tls = (f", tls: {{ certificates: [ {{ cert: {bench.WORK}/cert.pem, "
+    listener_tls = (f"\n    tls: {{ certificates: [ {{ cert: {bench.WORK}/cert.pem, "
                     f"key: {bench.WORK}/key.pem }} ] }}") if tls else ""
-    protocol = ", protocol: h2c" if h2 else ""
+    protocol = "\n    protocol: h2c" if h2 else ""
     conf = write(os.path.join(bench.WORK, "sidecar.yaml"), f"""
 admin: {{ address: 127.0.0.1:0 }}
 workers: 1
@@ -134,8 +134,9 @@ def start_nginx(port, upstream, slow, tls, h2):
         listen += " ssl"
     if h2:
         listen += " http2"
-    certs = (f"ssl_certificate {bench.WORK}/cert.pem; ssl_certificate_key {bench.WORK}/key.pem;"
-             if tls else "")
+    # nginx 1.22 leaves TLS 1.3 out of its default ssl_protocols.
+    certs = (f"ssl_certificate {bench.WORK}/cert.pem; ssl_certificate_key {bench.WORK}/key.pem; "
+             "ssl_protocols TLSv1.2 TLSv1.3;" if tls else "")
     conf = write(os.path.join(bench.WORK, "nginx-proxy.conf"), f"""
 worker_processes 1;
 worker_rlimit_nofile 20000;

@@ -2,8 +2,36 @@
 
 #include <cstring>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define SIDECAR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIDECAR_ASAN 1
+#endif
+#endif
+#ifdef SIDECAR_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace sidecar::core {
 namespace {
+
+// Under ASan a free block is poisoned, so that a view kept into a buffer
+// after it went back to the pool is reported like a use after free.
+void poison(char* p) {
+#ifdef SIDECAR_ASAN
+  ASAN_POISON_MEMORY_REGION(p, BufferPool::kBlockSize);
+#else
+  (void)p;
+#endif
+}
+void unpoison(char* p) {
+#ifdef SIDECAR_ASAN
+  ASAN_UNPOISON_MEMORY_REGION(p, BufferPool::kBlockSize);
+#else
+  (void)p;
+#endif
+}
 
 // Set when this thread's pool is destroyed (thread exit): buffers freed after
 // that (a worker's connections are destroyed with its io_context, possibly on
@@ -17,7 +45,9 @@ struct LocalPool : BufferPool {
 
 }  // namespace
 
-BufferPool::~BufferPool() = default;
+BufferPool::~BufferPool() {
+  for (auto& b : free_) unpoison(b.get());
+}
 
 std::unique_ptr<char[]> BufferPool::take() {
   ++in_use_;
@@ -28,13 +58,17 @@ std::unique_ptr<char[]> BufferPool::take() {
   }
   std::unique_ptr<char[]> b = std::move(free_.back());
   free_.pop_back();
+  unpoison(b.get());
   return b;
 }
 
 void BufferPool::give(std::unique_ptr<char[]> block) {
   if (!block) return;
   --in_use_;
-  if (free_.size() < max_free_) free_.push_back(std::move(block));
+  if (free_.size() < max_free_) {
+    poison(block.get());
+    free_.push_back(std::move(block));
+  }
 }
 
 BufferPool& BufferPool::local() {

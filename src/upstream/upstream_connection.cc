@@ -55,19 +55,25 @@ void UpstreamConnection::on_connected(boost::system::error_code ec) {
 
 void UpstreamConnection::read() {
   if (reading_ || closed_) return;
-  if (in_.empty()) {
-    // Nothing buffered: wait for the socket without a buffer (no
-    // speculative recv either). Idle in the pool, the block is given back
-    // later (release_buffer, from the cluster's tick): the stream that just
-    // returned this connection may still look at views of its response.
-    if (owner_ != nullptr) in_.release();
+  if (in_.empty() && !last_read_filled_) {
+    // Nothing buffered and the socket was drained by the last read: wait
+    // for it without a buffer (no speculative recv either). After a read
+    // that filled the buffer (a large response), more is likely there: read
+    // at once, into a buffer grown as before. Idle in the pool, the block is
+    // given back later (release_buffer, from the cluster's tick): the stream
+    // that just returned this connection may still look at views of its
+    // response. A buffer grown for large responses stays while the
+    // connection is checked out.
+    if (owner_ != nullptr && in_.capacity() <= core::BufferPool::kBlockSize) in_.release();
     reading_ = true;
+    waiting_ = true;
     transport_.async_wait_readable(
         [self = core::Ref<UpstreamConnection>(this)](const boost::system::error_code& ec) {
           self->on_readable(ec);
         });
     return;
   }
+  if (!in_.has_storage()) in_.reserve(kBufferSize);
   if (last_read_filled_ && in_.empty() && in_.capacity() < kMaxBufferSize) {
     in_.reserve(in_.capacity() * 2);
   }
@@ -83,6 +89,7 @@ void UpstreamConnection::read() {
 }
 
 void UpstreamConnection::on_readable(const boost::system::error_code& ec) {
+  waiting_ = false;
   if (closed_) {
     reading_ = false;
     return;
@@ -107,7 +114,8 @@ void UpstreamConnection::on_readable(const boost::system::error_code& ec) {
 }
 
 void UpstreamConnection::release_buffer() {
-  if (owner_ == nullptr && !closed_) in_.release();
+  // Not while a read into the buffer is pending (only a wait may be).
+  if (owner_ == nullptr && !closed_ && (!reading_ || waiting_)) in_.release();
 }
 
 void UpstreamConnection::on_read(const boost::system::error_code& ec, size_t bytes) {

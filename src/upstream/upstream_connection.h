@@ -98,6 +98,7 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   Endpoint* endpoint_;
   UpstreamCallbacks* owner_ = nullptr;
   bool reading_ = false;
+  bool waiting_ = false;  // the pending read is a wait for readability (no buffer)
   bool last_read_filled_ = false;
   bool connected_ = false;
   bool closed_ = false;

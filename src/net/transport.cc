@@ -60,6 +60,26 @@ error_code Transport::io_error(Result r) const {
   return boost::asio::error::connection_reset;
 }
 
+bool Transport::read_now(boost::asio::mutable_buffer buf, size_t& n, error_code& ec) {
+  n = 0;
+  if (!secure_) {
+    n = socket_.read_some(buf, ec);
+    if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+      ec = {};
+      return false;
+    }
+    return true;
+  }
+  const Result r = secure_->read(buf.data(), buf.size(), n);
+  if (wants(r)) {
+    read_want_ = r;
+    return false;
+  }
+  read_want_ = Result::kWantRead;
+  if (r != Result::kDone) ec = io_error(r);
+  return true;
+}
+
 bool Transport::write_now(std::vector<const_buffer>& spans, error_code& ec) {
   if (!secure_) {
     while (!spans.empty()) {

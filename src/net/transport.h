@@ -88,6 +88,9 @@ class SecureLayer {
   virtual int sys_errno() const = 0;
   // Sends close_notify, best effort, without waiting.
   virtual void shutdown() = 0;
+  // Whether bytes already received from the socket wait inside the layer (a
+  // read may make progress without the socket becoming readable).
+  virtual bool has_pending() const = 0;
   // Valid after the handshake.
   virtual const TlsInfo& info() const = 0;
   // Why the handshake failed ("certificate verify failed: hostname mismatch").
@@ -128,6 +131,26 @@ class Transport {
     }
     continue_read(buf, std::move(handler), true);
   }
+
+  // Waits until a read may make progress, with no buffer (an idle
+  // connection holds none): handler(ec), never inline. Plain: the socket is
+  // readable (no speculative recv). TLS: at once when the layer holds bytes
+  // already, else when the socket is ready for what the last read wanted.
+  template <typename Handler>
+  void async_wait_readable(Handler handler) {
+    if (secure_ && secure_->has_pending()) {
+      boost::asio::post(socket_.get_executor(), [h = std::move(handler)]() mutable { h({}); });
+      return;
+    }
+    const bool write = secure_ && read_want_ == Result::kWantWrite;
+    socket_.async_wait(write ? tcp::socket::wait_write : tcp::socket::wait_read,
+                       std::move(handler));
+  }
+
+  // Reads what is there now, without waiting. True with `n` > 0 bytes in
+  // `buf`, or with `ec` set (eof at the end of the stream); false when
+  // nothing is there yet (then async_wait_readable).
+  bool read_now(boost::asio::mutable_buffer buf, size_t& n, error_code& ec);
 
   // Writes what the transport takes now, consuming `spans` as they go.
   // True when all of it was written; false with `ec` clear when the rest
@@ -235,6 +258,7 @@ class Transport {
   size_t staged_ = 0;      // bytes in staging_
   size_t staged_off_ = 0;  // ... of which written
   Result pending_want_ = Result::kWantWrite;
+  Result read_want_ = Result::kWantRead;  // what the last read_now waited for
 };
 
 }  // namespace sidecar::net

@@ -33,6 +33,70 @@ void rebase(std::string_view& v, const char* from, size_t n, const char* to) {
 
 }  // namespace
 
+// What a request needs while it is read and answered, and nothing between
+// requests: taken when the first bytes of a request arrive, given back when
+// the connection goes idle, so an idle connection holds only the
+// connection object itself.
+struct Http1ServerConnection::Exchange {
+  http::RequestHead req;
+  std::string head_copy;  // the request head, once moved out of the read buffer
+  std::vector<std::string_view> chunk_views;
+  Spans out;         // the response being written
+  std::string head;  // status line and the lines the codec adds
+  http::ChunkEncoder chunks;
+};
+
+namespace {
+
+// Per thread (a worker's connections run on its thread): exchanges that
+// were used, with their vectors' capacity, for the next requests.
+struct FreeExchanges {
+  std::vector<Http1ServerConnection::Exchange*> list;
+  ~FreeExchanges() {
+    for (auto* x : list) delete x;
+    gone = true;
+  }
+  static thread_local bool gone;
+};
+thread_local bool FreeExchanges::gone = false;
+thread_local FreeExchanges t_free_exchanges;
+
+// Enough for the concurrency of a busy worker; beyond it, freed.
+constexpr size_t kMaxFreeExchanges = 256;
+// Longer strings and arrays than this (a large head) are not kept.
+constexpr size_t kMaxKeptCapacity = 16 * 1024;  // bytes
+
+}  // namespace
+
+void Http1ServerConnection::ExchangeDeleter::operator()(Exchange* x) const {
+  if (FreeExchanges::gone || t_free_exchanges.list.size() >= kMaxFreeExchanges ||
+      x->head_copy.capacity() > kMaxKeptCapacity || x->head.capacity() > kMaxKeptCapacity) {
+    delete x;
+    return;
+  }
+  x->req.clear();
+  x->head_copy.clear();
+  x->chunk_views.clear();
+  x->out.clear();
+  x->head.clear();
+  t_free_exchanges.list.push_back(x);
+}
+
+void Http1ServerConnection::take_exchange() {
+  if (x_) return;
+  auto& free = t_free_exchanges.list;
+  if (FreeExchanges::gone || free.empty()) {
+    x_.reset(new Exchange);
+    // Enough for most requests (a browser sends 10-20 fields); a longer head
+    // grows the array once, and the grown exchange is reused.
+    x_->req.headers.reserve(std::min<size_t>(listener_->limits.max_headers, 32));
+    x_->out.reserve(16);
+    return;
+  }
+  x_.reset(free.back());
+  free.pop_back();
+}
+
 Http1ServerConnection::Http1ServerConnection(Worker& worker, const ListenerRuntime& listener,
                                              tcp::socket socket, const tcp::endpoint& peer)
     : worker_(worker),
@@ -41,7 +105,6 @@ Http1ServerConnection::Http1ServerConnection(Worker& worker, const ListenerRunti
       direction_(listener.config->direction),
       transport_(std::move(socket)),
       timer_(worker.io()),
-      in_(kBufferSize),
       parser_(listener.limits),
       chunked_(listener.limits) {
   const auto address = peer.address();
@@ -57,8 +120,6 @@ Http1ServerConnection::Http1ServerConnection(Worker& worker, const ListenerRunti
   info_.listener_stats = listener.stats[worker.index()];
   info_.listener_stats->connections_active.add();
   info_.listener_stats->connections_total.add();
-  req_.headers.reserve(listener.limits.max_headers);
-  out_.reserve(16);
   worker_.add_connection(this);
 }
 
@@ -205,6 +266,11 @@ void Http1ServerConnection::release_stream() { worker_.release_stream(std::move(
 
 void Http1ServerConnection::read() {
   if (reading_ || phase_ == Phase::kClosed) return;
+  if ((phase_ == Phase::kIdle || phase_ == Phase::kClosing) && in_.empty()) {
+    wait_readable();
+    return;
+  }
+  if (!in_.has_storage()) in_.reserve(kBufferSize);
   if (last_read_filled_ && in_.empty() && in_.capacity() < kMaxBufferSize) {
     in_.reserve(in_.capacity() * 2);
   }
@@ -219,6 +285,38 @@ void Http1ServerConnection::read() {
       boost::asio::buffer(in_.write_ptr(), in_.write_space()),
       [self = core::Ref<Http1ServerConnection>(this)](const boost::system::error_code& ec,
                                                       size_t n) { self->on_read(ec, n); });
+}
+
+void Http1ServerConnection::wait_readable() {
+  // Nothing buffered: the read buffer goes back to the pool until bytes
+  // arrive, and so does the request state (an idle keep-alive connection
+  // holds neither).
+  in_.release();
+  if (!writing_) x_.reset();
+  reading_ = true;
+  transport_.async_wait_readable(
+      [self = core::Ref<Http1ServerConnection>(this)](const boost::system::error_code& ec) {
+        self->on_readable(ec);
+      });
+}
+
+void Http1ServerConnection::on_readable(const boost::system::error_code& ec) {
+  if (phase_ == Phase::kClosed) {
+    reading_ = false;
+    return;
+  }
+  if (ec) {
+    on_read(ec, 0);
+    return;
+  }
+  in_.reserve(kBufferSize);
+  size_t n = 0;
+  boost::system::error_code rec;
+  if (!transport_.read_now(boost::asio::buffer(in_.write_ptr(), in_.write_space()), n, rec)) {
+    wait_readable();  // woken for nothing (or TLS bytes that are not a record yet)
+    return;
+  }
+  on_read(rec, n);
 }
 
 void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t bytes) {
@@ -245,6 +343,7 @@ void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t 
   in_.commit(bytes);
   last_activity_ = Clock::now();
   if (phase_ == Phase::kIdle) first_byte_ = last_activity_;
+  take_exchange();
   if (phase_ == Phase::kActive) {
     if (awaiting_body_ && stream_) {
       awaiting_body_ = false;
@@ -257,7 +356,7 @@ void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t 
 
 void Http1ServerConnection::process_head() {
   if (!sniffed_ && sniff_http2()) return;
-  const http::HeadResult r = parser_.feed(in_.readable(), req_);
+  const http::HeadResult r = parser_.feed(in_.readable(), x_->req);
   if (r.status == http::HeadResult::kNeedMore) {
     if (phase_ == Phase::kIdle) {
       phase_ = Phase::kHead;
@@ -279,7 +378,7 @@ void Http1ServerConnection::process_head() {
     const int status = http::status_for(r.error);
     // The method, when the request line was read: an answer to HEAD has no
     // body [RFC 9110 9.3.2].
-    const http::Method method = req_.method_name.empty() ? http::Method::kGet : req_.method;
+    const http::Method method = x_->req.method_name.empty() ? http::Method::kGet : x_->req.method;
     version_minor_ = 1;
     is_head_ = method == http::Method::kHead;
     keep_alive_ = false;
@@ -293,28 +392,36 @@ void Http1ServerConnection::process_head() {
   }
   head_size_ = r.consumed;
   head_in_buffer_ = true;
-  version_minor_ = req_.version_minor;
-  is_head_ = req_.method == http::Method::kHead;
-  keep_alive_ = req_.keep_alive() && !drain_requested_;
+  version_minor_ = x_->req.version_minor;
+  is_head_ = x_->req.method == http::Method::kHead;
+  keep_alive_ = x_->req.keep_alive() && !drain_requested_;
   refresh_snapshot();
-  body_ = req_.body;
-  remaining_ = req_.content_length;
+  body_ = x_->req.body;
+  remaining_ = x_->req.content_length;
   chunked_ = http::ChunkedDecoder(listener_->limits);
   body_complete_ = body_ == http::BodyKind::kNone;
+  if (body_complete_ && in_.size() == head_size_) {
+    // Nothing else is buffered: the head moves aside (a copy of its few
+    // hundred bytes into the exchange) and the read buffer goes back to the
+    // pool while the request is in flight. Before the stream starts, so that
+    // no view of the head into the buffer exists yet.
+    detach_head();
+    in_.release();
+  }
   new_stream();
-  stream_->start(*this, info_, snapshot_, *listener_, req_, first_byte_);
+  stream_->start(*this, info_, snapshot_, *listener_, x_->req, first_byte_);
   arm_timer();  // the stream's idle deadline, if it is still on
 }
 
 void Http1ServerConnection::detach_head() {
   if (!head_in_buffer_) return;
   const char* from = in_.readable().data();
-  head_copy_.assign(from, head_size_);
-  const char* to = head_copy_.data();
-  rebase(req_.head, from, head_size_, to);
-  rebase(req_.method_name, from, head_size_, to);
-  rebase(req_.target, from, head_size_, to);
-  for (http::HeaderField& f : req_.headers) {
+  x_->head_copy.assign(from, head_size_);
+  const char* to = x_->head_copy.data();
+  rebase(x_->req.head, from, head_size_, to);
+  rebase(x_->req.method_name, from, head_size_, to);
+  rebase(x_->req.target, from, head_size_, to);
+  for (http::HeaderField& f : x_->req.headers) {
     rebase(f.name, from, head_size_, to);
     rebase(f.value, from, head_size_, to);
   }
@@ -339,8 +446,8 @@ BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chun
     b.consumed = take;
     body_complete_ = remaining_ == 0;
   } else {
-    chunk_views_.clear();
-    const auto r = chunked_.feed(avail, raw_chunked_ok ? nullptr : &chunk_views_);
+    x_->chunk_views.clear();
+    const auto r = chunked_.feed(avail, raw_chunked_ok ? nullptr : &x_->chunk_views);
     if (r.error != http::ParseError::kNone) {
       b.error = r.error;
       return b;
@@ -349,7 +456,7 @@ BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chun
       add_span(out, avail.data(), r.consumed);
       b.raw_chunked = true;
     } else {
-      for (std::string_view v : chunk_views_) add_span(out, v);
+      for (std::string_view v : x_->chunk_views) add_span(out, v);
     }
     b.consumed = r.consumed;
     body_complete_ = r.done;
@@ -376,22 +483,23 @@ void Http1ServerConnection::await_request_body(Stream&) {
 // ---- the response ----
 
 void Http1ServerConnection::send_interim(Stream&, const http::ResponseHead& head) {
-  out_.clear();
-  head_.clear();
+  x_->out.clear();
+  x_->head.clear();
   if (!head.head.empty()) {
     // An upstream's 1xx, as HTTP/1.1, without its hop-by-hop fields.
     const std::string_view h = head.head;
-    add_span(out_, kHttp11);
-    add_span(out_, h.data() + 8, head.start_line_end - 8);
+    add_span(x_->out, kHttp11);
+    add_span(x_->out, h.data() + 8, head.start_line_end - 8);
     const http::HopByHop hop_by_hop(head);
     for (const http::HeaderField& f : head.headers) {
-      if (!hop_by_hop(f.name)) add_span(out_, h.data() + f.line_begin, f.line_end - f.line_begin);
+      if (!hop_by_hop(f.name))
+        add_span(x_->out, h.data() + f.line_begin, f.line_end - f.line_begin);
     }
-    add_span(out_, "\r\n", 2);
+    add_span(x_->out, "\r\n", 2);
   } else {
-    fmt::format_to(std::back_inserter(head_), "HTTP/1.1 {} {}\r\n\r\n", head.status,
+    fmt::format_to(std::back_inserter(x_->head), "HTTP/1.1 {} {}\r\n\r\n", head.status,
                    http::reason_phrase(head.status));
-    add_span(out_, head_);
+    add_span(x_->out, x_->head);
   }
   write();
 }
@@ -410,49 +518,49 @@ void Http1ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   }
   // A request not read to its end when the response starts: close after it.
   close_after_ = !keep_alive_ || drain_requested_ || !body_complete_ || s.draining();
-  out_.clear();
-  head_.clear();
+  x_->out.clear();
+  x_->head.clear();
   const http::ResponseHead* r = o.response;
   if (r != nullptr && !r->head.empty()) {
     const std::string_view h = r->head;
     if (r->version_minor == 1) {
-      add_span(out_, h.data(), r->start_line_end);
+      add_span(x_->out, h.data(), r->start_line_end);
     } else {
-      add_span(out_, kHttp11);
-      add_span(out_, h.data() + 8, r->start_line_end - 8);
+      add_span(x_->out, kHttp11);
+      add_span(x_->out, h.data() + 8, r->start_line_end - 8);
     }
     for (size_t i = 0; i < r->headers.size(); ++i) {
       if (o.skip != nullptr && (*o.skip)[i] != 0) continue;
       const http::HeaderField& f = r->headers[i];
-      add_span(out_, h.data() + f.line_begin, f.line_end - f.line_begin);
+      add_span(x_->out, h.data() + f.line_begin, f.line_end - f.line_begin);
     }
   } else {
-    fmt::format_to(std::back_inserter(head_), "HTTP/1.1 {} {}\r\n", o.status,
+    fmt::format_to(std::back_inserter(x_->head), "HTTP/1.1 {} {}\r\n", o.status,
                    http::reason_phrase(o.status));
     if (r != nullptr) {
       for (size_t i = 0; i < r->headers.size(); ++i) {
         if (o.skip != nullptr && (*o.skip)[i] != 0) continue;
-        head_.append(r->headers[i].name).append(": ").append(r->headers[i].value).append("\r\n");
+        x_->head.append(r->headers[i].name).append(": ").append(r->headers[i].value).append("\r\n");
       }
     }
   }
-  const size_t tail = head_.size();
-  head_.append(o.extra);
-  if (add_te) head_.append("transfer-encoding: chunked\r\n");
+  const size_t tail = x_->head.size();
+  x_->head.append(o.extra);
+  if (add_te) x_->head.append("transfer-encoding: chunked\r\n");
   if (close_after_) {
-    head_.append("connection: close\r\n");
+    x_->head.append("connection: close\r\n");
   } else if (version_minor_ == 0) {
-    head_.append("connection: keep-alive\r\n");
+    x_->head.append("connection: keep-alive\r\n");
   }
-  head_.append("\r\n");
-  if (tail > 0) add_span(out_, head_.data(), tail);
-  add_span(out_, head_.data() + tail, head_.size() - tail);
+  x_->head.append("\r\n");
+  if (tail > 0) add_span(x_->out, x_->head.data(), tail);
+  add_span(x_->out, x_->head.data() + tail, x_->head.size() - tail);
   add_body(body, raw_chunked, end);
   write();
 }
 
 void Http1ServerConnection::send_body(Stream&, Spans& body, bool raw_chunked, bool end) {
-  out_.clear();
+  x_->out.clear();
   add_body(body, raw_chunked, end);
   write();
 }
@@ -460,39 +568,40 @@ void Http1ServerConnection::send_body(Stream&, Spans& body, bool raw_chunked, bo
 void Http1ServerConnection::add_body(Spans& body, bool raw_chunked, bool end) {
   if (is_head_) return;  // a response to HEAD has no body, whatever came
   if (chunk_response_) {
-    chunks_.encode(body, end, out_);
+    x_->chunks.encode(body, end, x_->out);
     return;
   }
-  for (const auto& b : body) add_span(out_, static_cast<const char*>(b.data()), b.size());
+  for (const auto& b : body) add_span(x_->out, static_cast<const char*>(b.data()), b.size());
 }
 
 void Http1ServerConnection::send_local_reply(Stream& s, int status, std::string_view content_type,
                                              std::string_view body, std::string_view extra_headers,
                                              bool close) {
   close_after_ = close || !keep_alive_ || drain_requested_ || !body_complete_ || s.draining();
-  head_.clear();
-  fmt::format_to(std::back_inserter(head_),
+  x_->head.clear();
+  fmt::format_to(std::back_inserter(x_->head),
                  "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n", status,
                  http::reason_phrase(status), content_type, body.size());
-  head_.append(extra_headers);
-  if (close_after_) head_.append("connection: close\r\n");
-  head_.append("\r\n");
+  x_->head.append(extra_headers);
+  if (close_after_) x_->head.append("connection: close\r\n");
+  x_->head.append("\r\n");
   // A response to HEAD has no body [RFC 9110 9.3.2], errors included.
-  if (!is_head_) head_.append(body);
-  out_.clear();
-  add_span(out_, head_);
+  if (!is_head_) x_->head.append(body);
+  x_->out.clear();
+  add_span(x_->out, x_->head);
   write();
 }
 
 void Http1ServerConnection::write() {
   writing_ = true;
   boost::system::error_code ec;
-  if (transport_.write_now(out_, ec) || ec) {
+  if (transport_.write_now(x_->out, ec) || ec) {
     on_written(ec);
     return;
   }
-  transport_.async_write(out_, [self = core::Ref<Http1ServerConnection>(this)](
-                                   const boost::system::error_code& ec) { self->on_written(ec); });
+  transport_.async_write(x_->out,
+                         [self = core::Ref<Http1ServerConnection>(this)](
+                             const boost::system::error_code& ec) { self->on_written(ec); });
 }
 
 void Http1ServerConnection::on_written(const boost::system::error_code& ec) {

@@ -61,6 +61,12 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   // Closes at once; the request in flight, if any, is lost.
   void close();
 
+  // Per-request state (in the .cc), pooled per thread.
+  struct Exchange;
+  struct ExchangeDeleter {
+    void operator()(Exchange* x) const;
+  };
+
   // Intrusive list of the worker's connections.
   Http1ServerConnection* prev = nullptr;
   Http1ServerConnection* next = nullptr;
@@ -99,6 +105,10 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   bool sniff_http2();
   void hand_over_to_http2(std::string_view received);
   void read();
+  // Idle (nothing buffered): waits for bytes without holding a read buffer.
+  void wait_readable();
+  void on_readable(const boost::system::error_code& ec);
+  void take_exchange();
   void on_read(const boost::system::error_code& ec, size_t bytes);
   void process_head();
   void new_stream();
@@ -120,9 +130,9 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   const config::Direction direction_;
   net::Transport transport_;
   boost::asio::steady_timer timer_;
-  core::Buffer in_;
+  core::Buffer in_;  // from the worker's pool while a request is read (core/buffer.h)
   http::RequestParser parser_;
-  http::RequestHead req_;
+  std::unique_ptr<Exchange, ExchangeDeleter> x_;  // while a request is in progress
   DownstreamInfo info_;
   std::unique_ptr<Stream> stream_;  // the request in flight
 
@@ -143,12 +153,10 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   bool is_head_ = false;
   bool keep_alive_ = true;
   size_t head_size_ = 0;
-  bool head_in_buffer_ = false;  // else in head_copy_
-  std::string head_copy_;
+  bool head_in_buffer_ = false;  // else in x_->head_copy
   http::BodyKind body_ = http::BodyKind::kNone;
   uint64_t remaining_ = 0;
   http::ChunkedDecoder chunked_;
-  std::vector<std::string_view> chunk_views_;
   bool body_complete_ = false;  // the decoder saw the end of the request body
   size_t body_given_ = 0;       // body bytes offered to the stream, not yet consumed
   bool awaiting_body_ = false;
@@ -156,9 +164,6 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   // The response.
   bool chunk_response_ = false;  // the codec adds chunked framing
   bool close_after_ = false;     // the response says Connection: close
-  Spans out_;
-  std::string head_;  // status line and the lines the codec adds
-  http::ChunkEncoder chunks_;
 };
 
 }  // namespace sidecar::proxy

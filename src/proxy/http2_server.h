@@ -37,6 +37,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "core/buffer.h"
 #include "core/ref_counted.h"
 #include "net/transport.h"
 #include "proxy/codec.h"
@@ -121,6 +122,7 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   H2Stream* of(const Stream& s);
   void read();
   void on_read(const boost::system::error_code& ec, size_t bytes);
+  void on_readable(const boost::system::error_code& ec);
   // Feeds bytes to nghttp2; false when the connection was closed.
   bool receive(std::string_view bytes);
   // Runs the stream events gathered while nghttp2 parsed.
@@ -154,7 +156,7 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   // Stream events seen inside nghttp2's callbacks, run after it returns.
   std::vector<int32_t> events_;
 
-  std::string in_;   // read buffer
+  core::Buffer in_;  // read buffer, from the worker's pool while a read is processed
   std::string out_;  // frames being written
   Spans out_spans_;
   bool reading_ = false;

@@ -194,6 +194,7 @@ void TcpProxyConnection::start_pumps() {
   can_splice_ = transport_.secure() == nullptr && upstream_->transport().secure() == nullptr &&
                 splice_enabled();
   in_.reserve(kBufferSize);
+  upstream_->buffer().reserve(kBufferSize);  // a pooled connection may hold none
   down_.buffer = &in_;
   up_.buffer = &upstream_->buffer();
   down_.out.reserve(1);

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
+#include "core/buffer.h"
 #include "proxy/async_client.h"
 #include "proxy/http1_server.h"
 #include "proxy/http2_server.h"
@@ -159,6 +160,9 @@ void Worker::schedule_tick() {
     const auto now = std::chrono::steady_clock::now();
     for (auto& c : clusters_) c->close_expired(now);
     http2_pool_->close_idle(now, false);
+    const core::BufferPool& pool = core::BufferPool::local();
+    stats_->read_buffers_in_use.set(pool.in_use());
+    stats_->read_buffers_free.set(static_cast<int64_t>(pool.free_blocks()));
     schedule_tick();
   });
 }

@@ -402,6 +402,18 @@ void Store::collect(MetricWriter& w) const {
   w.family("sidecar_access_log_dropped_total", MetricType::kCounter,
            "Access log lines dropped because the writer fell behind.");
   w.sample({}, static_cast<double>(dropped));
+  int64_t in_use = 0, free_blocks = 0;
+  for (const auto& b : workers_stats_) {
+    in_use += b->read_buffers_in_use.get();
+    free_blocks += b->read_buffers_free.get();
+  }
+  w.family("sidecar_read_buffers_in_use", MetricType::kGauge,
+           "16 KiB read buffers held by connections (an idle keep-alive connection holds none); "
+           "updated every second.");
+  w.sample({}, static_cast<double>(in_use));
+  w.family("sidecar_read_buffers_free", MetricType::kGauge,
+           "16 KiB read buffers kept by the workers' pools for reuse; updated every second.");
+  w.sample({}, static_cast<double>(free_blocks));
 }
 
 }  // namespace sidecar::stats

@@ -46,6 +46,7 @@ class Gauge {
     v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
   void sub(int64_t n = 1) { add(-n); }
+  void set(int64_t v) { v_.store(v, std::memory_order_relaxed); }
   int64_t get() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -156,6 +157,10 @@ struct alignas(64) EndpointStats {
 struct alignas(64) WorkerStats {
   Counter access_log_lines;
   Counter access_log_dropped;  // the writer fell behind: lines not logged
+  // The worker's read buffer pool (core::BufferPool), published by its
+  // tick: blocks held by connections, and blocks kept free for reuse.
+  Gauge read_buffers_in_use;
+  Gauge read_buffers_free;
 };
 
 // The label sets and their per-worker blocks. All methods run on the main

@@ -182,6 +182,8 @@ class Session final : public net::SecureLayer {
     ERR_clear_error();
   }
 
+  bool has_pending() const override { return SSL_has_pending(ssl_) == 1; }
+
   const net::TlsInfo& info() const override { return info_; }
   std::string failure_reason() const override { return failure_; }
 

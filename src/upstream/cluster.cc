@@ -97,6 +97,7 @@ void ClusterRuntime::close_expired(std::chrono::steady_clock::time_point now) {
       ep.idle[expired]->close();
       ++expired;
     }
+    for (size_t i = expired; i < ep.idle.size(); ++i) ep.idle[i]->release_buffer();
     if (expired > 0) {
       ep.idle.erase(ep.idle.begin(), ep.idle.begin() + static_cast<std::ptrdiff_t>(expired));
       ep.stats->connections_idle.sub(static_cast<int64_t>(expired));

@@ -9,10 +9,7 @@ namespace sidecar::upstream {
 
 UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, ClusterRuntime& cluster,
                                        Endpoint& endpoint)
-    : transport_(boost::asio::ip::tcp::socket(io)),
-      in_(kBufferSize),
-      cluster_(&cluster),
-      endpoint_(&endpoint) {
+    : transport_(boost::asio::ip::tcp::socket(io)), cluster_(&cluster), endpoint_(&endpoint) {
   endpoint_->stats->connections_active.add();
   endpoint_->stats->connections_total.add();
 }
@@ -58,6 +55,25 @@ void UpstreamConnection::on_connected(boost::system::error_code ec) {
 
 void UpstreamConnection::read() {
   if (reading_ || closed_) return;
+  if (in_.empty() && !last_read_filled_) {
+    // Nothing buffered and the socket was drained by the last read: wait
+    // for it without a buffer (no speculative recv either). After a read
+    // that filled the buffer (a large response), more is likely there: read
+    // at once, into a buffer grown as before. Idle in the pool, the block is
+    // given back later (release_buffer, from the cluster's tick): the stream
+    // that just returned this connection may still look at views of its
+    // response. A buffer grown for large responses stays while the
+    // connection is checked out.
+    if (owner_ != nullptr && in_.capacity() <= core::BufferPool::kBlockSize) in_.release();
+    reading_ = true;
+    waiting_ = true;
+    transport_.async_wait_readable(
+        [self = core::Ref<UpstreamConnection>(this)](const boost::system::error_code& ec) {
+          self->on_readable(ec);
+        });
+    return;
+  }
+  if (!in_.has_storage()) in_.reserve(kBufferSize);
   if (last_read_filled_ && in_.empty() && in_.capacity() < kMaxBufferSize) {
     in_.reserve(in_.capacity() * 2);
   }
@@ -70,6 +86,36 @@ void UpstreamConnection::read() {
       [self = core::Ref<UpstreamConnection>(this)](const boost::system::error_code& ec, size_t n) {
         self->on_read(ec, n);
       });
+}
+
+void UpstreamConnection::on_readable(const boost::system::error_code& ec) {
+  waiting_ = false;
+  if (closed_) {
+    reading_ = false;
+    return;
+  }
+  if (ec) {
+    on_read(ec, 0);
+    return;
+  }
+  in_.reserve(kBufferSize);
+  size_t n = 0;
+  boost::system::error_code rec;
+  if (!transport_.read_now(boost::asio::buffer(in_.write_ptr(), in_.write_space()), n, rec)) {
+    reading_ = false;
+    read();  // woken for nothing (or TLS bytes that are not a record yet)
+    return;
+  }
+  if (rec) {
+    on_read(rec, 0);
+    return;
+  }
+  on_read(rec, n);
+}
+
+void UpstreamConnection::release_buffer() {
+  // Not while a read into the buffer is pending (only a wait may be).
+  if (owner_ == nullptr && !closed_ && (!reading_ || waiting_)) in_.release();
 }
 
 void UpstreamConnection::on_read(const boost::system::error_code& ec, size_t bytes) {

@@ -2,9 +2,15 @@
 //
 // The connection is a transport only: it owns the socket and the read
 // buffer; the HTTP logic lives in its owner (the downstream connection it is
-// checked out to). While it sits idle in its endpoint's pool, a read stays
-// pending so that a close by the upstream is noticed at once and the
-// connection is dropped from the pool instead of failing the next request.
+// checked out to). While it sits idle in its endpoint's pool, a wait for
+// readability stays pending so that a close by the upstream is noticed at
+// once and the connection is dropped from the pool instead of failing the
+// next request.
+//
+// Memory: the read buffer is a block of the worker's pool (core/buffer.h),
+// held only while bytes are buffered or expected into it: a read with
+// nothing buffered waits for readability first, and an idle pooled
+// connection gives its block back (release_buffer).
 //
 // Lifetime: reference counted; pending operations hold references. Used only
 // on its worker's thread.
@@ -57,6 +63,9 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   // first when it has no free space (callers must not hold views into it
   // past its readable region's start when calling this with a full buffer).
   void read();
+  // Idle in the pool: gives the read buffer back to the worker's pool (it
+  // is taken again when bytes arrive). Called from the cluster's tick.
+  void release_buffer();
   // Closes the socket; pending operations complete with operation_aborted and
   // no longer reach the owner.
   void close();
@@ -79,6 +88,7 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
 
  private:
   void on_read(const boost::system::error_code& ec, size_t bytes);
+  void on_readable(const boost::system::error_code& ec);
   void on_connected(boost::system::error_code ec);
 
   net::Transport transport_;
@@ -88,6 +98,7 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   Endpoint* endpoint_;
   UpstreamCallbacks* owner_ = nullptr;
   bool reading_ = false;
+  bool waiting_ = false;  // the pending read is a wait for readability (no buffer)
   bool last_read_filled_ = false;
   bool connected_ = false;
   bool closed_ = false;

@@ -42,3 +42,70 @@ TEST(Buffer, ReserveKeepsTheReadableBytes) {
 
 }  // namespace
 }  // namespace sidecar::core
+
+namespace sidecar::core {
+namespace {
+
+constexpr size_t kBlock = BufferPool::kBlockSize;
+
+TEST(BufferPool, BlocksAreReusedAndCounted) {
+  BufferPool pool(2);
+  auto a = pool.take();
+  const char* first = a.get();
+  EXPECT_EQ(pool.in_use(), 1);
+  pool.give(std::move(a));
+  EXPECT_EQ(pool.in_use(), 0);
+  EXPECT_EQ(pool.free_blocks(), 1u);
+  auto b = pool.take();
+  EXPECT_EQ(b.get(), first);  // the same block again
+  auto c = pool.take();
+  auto d = pool.take();
+  EXPECT_EQ(pool.in_use(), 3);
+  pool.give(std::move(b));
+  pool.give(std::move(c));
+  pool.give(std::move(d));  // beyond max_free: freed
+  EXPECT_EQ(pool.free_blocks(), 2u);
+  EXPECT_EQ(pool.in_use(), 0);
+}
+
+TEST(Buffer, PooledBlockIsTakenAndReleased) {
+  BufferPool& pool = BufferPool::local();
+  const int64_t before = pool.in_use();
+  {
+    Buffer b;
+    EXPECT_FALSE(b.has_storage());
+    EXPECT_EQ(b.write_space(), 0u);
+    b.reserve(kBlock);
+    EXPECT_TRUE(b.has_storage());
+    EXPECT_EQ(b.capacity(), kBlock);
+    EXPECT_EQ(pool.in_use(), before + 1);
+    put(b, "abc");
+    EXPECT_FALSE(b.release());  // bytes buffered: kept
+    EXPECT_EQ(b.readable(), "abc");
+    b.consume(3);
+    EXPECT_TRUE(b.release());
+    EXPECT_FALSE(b.has_storage());
+    EXPECT_TRUE(b.empty());
+    EXPECT_EQ(pool.in_use(), before);
+    b.reserve(kBlock);  // taken again, from the free list
+    EXPECT_EQ(pool.in_use(), before + 1);
+  }  // destroyed: given back
+  EXPECT_EQ(pool.in_use(), before);
+}
+
+TEST(Buffer, GrowingGivesThePooledBlockBack) {
+  BufferPool& pool = BufferPool::local();
+  const int64_t before = pool.in_use();
+  Buffer b(kBlock);
+  put(b, "head");
+  b.reserve(2 * kBlock);
+  EXPECT_EQ(b.readable(), "head");
+  EXPECT_EQ(b.capacity(), 2 * kBlock);
+  EXPECT_EQ(pool.in_use(), before);  // the 16 KiB block went back
+  Buffer moved(std::move(b));
+  EXPECT_EQ(moved.readable(), "head");
+  EXPECT_FALSE(b.has_storage());  // NOLINT(bugprone-use-after-move): moved-from is empty
+}
+
+}  // namespace
+}  // namespace sidecar::core

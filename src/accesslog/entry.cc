@@ -53,6 +53,8 @@ void append_flags(std::string& out, uint32_t flags) {
       {kLocalReset, "LR"},
       {kDelayInjected, "DI"},
       {kFaultInjected, "FI"},
+      {kUpstreamOverflow, "UO"},
+      {kNoHealthyUpstream, "UH"},
   };
   if (flags == 0) {
     out += '-';

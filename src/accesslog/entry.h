@@ -23,6 +23,8 @@ enum ResponseFlag : uint32_t {
   kLocalReset = 1u << 9,                       // LR
   kDelayInjected = 1u << 10,                   // DI (the fault filter)
   kFaultInjected = 1u << 11,                   // FI (the fault filter)
+  kUpstreamOverflow = 1u << 12,                // UO (a circuit breaker is open)
+  kNoHealthyUpstream = 1u << 13,               // UH (no endpoint to send to)
 };
 
 // Appends the flags' short codes, comma separated, or "-" when none.

@@ -16,6 +16,7 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include "config/balancing.h"
 #include "config/reader.h"
 #include "config/registry.h"
 #include "config/tls_config.h"
@@ -342,10 +343,12 @@ class Loader : public Reader {
   void load_cluster(const YAML::Node& n, size_t index, Config& c) {
     const std::string where = fmt::format("clusters[{}]", index);
     if (!is_map(n, where)) return;
-    check_keys(n, where,
-               {"name", "endpoints", "connect_timeout", "idle_timeout",
-                "max_requests_per_connection", "max_response_headers_size",
-                "max_response_headers_count", "tls", "protocol", "discovery"});
+    check_keys(
+        n, where,
+        {"name", "endpoints", "connect_timeout", "idle_timeout", "max_requests_per_connection",
+         "max_response_headers_size", "max_response_headers_count", "tls", "protocol", "discovery",
+         "lb_policy", "least_request_lb_config", "ring_hash_lb_config", "common_lb_config",
+         "ewma_lb_config", "circuit_breakers"});
     Cluster cl;
     if (auto v = n["discovery"]) load_discovery(v, where + ".discovery", cl.discovery);
     if (auto v = n["name"]) {
@@ -361,7 +364,7 @@ class Loader : public Reader {
       if (is_seq(v, where + ".endpoints")) {
         for (size_t i = 0; i < v.size(); ++i) {
           Address a;
-          if (get_address(v[i], fmt::format("{}.endpoints[{}]", where, i), a)) {
+          if (load_endpoint(*this, v[i], fmt::format("{}.endpoints[{}]", where, i), a)) {
             if (a.port == 0) {
               error(v[i], fmt::format("{}.endpoints[{}] needs a port", where, i));
             } else {
@@ -406,6 +409,7 @@ class Loader : public Reader {
       // h2 is negotiated by ALPN unless the config says otherwise.
       if (cl.protocol == UpstreamProtocol::kH2 && v.IsMap() && !v["alpn"]) cl.tls.alpn = {"h2"};
     }
+    load_cluster_balancing(*this, n, where, cl);
     if (cl.protocol == UpstreamProtocol::kH2 && !cl.tls.enabled) {
       error(n, where + ": protocol h2 needs tls (cleartext HTTP/2 is h2c)");
     }
@@ -492,7 +496,9 @@ class Loader : public Reader {
                   size_t index, const Config& c, const std::vector<FilterConfig>& listener_filters,
                   Route& r) {
     if (!is_map(n, where)) return;
-    check_keys(n, where, {"name", "match", "cluster", "timeout", "typed_per_filter_config"});
+    check_keys(n, where,
+               {"name", "match", "cluster", "timeout", "typed_per_filter_config",
+                "weighted_clusters", "hash_policy"});
     r.name = fmt::format("{}/{}", listener, index);
     if (auto v = n["name"]) get_string(v, where + ".name", r.name);
     if (auto m = n["match"]) {
@@ -529,9 +535,11 @@ class Loader : public Reader {
       if (get_string(v, where + ".cluster", r.cluster) && c.cluster_index(r.cluster) < 0) {
         error(v, fmt::format("{}.cluster: no cluster named '{}'", where, r.cluster));
       }
-    } else {
-      error(n, where + " needs a cluster");
+      if (n["weighted_clusters"]) error(v, where + " takes cluster or weighted_clusters, not both");
+    } else if (!n["weighted_clusters"]) {
+      error(n, where + " needs a cluster (or weighted_clusters)");
     }
+    load_route_balancing(*this, n, where, c, r);
     if (auto v = n["timeout"]) get_duration(v, where + ".timeout", r.timeout);
     if (auto v = n["typed_per_filter_config"]) {
       const std::string tw = where + ".typed_per_filter_config";

@@ -189,6 +189,8 @@ void Stream::route_and_forward() {
     }
   }
   route_ = listener_->routes.match(host, routing_path, *req_);
+  cluster_index_ = -1;
+  lb_avoid_.clear();
   if (route_ == nullptr) {
     flags_ |= accesslog::kNoRouteFound;
     reject(kRejectNoRoute);
@@ -202,11 +204,16 @@ void Stream::route_and_forward() {
 // ---- the upstream and the request ----
 
 void Stream::acquire_upstream(bool fresh) {
-  cluster_ = info_->worker->cluster_for(*snapshot_, route_->cluster);
+  if (cluster_index_ < 0) select_cluster();
+  cluster_ = info_->worker->cluster_for(*snapshot_, cluster_index_);
+  upstream::Endpoint* endpoint = choose_endpoint();
+  if (endpoint == nullptr) return;  // answered
+  attempt_.start(*cluster_, *endpoint);
   if (cluster_->config().protocol == config::UpstreamProtocol::kHttp1) {
-    upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh);
+    upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh, endpoint);
   } else {
-    upstream_ = std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, *this, fresh);
+    upstream_ =
+        std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, *this, fresh, endpoint);
   }
   trace_.attempt_start(info_->worker->random());
   connecting_ = true;
@@ -440,6 +447,7 @@ void Stream::on_response_interim(const http::ResponseHead& head) {
 
 void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   last_activity_ = Clock::now();
+  attempt_.responded(head.status);
   if (ds_writing_ != DownWrite::kNone) {
     // Behind our own 100 Continue: go on once it is written.
     response_waiting_ = true;
@@ -584,6 +592,15 @@ bool Stream::can_retry() const {
 }
 
 void Stream::upstream_connect_failed(const error_code& ec) {
+  if (ec == make_error_code(upstream::AttemptError::kOverflow)) {
+    // A circuit breaker refused a new connection (Envoy: 503 UO at once).
+    flags_ |= accesslog::kUpstreamOverflow;
+    attempt_.cancel();
+    release_upstream(false);
+    local_reply(503, "upstream connect error: overflow\n", false);
+    return;
+  }
+  attempt_.finish({upstream::AttemptOutcome::Kind::kConnectFailure});
   // A TLS failure says why ("certificate verify failed: hostname mismatch").
   const bool tls_failed = !upstream_->failure().empty();
   const std::string why =
@@ -767,6 +784,7 @@ void Stream::release_upstream(bool reusable) {
   connecting_ = false;
   if (!upstream_) return;
   trace_.attempt_end(upstream_->host(), resp_head_done_ ? status_ : 0);
+  attempt_.finish();
   if (req_pending_ > 0 && !active_) req_pending_ = 0;
   upstream_->release(reusable && !us_writing_);
   upstream_.reset();
@@ -792,6 +810,7 @@ void Stream::on_timeout(Clock::time_point now) {
   if (!active_) return;
   if (connecting_ && now >= connect_deadline_) {
     flags_ |= accesslog::kUpstreamConnectionFailure;
+    attempt_.finish({upstream::AttemptOutcome::Kind::kConnectFailure});
     if (stats::EndpointStats* es = upstream_ ? upstream_->endpoint_stats() : nullptr) {
       es->connect_failures.add();
       es->connect_timeouts.add();
@@ -802,6 +821,7 @@ void Stream::on_timeout(Clock::time_point now) {
   }
   if (req_sent_ && !resp_done_ && now >= response_deadline_) {
     flags_ |= accesslog::kUpstreamRequestTimeout;
+    attempt_.finish({upstream::AttemptOutcome::Kind::kTimeout});
     if (endpoint_stats_ != nullptr) endpoint_stats_->request_timeouts.add();
     release_upstream(false);
     if (resp_started_) {

@@ -147,6 +147,12 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void filters_response_data(Spans& data, bool end);
   void end_filters();
   void acquire_upstream(bool fresh);
+  // stream_balancing.cc: the cluster of the route (weighted_clusters) and
+  // the hash key (hash_policy), once per request; the endpoint of an attempt
+  // (null: answered 503 UO or UH).
+  void select_cluster();
+  upstream::Endpoint* choose_endpoint();
+  std::string_view cluster_name() const;
   void build_request_head();
   void on_request_sent();
   void pump_response();
@@ -202,6 +208,10 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
 
   // Upstream and response state.
   core::Ref<upstream::ClusterRuntime> cluster_;
+  int cluster_index_ = -1;                       // chosen by select_cluster(); -1: not yet
+  std::optional<uint64_t> lb_hash_;              // the request's hash_policy key
+  std::vector<const upstream::Host*> lb_avoid_;  // endpoints a retry should avoid
+  upstream::Attempt attempt_;                    // the upstream attempt in flight
   std::unique_ptr<UpstreamStream> upstream_;
   bool connecting_ = false;
   http::ResponseHead* resp_ = nullptr;

@@ -1,5 +1,7 @@
-// A cluster as one worker sees it: its endpoints, the round-robin position
-// and, per endpoint, the pool of idle keep-alive upstream connections.
+// A cluster as one worker sees it: its endpoints, its load balancer
+// (load_balancer.h: priorities, health, lb_policy) and, per endpoint, the pool
+// of idle keep-alive upstream connections; plus the process-wide circuit
+// breaker of the cluster (circuit_breaker.h).
 //
 // Workers share nothing: each has its own ClusterRuntime per configured
 // cluster, so nothing here locks. Used only on the worker's thread.
@@ -23,16 +25,29 @@
 #include "stats/stats.h"
 #include "tls/slot.h"
 #include "tls/tls.h"
+#include "upstream/attempt.h"
+#include "upstream/circuit_breaker.h"
+#include "upstream/load_balancer.h"
 #include "upstream/upstream_connection.h"
 
 namespace sidecar::upstream {
 
-class Endpoint {
+// Why an upstream attempt did not start, as the error of
+// UpstreamEvents::on_upstream_ready: the stream answers 503 with response
+// flag UO (overflow) or UH (no healthy upstream) instead of UF.
+enum class AttemptError { kOverflow = 1, kNoHealthyUpstream = 2 };
+const boost::system::error_category& attempt_category();
+inline boost::system::error_code make_error_code(AttemptError e) {
+  return {static_cast<int>(e), attempt_category()};
+}
+
+// An endpoint: Host (name "127.0.0.1:8080", weight, priority, healthy(),
+// active requests) plus its address and connection pool.
+class Endpoint : public Host {
  public:
   Endpoint(const config::Address& address, stats::EndpointStats* stats);
 
   const boost::asio::ip::tcp::endpoint& address() const { return address_; }
-  const std::string& name() const { return name_; }  // "127.0.0.1:8080"
   // The name it was configured by ("users.example"), else the IP: for TLS
   // SNI and certificate verification.
   const std::string& host_name() const { return host_name_; }
@@ -44,7 +59,6 @@ class Endpoint {
 
  private:
   boost::asio::ip::tcp::endpoint address_;
-  std::string name_;
   std::string host_name_;
 };
 
@@ -52,9 +66,12 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
  public:
   // `stats[i]`: this worker's block for endpoint i.
   // `tls` is the cluster's TLS context slot, null for plain TCP.
+  // `breaker`: the cluster's process-wide circuit breaker (null: a private
+  // one with the config's thresholds). `seed` seeds the balancer's choices.
   ClusterRuntime(boost::asio::io_context& io, config::Cluster config,
                  const std::vector<stats::EndpointStats*>& stats,
-                 std::shared_ptr<tls::ClientSlot> tls);
+                 std::shared_ptr<tls::ClientSlot> tls,
+                 std::shared_ptr<CircuitBreaker> breaker = nullptr, uint64_t seed = 0);
   ~ClusterRuntime();
 
   const config::Cluster& config() const { return config_; }
@@ -63,10 +80,38 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   // No longer part of the worker's config: closes the pool and stops pooling.
   void retire();
 
-  // Picks the next endpoint round robin and returns a pooled connection to
-  // it (`reused` = true) or a new, unconnected one (`reused` = false; call
-  // connect()). With `fresh`, never a pooled one.
+  CircuitBreaker& breaker() { return *breaker_; }
+  LoadBalancer& load_balancer() { return *lb_; }
+  std::vector<Endpoint>& endpoints() { return endpoints_; }
+
+  // Why choose() or acquire() gave nothing.
+  enum class Refusal {
+    kNone,
+    kOverflow,    // a circuit breaker is at its limit: 503, flag UO
+    kNoEndpoint,  // the cluster has no endpoint: 503, flag UH
+  };
+
+  // The endpoint for the next attempt (priority levels, health, lb_policy;
+  // `ctx`: hash key and endpoints to avoid), or nullptr with `why`: no
+  // endpoint, or max_requests reached. Call attempt_started() when used.
+  Endpoint* choose(const LbContext& ctx, Refusal& why);
+
+  // A pooled connection to `endpoint` (`reused` = true) or a new,
+  // unconnected one (`reused` = false; call connect()); with `fresh`, never
+  // a pooled one. nullptr (Refusal::kOverflow) when a new connection would
+  // pass max_connections or max_pending_requests.
+  core::Ref<UpstreamConnection> acquire(Endpoint& endpoint, bool& reused, bool fresh = false);
+  // choose() without a context, then acquire() (the TCP proxy). nullptr
+  // when either refuses.
   core::Ref<UpstreamConnection> acquire(bool& reused, bool fresh = false);
+
+  // Called by the stream once per upstream attempt (attempt.h): counts the
+  // request in the endpoint's active requests and the circuit breaker, and
+  // feeds the balancer (and outlier detection) with the outcome.
+  void attempt_started(Endpoint& endpoint);
+  void attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome);
+  // An attempt that never reached the endpoint (Attempt::cancel).
+  void attempt_cancelled(Endpoint& endpoint);
 
   // Returns a checked-out connection. With `reusable` it goes back to its
   // endpoint's pool (with a read pending to notice a close), else it is closed.
@@ -85,7 +130,8 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   const config::Cluster config_;  // a copy: a runtime can outlive the config it came from
   std::vector<Endpoint> endpoints_;
   std::shared_ptr<tls::ClientSlot> tls_;
-  size_t next_ = 0;
+  std::shared_ptr<CircuitBreaker> breaker_;
+  std::unique_ptr<LoadBalancer> lb_;
   bool retired_ = false;
 };
 

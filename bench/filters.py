@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 
@@ -91,16 +90,7 @@ def haproxy_config(case, port, upstream):
               "  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }\n")
     elif case == "gzip":
         fe = "  filter compression\n  compression algo gzip\n  compression type text/plain application/json\n"
-    return f"""
-global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
+    return bench.HAPROXY_DEFAULTS + f"""
 frontend bench
   bind 127.0.0.1:{port}
 {fe}  default_backend up
@@ -144,18 +134,9 @@ def main():
                     proc = bench.Proc("haproxy", ["haproxy", "-f", conf], port)
                 try:
                     url = f"http://127.0.0.1:{port}{path}"
-                    wrk = lambda d: wrk_with_headers(url, args.connections, d, headers)
-                    wrk(1)
-                    runs = []
-                    for _ in range(args.runs):
-                        before = bench.cpu_seconds(proc.pids())
-                        r = wrk(args.duration)
-                        after = bench.cpu_seconds(proc.pids())
-                        r["cpu_per_100k"] = (after - before) / r["requests"] * 100_000
-                        runs.append(r)
-                    med = {k: statistics.median(r[k] for r in runs)
-                           for k in ("rps", "p50_us", "cpu_per_100k")}
-                    med["errors"] = ";".join(r["errors"] for r in runs if r["errors"])
+                    med = bench.measure(
+                        proc, lambda d: wrk_with_headers(url, args.connections, d, headers),
+                        args.duration, args.runs)
                     results[(target, case)] = med
                     print(f"  {target:8} {case:10} {med['rps']:10.0f} req/s  "
                           f"cpu {med['cpu_per_100k']:.2f}s/100k {med['errors']}", flush=True)

@@ -14,6 +14,7 @@ struct Fixed {
   uint8_t version_minor;
   uint8_t request_headers;
   uint8_t response_headers;
+  uint8_t attempt_count;
 };
 
 constexpr size_t kStrings = 14;
@@ -53,8 +54,9 @@ void append_flags(std::string& out, uint32_t flags) {
       {kLocalReset, "LR"},
       {kDelayInjected, "DI"},
       {kFaultInjected, "FI"},
-      {kUpstreamOverflow, "UO"},
       {kNoHealthyUpstream, "UH"},
+      {kUpstreamOverflow, "UO"},
+      {kUpstreamRetryLimitExceeded, "URX"},
   };
   if (flags == 0) {
     out += '-';
@@ -92,7 +94,8 @@ void encode(const Entry& e, char* out) {
           e.status,
           e.version_minor,
           static_cast<uint8_t>(e.request_headers.size()),
-          static_cast<uint8_t>(e.response_headers.size())};
+          static_cast<uint8_t>(e.response_headers.size()),
+          e.attempt_count};
   std::memcpy(out, &f, sizeof(f));
   char* p = out + sizeof(f);
   for (std::string_view s :
@@ -117,6 +120,7 @@ bool decode(const char* data, size_t size, Entry& e) {
   e.flags = f.flags;
   e.status = f.status;
   e.version_minor = f.version_minor;
+  e.attempt_count = f.attempt_count;
   const char* p = data + sizeof(f);
   const char* end = data + size;
   std::string_view* strings[] = {&e.method,

@@ -23,8 +23,9 @@ enum ResponseFlag : uint32_t {
   kLocalReset = 1u << 9,                       // LR
   kDelayInjected = 1u << 10,                   // DI (the fault filter)
   kFaultInjected = 1u << 11,                   // FI (the fault filter)
-  kUpstreamOverflow = 1u << 12,                // UO (a circuit breaker is open)
-  kNoHealthyUpstream = 1u << 13,               // UH (no endpoint to send to)
+  kNoHealthyUpstream = 1u << 12,               // UH
+  kUpstreamOverflow = 1u << 13,                // UO (a circuit breaker was full)
+  kUpstreamRetryLimitExceeded = 1u << 14,      // URX
 };
 
 // Appends the flags' short codes, comma separated, or "-" when none.
@@ -40,6 +41,7 @@ struct Entry {
   uint32_t flags = 0;
   uint16_t status = 0;        // 0: no response was sent
   uint8_t version_minor = 1;  // 0, 1: HTTP/1.x; 2: HTTP/2
+  uint8_t attempt_count = 0;  // upstream attempts (retries and hedges included); 0: none
   // version_minor of a TCP proxy connection's entry: no protocol, no scheme.
   static constexpr uint8_t kNotHttp = 0xFF;
   std::string_view method, path, authority, upstream_host, route, cluster, listener, remote_address;

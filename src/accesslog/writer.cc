@@ -30,6 +30,7 @@ bool numeric(Kind k) {
     case Kind::kBytesSent:
     case Kind::kDuration:
     case Kind::kUpstreamServiceTime:
+    case Kind::kUpstreamRequestAttemptCount:
       return true;
     default:
       return false;
@@ -130,6 +131,9 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       break;
     case Kind::kUpstreamHost:
       text(e.upstream_host);
+      break;
+    case Kind::kUpstreamRequestAttemptCount:
+      fmt::format_to(std::back_inserter(out), "{}", e.attempt_count);
       break;
     case Kind::kUpstreamCluster:
       text(e.cluster);

@@ -31,6 +31,7 @@ constexpr Simple kSimple[] = {
     {"REQUESTED_SERVER_NAME", LogToken::Kind::kRequestedServerName},
     {"RESPONSE_CODE_DETAILS", LogToken::Kind::kResponseCodeDetails},
     {"TRACE_ID", LogToken::Kind::kTraceId},
+    {"UPSTREAM_REQUEST_ATTEMPT_COUNT", LogToken::Kind::kUpstreamRequestAttemptCount},
 };
 
 }  // namespace

@@ -39,6 +39,7 @@ struct LogToken {
     kRequestedServerName,   // %REQUESTED_SERVER_NAME%: the SNI
     kResponseCodeDetails,   // %RESPONSE_CODE_DETAILS%: why the proxy answered so
     kTraceId,               // %TRACE_ID%: the request's trace id (32 hex); "" without tracing
+    kUpstreamRequestAttemptCount,  // %UPSTREAM_REQUEST_ATTEMPT_COUNT%: retries and hedges included
   };
   Kind kind = Kind::kLiteral;
   std::string text;       // the literal, or the header name in lower case

@@ -60,6 +60,38 @@ struct RouteMatch {
   std::vector<HeaderMatcher> headers;
 };
 
+// When and how a route retries a failed attempt (Envoy's RetryPolicy;
+// docs/resilience.md). A retry goes to another endpoint when there is one.
+struct RetryPolicy {
+  // Conditions, Envoy's `retry_on` names.
+  enum On : uint32_t {
+    k5xx = 1u << 0,             // "5xx": any 5xx, a reset, a connect failure, a per-try timeout
+    kGatewayError = 1u << 1,    // "gateway-error": 502, 503, 504, and connect failures
+    kReset = 1u << 2,           // "reset": no response (disconnect, reset, per-try timeout)
+    kConnectFailure = 1u << 3,  // "connect-failure"
+    kRetriable4xx = 1u << 4,    // "retriable-4xx": 409
+    kRefusedStream = 1u << 5,   // "refused-stream": HTTP/2 REFUSED_STREAM
+    kRetriableStatusCodes = 1u << 6,  // "retriable-status-codes": retriable_status_codes
+  };
+  uint32_t retry_on = 0;                         // On bits; 0: no retries
+  std::vector<uint16_t> retriable_status_codes;  // also retried with any retry_on
+  uint32_t num_retries = 1;           // retries after the first attempt (Envoy's default 1)
+  Duration per_try_timeout = 0ms;     // 0: only the route timeout
+  Duration base_interval = 25ms;      // full-jitter exponential back-off
+  Duration max_interval = 250ms;      // default 10 x base_interval; also caps Retry-After
+  bool retry_non_idempotent = false;  // POST/PATCH: only connect failures and refused streams
+  bool hedge_on_per_try_timeout =
+      false;  // a per-try timeout starts another attempt, keeps the first
+  bool enabled() const { return retry_on != 0 || !retriable_status_codes.empty(); }
+};
+
+// A copy of the route's requests, fire-and-forget, to another cluster
+// (Envoy's RequestMirrorPolicy). Host gets "-shadow"; the answer is dropped.
+struct MirrorPolicy {
+  std::string cluster;
+  double fraction = 1.0;  // `runtime_fraction`: share of requests mirrored, 0..1
+};
+
 // One HTTP filter of a listener: its registered name and its parsed config
 // (the filter's own type; see config/registry.h).
 struct FilterConfig {
@@ -96,6 +128,11 @@ struct Route {
   // From the end of the request to the end of the response (Envoy's route
   // timeout); 0 disables. Exceeded before the response starts: 504.
   Duration timeout = 15s;
+  RetryPolicy retry_policy;
+  std::vector<MirrorPolicy> request_mirror_policies;
+  // Sends x-sidecar-attempt-count (1 for the first attempt) upstream (Envoy's
+  // include_request_attempt_count).
+  bool include_request_attempt_count = false;
   // Per-route configs of the listener's filters (Envoy's
   // typed_per_filter_config): they override the listener's for this route.
   std::vector<FilterConfig> per_filter_config;

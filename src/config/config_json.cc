@@ -4,6 +4,7 @@
 
 #include "config/access_log_format.h"
 #include "config/balancing.h"
+#include "config/route_policy.h"
 #include "core/json.h"
 
 namespace sidecar::config {
@@ -241,7 +242,34 @@ std::string to_json(const Config& c) {
           j.item_begin().key("name").str(w.name).key("weight").num(w.weight).close('}');
         j.close(']');
       }
-      j.key("timeout").duration(r.timeout).close('}');
+      j.key("timeout").duration(r.timeout);
+      if (r.retry_policy.enabled()) {
+        const RetryPolicy& p = r.retry_policy;
+        j.key("retry_policy").open('{');
+        strings(j, "retry_on", retry_on_names(p.retry_on));
+        j.arr_begin("retriable_status_codes");
+        for (uint16_t code : p.retriable_status_codes) j.num(code);
+        j.close(']');
+        j.key("num_retries").num(p.num_retries).key("per_try_timeout").duration(p.per_try_timeout);
+        j.obj_begin("retry_back_off")
+            .key("base_interval")
+            .duration(p.base_interval)
+            .key("max_interval")
+            .duration(p.max_interval)
+            .close('}');
+        j.key("retry_non_idempotent").boolean(p.retry_non_idempotent);
+        j.key("hedge_on_per_try_timeout").boolean(p.hedge_on_per_try_timeout).close('}');
+      }
+      if (!r.request_mirror_policies.empty()) {
+        j.arr_begin("request_mirror_policies");
+        for (const MirrorPolicy& m : r.request_mirror_policies) {
+          j.item_begin().key("cluster").str(m.cluster).key("runtime_fraction").num(m.fraction);
+          j.close('}');
+        }
+        j.close(']');
+      }
+      if (r.include_request_attempt_count) j.key("include_request_attempt_count").boolean(true);
+      j.close('}');
     }
     j.close(']').close('}');
   }

@@ -19,6 +19,7 @@
 #include "config/balancing.h"
 #include "config/reader.h"
 #include "config/registry.h"
+#include "config/route_policy.h"
 #include "config/tls_config.h"
 
 namespace sidecar::config {
@@ -497,8 +498,9 @@ class Loader : public Reader {
                   Route& r) {
     if (!is_map(n, where)) return;
     check_keys(n, where,
-               {"name", "match", "cluster", "timeout", "typed_per_filter_config",
-                "weighted_clusters", "hash_policy"});
+               {"name", "match", "cluster", "timeout", "typed_per_filter_config", "retry_policy",
+                "request_mirror_policies", "include_request_attempt_count", "weighted_clusters",
+                "hash_policy"});
     r.name = fmt::format("{}/{}", listener, index);
     if (auto v = n["name"]) get_string(v, where + ".name", r.name);
     if (auto m = n["match"]) {
@@ -541,6 +543,15 @@ class Loader : public Reader {
     }
     load_route_balancing(*this, n, where, c, r);
     if (auto v = n["timeout"]) get_duration(v, where + ".timeout", r.timeout);
+    if (auto v = n["retry_policy"])
+      load_retry_policy(*this, v, where + ".retry_policy", r.retry_policy);
+    if (auto v = n["request_mirror_policies"]) {
+      load_mirror_policies(*this, v, where + ".request_mirror_policies", c,
+                           r.request_mirror_policies);
+    }
+    if (auto v = n["include_request_attempt_count"]) {
+      get_bool(v, where + ".include_request_attempt_count", r.include_request_attempt_count);
+    }
     if (auto v = n["typed_per_filter_config"]) {
       const std::string tw = where + ".typed_per_filter_config";
       if (is_map(v, tw)) {

@@ -312,32 +312,6 @@ bool secret_key(std::string_view k) {
          k.find("private_key") != std::string_view::npos;
 }
 
-// RFC 8259 section 6: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-bool json_number(std::string_view s) {
-  size_t i = 0;
-  auto digits = [&] {
-    const size_t start = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    return i > start;
-  };
-  if (i < s.size() && s[i] == '-') ++i;
-  if (i < s.size() && s[i] == '0') {
-    ++i;
-  } else if (!digits()) {
-    return false;
-  }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    if (!digits()) return false;
-  }
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digits()) return false;
-  }
-  return i == s.size();
-}
-
 void to_json(const YAML::Node& n, std::string& out, bool redact) {
   if (n.IsMap()) {
     out += '{';
@@ -368,7 +342,7 @@ void to_json(const YAML::Node& n, std::string& out, bool redact) {
       out += s;
       return;
     }
-    if (json_number(s)) {
+    if (core::is_json_number(s)) {
       out += s;
       return;
     }

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "core/json.h"
+
 namespace sidecar::k8s {
 namespace {
 
@@ -207,29 +209,7 @@ void write_block(std::string& out, const YAML::Node& node, int indent) {
 
 bool json_literal(std::string_view s) {
   if (s == "true" || s == "false" || s == "null") return true;
-  // RFC 8259 number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-  size_t i = 0;
-  auto digits = [&] {
-    size_t start = i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-    return i > start;
-  };
-  if (i < s.size() && s[i] == '-') ++i;
-  if (i < s.size() && s[i] == '0') {
-    ++i;
-  } else if (!digits()) {
-    return false;
-  }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    if (!digits()) return false;
-  }
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digits()) return false;
-  }
-  return i == s.size();
+  return core::is_json_number(s);
 }
 
 void write_json(std::string& out, const YAML::Node& node) {

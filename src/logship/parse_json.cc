@@ -9,6 +9,7 @@
 
 #include <simdjson.h>
 
+#include "core/json.h"
 #include "logship/parsers.h"
 
 namespace sidecar::logship {
@@ -19,30 +20,9 @@ static_assert(kPadding >= simdjson::SIMDJSON_PADDING);
 
 namespace {
 
-// RFC 8259 section 6.
+// RFC 8259 section 6, within simdjson's ranges.
 bool json_number(std::string_view s) {
-  size_t i = 0;
-  auto digits = [&] {
-    const size_t start = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
-    return i > start;
-  };
-  if (i < s.size() && s[i] == '-') ++i;
-  if (i < s.size() && s[i] == '0') {
-    ++i;
-  } else if (!digits()) {
-    return false;
-  }
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    if (!digits()) return false;
-  }
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
-    if (!digits()) return false;
-  }
-  if (i != s.size()) return false;
+  if (!core::is_json_number(s)) return false;
   // Valid JSON that simdjson (which checks nested values and what we send)
   // refuses: integers beyond 64 bits (BIGINT_ERROR) and numbers beyond a
   // double's range. Such a line is not taken as JSON, the same whether the

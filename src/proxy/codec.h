@@ -188,6 +188,9 @@ class UpstreamStream {
   // Whether the connection came from the pool (a closed idle connection is
   // the one failure a request may be retried after).
   virtual bool reused() const = 0;
+  // Whether the upstream refused the request unprocessed (HTTP/2
+  // REFUSED_STREAM, or a stream beyond a GOAWAY's last id).
+  virtual bool refused() const { return false; }
   // Whether send_request takes raw chunked framing (HTTP/1.1).
   virtual bool accepts_raw_chunked() const = 0;
   // Trailer fields to send after the request body; called before the

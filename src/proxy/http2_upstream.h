@@ -57,6 +57,7 @@ class Http2UpstreamStream final : public UpstreamStream {
   // Also true when the upstream refused the stream unprocessed (GOAWAY,
   // REFUSED_STREAM): like a stale pooled connection, safe to retry.
   bool reused() const override { return reused_ || refused_; }
+  bool refused() const override { return refused_; }
   bool accepts_raw_chunked() const override { return false; }
   void set_request_trailers(const Trailers& trailers) override;
   std::string_view host() const override;

@@ -19,11 +19,6 @@ namespace {
 using Clock = Stream::Clock;
 constexpr auto kNever = Clock::time_point::max();
 
-bool idempotent(http::Method m) {
-  return m == http::Method::kGet || m == http::Method::kHead || m == http::Method::kOptions ||
-         m == http::Method::kPut || m == http::Method::kDelete;
-}
-
 // The 100 Continue the proxy sends for a request's Expect.
 const http::ResponseHead& continue_head() {
   static const http::ResponseHead head = [] {
@@ -69,6 +64,13 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   // A request without a body is held whole from the start: a retry resends it.
   req_held_ = req_done_;
   held_body_.clear();
+  attempts_ = 0;
+  policy_retries_ = 0;
+  retry_at_ = try_deadline_ = kNever;
+  retry_after_.reset();
+  replay_.clear();
+  replay_ok_ = false;
+  req_trailers_ = nullptr;
   grpc_ = is_grpc(request);
   expect_continue_ = request.expect_continue;
   continue_sent_ = false;
@@ -124,6 +126,9 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
   version_minor_ = 1;
   req_done_ = true;
   req_sent_ = req_held_ = retried_ = us_writing_ = expect_continue_ = continue_sent_ = false;
+  attempts_ = 0;
+  policy_retries_ = 0;
+  retry_at_ = try_deadline_ = kNever;
   grpc_ = false;
   req_pending_ = resp_pending_ = 0;
   route_ = nullptr;
@@ -197,6 +202,10 @@ void Stream::route_and_forward() {
     local_reply(404, "no route matched\n", false);
     return;
   }
+  // A streamed body is kept (up to kReplayLimit) when a retry or a mirror
+  // may need it again.
+  replay_ok_ = !req_done_ && (route_->config->retry_policy.enabled() ||
+                              !route_->config->request_mirror_policies.empty());
   if (!listener_->filters.empty() && !run_request_filters(0)) return;
   acquire_upstream(false);
 }
@@ -216,6 +225,8 @@ void Stream::acquire_upstream(bool fresh) {
         std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, *this, fresh, endpoint);
   }
   trace_.attempt_start(info_->worker->random());
+  if (attempts_ < UINT8_MAX) ++attempts_;
+  try_deadline_ = kNever;
   connecting_ = true;
   const auto t = cluster_->config().connect_timeout;
   connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
@@ -236,7 +247,7 @@ void Stream::on_upstream_ready(const error_code& ec) {
   endpoint_stats_ = upstream_->endpoint_stats();
   endpoint_stats_->requests_total.add();
 
-  build_request_head();
+  build_request_head(*upstream_, out_req_, up_extra_);
   up_body_.clear();
   BodyBatch b;
   if (!req_done_ || req_held_) {
@@ -244,21 +255,30 @@ void Stream::on_upstream_ready(const error_code& ec) {
       // A retry: the whole request is still held; send it again.
       b = BodyBatch{req_pending_, true, req_raw_chunked_};
       up_body_ = held_body_;
+      if (req_trailers_ != nullptr) upstream_->set_request_trailers(*req_trailers_);
     } else {
       b = codec_->request_body(*this, up_body_,
-                               upstream_->accepts_raw_chunked() && !wants_request_data_);
+                               upstream_->accepts_raw_chunked() && !wants_request_data_ &&
+                                   route_->config->request_mirror_policies.empty());
       if (b.error != http::ParseError::kNone) {
         on_request_invalid(http::status_for(b.error), http::to_string(b.error));
         return;
       }
       if (wants_request_data_) filters_request_data(up_body_, b.end);
-      if (b.end && b.trailers != nullptr) upstream_->set_request_trailers(*b.trailers);
+      if (b.end && b.trailers != nullptr) {
+        req_trailers_ = b.trailers;
+        upstream_->set_request_trailers(*b.trailers);
+      }
       req_raw_chunked_ = b.raw_chunked;
       req_pending_ = b.consumed;
       req_done_ = b.end;
       if (b.end) {
         req_held_ = true;  // nothing released yet: a retry can resend all of it
         held_body_ = up_body_;
+      } else if (replay_ok_) {
+        // These bytes, and the head's, are released once written.
+        keep_request_head();
+        hold_for_replay(up_body_, false);
       }
       if (!retried_) req_body_bytes_ += spans_size(up_body_);
     }
@@ -276,7 +296,7 @@ void Stream::on_upstream_ready(const error_code& ec) {
   upstream_->send_request(out_req_, up_body_, b.raw_chunked, req_done_);
 }
 
-void Stream::build_request_head() {
+void Stream::build_request_head(const UpstreamStream& up, OutgoingRequest& o, std::string& extra) {
   const http::RequestHead& r = *req_;
   const http::HopByHop hop_by_hop(r);
   req_skip_.assign(r.headers.size(), 0);
@@ -307,7 +327,10 @@ void Stream::build_request_head() {
           }
           break;
         case 23:
-          if (http::iequals(n, "x-forwarded-client-cert")) {
+          if (route_->config->include_request_attempt_count &&
+              http::iequals(n, "x-sidecar-attempt-count")) {
+            keep = false;  // ours replaces it
+          } else if (http::iequals(n, "x-forwarded-client-cert")) {
             // Only the sidecar that verified a certificate may speak for it.
             keep = false;
             if (l.forward_client_cert == config::ForwardClientCert::kAppendForward) {
@@ -324,7 +347,7 @@ void Stream::build_request_head() {
     req_skip_[i] = keep ? 0 : 1;
   }
 
-  std::string& x = up_extra_;
+  std::string& x = extra;
   x.clear();
   const std::string_view host = authority_.empty() ? r.host() : authority_;
   x.append("x-forwarded-for: ").append(info_->peer_ip).append("\r\n");
@@ -343,9 +366,11 @@ void Stream::build_request_head() {
     x.append("x-request-id: ").append(request_id_, sizeof(request_id_)).append("\r\n");
   }
   trace_.append_headers(x);
+  if (route_->config->include_request_attempt_count) {
+    x.append("x-sidecar-attempt-count: ").append(std::to_string(attempts_)).append("\r\n");
+  }
   x.append(req_add_);
 
-  OutgoingRequest& o = out_req_;
   o.received = &r;
   o.request = &r;
   o.skip = &req_skip_;
@@ -354,9 +379,7 @@ void Stream::build_request_head() {
   o.path = path_overridden_ ? std::string_view(path_override_) : path_;
   o.slash_first = path_slash_first_ && !path_overridden_;
   o.host_in_fields = authority_.empty() && r.host_index >= 0;
-  o.authority = !authority_.empty() ? authority_
-                : r.host_index >= 0 ? r.host()
-                                    : std::string_view(upstream_->host());
+  o.authority = !authority_.empty() ? authority_ : r.host_index >= 0 ? r.host() : up.host();
   o.tls = info_->tls != nullptr;
   o.framing = r.body == http::BodyKind::kNone            ? Framing::kNone
               : r.body == http::BodyKind::kContentLength ? Framing::kLength
@@ -373,6 +396,12 @@ void Stream::on_upstream_written(const error_code& ec) {
   last_activity_ = Clock::now();
   if (req_done_) {
     if (!req_sent_) on_request_sent();
+    // The attempt's per_try_timeout runs from the end of its request.
+    const auto per_try = route_->config->retry_policy.per_try_timeout;
+    if (per_try.count() > 0 && !resp_head_done_) {
+      try_deadline_ = last_activity_ + per_try;
+      codec_->update_deadline(*this);
+    }
     return;
   }
   codec_->consume_request_body(*this, req_pending_);
@@ -389,22 +418,29 @@ void Stream::on_request_sent() {
   }
   response_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
   codec_->update_deadline(*this);
+  if (!route_->config->request_mirror_policies.empty()) mirror_request();
 }
 
 void Stream::on_request_body() {
   if (!active_ || us_writing_ || upstream_ == nullptr || connecting_) return;
   last_activity_ = Clock::now();
   up_body_.clear();
-  const BodyBatch b = codec_->request_body(
-      *this, up_body_, upstream_->accepts_raw_chunked() && !wants_request_data_);
+  const BodyBatch b =
+      codec_->request_body(*this, up_body_,
+                           upstream_->accepts_raw_chunked() && !wants_request_data_ &&
+                               route_->config->request_mirror_policies.empty());
   if (b.error != http::ParseError::kNone) {
     on_request_invalid(http::status_for(b.error), http::to_string(b.error));
     return;
   }
   if (wants_request_data_) filters_request_data(up_body_, b.end);
-  if (b.end && b.trailers != nullptr) upstream_->set_request_trailers(*b.trailers);
+  if (b.end && b.trailers != nullptr) {
+    req_trailers_ = b.trailers;
+    upstream_->set_request_trailers(*b.trailers);
+  }
   req_done_ = b.end;
   req_body_bytes_ += spans_size(up_body_);
+  if (replay_ok_) hold_for_replay(up_body_, b.end);
   if (up_body_.empty() && !b.end) {
     // Nothing to forward yet (none, or only framing): wait for more.
     codec_->consume_request_body(*this, b.consumed);
@@ -446,6 +482,14 @@ void Stream::on_response_interim(const http::ResponseHead& head) {
 }
 
 void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
+  try_deadline_ = kNever;
+  count_response(head.status);
+  if (retry_after_response(head)) return;
+  drop_hedge();  // this attempt answered first
+  forward_response_head(head, framing);
+}
+
+void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   last_activity_ = Clock::now();
   attempt_.responded(head.status);
   if (ds_writing_ != DownWrite::kNone) {
@@ -554,7 +598,7 @@ void Stream::on_downstream_written(const error_code& ec) {
         if (pending_head_ != nullptr) {
           http::ResponseHead* h = pending_head_;
           pending_head_ = nullptr;
-          on_response_headers(*h, pending_framing_);
+          forward_response_head(*h, pending_framing_);
         } else if (pending_interim_ != nullptr) {
           const http::ResponseHead* h = pending_interim_;
           pending_interim_ = nullptr;
@@ -611,6 +655,7 @@ void Stream::upstream_connect_failed(const error_code& ec) {
     last_warning = Clock::now();
     spdlog::warn("upstream {} of cluster {}: {}", upstream_->host(), cluster_->config().name, why);
   }
+  if (retry_after_failure(AttemptFailure::kConnectFailure)) return;
   flags_ |= accesslog::kUpstreamConnectionFailure;
   release_upstream(false);
   local_reply(503, fmt::format("upstream connect error: {}\n", why), false);
@@ -648,8 +693,13 @@ void Stream::on_upstream_failed(Failure what, const error_code& ec) {
       acquire_upstream(true);
       return;
     }
-    flags_ |= accesslog::kUpstreamConnectionTermination;
     if (endpoint_stats_ != nullptr) endpoint_stats_->resets.add();
+    if (!resp_head_done_ && !interim_sent_ &&
+        retry_after_failure(upstream_->refused() ? AttemptFailure::kRefusedStream
+                                                 : AttemptFailure::kReset)) {
+      return;
+    }
+    flags_ |= accesslog::kUpstreamConnectionTermination;
     const bool nothing = !resp_head_done_ && !interim_sent_;
     const bool eof = what == Failure::kClosed;
     std::string body =
@@ -781,6 +831,7 @@ void Stream::finish() {
 }
 
 void Stream::release_upstream(bool reusable) {
+  drop_hedge();
   connecting_ = false;
   if (!upstream_) return;
   trace_.attempt_end(upstream_->host(), resp_head_done_ ? status_ : 0);
@@ -801,6 +852,8 @@ Clock::time_point Stream::deadline() const {
   Clock::time_point d = kNever;
   if (connecting_) d = std::min(d, connect_deadline_);
   if (req_sent_ && !resp_done_) d = std::min(d, response_deadline_);
+  d = std::min(d, retry_at_);
+  if (!resp_head_done_) d = std::min(d, try_deadline_);
   const auto idle = listener_->config->stream_idle_timeout;
   if (idle.count() > 0) d = std::min(d, last_activity_ + idle);
   return d;
@@ -815,6 +868,7 @@ void Stream::on_timeout(Clock::time_point now) {
       es->connect_failures.add();
       es->connect_timeouts.add();
     }
+    if (retry_after_failure(AttemptFailure::kConnectFailure)) return;
     release_upstream(false);
     local_reply(503, "upstream connect error: timed out\n", false);
     return;
@@ -831,7 +885,31 @@ void Stream::on_timeout(Clock::time_point now) {
     }
     return;
   }
-  if (last_activity_ + listener_->config->stream_idle_timeout > now) return;
+  if (now >= retry_at_) {
+    retry_at_ = kNever;  // the back-off is over
+    acquire_upstream(false);
+    return;
+  }
+  if (now >= try_deadline_ && !resp_head_done_ && upstream_ != nullptr) {
+    try_deadline_ = kNever;
+    if (stats::EndpointStats* es = upstream_->endpoint_stats()) es->per_try_timeouts.add();
+    const config::RetryPolicy& p = route_->config->retry_policy;
+    if (p.hedge_on_per_try_timeout) {
+      // Hedging: the attempt goes on, and another one starts beside it.
+      if (hedge_ == nullptr && retry_allowed(false) && policy_retries_ < p.num_retries) {
+        start_hedge();
+      }
+      return;
+    }
+    attempt_.finish({upstream::AttemptOutcome::Kind::kTimeout});
+    if (retry_after_failure(AttemptFailure::kPerTryTimeout)) return;
+    flags_ |= accesslog::kUpstreamRequestTimeout;
+    release_upstream(false);
+    local_reply(504, "upstream request timeout\n", false);
+    return;
+  }
+  const auto idle = listener_->config->stream_idle_timeout;
+  if (idle.count() == 0 || last_activity_ + idle > now) return;
   // Nothing moved in either direction for stream_idle_timeout.
   flags_ |= accesslog::kStreamIdleTimeout;
   release_upstream(false);

@@ -24,6 +24,7 @@
 #include "http/filter.h"
 #include "net/transport.h"
 #include "proxy/codec.h"
+#include "proxy/retry.h"
 #include "proxy/snapshot.h"
 #include "tracing/stream_trace.h"
 #include "upstream/cluster.h"
@@ -134,6 +135,28 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void on_upstream_failed(Failure what, const error_code& ec) override;
 
  private:
+  // The events of a hedged attempt (a second one started beside an attempt
+  // that hit its per_try_timeout): it sends the held request itself and
+  // reports only its response head or its end; once it wins (or the first
+  // attempt fails) it is promoted and its events go to the stream as the
+  // first attempt's do.
+  class HedgeEvents final : public UpstreamEvents {
+   public:
+    explicit HedgeEvents(Stream& s) : s_(s) {}
+    void on_upstream_ready(const error_code& ec) override;
+    void on_upstream_written(const error_code& ec) override;
+    void on_response_interim(const http::ResponseHead& head) override;
+    void on_response_headers(http::ResponseHead& head, Framing framing) override;
+    void on_response_body() override;
+    void on_upstream_failed(Failure what, const error_code& ec) override;
+    bool promoted = false;
+    bool writing = false;    // its request write is in flight
+    bool connected = false;  // on_upstream_ready came
+
+   private:
+    Stream& s_;
+  };
+
   // What the one downstream write in flight carries.
   enum class DownWrite : uint8_t { kNone, kContinue, kInterim, kResponse, kLocalReply };
 
@@ -152,8 +175,37 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   // (null: answered 503 UO or UH).
   void select_cluster();
   upstream::Endpoint* choose_endpoint();
+  // The endpoint for a hedge, another than the first attempt's when there is
+  // one; null (no hedge) when none or a circuit breaker is full.
+  upstream::Endpoint* choose_hedge_endpoint();
   std::string_view cluster_name() const;
-  void build_request_head();
+  // The request head for the attempt on `up`, into `o` and `extra`.
+  void build_request_head(const UpstreamStream& up, OutgoingRequest& o, std::string& extra);
+  // Keeps request body bytes for a retry while they fit kReplayLimit.
+  void hold_for_replay(const Spans& body, bool end);
+  // Copies the request head out of the codec's read buffer, which a streamed
+  // body reuses, and makes req_ point to the copy.
+  void keep_request_head();
+  // A retry policy decision on the failed attempt; true when a retry (or
+  // the hedge) took over, false when the caller answers.
+  bool retry_after_failure(AttemptFailure failure);
+  // The same for a response head, before it goes downstream.
+  bool retry_after_response(const http::ResponseHead& head);
+  // Whether another attempt may carry this request now, budget aside: the
+  // response has not started, the whole request is held, and the method is
+  // idempotent unless the request provably went unprocessed.
+  bool retry_allowed(bool unprocessed) const;
+  void schedule_retry(std::chrono::milliseconds delay);
+  void start_hedge();
+  void send_hedge_request();
+  void drop_hedge();
+  // The hedge replaces the first attempt, which is released.
+  void promote_hedge();
+  void count_response(int status);
+  // The response head goes downstream (after the filters).
+  void forward_response_head(http::ResponseHead& head, Framing framing);
+  // Copies the request to the route's mirror clusters (fire and forget).
+  void mirror_request();
   void on_request_sent();
   void pump_response();
   void local_reply(int status, std::string_view body, bool close);
@@ -195,7 +247,25 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   bool req_done_ = false;   // the whole request body was handed to the upstream
   bool req_sent_ = false;   // ... and written
   bool req_held_ = false;   // ... and its bytes were never released (a retry can resend them)
-  bool retried_ = false;
+  bool retried_ = false;    // the keep-alive race retry was used
+  // Retries under the route's retry_policy (retry.h; docs/resilience.md).
+  static constexpr size_t kReplayLimit =
+      1024 * 1024;               // bytes (Envoy's per_connection_buffer_limit)
+  uint8_t attempts_ = 0;         // attempts started: the first, retries and hedges
+  uint32_t policy_retries_ = 0;  // of which retries and hedges
+  Clock::time_point retry_at_ = Clock::time_point::max();      // a retry's back-off ends
+  Clock::time_point try_deadline_ = Clock::time_point::max();  // the attempt's per_try_timeout
+  std::optional<std::chrono::seconds> retry_after_;            // from the last retried response
+  std::string replay_;           // a streamed request body kept for retries
+  std::string kept_head_bytes_;  // ... and its head (keep_request_head)
+  http::RequestHead kept_head_;
+  bool replay_ok_ = false;                  // ... and it still fits kReplayLimit
+  const Trailers* req_trailers_ = nullptr;  // to send again with a retry
+  std::unique_ptr<UpstreamStream> hedge_;
+  HedgeEvents hedge_events_{*this};
+  OutgoingRequest hedge_req_;
+  std::string hedge_extra_;
+  Spans hedge_body_;
   bool grpc_ = false;  // a gRPC call: local replies are gRPC errors
   bool expect_continue_ = false;
   bool continue_sent_ = false;  // the proxy answered this request's Expect itself
@@ -212,6 +282,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::optional<uint64_t> lb_hash_;              // the request's hash_policy key
   std::vector<const upstream::Host*> lb_avoid_;  // endpoints a retry should avoid
   upstream::Attempt attempt_;                    // the upstream attempt in flight
+  upstream::Attempt hedge_attempt_;              // ... and the hedge's
   std::unique_ptr<UpstreamStream> upstream_;
   bool connecting_ = false;
   http::ResponseHead* resp_ = nullptr;

@@ -182,6 +182,7 @@ void Stream::write_log(Clock::time_point now) {
   e.path = log_path_;
   e.authority = log_authority_;
   e.upstream_host = upstream_host_;
+  e.attempt_count = attempts_;
   e.route = route_ != nullptr ? std::string_view(route_->config->name) : std::string_view();
   e.cluster = cluster_name();
   e.listener = listener_->config->name;

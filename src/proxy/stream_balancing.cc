@@ -44,6 +44,15 @@ upstream::Endpoint* Stream::choose_endpoint() {
   return nullptr;
 }
 
+upstream::Endpoint* Stream::choose_hedge_endpoint() {
+  upstream::LbContext ctx;
+  ctx.hash = lb_hash_;
+  const upstream::Host* first[] = {attempt_.endpoint()};
+  if (first[0] != nullptr) ctx.avoid = first;
+  upstream::ClusterRuntime::Refusal why = upstream::ClusterRuntime::Refusal::kNone;
+  return cluster_->choose(ctx, why);
+}
+
 std::string_view Stream::cluster_name() const {
   if (route_ == nullptr) return {};
   const int i = cluster_index_ >= 0 ? cluster_index_ : route_->cluster;

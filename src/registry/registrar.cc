@@ -88,7 +88,11 @@ ServiceSettings with_defaults(ServiceSettings s, const config::Config& config, s
 
 struct Registrar::State {
   State(EtcdSettings e, ServiceSettings s, module::Host& h)
-      : etcd(std::move(e)), service(std::move(s)), host(h), client(etcd, stop) {
+      : etcd(std::move(e)),
+        service(std::move(s)),
+        host(h),
+        client(etcd, stop),
+        watch_client(etcd, stop) {
     key = etcd.prefix + service.name + "/" + service.instance_id;
     ttl_seconds = std::max<int64_t>(
         2, std::chrono::duration_cast<std::chrono::seconds>(etcd.ttl + milliseconds(999)).count());
@@ -99,6 +103,7 @@ struct Registrar::State {
   module::Host& host;
   std::atomic<bool> stop{false};
   EtcdClient client;
+  EtcdClient watch_client;  // the own key's watch stream (its own connection)
   std::string key;
   int64_t ttl_seconds;
 
@@ -106,6 +111,8 @@ struct Registrar::State {
   std::condition_variable wake;
   bool shutdown = false;  // deregister and stay so
   bool done = false;      // the thread has returned
+  bool watcher_done = false;
+  bool key_suspect = false;  // the watch saw the own key deleted or replaced
   RegistrarStatus st;
   Clock::time_point last_keepalive{};  // last lease refresh etcd confirmed
   int64_t lease_ttl = 0;               // as etcd said then
@@ -120,10 +127,19 @@ struct Registrar::State {
   bool put_key(int64_t lease);
   bool register_now(bool again);
   void revoke();
+  bool take_suspect() {
+    std::lock_guard lock(mutex);
+    const bool s = key_suspect;
+    key_suspect = false;
+    return s;
+  }
   // Refreshes the lease; false when it is gone (register again).
   enum class Keepalive { kOk, kFailed, kLost };
   Keepalive keepalive();
   void check_key(int64_t lease);
+  // Watches the own key while registered; a delete or a put by someone else
+  // sets key_suspect and wakes run(), which checks and puts it back.
+  void watch_own_key();
 };
 
 bool Registrar::State::put_key(int64_t lease) {
@@ -248,6 +264,46 @@ void Registrar::State::check_key(int64_t lease) {
   }
 }
 
+void Registrar::State::watch_own_key() {
+  while (!stop.load()) {
+    int64_t lease = 0;
+    {
+      std::unique_lock lock(mutex);
+      wake.wait_for(lock, milliseconds(500), [&] { return stop.load() || st.registered; });
+      if (stop.load()) break;
+      if (!st.registered) continue;
+      lease = st.lease_id;
+    }
+    std::string error;
+    const bool ok = watch_client.stream(
+        "/v3/watch", etcd::watch_create_body(key, "", 0),
+        [&](std::string_view line) {
+          etcd::WatchResponse w;
+          etcd::Error e;
+          if (!etcd::parse_watch(line, w, e) || w.canceled) return false;
+          for (const etcd::WatchEvent& ev : w.events) {
+            if (ev.is_delete || ev.kv.lease != lease) {
+              std::lock_guard lock(mutex);
+              key_suspect = true;
+              wake.notify_all();
+            }
+          }
+          std::lock_guard lock(mutex);
+          // A new lease (registered again): watch with the new one.
+          return !stop.load() && st.registered && st.lease_id == lease;
+        },
+        std::chrono::minutes(1), error);
+    if (!ok && !stop.load()) {
+      // etcd unreachable: the keepalive path reports it; try again shortly.
+      std::unique_lock lock(mutex);
+      wake.wait_for(lock, std::chrono::seconds(1), [&] { return stop.load(); });
+    }
+  }
+  std::lock_guard lock(mutex);
+  watcher_done = true;
+  wake.notify_all();
+}
+
 void Registrar::State::run() {
   const milliseconds period = std::max<milliseconds>(
       milliseconds(500), std::chrono::duration_cast<milliseconds>(etcd.ttl) / 3);
@@ -283,6 +339,13 @@ void Registrar::State::run() {
     } else if (!want && registered) {
       revoke();
       wake.notify_all();
+    } else if (registered && take_suspect()) {
+      int64_t lease;
+      {
+        std::lock_guard lock(mutex);
+        lease = st.lease_id;
+      }
+      check_key(lease);
     } else if (registered && Clock::now() >= next_keepalive) {
       int64_t lease;
       {
@@ -324,7 +387,9 @@ void Registrar::State::run() {
                                   std::max(next_keepalive - Clock::now(), Clock::duration(0))));
       }
     }
-    wake.wait_for(lock, wait, [&] { return stop.load() || (shutdown && st.registered); });
+    wake.wait_for(lock, wait, [&] {
+      return stop.load() || (shutdown && st.registered) || (key_suspect && st.registered);
+    });
   }
   std::lock_guard lock(mutex);
   st.state = "stopped";
@@ -338,11 +403,12 @@ Registrar::Registrar(EtcdSettings etcd, ServiceSettings service, module::Host& h
 }
 
 Registrar::~Registrar() {
-  if (thread_.joinable()) stop(Clock::now() + std::chrono::seconds(1));
+  if (thread_.joinable() || watcher_.joinable()) stop(Clock::now() + std::chrono::seconds(1));
 }
 
 void Registrar::start() {
   thread_ = std::thread([s = state_] { s->run(); });
+  watcher_ = std::thread([s = state_] { s->watch_own_key(); });
 }
 
 void Registrar::deregister(milliseconds timeout) {
@@ -362,11 +428,21 @@ void Registrar::stop(Clock::time_point deadline) {
   if (!thread_.joinable()) return;
   std::unique_lock lock(state_->mutex);
   const bool done = state_->wake.wait_until(lock, deadline, [&] { return state_->done; });
+  const bool watcher_done =
+      state_->wake.wait_until(lock, deadline, [&] { return state_->watcher_done; });
   lock.unlock();
+  // A transfer still running ends by its timeout; the state is shared.
   if (done) {
     thread_.join();
   } else {
-    thread_.detach();  // a transfer ends by its timeout; the state is shared
+    thread_.detach();
+  }
+  if (watcher_.joinable()) {
+    if (watcher_done) {
+      watcher_.join();
+    } else {
+      watcher_.detach();
+    }
   }
 }
 

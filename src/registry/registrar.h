@@ -7,8 +7,10 @@
 // doubling, at most ttl/3) on the next endpoint; a lease etcd no longer
 // knows (keepalive TTL 0, "lease not found", or no successful keepalive for
 // a whole TTL) is replaced at once by a new lease and the key put again; a
-// key deleted by someone else is put back at the next keepalive (the key
-// is read after each one).
+// key deleted or overwritten by someone else is put back at once: a watch on
+// the own key (a second thread, its own etcd connection) wakes the
+// registrar, and the key is also read after each keepalive in case the watch
+// was down.
 //
 // Thread safety: status() from any thread; the rest from the main thread.
 #pragma once
@@ -62,6 +64,7 @@ class Registrar {
   struct State;
   std::shared_ptr<State> state_;
   std::thread thread_;
+  std::thread watcher_;  // the own key's watch
 };
 
 // The defaults of ServiceSettings: the host name, the first non-loopback

@@ -1,6 +1,8 @@
 #include "stats/stats.h"
 
 #include <algorithm>
+#include <array>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -350,6 +352,40 @@ void Store::collect(MetricWriter& w) const {
   cluster_metric("sidecar_upstream_request_timeouts_total", MetricType::kCounter,
                  "Requests whose response did not complete within the route timeout.",
                  [](const EndpointStats& s) { return s.request_timeouts.get(); });
+  cluster_metric("sidecar_upstream_retries_total", MetricType::kCounter,
+                 "Upstream attempts beyond the first under a route retry policy (hedges "
+                 "included).",
+                 [](const EndpointStats& s) { return s.retries.get(); });
+  cluster_metric("sidecar_upstream_retry_successes_total", MetricType::kCounter,
+                 "Retried requests that ended with a response not retried.",
+                 [](const EndpointStats& s) { return s.retry_successes.get(); });
+  cluster_metric("sidecar_upstream_retry_limit_exceeded_total", MetricType::kCounter,
+                 "Retriable outcomes left as they were: no retry left (flag URX).",
+                 [](const EndpointStats& s) { return s.retry_exhausted.get(); });
+  cluster_metric("sidecar_upstream_hedges_total", MetricType::kCounter,
+                 "Attempts started beside one that hit its per_try_timeout.",
+                 [](const EndpointStats& s) { return s.hedges.get(); });
+  cluster_metric("sidecar_upstream_per_try_timeouts_total", MetricType::kCounter,
+                 "Attempts without a response head within the route's per_try_timeout.",
+                 [](const EndpointStats& s) { return s.per_try_timeouts.get(); });
+  {
+    w.family("sidecar_upstream_responses_total", MetricType::kCounter,
+             "Responses from upstream endpoints by status class, every attempt's.");
+    std::map<std::string_view, std::array<uint64_t, 5>> sums;
+    for (const auto& [key, blocks] : endpoints_) {
+      auto& sum = sums[key.first];
+      for (const auto& b : blocks) {
+        for (size_t i = 0; i < 5; ++i) sum[i] += b->responses[i].get();
+      }
+    }
+    static constexpr std::string_view kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (const auto& [cluster, sum] : sums) {
+      for (size_t i = 0; i < 5; ++i) {
+        const Label labels[] = {{"cluster", cluster}, {"code_class", kClasses[i]}};
+        w.sample(labels, static_cast<double>(sum[i]));
+      }
+    }
+  }
   cluster_metric("sidecar_upstream_resets_total", MetricType::kCounter,
                  "Upstream connections closed or reset before the response completed.",
                  [](const EndpointStats& s) { return s.resets.get(); });

@@ -141,6 +141,15 @@ struct alignas(64) EndpointStats {
   Counter resets;            // closed or reset by the upstream before the response completed
   Counter requests_total;
   Counter requests_5xx;  // 5xx from the upstream or because of it
+  // Responses from the endpoint by class (index 0: 1xx ... 4: 5xx), every
+  // attempt's, retried ones included.
+  Counter responses[5];
+  // The route retry policy (counted on the endpoint the retry goes to).
+  Counter retries;          // attempts beyond the first (hedges included)
+  Counter retry_successes;  // a retried request that got a response not retried
+  Counter retry_exhausted;  // a retriable outcome with no retry left (URX)
+  Counter hedges;           // attempts started beside one that timed out
+  Counter per_try_timeouts;
 };
 
 // Per worker, not tied to a config.

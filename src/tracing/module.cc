@@ -1,6 +1,7 @@
 // The tracing module: publishes the tracer that the workers' streams record
 // into, loads the exporter (libsidecar-tracing.so), serves GET /tracing and
 // the tracing metrics.
+#include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -25,12 +26,15 @@ std::vector<Tracer*>& kept_tracers() {
 class TracingModule final : public module::Module {
  public:
   explicit TracingModule(std::shared_ptr<const TracingConfig> config) {
-    auto create =
+    create_ =
         reinterpret_cast<CreateExporterFn>(core::load_symbol("tracing", kCreateExporterSymbol));
-    // Kept until exit: a worker may still hold it (tracer.h).
-    tracer_ = new Tracer(std::move(config));
-    kept_tracers().push_back(tracer_);
-    exporter_.reset(create(tracer_->config.get(), &tracer_->sink));
+    make_tracer(std::move(config));
+  }
+
+  ~TracingModule() override {
+    for (Retired& r : retired_) {
+      if (r.stopping.joinable()) r.stopping.join();
+    }
   }
 
   const std::string& key() const override { return key_; }
@@ -44,38 +48,73 @@ class TracingModule final : public module::Module {
                  c.zipkin.enabled ? " zipkin " + c.zipkin.endpoint : "");
   }
 
-  // The queue and the exporter thread are sized by the config they started
-  // with; a changed section applies on restart.
+  // A changed section gets a tracer and exporter of its own (the queue and
+  // the export thread are sized by their config): new requests record into
+  // it at once, and the old exporter sends what it still holds, on a thread
+  // of its own, within kRetireTime.
   bool reload(const config::Section& section) override {
-    const auto& next = *std::static_pointer_cast<const TracingConfig>(section.typed);
-    return next == *tracer_->config;
+    auto next = std::static_pointer_cast<const TracingConfig>(section.typed);
+    if (*next == *tracer_->config) return true;
+    Retired old{tracer_, std::move(exporter_), {}};
+    make_tracer(std::move(next));
+    exporter_->start();
+    set_active_tracer(tracer_);
+    Exporter* e = old.exporter.get();
+    old.stopping = std::thread([e] { e->stop(std::chrono::steady_clock::now() + kRetireTime); });
+    retired_.push_back(std::move(old));
+    const TracingConfig& c = *tracer_->config;
+    spdlog::info("tracing reloaded: sampling ratio {}, exporting to{}{}", c.sampling.ratio,
+                 c.otlp.enabled ? " otlp " + c.otlp.endpoint : "",
+                 c.zipkin.enabled ? " zipkin " + c.zipkin.endpoint : "");
+    return true;
   }
 
   void stop(std::chrono::steady_clock::time_point deadline) override {
     set_active_tracer(nullptr);
     exporter_->stop(deadline);
+    for (Retired& r : retired_) {
+      if (r.stopping.joinable()) r.stopping.join();
+    }
   }
 
   void collect(stats::MetricWriter& w) const override {
     using stats::MetricType;
+    // Counters add up every tracer this module had (one per reload).
+    uint64_t queued = tracer_->sink.queued(), dropped = tracer_->sink.dropped();
+    for (const Retired& r : retired_) {
+      queued += r.tracer->sink.queued();
+      dropped += r.tracer->sink.dropped();
+    }
     w.family("sidecar_tracing_spans_total", MetricType::kCounter,
              "Spans the data path queued for export.");
-    w.sample({}, static_cast<double>(tracer_->sink.queued()));
+    w.sample({}, static_cast<double>(queued));
     w.family("sidecar_tracing_spans_dropped_total", MetricType::kCounter,
              "Spans dropped because the export queue was full.");
-    w.sample({}, static_cast<double>(tracer_->sink.dropped()));
+    w.sample({}, static_cast<double>(dropped));
     w.family("sidecar_tracing_queue_spans", MetricType::kGauge, "Spans waiting for export.");
     w.sample({}, static_cast<double>(tracer_->sink.size()));
-    const TracingConfig& c = *tracer_->config;
     struct Row {
       const char* name;
       bool zipkin;
     };
-    std::vector<Row> rows;
-    if (c.otlp.enabled) rows.push_back({"otlp", false});
-    if (c.zipkin.enabled) rows.push_back({"zipkin", true});
     std::vector<std::pair<Row, ExporterStats>> all;
-    for (const Row& r : rows) all.emplace_back(r, exporter_->stats(r.zipkin));
+    for (const Row r : {Row{"otlp", false}, Row{"zipkin", true}}) {
+      auto enabled = [&](const Tracer& t) {
+        return r.zipkin ? t.config->zipkin.enabled : t.config->otlp.enabled;
+      };
+      bool any = enabled(*tracer_);
+      ExporterStats sum = any ? exporter_->stats(r.zipkin) : ExporterStats{};
+      for (const Retired& old : retired_) {
+        if (!enabled(*old.tracer)) continue;
+        any = true;
+        const ExporterStats s = old.exporter->stats(r.zipkin);
+        sum.spans_exported += s.spans_exported;
+        sum.spans_failed += s.spans_failed;
+        sum.requests += s.requests;
+        sum.retries += s.retries;
+      }
+      if (any) all.emplace_back(r, sum);
+    }
     auto emit = [&](const char* family, const char* help, uint64_t ExporterStats::*field) {
       w.family(family, MetricType::kCounter, help);
       for (const auto& [r, s] : all) {
@@ -122,9 +161,26 @@ class TracingModule final : public module::Module {
   }
 
  private:
+  // What an exporter replaced by a reload needs until it has sent its queue.
+  struct Retired {
+    Tracer* tracer;
+    std::unique_ptr<Exporter> exporter;
+    std::thread stopping;
+  };
+  static constexpr auto kRetireTime = std::chrono::seconds(5);
+
+  void make_tracer(std::shared_ptr<const TracingConfig> config) {
+    // Kept until exit: a worker may still hold it (tracer.h).
+    tracer_ = new Tracer(std::move(config));
+    kept_tracers().push_back(tracer_);
+    exporter_.reset(create_(tracer_->config.get(), &tracer_->sink));
+  }
+
   const std::string key_ = "tracing";
+  CreateExporterFn create_ = nullptr;
   Tracer* tracer_ = nullptr;
   std::unique_ptr<Exporter> exporter_;
+  std::vector<Retired> retired_;
 };
 
 }  // namespace

@@ -53,12 +53,19 @@ class Attempt {
   // or cut before a response).
   void finish();
 
+  // Exchanges the attempts (a hedge that won becomes the stream's attempt).
+  void swap(Attempt& other) noexcept;
+
   bool active() const { return endpoint_ != nullptr; }
   Endpoint* endpoint() const { return endpoint_; }
+  // The endpoint of the attempt in flight, else of the last one finished
+  // (for a retry's previous-hosts list).
+  Endpoint* last_endpoint() const { return endpoint_ != nullptr ? endpoint_ : last_; }
 
  private:
   core::Ref<ClusterRuntime> cluster_;
   Endpoint* endpoint_ = nullptr;
+  Endpoint* last_ = nullptr;  // kept alive by nothing: compare only, never dereference
   std::chrono::steady_clock::time_point started_;
   int status_ = 0;  // responded(): the status
   std::chrono::nanoseconds response_latency_{};

@@ -99,6 +99,15 @@ void Attempt::start(ClusterRuntime& cluster, Endpoint& endpoint) {
   cluster.attempt_started(endpoint);
 }
 
+void Attempt::swap(Attempt& other) noexcept {
+  std::swap(cluster_, other.cluster_);
+  std::swap(endpoint_, other.endpoint_);
+  std::swap(last_, other.last_);
+  std::swap(started_, other.started_);
+  std::swap(status_, other.status_);
+  std::swap(response_latency_, other.response_latency_);
+}
+
 void Attempt::cancel() {
   if (endpoint_ == nullptr) return;
   Endpoint* e = endpoint_;
@@ -128,6 +137,7 @@ void Attempt::finish(const AttemptOutcome& outcome) {
   if (o.latency.count() == 0) o.latency = std::chrono::steady_clock::now() - started_;
   Endpoint* e = endpoint_;
   endpoint_ = nullptr;
+  last_ = e;
   core::Ref<ClusterRuntime> c = std::move(cluster_);
   c->attempt_finished(*e, o);
 }

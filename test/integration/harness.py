@@ -3,6 +3,7 @@ binary ($SIDECAR_BIN), the test upstream (upstream.py), and clients."""
 import atexit
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -221,6 +222,25 @@ def status_of(response):
     if not response.startswith(b"HTTP/1.1 "):
         return 0
     return int(response[9:12])
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels)): value} from the Prometheus text format."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        assert m, line
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metric_value(metrics, name, **labels):
+    """The sum of the samples of `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(v for (n, l), v in metrics.items() if n == name and want <= set(l))
 
 
 def run_tests():

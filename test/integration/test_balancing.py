@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN, Sidecar, Upstream, run_tests, wait_for
+from harness import BIN, Sidecar, Upstream, free_port, run_tests, wait_for
 
 
 def get(port, path="/hello", headers=None, conn=None):
@@ -216,6 +216,31 @@ class Stickiness(Fixture):
                 self.assertNotIn("set-cookie", h2)
             seen.add(first)
         self.assertGreater(len(seen), 1)  # new cookies spread
+
+
+class PreviousHosts(Fixture):
+    def test_a_retry_goes_to_another_endpoint(self):
+        # ring_hash sends a key to the same endpoint every time; a retry of a
+        # key whose endpoint refuses connections must go to the other one.
+        (live,) = self.start_upstreams("live")
+        dead = free_port()
+        clusters = f"""  - name: app
+    lb_policy: ring_hash
+    endpoints: [ "127.0.0.1:{dead}", "{live.address}" ]
+    connect_timeout: 1s
+"""
+        route = """        cluster: app
+        hash_policy: [ { header: { header_name: x-user } } ]
+        retry_policy: { retry_on: [ connect-failure ], num_retries: 1 }"""
+        s = self.start_sidecar(config(clusters, route))
+        for user in range(40):
+            status, h, _ = get(s.port(), headers={"x-user": f"user-{user}"})
+            self.assertEqual(status, 200, f"user-{user}")
+            self.assertEqual(h["x-upstream"], "live")
+        _, body = s.admin_get("/metrics")
+        failures = [line for line in body.splitlines()
+                    if line.startswith('sidecar_upstream_connect_failures_total{cluster="app"')]
+        self.assertTrue(failures and float(failures[0].rsplit(" ", 1)[1]) >= 1, failures)
 
 
 class WeightedClusters(Fixture):

@@ -3,7 +3,6 @@
 promtool, a real Prometheus server, curl."""
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -13,27 +12,9 @@ import time
 import unittest
 import urllib.request
 
-from harness import (HERE, PYTHON, Sidecar, Upstream, curl, free_port, raw, run_tests, status_of,
-                     wait_for)
+from harness import (HERE, PYTHON, Sidecar, Upstream, curl, free_port, metric_value, parse_metrics,
+                     raw, run_tests, status_of, wait_for)
 
-
-
-def parse_metrics(text):
-    """{(name, frozenset(labels)): value} from the text format."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
-        assert m, line
-        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
-
-
-def value(metrics, name, **labels):
-    want = set(labels.items())
-    return sum(v for (n, l), v in metrics.items() if n == name and want <= set(l))
 
 
 CONFIG = """
@@ -93,24 +74,24 @@ class ObservabilityTest(unittest.TestCase):
             self.assertEqual(out, b"x" * 10, err)
         after = parse_metrics(self.metrics()[1])
         labels = dict(listener="inbound", route="main", cluster="app")
-        self.assertEqual(value(after, "sidecar_http_requests_total", code="200", code_class="2xx",
-                               **labels) - value(before, "sidecar_http_requests_total", code="200",
+        self.assertEqual(metric_value(after, "sidecar_http_requests_total", code="200", code_class="2xx",
+                               **labels) - metric_value(before, "sidecar_http_requests_total", code="200",
                                                  **labels), n)
-        self.assertEqual(value(after, "sidecar_http_request_duration_seconds_count", **labels) -
-                         value(before, "sidecar_http_request_duration_seconds_count", **labels), n)
-        self.assertEqual(value(after, "sidecar_upstream_request_duration_seconds_count", **labels) -
-                         value(before, "sidecar_upstream_request_duration_seconds_count", **labels), n)
-        self.assertEqual(value(after, "sidecar_http_request_body_bytes_total", **labels) -
-                         value(before, "sidecar_http_request_body_bytes_total", **labels), 10 * n)
-        self.assertEqual(value(after, "sidecar_http_response_body_bytes_total", **labels) -
-                         value(before, "sidecar_http_response_body_bytes_total", **labels), 10 * n)
-        inf = value(after, "sidecar_http_request_duration_seconds_bucket", le="+Inf", **labels)
-        self.assertEqual(inf, value(after, "sidecar_http_request_duration_seconds_count", **labels))
-        self.assertEqual(value(after, "sidecar_upstream_requests_total", cluster="app") -
-                         value(before, "sidecar_upstream_requests_total", cluster="app"), n)
-        self.assertGreater(value(after, "process_resident_memory_bytes"), 1e6)
-        self.assertGreater(value(after, "process_open_fds"), 5)
-        self.assertEqual(value(after, "sidecar_build_info"), 1)
+        self.assertEqual(metric_value(after, "sidecar_http_request_duration_seconds_count", **labels) -
+                         metric_value(before, "sidecar_http_request_duration_seconds_count", **labels), n)
+        self.assertEqual(metric_value(after, "sidecar_upstream_request_duration_seconds_count", **labels) -
+                         metric_value(before, "sidecar_upstream_request_duration_seconds_count", **labels), n)
+        self.assertEqual(metric_value(after, "sidecar_http_request_body_bytes_total", **labels) -
+                         metric_value(before, "sidecar_http_request_body_bytes_total", **labels), 10 * n)
+        self.assertEqual(metric_value(after, "sidecar_http_response_body_bytes_total", **labels) -
+                         metric_value(before, "sidecar_http_response_body_bytes_total", **labels), 10 * n)
+        inf = metric_value(after, "sidecar_http_request_duration_seconds_bucket", le="+Inf", **labels)
+        self.assertEqual(inf, metric_value(after, "sidecar_http_request_duration_seconds_count", **labels))
+        self.assertEqual(metric_value(after, "sidecar_upstream_requests_total", cluster="app") -
+                         metric_value(before, "sidecar_upstream_requests_total", cluster="app"), n)
+        self.assertGreater(metric_value(after, "process_resident_memory_bytes"), 1e6)
+        self.assertGreater(metric_value(after, "process_open_fds"), 5)
+        self.assertEqual(metric_value(after, "sidecar_build_info"), 1)
 
     def test_b_promtool_checks_the_text_format(self):
         ctype, text = self.metrics()
@@ -165,11 +146,11 @@ class ObservabilityTest(unittest.TestCase):
         self.assertIsNone(bad["method"])
         self.assertIsNone(bad["route_name"])
         m = parse_metrics(self.metrics()[1])
-        self.assertGreaterEqual(value(m, "sidecar_upstream_connect_failures_total", cluster="down"), 1)
-        self.assertGreaterEqual(value(m, "sidecar_upstream_request_timeouts_total", cluster="slow"), 1)
-        self.assertGreaterEqual(value(m, "sidecar_http_rejected_requests_total", reason="bare_lf"), 1)
-        self.assertGreaterEqual(value(m, "sidecar_access_log_lines_total"), 4)
-        self.assertEqual(value(m, "sidecar_access_log_dropped_total"), 0)
+        self.assertGreaterEqual(metric_value(m, "sidecar_upstream_connect_failures_total", cluster="down"), 1)
+        self.assertGreaterEqual(metric_value(m, "sidecar_upstream_request_timeouts_total", cluster="slow"), 1)
+        self.assertGreaterEqual(metric_value(m, "sidecar_http_rejected_requests_total", reason="bare_lf"), 1)
+        self.assertGreaterEqual(metric_value(m, "sidecar_access_log_lines_total"), 4)
+        self.assertEqual(metric_value(m, "sidecar_access_log_dropped_total"), 0)
 
     def test_e_admin_endpoints(self):
         self.assertEqual(self.sc.admin_get("/healthz"), (200, "ok\n"))
@@ -287,11 +268,11 @@ metrics:
         wait_for(lambda: sc.admin_get("/ready")[0] == 200, 10, 0.05, "ready")
         with urllib.request.urlopen(f"http://{sc.admin}/metrics", timeout=5) as r:
             m = parse_metrics(r.read().decode())
-        self.assertEqual(value(m, "sidecar_app_up", app="app"), 1)
-        self.assertGreater(value(m, "sidecar_app_resident_memory_bytes", app="app"), 1e6)
-        self.assertGreaterEqual(value(m, "sidecar_app_threads", app="app"), 1)
-        self.assertEqual(value(m, "sidecar_app_restarts_total", app="app"), 0)
-        self.assertEqual(value(m, "sidecar_ready"), 1)
+        self.assertEqual(metric_value(m, "sidecar_app_up", app="app"), 1)
+        self.assertGreater(metric_value(m, "sidecar_app_resident_memory_bytes", app="app"), 1e6)
+        self.assertGreaterEqual(metric_value(m, "sidecar_app_threads", app="app"), 1)
+        self.assertEqual(metric_value(m, "sidecar_app_restarts_total", app="app"), 0)
+        self.assertEqual(metric_value(m, "sidecar_ready"), 1)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,31 @@ registry:
         finally:
             sc.stop()
 
+    def test_a_deleted_key_is_put_back_at_once_by_the_watch(self):
+        # ttl 60s: keepalives (and the key read after each) every 20s; the
+        # watch on the own key puts it back long before that.
+        config = server_config(self.etcd, "wish", "w1", 0, 1, "    port: 9002\n")
+        config = config.replace(f"ttl: {TTL}s", "ttl: 60s")
+        sc = harness.Sidecar(config)
+        key = self.key("wish", "w1")
+        try:
+            harness.wait_for(lambda: key in self.etcd.get_prefix("/services/"), 5,
+                             what="the registration")
+            time.sleep(0.5)  # the watch is open
+            for i in range(2):
+                self.etcd.ctl("del", key)
+                harness.wait_for(lambda: key in self.etcd.get_prefix("/services/"), 5,
+                                 interval=0.05, what="the key to be put back by the watch")
+                harness.wait_for(
+                    lambda: registry_status(sc)["registration"]["key_restores"] >= i + 1, 5,
+                    what="the restore counted")
+            # Overwritten by someone else (another lease, or none): put back too.
+            self.etcd.ctl("put", key, "{}")
+            harness.wait_for(lambda: self.etcd.get_prefix("/services/").get(key) != "{}", 5,
+                             interval=0.05, what="our value back")
+        finally:
+            sc.stop()
+
 
 class OutageTest(unittest.TestCase):
     def test_etcd_down_for_three_ttls_then_back(self):

@@ -305,6 +305,43 @@ class ExportTest(unittest.TestCase):
                           p.stderr)
             self.assertIn("tracing needs an exporter", p.stderr)
 
+class ReloadTest(unittest.TestCase):
+    def test_reload_switches_exporter_and_keeps_counting(self):
+        first, second = Collector(), Collector()
+        up = Upstream()
+        # Spans wait in the first exporter's queue (batch_timeout 1h) until the reload.
+        sc = Sidecar(config(up.address, first, "svc-1", batch_timeout="1h", zipkin=False))
+        try:
+            get(sc.url("/hello"))
+            time.sleep(0.2)
+            self.assertEqual(first.otlp_spans(), [])
+            tmp = sc.config_path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("admin: { address: 127.0.0.1:0 }\n" +
+                        config(up.address, second, "svc-2", zipkin=False))
+            os.rename(tmp, sc.config_path)
+            sc.signal(signal.SIGHUP)
+            # The replaced exporter sends what it held; new requests go to the new one.
+            wait_for(lambda: len(first.otlp_spans()) == 2, timeout=10, what="the old queue sent")
+            self.assertEqual({s["service"] for s in first.otlp_spans()}, {"svc-1"})
+
+            def second_spans():
+                get(sc.url("/hello"))
+                return {s["service"] for s in second.otlp_spans()} == {"svc-2"}
+            wait_for(second_spans, timeout=10, what="spans of the new config")
+            status, body = sc.admin_get("/tracing")
+            self.assertEqual(json.loads(body)["service_name"], "svc-2")
+            # Counters add up across the reload.
+            m = metrics(sc)
+            self.assertGreaterEqual(m["sidecar_tracing_spans_total"], 4)
+            self.assertEqual(m['sidecar_tracing_spans_exported_total{exporter="otlp"}'],
+                             len(first.otlp_spans()) + len(second.otlp_spans()))
+        finally:
+            sc.stop()
+            up.stop()
+            first.stop()
+            second.stop()
+
 
 if __name__ == "__main__":
     run_tests()

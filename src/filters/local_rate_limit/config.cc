@@ -39,6 +39,39 @@ void parse_bucket(const YAML::Node& n, const std::string& where, config::Reader&
 
 }  // namespace
 
+void load_descriptor_match(config::Reader& reader, const YAML::Node& d, const std::string& where,
+                           size_t index, std::string& name, std::string& prefix,
+                           DescriptorKey& key) {
+  name = fmt::format("descriptor{}", index);
+  if (auto v = d["name"]) {
+    std::string given;
+    if (reader.get_string(v, where + ".name", given)) {
+      // A structured-field string in the RateLimit fields: keep it plain.
+      const bool plain = !given.empty() && std::all_of(given.begin(), given.end(), [](char ch) {
+        return http::is_tchar(static_cast<unsigned char>(ch));
+      });
+      if (plain) {
+        name = given;
+      } else {
+        reader.error(v, where + ".name must be a token (letters, digits, -._)");
+      }
+    }
+  }
+  if (auto v = d["prefix"]) {
+    if (reader.get_string(v, where + ".prefix", prefix) && (prefix.empty() || prefix[0] != '/')) {
+      reader.error(v, where + ".prefix must start with /");
+    }
+  }
+  if (auto v = d["key"]) {
+    std::string text;
+    if (reader.get_string(v, where + ".key", text) && !parse_key(text, key)) {
+      reader.error(v, fmt::format("{}.key: '{}' is not a key (expected client_ip, "
+                                  "header:<name> or path)",
+                                  where, text));
+    }
+  }
+}
+
 bool parse_key(std::string_view text, DescriptorKey& out) {
   if (text == "client_ip") {
     out.kind = DescriptorKey::Kind::kClientIp;
@@ -89,34 +122,7 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
         reader.check_keys(
             d, dw, {"name", "prefix", "key", "max_tokens", "tokens_per_fill", "fill_interval"});
         Descriptor desc;
-        desc.name = fmt::format("descriptor{}", i);
-        if (auto v = d["name"]) {
-          std::string name;
-          if (reader.get_string(v, dw + ".name", name)) {
-            // A structured-field string in the RateLimit fields: keep it plain.
-            const bool plain = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
-              return http::is_tchar(static_cast<unsigned char>(ch));
-            });
-            if (plain) {
-              desc.name = name;
-            } else {
-              reader.error(v, dw + ".name must be a token (letters, digits, -._)");
-            }
-          }
-        }
-        if (auto v = d["prefix"]) {
-          if (reader.get_string(v, dw + ".prefix", desc.prefix) &&
-              (desc.prefix.empty() || desc.prefix[0] != '/'))
-            reader.error(v, dw + ".prefix must start with /");
-        }
-        if (auto v = d["key"]) {
-          std::string key;
-          if (reader.get_string(v, dw + ".key", key) && !parse_key(key, desc.key)) {
-            reader.error(v, fmt::format("{}.key: '{}' is not a key (expected client_ip, "
-                                        "header:<name> or path)",
-                                        dw, key));
-          }
-        }
+        load_descriptor_match(reader, d, dw, i, desc.name, desc.prefix, desc.key);
         desc.bucket = c->bucket;
         parse_bucket(d, dw, reader, desc.bucket, false);
         c->descriptors.push_back(std::move(desc));

@@ -59,8 +59,14 @@ struct Config {
 // config snapshot (a reload starts them full, as Envoy's).
 std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader);
 
-// Parses "client_ip", "header:<name>" or "path" (shared with `rate_limit`);
-// false for anything else.
+// Parses "client_ip", "header:<name>" or "path"; false for anything else.
 bool parse_key(std::string_view text, DescriptorKey& out);
+
+// Reads what selects a descriptor's requests (shared with `rate_limit`):
+// `name` (a token; default "descriptor<index>"), `prefix` (starts with /)
+// and `key` (parse_key), reporting errors at `where`.
+void load_descriptor_match(config::Reader& reader, const YAML::Node& d, const std::string& where,
+                           size_t index, std::string& name, std::string& prefix,
+                           DescriptorKey& key);
 
 }  // namespace sidecar::filters::local_rate_limit

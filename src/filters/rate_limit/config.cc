@@ -89,33 +89,7 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
       if (!reader.is_map(d, dw)) continue;
       reader.check_keys(d, dw, {"name", "prefix", "key", "limit", "window"});
       Descriptor desc;
-      desc.name = fmt::format("descriptor{}", i);
-      if (auto v = d["name"]) {
-        std::string name;
-        if (reader.get_string(v, dw + ".name", name)) {
-          const bool plain = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
-            return http::is_tchar(static_cast<unsigned char>(ch));
-          });
-          if (plain) {
-            desc.name = name;
-          } else {
-            reader.error(v, dw + ".name must be a token (letters, digits, -._)");
-          }
-        }
-      }
-      if (auto v = d["prefix"]) {
-        if (reader.get_string(v, dw + ".prefix", desc.prefix) &&
-            (desc.prefix.empty() || desc.prefix[0] != '/'))
-          reader.error(v, dw + ".prefix must start with /");
-      }
-      if (auto v = d["key"]) {
-        std::string key;
-        if (reader.get_string(v, dw + ".key", key) && !local_rate_limit::parse_key(key, desc.key)) {
-          reader.error(v, fmt::format("{}.key: '{}' is not a key (expected client_ip, "
-                                      "header:<name> or path)",
-                                      dw, key));
-        }
-      }
+      local_rate_limit::load_descriptor_match(reader, d, dw, i, desc.name, desc.prefix, desc.key);
       if (auto v = d["limit"]) {
         reader.get_count(v, dw + ".limit", desc.limit, 1, UINT32_MAX);
       } else {

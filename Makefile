@@ -41,10 +41,13 @@ asan: deps
 fuzz: deps
 	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSIDECAR_FUZZ=ON -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
-	ninja -C build-fuzz fuzz_http1 $(addprefix fuzz_logs_,$(LOGS_FUZZ))
-	mkdir -p build-fuzz/corpus
+	ninja -C build-fuzz fuzz_http1 fuzz_hash_policy $(addprefix fuzz_logs_,$(LOGS_FUZZ))
+	mkdir -p build-fuzz/corpus build-fuzz/corpus-hash-policy
 	build-fuzz/test/fuzz_http1 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=build-fuzz/ build-fuzz/corpus test/fuzz/corpus/http1
+	build-fuzz/test/fuzz_hash_policy -max_total_time=$(LOGS_FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/hash-policy- build-fuzz/corpus-hash-policy \
+	  test/fuzz/corpus/hash_policy
 	for p in $(LOGS_FUZZ); do \
 	  mkdir -p build-fuzz/corpus-logs-$$p && \
 	  build-fuzz/test/fuzz_logs_$$p -max_total_time=$(LOGS_FUZZ_SECONDS) -print_final_stats=1 \

@@ -45,6 +45,7 @@
 #include "tls/acme_challenges.h"
 #include "tls/store.h"
 #include "tracing/config.h"
+#include "upstream/circuit_breaker.h"
 #include "upstream/health_report.h"
 
 namespace sidecar::app {
@@ -553,6 +554,7 @@ class Process : public module::Host {
   // Every metric, for /metrics and /stats.
   void collect(stats::MetricWriter& w) {
     store_.collect(w);
+    upstream::CircuitBreaker::collect(w);
     filters::collect(w);
     stats::collect_self(w);
     std::vector<stats::AppSample> apps;

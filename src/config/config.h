@@ -31,6 +31,11 @@ struct Address {
   std::string host;
   uint16_t port = 0;
   std::string hostname;  // the name it was resolved from; "" for an IP literal
+  // Cluster endpoints only (Envoy's load_balancing_weight and priority):
+  // the share of traffic relative to the other endpoints of its priority,
+  // and the priority level (0 first; docs/resilience.md).
+  uint32_t weight = 1;
+  uint32_t priority = 0;
   // "127.0.0.1:8080" or "[::1]:8080".
   std::string to_string() const;
   bool operator==(const Address&) const = default;
@@ -96,10 +101,31 @@ struct FilterConfig {
   bool operator==(const FilterConfig&) const = default;
 };
 
+// One entry of a route's hash_policy (Envoy's RouteAction.HashPolicy): what
+// the consistent-hash key of a request is made of (docs/resilience.md).
+struct HashPolicy {
+  enum class Kind { kHeader, kCookie, kSourceIp, kQueryParameter };
+  Kind kind = Kind::kHeader;
+  std::string name;       // header (lower case), cookie or query parameter name
+  Duration ttl{0};        // cookie: set with this Max-Age when absent (0: not set)
+  std::string path;       // cookie: its Path attribute when set
+  bool terminal = false;  // a key from this entry ends the list
+  bool operator==(const HashPolicy&) const = default;
+};
+
+// A route's share for one cluster (Envoy's weighted_clusters).
+struct WeightedCluster {
+  std::string name;
+  uint32_t weight = 0;
+  bool operator==(const WeightedCluster&) const = default;
+};
+
 struct Route {
   std::string name;  // default "<listener>/<index>"
   RouteMatch match;
-  std::string cluster;
+  std::string cluster;                             // empty with weighted_clusters
+  std::vector<WeightedCluster> weighted_clusters;  // canaries: split by weight
+  std::vector<HashPolicy> hash_policy;             // keys for ring_hash, maglev, weighted_clusters
   // From the end of the request to the end of the response (Envoy's route
   // timeout); 0 disables. Exceeded before the response starts: 504.
   Duration timeout = 15s;
@@ -218,6 +244,37 @@ struct Discovery {
   bool operator==(const Discovery&) const = default;
 };
 
+// How a cluster picks an endpoint (Envoy's lb_policy; docs/resilience.md).
+enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom, kRingHash, kMaglev, kEwma };
+
+// Envoy's load balancing knobs and their defaults.
+struct LbSettings {
+  uint32_t healthy_panic_threshold = 50;   // percent; below it a priority balances over all
+  uint32_t overprovisioning_factor = 140;  // percent; 1.4 as Envoy
+  uint32_t choice_count = 2;               // least_request: power of two choices
+  double active_request_bias = 1.0;        // least_request with unequal weights
+  uint64_t minimum_ring_size = 1024;       // ring_hash
+  uint64_t maximum_ring_size = 8 * 1024 * 1024;
+  Duration ewma_decay = 10s;         // ewma: linkerd2's peak-EWMA decay
+  Duration ewma_default_rtt = 30ms;  // ewma: the estimate of an endpoint never measured
+  bool operator==(const LbSettings&) const = default;
+};
+
+// Envoy's circuit breaker thresholds (priority DEFAULT) and retry budget.
+struct CircuitBreakers {
+  uint32_t max_connections = 1024;
+  uint32_t max_pending_requests = 1024;
+  uint32_t max_requests = 1024;
+  uint32_t max_retries = 3;
+  // retry_budget: when set, the retries allowed in flight are
+  // max(budget_percent of the active requests, min_retry_concurrency),
+  // replacing max_retries.
+  bool retry_budget = false;
+  double budget_percent = 20;
+  uint32_t min_retry_concurrency = 3;
+  bool operator==(const CircuitBreakers&) const = default;
+};
+
 struct Cluster {
   std::string name;
   UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
@@ -233,6 +290,9 @@ struct Cluster {
   ClientTls tls;
   std::vector<HealthCheck> health_checks;  // config/health_config.h
   OutlierDetection outlier_detection;
+  LbPolicy lb_policy = LbPolicy::kRoundRobin;
+  LbSettings lb;
+  CircuitBreakers circuit_breakers;
   bool operator==(const Cluster&) const = default;
 };
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "config/access_log_format.h"
+#include "config/balancing.h"
 #include "config/route_policy.h"
 #include "core/json.h"
 
@@ -279,7 +280,14 @@ std::string to_json(const Config& c) {
         j.close(']');
       }
       j.close('}');
-      j.key("cluster").str(r.cluster).key("timeout").duration(r.timeout);
+      j.key("cluster").str(r.cluster);
+      if (!r.weighted_clusters.empty()) {
+        j.arr_begin("weighted_clusters");
+        for (const WeightedCluster& w : r.weighted_clusters)
+          j.item_begin().key("name").str(w.name).key("weight").num(w.weight).close('}');
+        j.close(']');
+      }
+      j.key("timeout").duration(r.timeout);
       if (r.retry_policy.enabled()) {
         const RetryPolicy& p = r.retry_policy;
         j.key("retry_policy").open('{');
@@ -321,6 +329,24 @@ std::string to_json(const Config& c) {
     j.key("max_requests_per_connection").num(cl.max_requests_per_connection);
     j.key("max_response_headers_size").num(cl.max_response_headers_size);
     j.key("max_response_headers_count").num(cl.max_response_headers_count);
+    j.key("lb_policy").str(std::string(to_string(cl.lb_policy)));
+    {
+      // Weights and priorities of the endpoints, in the order above.
+      j.arr_begin("endpoint_weights");
+      for (const Address& a : cl.endpoints) j.num(a.weight);
+      j.close(']').arr_begin("endpoint_priorities");
+      for (const Address& a : cl.endpoints) j.num(a.priority);
+      j.close(']');
+      const CircuitBreakers& b = cl.circuit_breakers;
+      j.obj_begin("circuit_breakers").key("max_connections").num(b.max_connections);
+      j.key("max_pending_requests").num(b.max_pending_requests);
+      j.key("max_requests").num(b.max_requests).key("max_retries").num(b.max_retries);
+      if (b.retry_budget) {
+        j.obj_begin("retry_budget").key("budget_percent").num(b.budget_percent);
+        j.key("min_retry_concurrency").num(b.min_retry_concurrency).close('}');
+      }
+      j.close('}');
+    }
     if (cl.tls.enabled) {
       const ClientTls& t = cl.tls;
       j.obj_begin("tls").key("sni").str(t.sni).key("ca").str(t.ca);

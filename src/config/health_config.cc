@@ -239,6 +239,15 @@ void load_dns_discovery(Reader& r, const YAML::Node& n, const std::string& where
 
 bool get_dns_target(Reader& r, const YAML::Node& n, const std::string& what,
                     DnsDiscovery::Target& out) {
+  if (n.IsMap()) {
+    // { address: HOST:PORT, weight, priority }, as a static endpoint.
+    r.check_keys(n, what, {"address", "weight", "priority"});
+    if (auto v = n["weight"]) r.get_count(v, what + ".weight", out.weight, 1, 1000000);
+    if (auto v = n["priority"]) r.get_count(v, what + ".priority", out.priority, 0, 127);
+    if (auto v = n["address"]) return get_dns_target(r, v, what + ".address", out);
+    r.error(n, what + " needs an address");
+    return false;
+  }
   std::string text;
   if (!r.get_string(n, what, text)) return false;
   std::string host = text;

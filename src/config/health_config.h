@@ -91,6 +91,8 @@ struct DnsDiscovery {
   struct Target {
     std::string host;  // a name, or an IP literal (taken as it is)
     uint16_t port = 0;
+    uint32_t weight = 1;  // given to every address the name resolves to
+    uint32_t priority = 0;
     bool operator==(const Target&) const = default;
   };
   std::vector<Target> targets;

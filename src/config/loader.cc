@@ -16,6 +16,7 @@
 #include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
+#include "config/balancing.h"
 #include "config/reader.h"
 #include "config/registry.h"
 #include "config/route_policy.h"
@@ -347,7 +348,8 @@ class Loader : public Reader {
         n, where,
         {"name", "endpoints", "connect_timeout", "idle_timeout", "max_requests_per_connection",
          "max_response_headers_size", "max_response_headers_count", "tls", "protocol", "discovery",
-         "health_checks", "outlier_detection"});
+         "health_checks", "outlier_detection", "lb_policy", "least_request_lb_config",
+         "ring_hash_lb_config", "common_lb_config", "ewma_lb_config", "circuit_breakers"});
     Cluster cl;
     if (auto v = n["discovery"]) load_discovery(v, where + ".discovery", cl.discovery);
     if (auto v = n["name"]) {
@@ -368,7 +370,7 @@ class Loader : public Reader {
             if (get_dns_target(*this, v[i], fmt::format("{}.endpoints[{}]", where, i), t)) {
               cl.discovery.dns.targets.push_back(std::move(t));
             }
-          } else if (get_address(v[i], fmt::format("{}.endpoints[{}]", where, i), a)) {
+          } else if (load_endpoint(*this, v[i], fmt::format("{}.endpoints[{}]", where, i), a)) {
             if (a.port == 0) {
               error(v[i], fmt::format("{}.endpoints[{}] needs a port", where, i));
             } else {
@@ -420,6 +422,7 @@ class Loader : public Reader {
     if (auto v = n["outlier_detection"]) {
       load_outlier_detection(*this, v, where + ".outlier_detection", cl.outlier_detection);
     }
+    load_cluster_balancing(*this, n, where, cl);
     if (cl.protocol == UpstreamProtocol::kH2 && !cl.tls.enabled) {
       error(n, where + ": protocol h2 needs tls (cleartext HTTP/2 is h2c)");
     }
@@ -513,7 +516,8 @@ class Loader : public Reader {
     if (!is_map(n, where)) return;
     check_keys(n, where,
                {"name", "match", "cluster", "timeout", "typed_per_filter_config", "retry_policy",
-                "request_mirror_policies", "include_request_attempt_count"});
+                "request_mirror_policies", "include_request_attempt_count", "weighted_clusters",
+                "hash_policy"});
     r.name = fmt::format("{}/{}", listener, index);
     if (auto v = n["name"]) get_string(v, where + ".name", r.name);
     if (auto m = n["match"]) {
@@ -550,9 +554,11 @@ class Loader : public Reader {
       if (get_string(v, where + ".cluster", r.cluster) && c.cluster_index(r.cluster) < 0) {
         error(v, fmt::format("{}.cluster: no cluster named '{}'", where, r.cluster));
       }
-    } else {
-      error(n, where + " needs a cluster");
+      if (n["weighted_clusters"]) error(v, where + " takes cluster or weighted_clusters, not both");
+    } else if (!n["weighted_clusters"]) {
+      error(n, where + " needs a cluster (or weighted_clusters)");
     }
+    load_route_balancing(*this, n, where, c, r);
     if (auto v = n["timeout"]) get_duration(v, where + ".timeout", r.timeout);
     if (auto v = n["retry_policy"])
       load_retry_policy(*this, v, where + ".retry_policy", r.retry_policy);

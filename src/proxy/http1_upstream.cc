@@ -22,8 +22,8 @@ void append_fields(std::string& out, const OutgoingHead& h) {
 }  // namespace
 
 Http1UpstreamStream::Http1UpstreamStream(upstream::ClusterRuntime& cluster, UpstreamEvents& events,
-                                         bool fresh)
-    : cluster_(cluster), events_(events), fresh_(fresh) {}
+                                         bool fresh, upstream::Endpoint* endpoint)
+    : cluster_(cluster), events_(events), fresh_(fresh), endpoint_(endpoint) {}
 
 Http1UpstreamStream::~Http1UpstreamStream() {
   if (conn_) release(false);
@@ -46,7 +46,13 @@ std::string_view Http1UpstreamStream::failure() const {
 }
 
 void Http1UpstreamStream::start() {
-  conn_ = cluster_.acquire(reused_, fresh_);
+  conn_ = endpoint_ != nullptr ? cluster_.acquire(*endpoint_, reused_, fresh_)
+                               : cluster_.acquire(reused_, fresh_);
+  if (!conn_) {
+    // A circuit breaker refused a new connection: 503 UO at once.
+    events_.on_upstream_ready(make_error_code(upstream::AttemptError::kOverflow));
+    return;
+  }
   conn_->set_owner(this);
   if (reused_) {
     events_.on_upstream_ready({});  // may end the stream: nothing after this

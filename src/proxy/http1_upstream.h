@@ -25,7 +25,9 @@ namespace sidecar::proxy {
 class Http1UpstreamStream final : public UpstreamStream, public upstream::UpstreamCallbacks {
  public:
   // `fresh`: never a pooled connection (a retry after a pooled one failed).
-  Http1UpstreamStream(upstream::ClusterRuntime& cluster, UpstreamEvents& events, bool fresh);
+  // `endpoint`: the one chosen for this attempt (null: the cluster chooses).
+  Http1UpstreamStream(upstream::ClusterRuntime& cluster, UpstreamEvents& events, bool fresh,
+                      upstream::Endpoint* endpoint = nullptr);
   ~Http1UpstreamStream() override;
 
   void start() override;
@@ -56,6 +58,7 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   upstream::ClusterRuntime& cluster_;
   UpstreamEvents& events_;
   const bool fresh_;
+  upstream::Endpoint* const endpoint_;
   core::Ref<upstream::UpstreamConnection> conn_;
   bool reused_ = false;
   bool pending_counted_ = false;

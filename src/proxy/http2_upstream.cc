@@ -65,15 +65,26 @@ nghttp2_session_callbacks* callbacks() {
 // ---- the stream ----
 
 Http2UpstreamStream::Http2UpstreamStream(Worker& worker, upstream::ClusterRuntime& cluster,
-                                         UpstreamEvents& events, bool fresh)
-    : worker_(worker), cluster_(cluster), events_(events), fresh_(fresh) {}
+                                         UpstreamEvents& events, bool fresh,
+                                         upstream::Endpoint* endpoint)
+    : worker_(worker), cluster_(cluster), events_(events), fresh_(fresh), endpoint_(endpoint) {}
 
 Http2UpstreamStream::~Http2UpstreamStream() {
   if (conn_) release(false);
 }
 
 void Http2UpstreamStream::start() {
-  conn_ = worker_.http2_pool().acquire(worker_, cluster_, fresh_, reused_);
+  if (endpoint_ == nullptr) {
+    upstream::ClusterRuntime::Refusal why;
+    endpoint_ = cluster_.choose(upstream::LbContext{}, why);
+  }
+  if (endpoint_ != nullptr)
+    conn_ = worker_.http2_pool().acquire(worker_, cluster_, *endpoint_, fresh_, reused_);
+  if (!conn_) {
+    // No endpoint, or a circuit breaker refused: 503 UO at once.
+    events_.on_upstream_ready(make_error_code(upstream::AttemptError::kOverflow));
+    return;
+  }
   conn_->attach(*this);
 }
 
@@ -156,10 +167,9 @@ void Http2UpstreamStream::release(bool) {
 
 // ---- the connection ----
 
-Http2ClientConnection::Http2ClientConnection(Worker& worker, upstream::ClusterRuntime& cluster)
-    : worker_(worker), cluster_(&cluster) {
-  bool reused = false;
-  conn_ = cluster.acquire(reused, true);
+Http2ClientConnection::Http2ClientConnection(Worker& worker, upstream::ClusterRuntime& cluster,
+                                             core::Ref<upstream::UpstreamConnection> transport)
+    : worker_(worker), cluster_(&cluster), conn_(std::move(transport)) {
   conn_->set_owner(this);
   idle_since_ = Clock::now();
 }
@@ -352,7 +362,17 @@ void Http2ClientConnection::settle() {
     }
     // No room here: another connection of the pool (or a new one).
     core::Ref<Http2ClientConnection> keep(this);
-    s->conn_ = worker_.http2_pool().acquire(worker_, *cluster_, false, s->reused_);
+    s->conn_ =
+        worker_.http2_pool().acquire(worker_, *cluster_, conn_->endpoint(), false, s->reused_);
+    if (!s->conn_) {
+      // The breaker refuses another connection: wait here (nghttp2 holds
+      // the request until the peer's stream limit lets it start).
+      s->conn_ = keep;
+      ++open;
+      s->ev_ready_ = true;
+      events_.push_back(s);
+      continue;
+    }
     s->conn_->attach(*s);
   }
 }
@@ -666,18 +686,25 @@ void Http2ClientConnection::close() {
 // ---- the pool ----
 
 core::Ref<Http2ClientConnection> Http2Pool::acquire(Worker& worker,
-                                                    upstream::ClusterRuntime& cluster, bool fresh,
+                                                    upstream::ClusterRuntime& cluster,
+                                                    upstream::Endpoint& endpoint, bool fresh,
                                                     bool& reused) {
   if (!fresh) {
     for (const auto& c : connections_) {
-      if (&c->cluster() == &cluster && c->usable() && c->has_room()) {
+      if (&c->cluster() == &cluster && &c->transport().endpoint() == &endpoint && c->usable() &&
+          c->has_room()) {
         reused = c->transport().requests > 0;
         return c;
       }
     }
   }
   reused = false;
-  core::Ref<Http2ClientConnection> c(new Http2ClientConnection(worker, cluster));
+  bool transport_reused = false;
+  core::Ref<upstream::UpstreamConnection> transport =
+      cluster.acquire(endpoint, transport_reused, /*fresh=*/true);
+  if (!transport) return nullptr;
+  core::Ref<Http2ClientConnection> c(
+      new Http2ClientConnection(worker, cluster, std::move(transport)));
   connections_.push_back(c);
   c->start();
   return c;

@@ -42,8 +42,9 @@ class Worker;
 class Http2UpstreamStream final : public UpstreamStream {
  public:
   // `fresh`: not on a connection that already carries streams (a retry).
+  // `endpoint`: the one chosen for this attempt (null: the cluster chooses).
   Http2UpstreamStream(Worker& worker, upstream::ClusterRuntime& cluster, UpstreamEvents& events,
-                      bool fresh);
+                      bool fresh, upstream::Endpoint* endpoint = nullptr);
   ~Http2UpstreamStream() override;
 
   void start() override;
@@ -71,6 +72,7 @@ class Http2UpstreamStream final : public UpstreamStream {
   upstream::ClusterRuntime& cluster_;
   UpstreamEvents& events_;
   const bool fresh_;
+  upstream::Endpoint* endpoint_;
   bool reused_ = false;
   core::Ref<Http2ClientConnection> conn_;
   int32_t id_ = -1;  // the HTTP/2 stream, once the request is submitted
@@ -108,7 +110,9 @@ class Http2UpstreamStream final : public UpstreamStream {
 class Http2ClientConnection final : public core::RefCounted<Http2ClientConnection>,
                                     public upstream::UpstreamCallbacks {
  public:
-  Http2ClientConnection(Worker& worker, upstream::ClusterRuntime& cluster);
+  // `transport`: a new, unconnected connection of `cluster`.
+  Http2ClientConnection(Worker& worker, upstream::ClusterRuntime& cluster,
+                        core::Ref<upstream::UpstreamConnection> transport);
   ~Http2ClientConnection();
 
   upstream::ClusterRuntime& cluster() { return *cluster_; }
@@ -180,10 +184,12 @@ class Http2ClientConnection final : public core::RefCounted<Http2ClientConnectio
 // The HTTP/2 connections of one worker, all clusters.
 class Http2Pool {
  public:
-  // A connection with room for a stream of `cluster` (a new one when none,
-  // or with `fresh`); `reused`: it already carried streams.
+  // A connection to `endpoint` of `cluster` with room for a stream (a new
+  // one when none, or with `fresh`); `reused`: it already carried streams.
+  // nullptr when a new connection is needed and the cluster's circuit
+  // breaker refuses it.
   core::Ref<Http2ClientConnection> acquire(Worker& worker, upstream::ClusterRuntime& cluster,
-                                           bool fresh, bool& reused);
+                                           upstream::Endpoint& endpoint, bool fresh, bool& reused);
   void remove(Http2ClientConnection& c);
   // Closes connections without streams idle past their cluster's
   // idle_timeout (or all idle ones with `all`).

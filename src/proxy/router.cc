@@ -79,8 +79,21 @@ RouteTable::RouteTable(const config::Listener& listener, const config::Config& c
   for (const config::Route& r : listener.routes) {
     CompiledRoute c;
     c.config = &r;
-    c.cluster = config.cluster_index(r.cluster);
-    if (store != nullptr) c.stats = store->route(listener.name, r.name, r.cluster);
+    c.cluster = r.cluster.empty() ? -1 : config.cluster_index(r.cluster);
+    uint64_t sum = 0;
+    for (const config::WeightedCluster& w : r.weighted_clusters) {
+      if (w.weight == 0) continue;
+      c.weighted.clusters.push_back(config.cluster_index(w.name));
+      c.weighted.cumulative.push_back(sum += w.weight);
+    }
+    if (store != nullptr) {
+      std::string label = r.cluster;  // weighted_clusters: "v1,v2"
+      for (const config::WeightedCluster& w : r.weighted_clusters) {
+        if (!label.empty()) label += ',';
+        label += w.name;
+      }
+      c.stats = store->route(listener.name, r.name, label);
+    }
     std::string h = r.match.host;
     std::transform(h.begin(), h.end(), h.begin(), lower);
     if (h.empty() || h == "*") {

@@ -9,13 +9,15 @@
 
 #include "config/config.h"
 #include "http/http1_parser.h"
+#include "proxy/route_balancing.h"
 #include "stats/stats.h"
 
 namespace sidecar::proxy {
 
 struct CompiledRoute {
   const config::Route* config = nullptr;
-  int cluster = -1;  // index into Config::clusters
+  int cluster = -1;           // index into Config::clusters; -1 with weighted_clusters
+  WeightedClusters weighted;  // weighted_clusters, else empty
   // Host pattern, lower case, split once: "*" or "" any; "*.x" suffix;
   // "x.*" prefix; else exact.
   enum class HostKind : uint8_t { kAny, kExact, kSuffix, kPrefix } host_kind = HostKind::kAny;

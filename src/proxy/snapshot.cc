@@ -31,6 +31,7 @@ std::shared_ptr<const Snapshot> Snapshot::build(std::shared_ptr<const config::Co
       per_endpoint.push_back(store.endpoint(c.name, a.to_string()));
     }
     s->cluster_tls.push_back(c.tls.enabled ? tls.cluster(c.name) : nullptr);
+    s->cluster_breakers.push_back(upstream::CircuitBreaker::shared(c));
   }
   return s;
 }

@@ -12,6 +12,7 @@
 #include "proxy/router.h"
 #include "stats/stats.h"
 #include "tls/slot.h"
+#include "upstream/circuit_breaker.h"
 
 namespace sidecar::tls {
 class Store;
@@ -39,6 +40,8 @@ struct Snapshot {
   // [cluster][endpoint][worker]
   std::vector<std::vector<std::vector<stats::EndpointStats*>>> endpoint_stats;
   std::vector<std::shared_ptr<tls::ClientSlot>> cluster_tls;  // by cluster; null: plain TCP
+  // By cluster: the process-wide circuit breakers (kept across reloads).
+  std::vector<std::shared_ptr<upstream::CircuitBreaker>> cluster_breakers;
 
   // Compiles `config`, taking the stats blocks of its label sets from
   // `store` and the TLS contexts from `tls` (which has applied `config`).

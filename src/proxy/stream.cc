@@ -194,6 +194,8 @@ void Stream::route_and_forward() {
     }
   }
   route_ = listener_->routes.match(host, routing_path, *req_);
+  cluster_index_ = -1;
+  lb_avoid_.clear();
   if (route_ == nullptr) {
     flags_ |= accesslog::kNoRouteFound;
     reject(kRejectNoRoute);
@@ -211,11 +213,16 @@ void Stream::route_and_forward() {
 // ---- the upstream and the request ----
 
 void Stream::acquire_upstream(bool fresh) {
-  cluster_ = info_->worker->cluster_for(*snapshot_, route_->cluster);
+  if (cluster_index_ < 0) select_cluster();
+  cluster_ = info_->worker->cluster_for(*snapshot_, cluster_index_);
+  upstream::Endpoint* endpoint = choose_endpoint();
+  if (endpoint == nullptr) return;  // answered
+  attempt_.start(*cluster_, *endpoint);
   if (cluster_->config().protocol == config::UpstreamProtocol::kHttp1) {
-    upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh);
+    upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh, endpoint);
   } else {
-    upstream_ = std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, *this, fresh);
+    upstream_ =
+        std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, *this, fresh, endpoint);
   }
   trace_.attempt_start(info_->worker->random());
   if (attempts_ < UINT8_MAX) ++attempts_;
@@ -477,7 +484,6 @@ void Stream::on_response_interim(const http::ResponseHead& head) {
 void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   try_deadline_ = kNever;
   count_response(head.status);
-  report_attempt(upstream::AttemptOutcome::Kind::kResponse, head.status);
   if (retry_after_response(head)) return;
   drop_hedge();  // this attempt answered first
   forward_response_head(head, framing);
@@ -485,6 +491,7 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
 
 void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   last_activity_ = Clock::now();
+  attempt_.responded(head.status);
   if (ds_writing_ != DownWrite::kNone) {
     // Behind our own 100 Continue: go on once it is written.
     response_waiting_ = true;
@@ -629,6 +636,15 @@ bool Stream::can_retry() const {
 }
 
 void Stream::upstream_connect_failed(const error_code& ec) {
+  if (ec == make_error_code(upstream::AttemptError::kOverflow)) {
+    // A circuit breaker refused a new connection (Envoy: 503 UO at once).
+    flags_ |= accesslog::kUpstreamOverflow;
+    attempt_.cancel();
+    release_upstream(false);
+    local_reply(503, "upstream connect error: overflow\n", false);
+    return;
+  }
+  attempt_.finish({upstream::AttemptOutcome::Kind::kConnectFailure});
   // A TLS failure says why ("certificate verify failed: hostname mismatch").
   const bool tls_failed = !upstream_->failure().empty();
   const std::string why =
@@ -639,7 +655,6 @@ void Stream::upstream_connect_failed(const error_code& ec) {
     last_warning = Clock::now();
     spdlog::warn("upstream {} of cluster {}: {}", upstream_->host(), cluster_->config().name, why);
   }
-  report_attempt(upstream::AttemptOutcome::Kind::kConnectFailure, 0);
   if (retry_after_failure(AttemptFailure::kConnectFailure)) return;
   flags_ |= accesslog::kUpstreamConnectionFailure;
   release_upstream(false);
@@ -679,7 +694,6 @@ void Stream::on_upstream_failed(Failure what, const error_code& ec) {
       return;
     }
     if (endpoint_stats_ != nullptr) endpoint_stats_->resets.add();
-    if (!resp_head_done_) report_attempt(upstream::AttemptOutcome::Kind::kReset, 0);
     if (!resp_head_done_ && !interim_sent_ &&
         retry_after_failure(upstream_->refused() ? AttemptFailure::kRefusedStream
                                                  : AttemptFailure::kReset)) {
@@ -821,6 +835,7 @@ void Stream::release_upstream(bool reusable) {
   connecting_ = false;
   if (!upstream_) return;
   trace_.attempt_end(upstream_->host(), resp_head_done_ ? status_ : 0);
+  attempt_.finish();
   if (req_pending_ > 0 && !active_) req_pending_ = 0;
   upstream_->release(reusable && !us_writing_);
   upstream_.reset();
@@ -848,11 +863,11 @@ void Stream::on_timeout(Clock::time_point now) {
   if (!active_) return;
   if (connecting_ && now >= connect_deadline_) {
     flags_ |= accesslog::kUpstreamConnectionFailure;
+    attempt_.finish({upstream::AttemptOutcome::Kind::kConnectFailure});
     if (stats::EndpointStats* es = upstream_ ? upstream_->endpoint_stats() : nullptr) {
       es->connect_failures.add();
       es->connect_timeouts.add();
     }
-    report_attempt(upstream::AttemptOutcome::Kind::kConnectFailure, 0);
     if (retry_after_failure(AttemptFailure::kConnectFailure)) return;
     release_upstream(false);
     local_reply(503, "upstream connect error: timed out\n", false);
@@ -860,8 +875,8 @@ void Stream::on_timeout(Clock::time_point now) {
   }
   if (req_sent_ && !resp_done_ && now >= response_deadline_) {
     flags_ |= accesslog::kUpstreamRequestTimeout;
+    attempt_.finish({upstream::AttemptOutcome::Kind::kTimeout});
     if (endpoint_stats_ != nullptr) endpoint_stats_->request_timeouts.add();
-    if (!resp_head_done_) report_attempt(upstream::AttemptOutcome::Kind::kTimeout, 0);
     release_upstream(false);
     if (resp_started_) {
       abort_stream();
@@ -878,7 +893,6 @@ void Stream::on_timeout(Clock::time_point now) {
   if (now >= try_deadline_ && !resp_head_done_ && upstream_ != nullptr) {
     try_deadline_ = kNever;
     if (stats::EndpointStats* es = upstream_->endpoint_stats()) es->per_try_timeouts.add();
-    report_attempt(upstream::AttemptOutcome::Kind::kTimeout, 0);
     const config::RetryPolicy& p = route_->config->retry_policy;
     if (p.hedge_on_per_try_timeout) {
       // Hedging: the attempt goes on, and another one starts beside it.
@@ -887,6 +901,7 @@ void Stream::on_timeout(Clock::time_point now) {
       }
       return;
     }
+    attempt_.finish({upstream::AttemptOutcome::Kind::kTimeout});
     if (retry_after_failure(AttemptFailure::kPerTryTimeout)) return;
     flags_ |= accesslog::kUpstreamRequestTimeout;
     release_upstream(false);

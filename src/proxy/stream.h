@@ -170,6 +170,15 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void filters_response_data(Spans& data, bool end);
   void end_filters();
   void acquire_upstream(bool fresh);
+  // stream_balancing.cc: the cluster of the route (weighted_clusters) and
+  // the hash key (hash_policy), once per request; the endpoint of an attempt
+  // (null: answered 503 UO or UH).
+  void select_cluster();
+  upstream::Endpoint* choose_endpoint();
+  // The endpoint for a hedge, another than the first attempt's when there is
+  // one; null (no hedge) when none or a circuit breaker is full.
+  upstream::Endpoint* choose_hedge_endpoint();
+  std::string_view cluster_name() const;
   // The request head for the attempt on `up`, into `o` and `extra`.
   void build_request_head(const UpstreamStream& up, OutgoingRequest& o, std::string& extra);
   // Keeps request body bytes for a retry while they fit kReplayLimit.
@@ -206,8 +215,6 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void release_upstream(bool reusable);
   bool can_retry() const;
   void upstream_connect_failed(const error_code& ec);
-  // How this upstream attempt ended, for outlier detection (stream_outlier.cc).
-  void report_attempt(upstream::AttemptOutcome::Kind kind, uint16_t status);
   void response_invalid();
   void send_filter_response();
 
@@ -271,6 +278,11 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
 
   // Upstream and response state.
   core::Ref<upstream::ClusterRuntime> cluster_;
+  int cluster_index_ = -1;                       // chosen by select_cluster(); -1: not yet
+  std::optional<uint64_t> lb_hash_;              // the request's hash_policy key
+  std::vector<const upstream::Host*> lb_avoid_;  // endpoints a retry should avoid
+  upstream::Attempt attempt_;                    // the upstream attempt in flight
+  upstream::Attempt hedge_attempt_;              // ... and the hedge's
   std::unique_ptr<UpstreamStream> upstream_;
   bool connecting_ = false;
   http::ResponseHead* resp_ = nullptr;

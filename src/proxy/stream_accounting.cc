@@ -121,7 +121,7 @@ void Stream::end_trace() {
   t.flags = flags_;
   if (route_ != nullptr) {
     t.route = route_->config->name;
-    t.cluster = route_->config->cluster;
+    t.cluster = cluster_name();
   }
   t.upstream_host = upstream_host_;
   t.detail = detail_;
@@ -142,7 +142,7 @@ void Stream::publish_tap(Clock::time_point now) {
   t.listener = listener_->config->name;
   if (route_ != nullptr) {
     t.route = route_->config->name;
-    t.cluster = route_->config->cluster;
+    t.cluster = cluster_name();
   }
   if (req_ != nullptr) {
     t.method = req_->method_name;
@@ -184,7 +184,7 @@ void Stream::write_log(Clock::time_point now) {
   e.upstream_host = upstream_host_;
   e.attempt_count = attempts_;
   e.route = route_ != nullptr ? std::string_view(route_->config->name) : std::string_view();
-  e.cluster = route_ != nullptr ? std::string_view(route_->config->cluster) : std::string_view();
+  e.cluster = cluster_name();
   e.listener = listener_->config->name;
   e.remote_address = info_->peer_address;
   e.response_code_details = detail_;

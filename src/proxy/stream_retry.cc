@@ -145,7 +145,9 @@ void Stream::schedule_retry(std::chrono::milliseconds delay) {
     es->retries.add();
   }
   // The attempt is abandoned (an HTTP/1.1 connection with a response in
-  // flight cannot be reused); the held request goes out again.
+  // flight cannot be reused); the held request goes out again, to another
+  // endpoint when there is one (Envoy's previous_hosts predicate).
+  if (const upstream::Endpoint* e = attempt_.last_endpoint()) lb_avoid_.push_back(e);
   release_upstream(false);
   resp_head_done_ = false;
   if (delay.count() <= 0) {
@@ -159,6 +161,8 @@ void Stream::schedule_retry(std::chrono::milliseconds delay) {
 // ---- hedging ----
 
 void Stream::start_hedge() {
+  upstream::Endpoint* endpoint = choose_hedge_endpoint();
+  if (endpoint == nullptr) return;  // a circuit breaker is full: no hedge
   ++policy_retries_;
   if (attempts_ < UINT8_MAX) ++attempts_;
   if (stats::EndpointStats* es = upstream_->endpoint_stats()) {
@@ -166,10 +170,12 @@ void Stream::start_hedge() {
     es->retries.add();
   }
   hedge_events_.promoted = hedge_events_.writing = hedge_events_.connected = false;
+  hedge_attempt_.start(*cluster_, *endpoint);
   if (cluster_->config().protocol == config::UpstreamProtocol::kHttp1) {
-    hedge_ = std::make_unique<Http1UpstreamStream>(*cluster_, hedge_events_, false);
+    hedge_ = std::make_unique<Http1UpstreamStream>(*cluster_, hedge_events_, false, endpoint);
   } else {
-    hedge_ = std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, hedge_events_, false);
+    hedge_ = std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, hedge_events_, false,
+                                                   endpoint);
   }
   hedge_->start();
 }
@@ -184,12 +190,15 @@ void Stream::send_hedge_request() {
 }
 
 void Stream::drop_hedge() {
+  hedge_attempt_.finish();
   if (hedge_ == nullptr) return;
   hedge_->release(false);
   hedge_.reset();
 }
 
 void Stream::promote_hedge() {
+  attempt_.finish();  // the first attempt is abandoned
+  attempt_.swap(hedge_attempt_);
   if (upstream_ != nullptr) {
     trace_.attempt_end(upstream_->host(), 0);
     upstream_->release(false);

@@ -148,6 +148,13 @@ void TcpProxyConnection::connect_upstream() {
   cluster_ = worker_.cluster_for(*snapshot_, listener_->cluster);
   bool reused = false;
   upstream_ = cluster_->acquire(reused, /*fresh=*/true);  // never a pooled HTTP connection
+  if (!upstream_) {
+    // The cluster's circuit breaker (max_connections) is open: Envoy's
+    // tcp_proxy closes the connection with flag UO.
+    flags_ |= accesslog::kUpstreamOverflow;
+    close();
+    return;
+  }
   upstream_->set_owner(this);
   setup_deadline_ = after(Clock::now(), cluster_->config().connect_timeout);
   arm_timer();

@@ -79,7 +79,8 @@ core::Ref<upstream::ClusterRuntime> Worker::make_cluster(const Snapshot& s, size
   std::vector<stats::EndpointStats*> stats;
   for (const auto& per_worker : s.endpoint_stats[index]) stats.push_back(per_worker[index_]);
   return core::Ref<upstream::ClusterRuntime>(
-      new upstream::ClusterRuntime(io_, s.config->clusters[index], stats, s.cluster_tls[index]));
+      new upstream::ClusterRuntime(io_, s.config->clusters[index], stats, s.cluster_tls[index],
+                                   s.cluster_breakers[index], random_.next()));
 }
 
 Worker::~Worker() { stop(); }

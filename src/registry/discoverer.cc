@@ -34,7 +34,10 @@ std::vector<config::Address> select_endpoints(const std::vector<etcd::Instance>&
     const std::string text = v6 ? fmt::format("[{}]:{}", in.address, in.port)
                                 : fmt::format("{}:{}", in.address, in.port);
     std::string why;
-    if (auto a = config::parse_address(text, why)) out.push_back(*a);
+    if (auto a = config::parse_address(text, why)) {
+      a->weight = in.weight;  // the cluster's balancer honours it (docs/resilience.md)
+      out.push_back(*a);
+    }
   }
   std::sort(out.begin(), out.end(), [](const config::Address& a, const config::Address& b) {
     return std::tie(a.host, a.port) < std::tie(b.host, b.port);

@@ -8,24 +8,154 @@
 
 namespace sidecar::upstream {
 
+const boost::system::error_category& attempt_category() {
+  class Category final : public boost::system::error_category {
+   public:
+    const char* name() const noexcept override { return "sidecar.upstream"; }
+    std::string message(int ev) const override {
+      switch (static_cast<AttemptError>(ev)) {
+        case AttemptError::kOverflow:
+          return "upstream overflow (circuit breaker open)";
+        case AttemptError::kNoHealthyUpstream:
+          return "no healthy upstream";
+      }
+      return "unknown upstream error";
+    }
+  };
+  static const Category category;
+  return category;
+}
+
 Endpoint::Endpoint(const config::Address& address, stats::EndpointStats* stats,
                    std::shared_ptr<EndpointHealth> health)
-    : stats(stats),
+    : Host(address.to_string(), address.weight, address.priority),
+      stats(stats),
       address_(boost::asio::ip::make_address(address.host), address.port),
-      name_(address.to_string()),
       host_name_(address.hostname.empty() ? address.host : address.hostname),
-      health_(std::move(health)) {}
+      health_(std::move(health)) {
+  set_healthy(health_->healthy());
+}
 
 ClusterRuntime::ClusterRuntime(boost::asio::io_context& io, config::Cluster config,
                                const std::vector<stats::EndpointStats*>& stats,
-                               std::shared_ptr<tls::ClientSlot> tls)
-    : io_(io), config_(std::move(config)), tls_(std::move(tls)) {
+                               std::shared_ptr<tls::ClientSlot> tls,
+                               std::shared_ptr<CircuitBreaker> breaker, uint64_t seed)
+    : io_(io), config_(std::move(config)), tls_(std::move(tls)), breaker_(std::move(breaker)) {
+  if (!breaker_) {
+    breaker_ = std::make_shared<CircuitBreaker>(config_.name, config_.circuit_breakers);
+  }
+  // Endpoints never move after this: connections and the balancer point at them.
   endpoints_.reserve(config_.endpoints.size());
   ClusterHealth& health = HealthRegistry::instance().cluster(config_.name);
   for (size_t i = 0; i < config_.endpoints.size(); ++i) {
     endpoints_.emplace_back(config_.endpoints[i], stats[i],
                             health.endpoint(config_.endpoints[i].to_string()));
   }
+  std::vector<Host*> hosts;
+  for (Endpoint& e : endpoints_) hosts.push_back(&e);
+  lb_ = std::make_unique<LoadBalancer>(config_.lb_policy, config_.lb, hosts, seed);
+}
+
+void ClusterRuntime::refresh_health() {
+  const uint64_t generation = health_generation();
+  if (generation == health_seen_) return;
+  health_seen_ = generation;
+  for (Endpoint& e : endpoints_) e.set_healthy(e.health().healthy());
+}
+
+Endpoint* ClusterRuntime::choose(const LbContext& ctx, Refusal& why) {
+  why = Refusal::kNone;
+  refresh_health();
+  if (endpoints_.empty()) {
+    why = Refusal::kNoEndpoint;
+    return nullptr;
+  }
+  if (!breaker_->can_create(CircuitBreaker::kRequests)) {
+    why = Refusal::kOverflow;
+    return nullptr;
+  }
+  Host* h = lb_->choose(ctx);
+  if (h == nullptr) {
+    why = Refusal::kNoEndpoint;
+    return nullptr;
+  }
+  return static_cast<Endpoint*>(h);
+}
+
+void ClusterRuntime::attempt_started(Endpoint& endpoint) {
+  endpoint.attempt_started();
+  breaker_->add(CircuitBreaker::kRequests);
+}
+
+void ClusterRuntime::attempt_cancelled(Endpoint& endpoint) {
+  breaker_->sub(CircuitBreaker::kRequests);
+  endpoint.attempt_finished(std::chrono::nanoseconds(-1), std::chrono::steady_clock::now());
+}
+
+void ClusterRuntime::attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome) {
+  breaker_->sub(CircuitBreaker::kRequests);
+  // ewma: a refused connect is fast but must not make the endpoint look
+  // good; it counts as a 1 s response (linkerd2's failure penalty is alike).
+  std::chrono::nanoseconds rtt = outcome.latency;
+  if (outcome.kind == AttemptOutcome::Kind::kConnectFailure) {
+    rtt = std::max<std::chrono::nanoseconds>(rtt, std::chrono::seconds(1));
+  }
+  endpoint.attempt_finished(rtt, std::chrono::steady_clock::now());
+  outlier::record(endpoint.health(), config_.outlier_detection, outcome, HealthClock::now());
+}
+
+Attempt::~Attempt() { finish({AttemptOutcome::Kind::kReset}); }
+
+void Attempt::start(ClusterRuntime& cluster, Endpoint& endpoint) {
+  finish({AttemptOutcome::Kind::kReset});
+  cluster_.reset(&cluster);
+  endpoint_ = &endpoint;
+  status_ = 0;
+  started_ = std::chrono::steady_clock::now();
+  cluster.attempt_started(endpoint);
+}
+
+void Attempt::swap(Attempt& other) noexcept {
+  std::swap(cluster_, other.cluster_);
+  std::swap(endpoint_, other.endpoint_);
+  std::swap(last_, other.last_);
+  std::swap(started_, other.started_);
+  std::swap(status_, other.status_);
+  std::swap(response_latency_, other.response_latency_);
+}
+
+void Attempt::cancel() {
+  if (endpoint_ == nullptr) return;
+  Endpoint* e = endpoint_;
+  endpoint_ = nullptr;
+  core::Ref<ClusterRuntime> c = std::move(cluster_);
+  c->attempt_cancelled(*e);
+}
+
+void Attempt::responded(int status) {
+  if (endpoint_ == nullptr || status_ != 0) return;
+  status_ = status;
+  response_latency_ = std::chrono::steady_clock::now() - started_;
+  if (response_latency_.count() == 0) response_latency_ = std::chrono::nanoseconds(1);
+}
+
+void Attempt::finish() {
+  if (status_ != 0) {
+    finish({AttemptOutcome::Kind::kResponse, status_, response_latency_});
+  } else {
+    finish({AttemptOutcome::Kind::kReset});
+  }
+}
+
+void Attempt::finish(const AttemptOutcome& outcome) {
+  if (endpoint_ == nullptr) return;
+  AttemptOutcome o = outcome;
+  if (o.latency.count() == 0) o.latency = std::chrono::steady_clock::now() - started_;
+  Endpoint* e = endpoint_;
+  endpoint_ = nullptr;
+  last_ = e;
+  core::Ref<ClusterRuntime> c = std::move(cluster_);
+  c->attempt_finished(*e, o);
 }
 
 void ClusterRuntime::retire() {
@@ -35,23 +165,14 @@ void ClusterRuntime::retire() {
 
 ClusterRuntime::~ClusterRuntime() { close_idle(); }
 
-void ClusterRuntime::attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome) {
-  outlier::record(endpoint.health(), config_.outlier_detection, outcome, HealthClock::now());
+core::Ref<UpstreamConnection> ClusterRuntime::acquire(bool& reused, bool fresh) {
+  Refusal why;
+  Endpoint* ep = choose(LbContext{}, why);
+  if (ep == nullptr) return nullptr;
+  return acquire(*ep, reused, fresh);
 }
 
-core::Ref<UpstreamConnection> ClusterRuntime::acquire(bool& reused, bool fresh) {
-  // Round robin over the healthy endpoints; all of them when none is (panic).
-  // TODO(balancer): replaced by the load balancer (lb_policy, panic threshold).
-  size_t pick = next_;
-  for (size_t n = 0; n < endpoints_.size(); ++n) {
-    const size_t i = (next_ + n) % endpoints_.size();
-    if (endpoints_[i].healthy()) {
-      pick = i;
-      break;
-    }
-  }
-  Endpoint& ep = endpoints_[pick];
-  next_ = pick + 1 == endpoints_.size() ? 0 : pick + 1;
+core::Ref<UpstreamConnection> ClusterRuntime::acquire(Endpoint& ep, bool& reused, bool fresh) {
   while (!fresh && !ep.idle.empty()) {
     core::Ref<UpstreamConnection> c = std::move(ep.idle.back());
     ep.idle.pop_back();
@@ -61,6 +182,12 @@ core::Ref<UpstreamConnection> ClusterRuntime::acquire(bool& reused, bool fresh) 
     return c;
   }
   reused = false;
+  // Envoy's max_connections and max_pending_requests: a new connection and
+  // the request waiting for it (no queue: refused at once).
+  if (!breaker_->can_create(CircuitBreaker::kConnections) ||
+      !breaker_->can_create(CircuitBreaker::kPendingRequests)) {
+    return nullptr;
+  }
   return core::Ref<UpstreamConnection>(new UpstreamConnection(io_, *this, ep));
 }
 

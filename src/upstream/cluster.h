@@ -1,5 +1,7 @@
-// A cluster as one worker sees it: its endpoints, the round-robin position
-// and, per endpoint, the pool of idle keep-alive upstream connections.
+// A cluster as one worker sees it: its endpoints, its load balancer
+// (load_balancer.h: priorities, health, lb_policy) and, per endpoint, the pool
+// of idle keep-alive upstream connections; plus the process-wide circuit
+// breaker of the cluster (circuit_breaker.h).
 //
 // Workers share nothing: each has its own ClusterRuntime per configured
 // cluster, so nothing here locks. Used only on the worker's thread.
@@ -24,24 +26,40 @@
 #include "tls/slot.h"
 #include "tls/tls.h"
 #include "upstream/attempt.h"
+#include "upstream/circuit_breaker.h"
 #include "upstream/health.h"
+#include "upstream/load_balancer.h"
 #include "upstream/upstream_connection.h"
 
 namespace sidecar::upstream {
 
-class Endpoint {
+// Why an upstream attempt did not start, as the error of
+// UpstreamEvents::on_upstream_ready: the stream answers 503 with response
+// flag UO (overflow) or UH (no healthy upstream) instead of UF.
+enum class AttemptError { kOverflow = 1, kNoHealthyUpstream = 2 };
+const boost::system::error_category& attempt_category();
+inline boost::system::error_code make_error_code(AttemptError e) {
+  return {static_cast<int>(e), attempt_category()};
+}
+
+// An endpoint: Host (name "127.0.0.1:8080", weight, priority, healthy(),
+// active requests) plus its address and connection pool.
+//
+// Health: the process-wide EndpointHealth (active checks, outlier
+// detection; any thread writes it) is copied into this worker's Host bit by
+// ClusterRuntime::refresh_health() when health_generation() moved, so that
+// the balancer's view changes only between its decisions.
+class Endpoint : public Host {
  public:
   // `health`: the process-wide entry of (cluster, address) (upstream/health.h).
   Endpoint(const config::Address& address, stats::EndpointStats* stats,
            std::shared_ptr<EndpointHealth> health);
 
   const boost::asio::ip::tcp::endpoint& address() const { return address_; }
-  const std::string& name() const { return name_; }  // "127.0.0.1:8080"
   // The name it was configured by ("users.example"), else the IP: for TLS
   // SNI and certificate verification.
   const std::string& host_name() const { return host_name_; }
-  // Passes active health checks and is not ejected by outlier detection.
-  bool healthy() const { return health_->healthy(); }
+  // Active health checks and outlier detection, process-wide (any thread).
   EndpointHealth& health() const { return *health_; }
 
   // Pool of connections waiting for a request, most recently used last.
@@ -51,7 +69,6 @@ class Endpoint {
 
  private:
   boost::asio::ip::tcp::endpoint address_;
-  std::string name_;
   std::string host_name_;
   std::shared_ptr<EndpointHealth> health_;
 };
@@ -60,9 +77,12 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
  public:
   // `stats[i]`: this worker's block for endpoint i.
   // `tls` is the cluster's TLS context slot, null for plain TCP.
+  // `breaker`: the cluster's process-wide circuit breaker (null: a private
+  // one with the config's thresholds). `seed` seeds the balancer's choices.
   ClusterRuntime(boost::asio::io_context& io, config::Cluster config,
                  const std::vector<stats::EndpointStats*>& stats,
-                 std::shared_ptr<tls::ClientSlot> tls);
+                 std::shared_ptr<tls::ClientSlot> tls,
+                 std::shared_ptr<CircuitBreaker> breaker = nullptr, uint64_t seed = 0);
   ~ClusterRuntime();
 
   const config::Cluster& config() const { return config_; }
@@ -71,14 +91,38 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   // No longer part of the worker's config: closes the pool and stops pooling.
   void retire();
 
-  // Picks the next endpoint round robin and returns a pooled connection to
-  // it (`reused` = true) or a new, unconnected one (`reused` = false; call
-  // connect()). With `fresh`, never a pooled one.
+  CircuitBreaker& breaker() { return *breaker_; }
+  LoadBalancer& load_balancer() { return *lb_; }
+  std::vector<Endpoint>& endpoints() { return endpoints_; }
+
+  // Why choose() or acquire() gave nothing.
+  enum class Refusal {
+    kNone,
+    kOverflow,    // a circuit breaker is at its limit: 503, flag UO
+    kNoEndpoint,  // the cluster has no endpoint: 503, flag UH
+  };
+
+  // The endpoint for the next attempt (priority levels, health, lb_policy;
+  // `ctx`: hash key and endpoints to avoid), or nullptr with `why`: no
+  // endpoint, or max_requests reached. Call attempt_started() when used.
+  Endpoint* choose(const LbContext& ctx, Refusal& why);
+
+  // A pooled connection to `endpoint` (`reused` = true) or a new,
+  // unconnected one (`reused` = false; call connect()); with `fresh`, never
+  // a pooled one. nullptr (Refusal::kOverflow) when a new connection would
+  // pass max_connections or max_pending_requests.
+  core::Ref<UpstreamConnection> acquire(Endpoint& endpoint, bool& reused, bool fresh = false);
+  // choose() without a context, then acquire() (the TCP proxy). nullptr
+  // when either refuses.
   core::Ref<UpstreamConnection> acquire(bool& reused, bool fresh = false);
 
-  // Called once per upstream attempt on `endpoint` (one of this cluster's):
-  // feeds outlier detection.
+  // Called by the stream once per upstream attempt (attempt.h): counts the
+  // request in the endpoint's active requests and the circuit breaker, and
+  // feeds the balancer (and outlier detection) with the outcome.
+  void attempt_started(Endpoint& endpoint);
   void attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome);
+  // An attempt that never reached the endpoint (Attempt::cancel).
+  void attempt_cancelled(Endpoint& endpoint);
 
   // Returns a checked-out connection. With `reusable` it goes back to its
   // endpoint's pool (with a read pending to notice a close), else it is closed.
@@ -97,8 +141,14 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   const config::Cluster config_;  // a copy: a runtime can outlive the config it came from
   std::vector<Endpoint> endpoints_;
   std::shared_ptr<tls::ClientSlot> tls_;
-  size_t next_ = 0;
+  std::shared_ptr<CircuitBreaker> breaker_;
+  std::unique_ptr<LoadBalancer> lb_;
+  uint64_t health_seen_ = UINT64_MAX;  // health_generation() last copied into the hosts
   bool retired_ = false;
+
+  // Copies each endpoint's process-wide health into its Host bit when
+  // health_generation() moved since the last time.
+  void refresh_health();
 };
 
 }  // namespace sidecar::upstream

@@ -199,7 +199,8 @@ struct DnsDiscoverer::State : std::enable_shared_from_this<DnsDiscoverer::State>
     for (size_t i = 0; i < targets.size(); ++i) {
       Target& t = targets[i];
       if (is_ip_literal(t.config.host)) {
-        t.answer = {config::Address{t.config.host, t.config.port, ""}};
+        t.answer = {
+            config::Address{t.config.host, t.config.port, "", t.config.weight, t.config.priority}};
         t.answered = true;
         --outstanding;
         continue;
@@ -244,7 +245,8 @@ struct DnsDiscoverer::State : std::enable_shared_from_this<DnsDiscoverer::State>
         } else {
           continue;
         }
-        answer.push_back(config::Address{text, t.config.port, t.config.host});
+        answer.push_back(config::Address{text, t.config.port, t.config.host, t.config.weight,
+                                         t.config.priority});
         if (ttl < 0 || n->ai_ttl < ttl) ttl = n->ai_ttl;
       }
       t.answer = std::move(answer);

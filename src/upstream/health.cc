@@ -4,6 +4,13 @@
 
 namespace sidecar::upstream {
 
+namespace {
+std::atomic<uint64_t> g_health_generation{0};
+}  // namespace
+
+uint64_t health_generation() { return g_health_generation.load(std::memory_order_acquire); }
+void health_changed() { g_health_generation.fetch_add(1, std::memory_order_release); }
+
 std::shared_ptr<EndpointHealth> ClusterHealth::endpoint(const std::string& address) {
   std::lock_guard lock(mutex_);
   auto& slot = endpoints_[address];
@@ -30,6 +37,7 @@ void ClusterHealth::set_members(const std::vector<std::string>& addresses, bool 
       ep->failed_active_hc.store(false, std::memory_order_relaxed);
       ep->pending_active_hc.store(false, std::memory_order_relaxed);
     }
+    health_changed();
     next[a] = std::move(ep);
   }
   endpoints_ = std::move(next);
@@ -87,6 +95,7 @@ bool ClusterHealth::try_eject(EndpointHealth& ep, HealthClock::time_point now,
   ep.ejections_total.fetch_add(1, std::memory_order_relaxed);
   ejections_enforced_total.fetch_add(1, std::memory_order_relaxed);
   ep.ejected.store(true, std::memory_order_relaxed);
+  health_changed();
   return true;
 }
 
@@ -96,6 +105,7 @@ void ClusterHealth::uneject(EndpointHealth& ep) {
   ep.consecutive_local_origin_failure.store(0, std::memory_order_relaxed);
   ep.ejected_until_unix_ms.store(0, std::memory_order_relaxed);
   ep.ejected.store(false, std::memory_order_relaxed);
+  health_changed();
 }
 
 HealthRegistry& HealthRegistry::instance() {

@@ -37,6 +37,13 @@ using HealthClock = std::chrono::steady_clock;
 
 class ClusterHealth;
 
+// A counter bumped whenever some endpoint's healthy() may have changed (any
+// thread): each worker compares it with the value it saw last and copies the
+// health into its balancers then (ClusterRuntime::refresh_health), so a
+// request pays one relaxed load.
+uint64_t health_generation();
+void health_changed();
+
 class EndpointHealth {
  public:
   EndpointHealth(ClusterHealth& cluster, std::string address)

@@ -281,6 +281,7 @@ void HealthSession::publish(EndpointHealth& h, const config::HealthCheck& check,
     // Envoy: the first check of a new endpoint decides at once.
     if (failed && (pending || ok >= check.healthy_threshold)) {
       h.failed_active_hc.store(false, kRelaxed);
+      health_changed();
       spdlog::info("health check: {} {} is healthy", cluster.name(), h.address);
     }
     if (uneject_on_success && h.ejected.load(kRelaxed)) {
@@ -296,6 +297,7 @@ void HealthSession::publish(EndpointHealth& h, const config::HealthCheck& check,
   const uint32_t bad = h.hc_consecutive_failures.fetch_add(1, kRelaxed) + 1;
   if (!failed && (verdict == Verdict::kFailedActive || bad >= check.unhealthy_threshold)) {
     h.failed_active_hc.store(true, kRelaxed);
+    health_changed();
     spdlog::warn("health check: {} {} is unhealthy ({})", cluster.name(), h.address, why);
   } else if (!failed) {
     spdlog::debug("health check failed: {}", why);

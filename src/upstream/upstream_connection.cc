@@ -12,14 +12,30 @@ UpstreamConnection::UpstreamConnection(boost::asio::io_context& io, ClusterRunti
     : transport_(boost::asio::ip::tcp::socket(io)), cluster_(&cluster), endpoint_(&endpoint) {
   endpoint_->stats->connections_active.add();
   endpoint_->stats->connections_total.add();
+  // Circuit breaker counts: open connections, and the request waiting for
+  // this one until its connect completes.
+  cluster_->breaker().add(CircuitBreaker::kConnections);
+  cluster_->breaker().add(CircuitBreaker::kPendingRequests);
 }
 
-UpstreamConnection::~UpstreamConnection() { endpoint_->stats->connections_active.sub(); }
+UpstreamConnection::~UpstreamConnection() {
+  endpoint_->stats->connections_active.sub();
+  settle_pending();
+  if (!breaker_released_) cluster_->breaker().sub(CircuitBreaker::kConnections);
+}
+
+void UpstreamConnection::settle_pending() {
+  if (pending_) {
+    pending_ = false;
+    cluster_->breaker().sub(CircuitBreaker::kPendingRequests);
+  }
+}
 
 void UpstreamConnection::connect() {
   transport_.socket().async_connect(
       endpoint_->address(),
       [self = core::Ref<UpstreamConnection>(this)](boost::system::error_code ec) {
+        self->settle_pending();
         if (self->closed_) return;
         if (ec) {
           if (self->owner_ != nullptr) self->owner_->on_upstream_connected(ec);
@@ -139,6 +155,9 @@ void UpstreamConnection::close() {
   closed_ = true;
   owner_ = nullptr;
   transport_.close();
+  settle_pending();
+  breaker_released_ = true;
+  cluster_->breaker().sub(CircuitBreaker::kConnections);
 }
 
 }  // namespace sidecar::upstream

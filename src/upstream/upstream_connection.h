@@ -90,6 +90,8 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   void on_read(const boost::system::error_code& ec, size_t bytes);
   void on_readable(const boost::system::error_code& ec);
   void on_connected(boost::system::error_code ec);
+  // The connect finished (or never will): no longer a pending request.
+  void settle_pending();
 
   net::Transport transport_;
   std::string tls_failure_;
@@ -102,6 +104,8 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   bool last_read_filled_ = false;
   bool connected_ = false;
   bool closed_ = false;
+  bool pending_ = true;            // counted in the breaker's pending requests
+  bool breaker_released_ = false;  // no longer counted in its connections
 };
 
 }  // namespace sidecar::upstream

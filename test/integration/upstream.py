@@ -19,6 +19,10 @@ responses, and misbehaviours on demand:
   GET  /health              200, or the status POST /control/health?status=N set
   POST /control/fail?status=N  from now on every other path answers N (0: normal again)
   GET  /whoami              "HOST:PORT" it listens on (which upstream answered)
+
+--name N adds "x-upstream: N" to the responses of send_body (which endpoint
+answered); --delay S waits S seconds before serving any request but /stats
+(a slow endpoint).
 """
 import argparse
 import hashlib
@@ -95,6 +99,8 @@ class Handler(BaseHTTPRequestHandler):
     def send_body(self, status, body, content_type="text/plain", chunked=False):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if Handler.name:
+            self.send_header("x-upstream", Handler.name)
         if chunked:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -107,11 +113,16 @@ class Handler(BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+    name = ""
+    delay = 0.0
+
     def do_any(self):
         with LOCK:
             STATS["requests"] += 1
             STATS["in_flight"] += 1
         try:
+            if Handler.delay and not self.path.startswith("/stats"):
+                time.sleep(Handler.delay)
             self.serve()
         finally:
             with LOCK:
@@ -229,7 +240,11 @@ def main():
                     help="close idle keep-alive connections after this many seconds")
     ap.add_argument("--sigterm-report", default="",
                     help="on SIGTERM, write the requests in flight to this file and exit 0")
+    ap.add_argument("--name", default="", help="sent back as the x-upstream header")
+    ap.add_argument("--delay", type=float, default=0, help="seconds before serving a request")
     args = ap.parse_args()
+    Handler.name = args.name
+    Handler.delay = args.delay
     if args.sigterm_report:
         def on_sigterm(*_):
             with LOCK:

@@ -233,7 +233,10 @@ std::string to_json(const Config& c) {
         j.close(']');
       }
       j.close('}');
-      j.key("cluster").str(r.cluster).key("timeout").duration(r.timeout).close('}');
+      j.key("cluster").str(r.cluster).key("timeout").duration(r.timeout);
+      j.key("idle_timeout").duration(r.idle_timeout);
+      strings(j, "upgrade", r.upgrade);
+      j.close('}');
     }
     j.close(']').close('}');
   }

@@ -233,6 +233,16 @@ void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t 
     read();
     return;
   }
+  if (!ec && bytes == 0 && tunnel_ && stream_) {
+    // The client ended its side of the tunnel: the end of the request
+    // body; the upstream's side goes on until it closes too.
+    tunnel_eof_ = true;
+    if (awaiting_body_) {
+      awaiting_body_ = false;
+      stream_->on_request_body();
+    }
+    return;
+  }
   if (ec || bytes == 0) {
     if (stream_) {
       stream_->on_downstream_reset(ec ? ec : boost::asio::error::eof);
@@ -293,6 +303,7 @@ void Http1ServerConnection::process_head() {
   }
   head_size_ = r.consumed;
   head_in_buffer_ = true;
+  tunnel_ = tunnel_eof_ = false;
   version_minor_ = req_.version_minor;
   is_head_ = req_.method == http::Method::kHead;
   keep_alive_ = req_.keep_alive() && !drain_requested_;
@@ -332,7 +343,12 @@ BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chun
   }
   std::string_view avail = in_.readable();
   if (head_in_buffer_) avail.remove_prefix(head_size_);
-  if (body_ == http::BodyKind::kContentLength) {
+  if (tunnel_) {
+    // Upgraded: every byte is the tunnel's, until the client's end of stream.
+    add_span(out, avail.data(), avail.size());
+    b.consumed = avail.size();
+    body_complete_ = tunnel_eof_;
+  } else if (body_ == http::BodyKind::kContentLength) {
     const size_t take = static_cast<size_t>(std::min<uint64_t>(avail.size(), remaining_));
     remaining_ -= take;
     add_span(out, avail.data(), take);
@@ -367,10 +383,23 @@ void Http1ServerConnection::consume_request_body(Stream&, size_t bytes) {
   body_given_ -= std::min(bytes, body_given_);
 }
 
-void Http1ServerConnection::await_request_body(Stream&) {
+void Http1ServerConnection::await_request_body(Stream& s) {
   if (body_complete_ || phase_ != Phase::kActive) return;
   awaiting_body_ = true;
+  if (tunnel_ && tunnel_eof_) {
+    awaiting_body_ = false;
+    s.on_request_body();
+    return;
+  }
   read();
+}
+
+void Http1ServerConnection::start_tunnel(Stream&) {
+  tunnel_ = true;
+  tunnel_eof_ = false;
+  body_ = http::BodyKind::kUntilClose;
+  body_complete_ = false;
+  keep_alive_ = false;  // the connection ends with the tunnel
 }
 
 // ---- the response ----
@@ -410,6 +439,10 @@ void Http1ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   }
   // A request not read to its end when the response starts: close after it.
   close_after_ = !keep_alive_ || drain_requested_ || !body_complete_ || s.draining();
+  // A 101 switches protocols: it says so, and the connection's end is the
+  // tunnel's [RFC 9110 7.8, 15.2.2], whatever else the head would say.
+  const bool switching = o.status == 101 && tunnel_;
+  if (switching) close_after_ = false;
   out_.clear();
   head_.clear();
   const http::ResponseHead* r = o.response;
@@ -439,6 +472,12 @@ void Http1ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   const size_t tail = head_.size();
   head_.append(o.extra);
   if (add_te) head_.append("transfer-encoding: chunked\r\n");
+  if (switching) {
+    const http::HeaderField* u = r != nullptr ? r->find("upgrade") : nullptr;
+    head_.append("upgrade: ")
+        .append(u != nullptr ? u->value : std::string_view("websocket"))
+        .append("\r\nconnection: upgrade\r\n");
+  }
   if (close_after_) {
     head_.append("connection: close\r\n");
   } else if (version_minor_ == 0) {

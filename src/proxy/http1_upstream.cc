@@ -75,6 +75,8 @@ void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, 
   resp_.headers.reserve(limits.max_headers);
   head_done_ = head_pending_ = interim_ = awaiting_ = eof_ = done_ = broken_ = false;
   chunk_encode_ = req.framing == Framing::kUnknown && !raw_chunked;
+  upgrade_ = !req.upgrade.empty();
+  tunnel_ = shutdown_after_ = false;
 
   out_.clear();
   const http::RequestHead* r = req.request;
@@ -99,6 +101,7 @@ void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, 
     host_line_.clear();
     if (!req.host_in_fields) host_line_.assign("host: ").append(req.authority).append("\r\n");
     if (req.framing == Framing::kUnknown) host_line_.append("transfer-encoding: chunked\r\n");
+    if (upgrade_) host_line_.append("upgrade: ").append(req.upgrade).append("\r\nconnection: upgrade\r\n");
     add_span(out_, host_line_);
     add_span(out_, req.extra);
     add_span(out_, kCrlf);
@@ -109,6 +112,7 @@ void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, 
     if (!req.host_in_fields) head_.append("host: ").append(req.authority).append("\r\n");
     append_fields(head_, req);
     if (req.framing == Framing::kUnknown) head_.append("transfer-encoding: chunked\r\n");
+    if (upgrade_) head_.append("upgrade: ").append(req.upgrade).append("\r\nconnection: upgrade\r\n");
     head_.append(req.extra).append("\r\n");
     add_span(out_, head_);
   }
@@ -134,6 +138,9 @@ void Http1UpstreamStream::add_body(Spans& body, bool raw_chunked, bool end) {
 void Http1UpstreamStream::write(bool end) {
   writing_ = true;
   if (end) request_done_ = true;
+  // The client ended its side of a tunnel: so does the proxy, once the
+  // last bytes are out (a half close; the upstream's side goes on).
+  shutdown_after_ = tunnel_ && end;
   boost::system::error_code ec;
   if (conn_->transport().write_now(out_, ec) || ec) {
     on_written(ec);
@@ -148,6 +155,11 @@ void Http1UpstreamStream::write(bool end) {
 void Http1UpstreamStream::on_written(const boost::system::error_code& ec) {
   writing_ = false;
   if (ec) broken_ = true;
+  if (shutdown_after_ && !ec) {
+    shutdown_after_ = false;
+    boost::system::error_code ignored;
+    conn_->transport().shutdown_send(ignored);
+  }
   events_.on_upstream_written(ec);
 }
 
@@ -205,6 +217,17 @@ void Http1UpstreamStream::process_response() {
                               : body_ == http::BodyKind::kContentLength ? Framing::kLength
                                                                         : Framing::kUnknown;
       events_.on_response_headers(resp_, framing);
+      return;
+    }
+    if (resp_.status == 101 && upgrade_) {
+      // Switched [RFC 9110 15.2.2]: the connection is the tunnel's now.
+      // The head goes downstream without a body of its own; what follows
+      // it is the tunnel's first bytes, offered as an until-close body.
+      head_done_ = head_pending_ = tunnel_ = true;
+      broken_ = true;  // never back to the pool
+      chunk_encode_ = false;
+      body_ = http::BodyKind::kUntilClose;
+      events_.on_response_headers(resp_, Framing::kNone);
       return;
     }
     if (resp_.status == 101) {

@@ -61,6 +61,9 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   bool writing_ = false;
   bool request_done_ = false;  // the end of the request was handed to the socket
   bool chunk_encode_ = false;  // the request body gets chunked framing here
+  bool upgrade_ = false;       // the request asked for an upgrade (OutgoingRequest::upgrade)
+  bool tunnel_ = false;        // ... and the upstream switched: bytes both ways until close
+  bool shutdown_after_ = false;  // the write in flight ends the tunnel's request side
   http::Method method_ = http::Method::kGet;
 
   // Output of the write in flight (spans into the downstream buffer and the

@@ -14,6 +14,7 @@ struct Fixed {
   uint8_t version_minor;
   uint8_t request_headers;
   uint8_t response_headers;
+  int8_t grpc_status;
 };
 
 constexpr size_t kStrings = 14;
@@ -90,7 +91,8 @@ void encode(const Entry& e, char* out) {
           e.status,
           e.version_minor,
           static_cast<uint8_t>(e.request_headers.size()),
-          static_cast<uint8_t>(e.response_headers.size())};
+          static_cast<uint8_t>(e.response_headers.size()),
+          e.grpc_status};
   std::memcpy(out, &f, sizeof(f));
   char* p = out + sizeof(f);
   for (std::string_view s :
@@ -115,6 +117,7 @@ bool decode(const char* data, size_t size, Entry& e) {
   e.flags = f.flags;
   e.status = f.status;
   e.version_minor = f.version_minor;
+  e.grpc_status = f.grpc_status;
   const char* p = data + sizeof(f);
   const char* end = data + size;
   std::string_view* strings[] = {&e.method,

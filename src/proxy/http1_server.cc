@@ -9,6 +9,7 @@
 #include "accesslog/entry.h"
 #include "http/local_reply.h"
 #include "proxy/http2_server.h"
+#include "proxy/trailers.h"
 #include "proxy/worker.h"
 
 namespace sidecar::proxy {
@@ -304,6 +305,7 @@ void Http1ServerConnection::process_head() {
   head_size_ = r.consumed;
   head_in_buffer_ = true;
   tunnel_ = tunnel_eof_ = false;
+  chunks_.set_trailers({});
   version_minor_ = req_.version_minor;
   is_head_ = req_.method == http::Method::kHead;
   keep_alive_ = req_.keep_alive() && !drain_requested_;
@@ -366,6 +368,12 @@ BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chun
       b.raw_chunked = true;
     } else {
       for (std::string_view v : chunk_views_) add_span(out, v);
+      if (r.done && !chunked_.trailer_lines().empty()) {
+        // Passed on decoded (to HTTP/2): the trailer section as fields.
+        request_trailers_.clear();
+        parse_trailer_lines(chunked_.trailer_lines(), request_trailers_);
+        if (!request_trailers_.empty()) b.trailers = &request_trailers_;
+      }
     }
     b.consumed = r.consumed;
     body_complete_ = r.done;
@@ -392,6 +400,12 @@ void Http1ServerConnection::await_request_body(Stream& s) {
     return;
   }
   read();
+}
+
+void Http1ServerConnection::set_response_trailers(Stream&, const Trailers& trailers) {
+  // Sent in the last chunk of a chunked response (an HTTP/1.0 client, whose
+  // response is delimited by the close, gets none).
+  chunks_.set_trailers(format_trailer_lines(trailers));
 }
 
 void Http1ServerConnection::start_tunnel(Stream&) {
@@ -472,6 +486,13 @@ void Http1ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   const size_t tail = head_.size();
   head_.append(o.extra);
   if (add_te) head_.append("transfer-encoding: chunked\r\n");
+  // A response that has no body but whose status allows one (an HTTP/2
+  // upstream's HEADERS with END_STREAM, a gRPC Trailers-Only answer) says
+  // so, or an HTTP/1.1 client would read until the connection closes.
+  if (o.framing == Framing::kNone && !switching && !is_head_ && o.status >= 200 &&
+      o.status != 204 && o.status != 304 && (r == nullptr || !r->has_content_length)) {
+    head_.append("content-length: 0\r\n");
+  }
   if (switching) {
     const http::HeaderField* u = r != nullptr ? r->find("upgrade") : nullptr;
     head_.append("upgrade: ")

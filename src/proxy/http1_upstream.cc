@@ -1,6 +1,7 @@
 #include "proxy/http1_upstream.h"
 
 #include "http/spans.h"
+#include "proxy/trailers.h"
 
 namespace sidecar::proxy {
 namespace {
@@ -17,6 +18,14 @@ void append_fields(std::string& out, const OutgoingHead& h) {
     const http::HeaderField& f = h.received->headers[i];
     out.append(f.name).append(": ").append(f.value).append("\r\n");
   }
+}
+
+// The client takes trailers (TE: trailers, hop-by-hop, so said again on
+// this hop): the proxy passes the upstream's on, to HTTP/2 clients too.
+bool wants_trailers(const OutgoingRequest& req) {
+  if (req.request == nullptr) return false;
+  const http::HeaderField* te = req.request->find("te");
+  return te != nullptr && te->value.find("trailers") != std::string_view::npos;
 }
 
 }  // namespace
@@ -101,7 +110,9 @@ void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, 
     host_line_.clear();
     if (!req.host_in_fields) host_line_.assign("host: ").append(req.authority).append("\r\n");
     if (req.framing == Framing::kUnknown) host_line_.append("transfer-encoding: chunked\r\n");
-    if (upgrade_) host_line_.append("upgrade: ").append(req.upgrade).append("\r\nconnection: upgrade\r\n");
+    if (upgrade_)
+      host_line_.append("upgrade: ").append(req.upgrade).append("\r\nconnection: upgrade\r\n");
+    if (wants_trailers(req)) host_line_.append("te: trailers\r\n");
     add_span(out_, host_line_);
     add_span(out_, req.extra);
     add_span(out_, kCrlf);
@@ -112,13 +123,19 @@ void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, 
     if (!req.host_in_fields) head_.append("host: ").append(req.authority).append("\r\n");
     append_fields(head_, req);
     if (req.framing == Framing::kUnknown) head_.append("transfer-encoding: chunked\r\n");
-    if (upgrade_) head_.append("upgrade: ").append(req.upgrade).append("\r\nconnection: upgrade\r\n");
+    if (upgrade_)
+      head_.append("upgrade: ").append(req.upgrade).append("\r\nconnection: upgrade\r\n");
+    if (wants_trailers(req)) head_.append("te: trailers\r\n");
     head_.append(req.extra).append("\r\n");
     add_span(out_, head_);
   }
   add_body(body, raw_chunked, end);
   conn_->read();  // the response pump
   write(end);
+}
+
+void Http1UpstreamStream::set_request_trailers(const Trailers& trailers) {
+  chunks_.set_trailers(format_trailer_lines(trailers));
 }
 
 void Http1UpstreamStream::send_body(Spans& body, bool raw_chunked, bool end) {
@@ -272,6 +289,11 @@ BodyBatch Http1UpstreamStream::response_body(Spans& out, bool raw_chunked_ok) {
         b.raw_chunked = true;
       } else {
         for (std::string_view v : chunk_views_) add_span(out, v);
+        if (r.done && !chunked_.trailer_lines().empty()) {
+          response_trailers_.clear();
+          parse_trailer_lines(chunked_.trailer_lines(), response_trailers_);
+          if (!response_trailers_.empty()) b.trailers = &response_trailers_;
+        }
       }
       b.consumed = r.consumed;
       b.end = r.done;

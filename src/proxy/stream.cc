@@ -48,6 +48,7 @@ std::vector<std::string> reject_reason_names() {
   names.emplace_back("no_route");
   names.emplace_back("connect_not_supported");
   names.emplace_back("bad_request_target");
+  names.emplace_back("upgrade_failed");
   return names;
 }
 
@@ -70,6 +71,9 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   req_held_ = req_done_;
   held_body_.clear();
   grpc_ = is_grpc(request);
+  grpc_status_ = -1;
+  upgrade_ = {};
+  tunnel_ = false;
   expect_continue_ = request.expect_continue;
   continue_sent_ = false;
   req_pending_ = resp_pending_ = 0;
@@ -125,6 +129,9 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
   req_done_ = true;
   req_sent_ = req_held_ = retried_ = us_writing_ = expect_continue_ = continue_sent_ = false;
   grpc_ = false;
+  grpc_status_ = -1;
+  upgrade_ = {};
+  tunnel_ = false;
   req_pending_ = resp_pending_ = 0;
   route_ = nullptr;
   resp_ = nullptr;
@@ -195,6 +202,7 @@ void Stream::route_and_forward() {
     local_reply(404, "no route matched\n", false);
     return;
   }
+  if (!check_upgrade()) return;
   if (!listener_->filters.empty() && !run_request_filters(0)) return;
   acquire_upstream(false);
 }
@@ -354,6 +362,7 @@ void Stream::build_request_head() {
   o.framing = r.body == http::BodyKind::kNone            ? Framing::kNone
               : r.body == http::BodyKind::kContentLength ? Framing::kLength
                                                          : Framing::kUnknown;
+  o.upgrade = upgrade_;
 }
 
 void Stream::on_upstream_written(const error_code& ec) {
@@ -451,6 +460,8 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   resp_framing_ = framing;
   resp_head_done_ = true;
   status_ = head.status;
+  if (head.status == 101 && !upgrade_.empty()) begin_tunnel();
+  if (const int g = grpc_ ? grpc_status_of(head) : -1; g >= 0) grpc_status_ = int8_t(g);
   if (log_this_) {
     const auto& names = info_->worker->access_log()->config().response_headers;
     log_response_headers_.resize(names.size());
@@ -481,20 +492,30 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   o.framing = resp_streamed_ && framing != Framing::kNone ? Framing::kUnknown : framing;
 
   down_body_.clear();
-  const BodyBatch b = upstream_->response_body(
+  BodyBatch b = upstream_->response_body(
       down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
   if (b.error != http::ParseError::kNone) {
     response_invalid();
     return;
   }
-  if (wants_response_data_) filters_response_data(down_body_, b.end);
+  if (wants_response_data_) {
+    // A filter may take the trailers into the body (grpc_web).
+    if (b.end && b.trailers != nullptr && filters_response_trailers(*b.trailers)) {
+      b.trailers = nullptr;
+    }
+    filters_response_data(down_body_, b.end);
+  }
   resp_pending_ = b.consumed;
   resp_done_ = b.end;
   resp_body_bytes_ += spans_size(down_body_);
   resp_started_ = true;
   ds_writing_ = DownWrite::kResponse;
-  if (b.end && b.trailers != nullptr) codec_->set_response_trailers(*this, *b.trailers);
+  if (b.end && b.trailers != nullptr) {
+    if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
+    codec_->set_response_trailers(*this, *b.trailers);
+  }
   codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
+  if (tunnel_) pump_tunnel_request();
 }
 
 void Stream::on_response_body() {
@@ -505,13 +526,19 @@ void Stream::on_response_body() {
 void Stream::pump_response() {
   last_activity_ = Clock::now();
   down_body_.clear();
-  const BodyBatch b = upstream_->response_body(
+  BodyBatch b = upstream_->response_body(
       down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
   if (b.error != http::ParseError::kNone) {
     response_invalid();
     return;
   }
-  if (wants_response_data_) filters_response_data(down_body_, b.end);
+  if (wants_response_data_) {
+    // A filter may take the trailers into the body (grpc_web).
+    if (b.end && b.trailers != nullptr && filters_response_trailers(*b.trailers)) {
+      b.trailers = nullptr;
+    }
+    filters_response_data(down_body_, b.end);
+  }
   resp_done_ = b.end;
   if (down_body_.empty() && !b.end) {
     // Nothing to forward yet (none, or only framing): wait for more.
@@ -522,7 +549,10 @@ void Stream::pump_response() {
   resp_pending_ = b.consumed;
   resp_body_bytes_ += spans_size(down_body_);
   ds_writing_ = DownWrite::kResponse;
-  if (b.end && b.trailers != nullptr) codec_->set_response_trailers(*this, *b.trailers);
+  if (b.end && b.trailers != nullptr) {
+    if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
+    codec_->set_response_trailers(*this, *b.trailers);
+  }
   codec_->send_body(*this, down_body_, b.raw_chunked, b.end);
 }
 
@@ -708,7 +738,8 @@ void Stream::local_reply(int status, std::string_view body, bool close) {
     std::string extra = resp_add_;
     std::string_view message = body;
     while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
-    extra += fmt::format("grpc-status: {}\r\ngrpc-message: ", grpc_status_for(status));
+    grpc_status_ = static_cast<int8_t>(grpc_status_for(status));
+    extra += fmt::format("grpc-status: {}\r\ngrpc-message: ", int{grpc_status_});
     for (char c : message) {
       // Percent-encoded outside printable ASCII and '%' [gRPC over HTTP/2].
       if (c < 0x20 || c > 0x7e || c == '%') {
@@ -783,7 +814,7 @@ Clock::time_point Stream::deadline() const {
   Clock::time_point d = kNever;
   if (connecting_) d = std::min(d, connect_deadline_);
   if (req_sent_ && !resp_done_) d = std::min(d, response_deadline_);
-  const auto idle = listener_->config->stream_idle_timeout;
+  const auto idle = idle_timeout();
   if (idle.count() > 0) d = std::min(d, last_activity_ + idle);
   return d;
 }
@@ -811,7 +842,7 @@ void Stream::on_timeout(Clock::time_point now) {
     }
     return;
   }
-  if (last_activity_ + listener_->config->stream_idle_timeout > now) return;
+  if (last_activity_ + idle_timeout() > now) return;
   // Nothing moved in either direction for stream_idle_timeout.
   flags_ |= accesslog::kStreamIdleTimeout;
   release_upstream(false);

@@ -1,12 +1,8 @@
-#!/ usr / bin / python3
-""
-    "gRPC through the real binary (issue 9): a python3-grpcio client and
-    server(grpcpeer.py) over an h2c listener and an h2c cluster : the four call kinds,
-                                                                  deadlines,
-                                                                  status and trailing metadata;
-grpc - timeout as the route timeout;
-gRPC local replies;
-% GRPC_STATUS % and sidecar_grpc_requests_total;
+#!/usr/bin/python3
+"""gRPC through the real binary (issue 9): a python3-grpcio client and
+server (grpcpeer.py) over an h2c listener and an h2c cluster: the four call
+kinds, deadlines, status and trailing metadata; grpc-timeout as the route
+timeout; gRPC local replies; %GRPC_STATUS% and sidecar_grpc_requests_total;
 gRPC-Web over HTTP/1.1."""
 import json
 import os
@@ -57,19 +53,12 @@ class GrpcTest(unittest.TestCase):
 workers: 2
 access_log:
   path: {cls.log}
-  json_format: {
-  {
-  path:
-    "%REQ(:PATH)%", grpc : "%GRPC_STATUS%", code : "%RESPONSE_CODE%", route : "%ROUTE_NAME%"
-  }}
+  json_format: {{ path: "%REQ(:PATH)%", grpc: "%GRPC_STATUS%", code: "%RESPONSE_CODE%",
+                  route: "%ROUTE_NAME%" }}
 clusters:
   - {{ name: grpc, endpoints: [ "{cls.server.address}" ], protocol: h2c }}
   - {{ name: h2peer, endpoints: [ "{cls.h2up.address}" ], protocol: h2c }}
-  - {
-  {
-  name:
-    dead, endpoints : ["127.0.0.1:{free_port()}"], protocol : h2c, connect_timeout : 1s
-  }}
+  - {{ name: dead, endpoints: [ "127.0.0.1:{free_port()}" ], protocol: h2c, connect_timeout: 1s }}
 listeners:
   - name: grpc
     address: 127.0.0.1:0
@@ -112,7 +101,7 @@ listeners:
             return None
         return wait_for(find, 5, what="the access log line")
 
-#-- the four call kinds --
+    # -- the four call kinds --
 
     def test_unary_with_metadata(self):
         resp, call = self.client.unary.with_call(b"hello", metadata=(("x-md", "v1"),), timeout=10)
@@ -141,12 +130,12 @@ listeners:
         self.assertEqual(r, b"count=1000 bytes=%d sha256=%s" % (sum(map(len, parts)), h.encode()))
 
     def test_bidi_echo_in_lockstep(self):
-#Each message waits for the previous echo : the proxy must stream
-#both directions, not wait for the end of the request.
+        # Each message waits for the previous echo: the proxy must stream
+        # both directions, not wait for the end of the request.
         msgs = [b"bidi %d" % i + b"x" * (i % 300) for i in range(1000)]
         self.assertEqual(self.client.bidi_lockstep(msgs, timeout=60), msgs)
 
-#-- status and deadlines --
+    # -- status and deadlines --
 
     def test_error_status_and_trailing_metadata_intact(self):
         with self.assertRaises(grpc.RpcError) as cm:
@@ -163,13 +152,13 @@ listeners:
         with self.assertRaises(grpc.RpcError) as cm:
             self.client.sleep(b"5", timeout=0.5)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
-#The cancellation(RST_STREAM) reached the server through the proxy.
+        # The cancellation (RST_STREAM) reached the server through the proxy.
         wait_for(lambda: self.server.stats()["cancelled"] > before, 10,
                  what="the server call cancelled")
 
     def test_grpc_timeout_is_the_route_timeout(self):
-#The h2 upstream answers after 3 s and knows nothing of grpc - timeout:
-#only the proxy can end the call at 300 ms, as a gRPC error.
+        # The h2 upstream answers after 3 s and knows nothing of grpc-timeout:
+        # only the proxy can end the call at 300 ms, as a gRPC error.
         with h2peer.H2Client(self.sc.port("grpc")) as c:
             o = c.request("POST", "/slow?delay=3", grpcpeer.grpc_request_headers("x", "300m"),
                           body=grpcpeer.frame_message(b""), timeout=10)
@@ -178,7 +167,7 @@ listeners:
         self.assertEqual(grpcpeer.grpc_status_of(o)[0], grpcpeer.DEADLINE_EXCEEDED, o)
 
     def test_grpc_timeout_is_capped_by_the_route_timeout(self):
-#grpc - timeout 10 s, route timeout 1 s : the route's wins.
+        # grpc-timeout 10 s, route timeout 1 s: the route's wins.
         with h2peer.H2Client(self.sc.port("grpc")) as c:
             o = c.request("POST", "/slow?delay=3&capped", grpcpeer.grpc_request_headers("x", "10S"),
                           body=grpcpeer.frame_message(b""), timeout=10)
@@ -190,15 +179,15 @@ listeners:
             with self.assertRaises(grpc.RpcError) as cm:
                 c.unary(b"x", timeout=10)
             self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
-#On the wire : HTTP 200 and grpc - status 14, not an HTML / text 503
-#(which grpcio would also map to UNAVAILABLE).
+        # On the wire: HTTP 200 and grpc-status 14, not an HTML/text 503
+        # (which grpcio would also map to UNAVAILABLE).
         with h2peer.H2Client(self.sc.port("dead")) as c:
             o = grpcpeer.raw_call(c, "Unary", b"x")
         self.assertEqual(o.status, 200, o)
         self.assertTrue(o.header("content-type", "").startswith("application/grpc"), o.headers)
         self.assertEqual(grpcpeer.grpc_status_of(o)[0], grpcpeer.UNAVAILABLE, (o.headers, o.trailers))
 
-#-- observability --
+    # -- observability --
 
     def test_grpc_status_in_access_log_and_metrics(self):
         ok0 = grpc_count(self.sc, "grpc", 0)
@@ -218,7 +207,7 @@ listeners:
         entry = self.log_entry(lambda e: e["path"] == "/test.Echo/Unary")
         self.assertIn(entry["grpc"], status_forms(0), entry)
 
-#-- gRPC - Web(HTTP / 1.1 to gRPC) --
+    # -- gRPC-Web (HTTP/1.1 to gRPC) --
 
     def test_grpc_web_binary(self):
         url = f"http://127.0.0.1:{self.sc.port('web')}"
@@ -226,7 +215,7 @@ listeners:
         self.assertEqual(status, 200, body)
         self.assertTrue(headers.get("content-type", "").startswith("application/grpc-web"), headers)
         self.assertEqual(msgs, [b"web hello"])
-#The trailers are the last frame of the body(PROTOCOL - WEB.md).
+        # The trailers are the last frame of the body (PROTOCOL-WEB.md).
         self.assertEqual(trailers.get("grpc-status"), "0", body)
         self.assertEqual(trailers.get("x-served-by"), "grpcpeer")
         status, headers, msgs, trailers, body = grpcpeer.grpc_web_call(url, "ServerStream", b"100")
@@ -247,7 +236,7 @@ listeners:
         url = f"http://127.0.0.1:{self.sc.port('web')}"
         status, headers, msgs, trailers, body = grpcpeer.grpc_web_call(url, "Abort", b"")
         self.assertEqual(status, 200, body)
-#A Trailers - Only answer may carry the status in the HTTP headers.
+        # A Trailers-Only answer may carry the status in the HTTP headers.
         merged = {**headers, **trailers}
         self.assertEqual(merged.get("grpc-status"), "9", (headers, body))
         self.assertEqual(merged.get("grpc-message"), "precondition failed: test")

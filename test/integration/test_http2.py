@@ -1,13 +1,8 @@
-#!/ usr / bin / python3
-""
-    "HTTP/2 through the real binary (issue 9): h2c and h2 (TLS ALPN) downstream
-    with curl,
-    nghttp, h2load and python3 - h2 clients;
-HTTP / 1.1 upstreams(the test upstream, a scripted one) and h2
-    upstreams(nginx h2c and h2 over TLS, the h2peer server);
-translation both ways;
-limits and floods;
-GOAWAY."""
+#!/usr/bin/python3
+"""HTTP/2 through the real binary (issue 9): h2c and h2 (TLS ALPN) downstream
+with curl, nghttp, h2load and python3-h2 clients; HTTP/1.1 upstreams (the
+test upstream, a scripted one) and h2 upstreams (nginx h2c and h2 over TLS,
+the h2peer server); translation both ways; limits and floods; GOAWAY."""
 import hashlib
 import json
 import os
@@ -23,17 +18,14 @@ from h2peer import H2Client, RawH2
 from harness import (Sidecar, Upstream, _PROCESSES, curl, free_port, raw, run_tests, wait_for)
 from scripted import ScriptedUpstream
 
-    ROUTES =
-        ""
-        "
-        routes : -{name : h2peer, match : {host : h2.test}, cluster : h2peer} -
-                 {name : nginx, match : {host : nginx.test}, cluster : nginx} -
-                 {name : nginx - tls, match : {host : nginx - tls.test}, cluster : nginx - tls} -
-                 {name : nginx - auto, match : {host : nginx - auto.test}, cluster : nginx - auto} -
-                 {name : scripted, match : {host : scripted.test}, cluster : scripted} - {
-name:
-  app, match : {prefix : / }, cluster : app
-}
+ROUTES = """
+    routes:
+      - { name: h2peer, match: { host: h2.test }, cluster: h2peer }
+      - { name: nginx, match: { host: nginx.test }, cluster: nginx }
+      - { name: nginx-tls, match: { host: nginx-tls.test }, cluster: nginx-tls }
+      - { name: nginx-auto, match: { host: nginx-auto.test }, cluster: nginx-auto }
+      - { name: scripted, match: { host: scripted.test }, cluster: scripted }
+      - { name: app, match: { prefix: / }, cluster: app }
 """
 
 HOP_BY_HOP = ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade")
@@ -65,14 +57,15 @@ def cpu_seconds(pid):
 def listening(port):
     import socket
     try:
-        socket
-  .create_connection(("127.0.0.1", port), timeout = 0.2)
-      .close() return True except OSError : return False
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
 
-                                            def scripted_answer(req, sock)
-      : ""
-        "The scripted upstream: /hop answers with hop-by-hop fields and a chunked
-        body; /trailers reads a chunked request and answers with a trailer."""
+
+def scripted_answer(req, sock):
+    """The scripted upstream: /hop answers with hop-by-hop fields and a chunked
+    body; /trailers reads a chunked request and answers with a trailer."""
     path = req.target
     if path.startswith("/hop"):
         req.read_body()
@@ -124,10 +117,7 @@ clusters:
   - name: nginx-auto
     endpoints: [ "localhost:{cls.nginx_tls_port}" ]
     protocol: h2  # auto (choice by ALPN) is not supported yet
-    tls: {
-  {
-  ca : { ca }
-  }}
+    tls: {{ ca: {ca} }}
 """
 
     @classmethod
@@ -169,8 +159,7 @@ listeners:
     tls:
       certificates: [ {{ cert: {crt}, key: {key} }} ]
       alpn: [ h2, http/1.1 ]
-{
-  ROUTES}
+{ROUTES}
 """)
 
     @classmethod
@@ -186,7 +175,7 @@ listeners:
         return curl("--cacert", self.ca.cert, "--resolve", f"localhost:{port}:127.0.0.1", *args,
                     f"https://localhost:{port}{path}")
 
-#-- downstream : which protocol each listener speaks --
+    # -- downstream: which protocol each listener speaks --
 
     def test_prior_knowledge_on_auto_and_h2c_listeners(self):
         for listener in ("auto", "h2c"):
@@ -205,16 +194,16 @@ listeners:
         for listener in ("auto", "http1"):
             rc, out, err = curl("--http1.1", "-w", " %{http_version}", self.sc.url("/hello", listener))
             self.assertEqual((rc, out), (0, b"hello\n 1.1"), (listener, err))
-#h2c is prior knowledge only : an HTTP / 1.1 request is not served.
+        # h2c is prior knowledge only: an HTTP/1.1 request is not served.
         rc, out, err = curl("--http1.1", "-m", "5", "-w", " %{http_code}", self.sc.url("/hello", "h2c"))
         self.assertFalse(rc == 0 and out.endswith(b" 200"), (rc, out, err))
-#http1 does not sniff the preface : an h2 client is not served as h2.
+        # http1 does not sniff the preface: an h2 client is not served as h2.
         rc, out, err = curl("--http2-prior-knowledge", "-m", "5", "-w", " %{http_version}",
                             self.sc.url("/hello", "http1"))
         self.assertFalse(rc == 0 and out.endswith(b" 2"), (rc, out, err))
 
     def test_upgrade_h2c_is_answered_as_http1(self):
-#RFC 9113 3.1 removed Upgrade : h2c; the answer stays HTTP / 1.1.
+        # RFC 9113 3.1 removed Upgrade: h2c; the answer stays HTTP/1.1.
         rc, out, err = curl("--http2", "-w", " %{http_version}", self.sc.url("/hello", "auto"))
         self.assertEqual((rc, out), (0, b"hello\n 1.1"), err)
 
@@ -241,7 +230,7 @@ listeners:
         p = subprocess.run(["nghttp", "-H", ":authority: nginx.test", self.sc.url("/", "auto")],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual((p.returncode, p.stdout), (0, "nginx HTTP/2.0\n"), p.stderr)
-#Trailers sent by nghttp reach the h2 upstream.
+        # Trailers sent by nghttp reach the h2 upstream.
         p = subprocess.run(["nghttp", "-H", ":authority: h2.test", "-H", "te: trailers",
                             "--trailer", "x-from-nghttp: 1", "-d", "-",
                             self.sc.url("/headers", "auto")], input="body", capture_output=True,
@@ -263,13 +252,13 @@ listeners:
                            capture_output=True, text=True, timeout=60)
         self.assertIn("4000 succeeded, 0 failed, 0 errored", p.stdout, p.stdout + p.stderr)
         accepted = h2peer.nginx_accepted(self.nginx_port) - before - 1  # -1: the status query
-# 40 streams in flight at most, 100 allowed per upstream connection,
-# 2 workers : a few connections, not one per request or per stream.
+        # 40 streams in flight at most, 100 allowed per upstream connection,
+        # 2 workers: a few connections, not one per request or per stream.
         self.assertLessEqual(accepted, 8, p.stdout)
         self.assertGreaterEqual(accepted, 1)
 
     def test_nginx_h2c_h2_and_auto_upstreams(self):
-#nginx says which protocol it was spoken to in(and TLS where it was).
+        # nginx says which protocol it was spoken to in (and TLS where it was).
         for host, want in (("nginx.test", rb"nginx HTTP/2\.0\n"),
                            ("nginx-tls.test", rb"nginx HTTP/2\.0 TLSv1\.[23]\n"),
                            ("nginx-auto.test", rb"nginx HTTP/2\.0 TLSv1\.[23]\n")):
@@ -280,12 +269,12 @@ listeners:
                 o = c.request("GET", "/", authority=host)
                 self.assertEqual(o.status, 200, (host, o))
                 self.assertRegex(o.body, want, host)
-#A 1 MiB file from nginx over h2 to an HTTP / 1.1 client.
+        # A 1 MiB file from nginx over h2 to an HTTP/1.1 client.
         p = subprocess.run(["curl", "-sS", "--http1.1", "-H", "Host: nginx.test",
                             self.sc.url("/big/1m", "auto")], capture_output=True, timeout=30)
         self.assertEqual(p.stdout, h2peer.PATTERN * 16, p.stderr)
 
-#-- translation --
+    # -- translation --
 
     def test_http1_client_to_h2_upstream_bodies(self):
         data = os.urandom(3 << 20)
@@ -293,14 +282,14 @@ listeners:
                             self.sc.url("/echo", "http1")], input=data, capture_output=True,
                            timeout=60)
         self.assertEqual(p.stdout, data, p.stderr)
-#A chunked request body becomes DATA frames; no transfer - encoding.
+        # A chunked request body becomes DATA frames; no transfer-encoding.
         p = subprocess.run(["curl", "-sS", "-H", "Host: h2.test", "-T", "-", "-X", "POST",
                             self.sc.url("/headers", "http1")], input=data, capture_output=True,
                            timeout=60)
         info = json.loads(p.stdout)
         self.assertEqual(info["body_sha256"], hashlib.sha256(data).hexdigest())
         self.assertNotIn("transfer-encoding", [k for k, _ in info["headers"]])
-#An h2 response without content - length reaches HTTP / 1.1 chunked.
+        # An h2 response without content-length reaches HTTP/1.1 chunked.
         r = raw(self.sc.port("http1"), b"GET /bytes/300000?cl=0 HTTP/1.1\r\nHost: h2.test\r\n"
                                        b"Connection: close\r\n\r\n", timeout=20)
         head, _, body = r.partition(b"\r\n\r\n")
@@ -309,7 +298,7 @@ listeners:
 
     def test_h2_client_to_http1_upstream_bodies(self):
         with self.h2("h2c") as c:
-#No content - length : the upstream gets it chunked.
+            # No content-length: the upstream gets it chunked.
             sid = c.start("POST", "/headers")
             for piece in (b"a" * 1000, b"b" * 70000, b"c"):
                 c.send_body(sid, piece)
@@ -320,16 +309,16 @@ listeners:
             self.assertEqual(names.get("transfer-encoding"), "chunked")
             o = c.request("POST", "/sink", body=b"x" * 71001)
             self.assertEqual(json.loads(o.body)["bytes"], 71001)
-#With content - length : passed as it is.
+            # With content-length: passed as it is.
             o = c.request("POST", "/headers", [("content-length", "5")], body=b"12345")
             names = {k.lower(): v for k, v in json.loads(o.body)["headers"]}
             self.assertEqual(names.get("content-length"), "5")
             self.assertNotIn("transfer-encoding", names)
-#A chunked response becomes DATA frames, without its framing fields.
+            # A chunked response becomes DATA frames, without its framing fields.
             o = c.request("GET", "/bytes/200000?chunked=1")
             self.assertEqual(len(o.body), 200000)
             self.assertEqual([n for n, _ in o.headers if n in HOP_BY_HOP], [])
-# 8 MiB through the flow - control windows both ways.
+            # 8 MiB through the flow-control windows both ways.
             data = os.urandom(8 << 20)
             o = c.request("POST", "/echo", body=data, timeout=60)
             self.assertEqual(hashlib.sha256(o.body).hexdigest(), hashlib.sha256(data).hexdigest())
@@ -351,15 +340,14 @@ listeners:
             names = {k.lower(): v for k, v in info["headers"]}
             self.assertEqual(names["host"], "svc.example:81")
             self.assertEqual(names["x-forwarded-proto"], "http")
-#Host-> : authority(RFC 9113 8.3.1), from origin form and absolute form.
+        # Host -> :authority (RFC 9113 8.3.1), from origin form and absolute form.
         for target, authority in ((b"/headers", "h2.test"),
                                   (b"http://h2.test:81/headers", "h2.test:81")):
             r = raw(self.sc.port("http1"), b"GET " + target + b" HTTP/1.1\r\nHost: h2.test\r\n"
                                            b"Connection: close\r\n\r\n")
             self.assertTrue(r.startswith(b"HTTP/1.1 200"), r[:200])
             info = json.loads(r.partition(b"\r\n\r\n")[2])
-            pseudo = {
-k: v for k, v in info["headers"] if k.startswith(":")}
+            pseudo = {k: v for k, v in info["headers"] if k.startswith(":")}
             self.assertEqual(pseudo, {":method": "GET", ":scheme": "http", ":path": "/headers",
                                       ":authority": authority})
             for k, v in info["headers"]:
@@ -367,7 +355,7 @@ k: v for k, v in info["headers"] if k.startswith(":")}
                     self.assertEqual(v, authority)
 
     def test_hop_by_hop_fields_never_in_h2_frames(self):
-#HTTP / 1.1 request->h2 upstream(RFC 9113 8.2.2).
+        # HTTP/1.1 request -> h2 upstream (RFC 9113 8.2.2).
         body = b"5\r\nhello\r\n0\r\n\r\n"
         r = raw(self.sc.port("http1"),
                 b"POST /headers HTTP/1.1\r\nHost: h2.test\r\nConnection: keep-alive, X-Secret\r\n"
@@ -385,11 +373,11 @@ k: v for k, v in info["headers"] if k.startswith(":")}
             self.assertNotIn(gone, names)
         self.assertIn(["x-kept", "yes"], info["headers"])
         self.assertEqual(info["body_bytes"], 5)
-#TE : trailers is the one TE that passes(RFC 9113 8.2.2).
+        # TE: trailers is the one TE that passes (RFC 9113 8.2.2).
         with self.h2() as c:
             o = c.request("GET", "/headers", [("te", "trailers")], authority="h2.test")
             self.assertIn(["te", "trailers"], json.loads(o.body)["headers"])
-#HTTP / 1.1 response with hop - by - hop fields->h2 client.
+        # HTTP/1.1 response with hop-by-hop fields -> h2 client.
         with self.h2() as c:
             o = c.request("GET", "/hop", authority="scripted.test")
             self.assertEqual((o.status, o.body), (200, b"hello"), o)
@@ -416,7 +404,7 @@ k: v for k, v in info["headers"] if k.startswith(":")}
         data, trailers = dechunk(body)
         self.assertEqual(data, b"abc")
         self.assertIn(("x-checksum", "abc"), trailers)
-#And the h2 upstream received the request trailer as h2 trailers.
+        # And the h2 upstream received the request trailer as h2 trailers.
         r = raw(self.sc.port("http1"),
                 b"POST /headers HTTP/1.1\r\nHost: h2.test\r\nTE: trailers\r\nConnection: close\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Checksum: abc\r\n\r\n")
@@ -444,13 +432,13 @@ k: v for k, v in info["headers"] if k.startswith(":")}
                     extra=[("content-length", str(declared))]), body=sent)
             self.assertTrue(bad.reset is not None or bad.status == 400, (declared, bad))
             self.assertEqual(nxt.status, 200, nxt)
-#Neither reached the upstream as a complete request(RFC 9113 8.1.1):
-#at most a head whose body never completed.
+        # Neither reached the upstream as a complete request (RFC 9113 8.1.1):
+        # at most a head whose body never completed.
         time.sleep(0.2)
         done = [r.request_line for r in self.scripted.requests
                 if r.target.startswith("/cl-") and r.complete]
         self.assertEqual(done, [])
-#The upstream's wrong content-length is not passed on as complete.
+        # The upstream's wrong content-length is not passed on as complete.
         with self.h2("h2c") as c:
             o = c.request("GET", "/bad-length", authority="h2.test")
             self.assertFalse(o.ended and o.reset is None and not o.closed, o)
@@ -459,8 +447,8 @@ k: v for k, v in info["headers"] if k.startswith(":")}
 
     @unittest.skip("after an upstream GOAWAY, fewer new connections are opened than expected: open defect")
     def test_h2_upstream_goaway_and_concurrency_limit(self):
-#The h2peer allows 10 streams per connection : 30 at once need >= 3
-#upstream connections(max_concurrent_streams respected).
+        # The h2peer allows 10 streams per connection: 30 at once need >= 3
+        # upstream connections (max_concurrent_streams respected).
         before = self.h2up.stats()
         with self.h2("h2c") as c:
             sids = [c.start("GET", "/slow?delay=0.5", authority="h2.test", end_stream=True)
@@ -470,7 +458,7 @@ k: v for k, v in info["headers"] if k.startswith(":")}
         after = self.h2up.stats()
         self.assertLessEqual(after["max_concurrent"], 10)
         self.assertGreaterEqual(after["connections"] - before["connections"], 3)
-#GOAWAY from the upstream : later requests go on new connections.
+        # GOAWAY from the upstream: later requests go on new connections.
         before = self.h2up.stats()
         with self.h2("h2c") as c:
             for _ in range(3):
@@ -482,10 +470,10 @@ k: v for k, v in info["headers"] if k.startswith(":")}
         self.assertGreaterEqual(self.h2up.stats()["connections"] - before["connections"], 3)
 
     def test_streams_refused_by_upstream_goaway_are_retried(self):
-#An upstream that says GOAWAY after 50 streams per connection(as
-#nginx's keepalive_requests) and refuses what arrives after it:
-#those streams were never processed, so they are safe to send again
-#on a new connection(RFC 9113 6.8), and the client sees no error.
+        # An upstream that says GOAWAY after 50 streams per connection (as
+        # nginx's keepalive_requests) and refuses what arrives after it:
+        # those streams were never processed, so they are safe to send again
+        # on a new connection (RFC 9113 6.8), and the client sees no error.
         peer = h2peer.Peer("--max-requests", "50")
         sc = Sidecar(f"""
 workers: 1
@@ -507,8 +495,8 @@ listeners:
             peer.stop()
 
     def test_default_http2_settings(self):
-#Envoy's defaults: 100 streams, 256 KiB stream window, 1 MiB
-#connection window, 60 KiB header list(listeners[].http2).
+        # Envoy's defaults: 100 streams, 256 KiB stream window, 1 MiB
+        # connection window, 60 KiB header list (listeners[].http2).
         with RawH2(self.sc.port("h2c")) as c:
             s = c.wait_settings()
             self.assertEqual(s.get(h2peer.MAX_CONCURRENT_STREAMS), 100, s)
@@ -586,8 +574,7 @@ listeners:
       initial_stream_window_size: 64KiB
       initial_connection_window_size: 128KiB
       max_header_list_size: 16KiB
-{
-  ROUTES}
+{ROUTES}
 """)
 
     @classmethod
@@ -611,7 +598,7 @@ listeners:
             self.assertEqual(connection_window(c), 128 * 1024)
             sids = [c.request("GET", "/slow?delay=1") for _ in range(21)]
             outs = [c.wait(sid, 10) for sid in sids]
-#The 21st stream is refused(RFC 9113 5.1.2), the others served.
+        # The 21st stream is refused (RFC 9113 5.1.2), the others served.
         self.assertEqual([o.status for o in outs[:20]], [200] * 20)
         self.assertIsNotNone(outs[20].reset, outs[20])
         self.assertIn(outs[20].reset, (h2peer.REFUSED_STREAM, h2peer.PROTOCOL_ERROR))
@@ -627,18 +614,18 @@ listeners:
                                         stall_for=10, on_tick=tick)
             self.assertEqual(o.status, 200, o)
             self.assertLessEqual(o.received, 65535)
-#Nothing moves : the stream idle timeout(1s) ends it.
+            # Nothing moves: the stream idle timeout (1s) ends it.
             self.assertTrue(o.done, o)
-#Back - pressure reached the upstream : memory stays bounded(1 GiB
-#was on offer).
+        # Back-pressure reached the upstream: memory stays bounded (1 GiB
+        # was on offer).
         self.assertLess(peak[0] - base, 64 * 1024, f"RSS {base} -> {peak[0]} KiB")
-#And the upstream's request is over (its write failed or it was closed).
+        # And the upstream's request is over (its write failed or it was closed).
         wait_for(lambda: self.up.stats()["in_flight"] == 1, 10, what="the upstream stream ended")
         self.assert_served()
 
     def test_upstream_that_never_opens_its_window(self):
-#/ stall never acknowledges the request body : the client must be
-#held back(flow control end to end), not buffered for.
+        # /stall never acknowledges the request body: the client must be
+        # held back (flow control end to end), not buffered for.
         base = self.sc.rss_kib()
         with H2Client(self.sc.port("guarded")) as c:
             sid = c.start("POST", "/stall", authority="h2.test")
@@ -678,7 +665,7 @@ listeners:
         used = cpu_seconds(self.sc.proc.pid) - cpu
         print(f"rapid reset: {b}, sidecar CPU {used:.2f}s", flush=True)
         self.assertGreater(b.sent, 0)
-#The connection was ended by the sidecar, not served to the end.
+        # The connection was ended by the sidecar, not served to the end.
         self.assertTrue(b.closed or (b.goaway and b.goaway[0] != h2peer.NO_ERROR), b)
         self.assertLess(self.up.stats()["requests"] - before, 10000)
         self.assertGreater(protection_count(self.sc, "reset"), 0,
@@ -705,7 +692,7 @@ listeners:
         self.assertIsNotNone(nxt, "the connection was closed for a stream error")
         self.assertEqual(nxt.status, 200, nxt)
         self.assertEqual(self.up.stats()["requests"] - before, 1 + 1)  # the follow-up + stats
-#Just under the limit passes.
+        # Just under the limit passes.
         ok, _ = h2peer.oversized_header_list(self.sc.port("guarded"), total=40 * 1024,
                                              path="/headers")
         self.assertEqual(ok.status, 200, ok)
@@ -738,10 +725,10 @@ listeners:
             with self.subTest(name):
                 bad, nxt = h2peer.invalid_request(self.sc.port("guarded"), headers)
                 self.assertTrue(bad.reset is not None or bad.status == 400, bad)
-#A stream error(RFC 9113 8.1.1), not a connection error.
+                # A stream error (RFC 9113 8.1.1), not a connection error.
                 self.assertIsNotNone(nxt, f"{name}: the connection was closed")
                 self.assertEqual(nxt.status, 200, nxt)
-#Only the follow - ups reached the upstream.
+        # Only the follow-ups reached the upstream.
         self.assertEqual(self.up.stats()["requests"] - before, len(cases) + 1)
 
     def test_settings_and_ping_floods(self):
@@ -766,11 +753,7 @@ listeners:
   - name: inbound
     address: 127.0.0.1:0
     routes: [ {{ match: {{ prefix: / }}, cluster: app }} ]
-drain: {
-  {
-  timeout:
-    5s
-  }}
+drain: {{ timeout: 5s }}
 """)
         try:
             with H2Client(sc.port()) as c:
@@ -785,7 +768,7 @@ drain: {
                 code, last = c.goaway
                 self.assertEqual(code, h2peer.NO_ERROR)
                 self.assertGreaterEqual(last, max(sids))
-#With its streams done, the connection is closed.
+                # With its streams done, the connection is closed.
                 self.assertTrue(c.wait_until(lambda: c.closed, 10), "not closed after drain")
         finally:
             sc.stop()

@@ -5,6 +5,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 LOGS_FUZZ_SECONDS ?= 10
+HTTP2_FUZZ_SECONDS ?= 30
 LOGS_FUZZ = json logfmt syslog cri
 CMAKE_FLAGS ?=
 
@@ -37,14 +38,17 @@ asan: deps
 
 # Coverage-guided fuzzing of the HTTP/1.1 codec (clang, libFuzzer) for
 # FUZZ_SECONDS, starting from the seed corpus; new inputs go to build-fuzz/corpus.
-# Then each log parser for LOGS_FUZZ_SECONDS.
+# Then the HTTP/2 downstream codec for HTTP2_FUZZ_SECONDS and each log parser
+# for LOGS_FUZZ_SECONDS.
 fuzz: deps
 	CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSIDECAR_FUZZ=ON -DSIDECAR_SANITIZE=address,undefined $(CMAKE_FLAGS)
-	ninja -C build-fuzz fuzz_http1 fuzz_hash_policy $(addprefix fuzz_logs_,$(LOGS_FUZZ))
-	mkdir -p build-fuzz/corpus build-fuzz/corpus-hash-policy
+	ninja -C build-fuzz fuzz_http1 fuzz_http2 fuzz_hash_policy $(addprefix fuzz_logs_,$(LOGS_FUZZ))
+	mkdir -p build-fuzz/corpus build-fuzz/corpus-hash-policy build-fuzz/corpus-http2
 	build-fuzz/test/fuzz_http1 -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=build-fuzz/ build-fuzz/corpus test/fuzz/corpus/http1
+	build-fuzz/test/fuzz_http2 -max_total_time=$(HTTP2_FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/http2- build-fuzz/corpus-http2 test/fuzz/corpus/http2
 	build-fuzz/test/fuzz_hash_policy -max_total_time=$(LOGS_FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=build-fuzz/hash-policy- build-fuzz/corpus-hash-policy \
 	  test/fuzz/corpus/hash_policy

@@ -15,6 +15,7 @@ struct Fixed {
   uint8_t request_headers;
   uint8_t response_headers;
   uint8_t attempt_count;
+  int8_t grpc_status;
 };
 
 constexpr size_t kStrings = 14;
@@ -95,7 +96,8 @@ void encode(const Entry& e, char* out) {
           e.version_minor,
           static_cast<uint8_t>(e.request_headers.size()),
           static_cast<uint8_t>(e.response_headers.size()),
-          e.attempt_count};
+          e.attempt_count,
+          e.grpc_status};
   std::memcpy(out, &f, sizeof(f));
   char* p = out + sizeof(f);
   for (std::string_view s :
@@ -121,6 +123,7 @@ bool decode(const char* data, size_t size, Entry& e) {
   e.status = f.status;
   e.version_minor = f.version_minor;
   e.attempt_count = f.attempt_count;
+  e.grpc_status = f.grpc_status;
   const char* p = data + sizeof(f);
   const char* end = data + size;
   std::string_view* strings[] = {&e.method,

@@ -42,6 +42,7 @@ struct Entry {
   uint16_t status = 0;        // 0: no response was sent
   uint8_t version_minor = 1;  // 0, 1: HTTP/1.x; 2: HTTP/2
   uint8_t attempt_count = 0;  // upstream attempts (retries and hedges included); 0: none
+  int8_t grpc_status = -1;    // a gRPC call's status (0-16); -1: not a call, or none
   // version_minor of a TCP proxy connection's entry: no protocol, no scheme.
   static constexpr uint8_t kNotHttp = 0xFF;
   std::string_view method, path, authority, upstream_host, route, cluster, listener, remote_address;

@@ -31,6 +31,7 @@ bool numeric(Kind k) {
     case Kind::kDuration:
     case Kind::kUpstreamServiceTime:
     case Kind::kUpstreamRequestAttemptCount:
+    case Kind::kGrpcStatusNumber:
       return true;
     default:
       return false;
@@ -49,6 +50,22 @@ void append_time(std::string& out, int64_t us) {
                  t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
                  (us / 1000) % 1000);
 }
+
+// gRPC status names (grpc/include/grpcpp/impl/codegen/status_code_enum.h),
+// as Envoy's %GRPC_STATUS% writes them.
+constexpr std::string_view kGrpcSnake[] = {
+    "OK",        "CANCELLED",      "UNKNOWN",           "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+    "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+    "ABORTED",   "OUT_OF_RANGE",   "UNIMPLEMENTED",     "INTERNAL",           "UNAVAILABLE",
+    "DATA_LOSS", "UNAUTHENTICATED"};
+constexpr std::string_view kGrpcCamel[] = {
+    "Ok",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+    "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+    "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+    "DataLoss", "Unauthenticated"};
+
+std::string_view grpc_status_snake(int code) { return kGrpcSnake[code]; }
+std::string_view grpc_status_camel(int code) { return kGrpcCamel[code]; }
 
 }  // namespace
 
@@ -164,6 +181,15 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       break;
     case Kind::kTraceId:
       text(e.trace_id);
+      break;
+    case Kind::kGrpcStatus:
+      if (e.grpc_status >= 0 && e.grpc_status <= 16) {
+        out.append(t.text.empty() ? grpc_status_camel(e.grpc_status)
+                                  : grpc_status_snake(e.grpc_status));
+      }
+      break;
+    case Kind::kGrpcStatusNumber:
+      if (e.grpc_status >= 0) fmt::format_to(std::back_inserter(out), "{}", e.grpc_status);
       break;
     case Kind::kDownstreamRemoteAddressWithoutPort: {
       std::string_view a = e.remote_address;

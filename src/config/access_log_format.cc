@@ -32,6 +32,8 @@ constexpr Simple kSimple[] = {
     {"RESPONSE_CODE_DETAILS", LogToken::Kind::kResponseCodeDetails},
     {"TRACE_ID", LogToken::Kind::kTraceId},
     {"UPSTREAM_REQUEST_ATTEMPT_COUNT", LogToken::Kind::kUpstreamRequestAttemptCount},
+    {"GRPC_STATUS", LogToken::Kind::kGrpcStatus},
+    {"GRPC_STATUS_NUMBER", LogToken::Kind::kGrpcStatusNumber},
 };
 
 }  // namespace
@@ -139,6 +141,18 @@ std::optional<std::vector<LogToken>> parse_log_format(std::string_view format, s
     if (!known) {
       if (body.starts_with("REQ(") || body.starts_with("RESP(")) {
         if (!parse_header_operator(body, body[2] == 'Q', t, error)) {
+          offset = pct;
+          return std::nullopt;
+        }
+      } else if (body.starts_with("GRPC_STATUS(") && body.ends_with(")")) {
+        const std::string_view form = body.substr(12, body.size() - 13);
+        if (form == "NUMBER") {
+          t.kind = LogToken::Kind::kGrpcStatusNumber;
+        } else if (form == "CAMEL_STRING" || form == "SNAKE_STRING") {
+          t.kind = LogToken::Kind::kGrpcStatus;
+          if (form == "SNAKE_STRING") t.text = "SNAKE_STRING";
+        } else {
+          error = "%GRPC_STATUS(...)% takes CAMEL_STRING, SNAKE_STRING or NUMBER";
           offset = pct;
           return std::nullopt;
         }

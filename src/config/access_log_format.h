@@ -40,6 +40,11 @@ struct LogToken {
     kResponseCodeDetails,   // %RESPONSE_CODE_DETAILS%: why the proxy answered so
     kTraceId,               // %TRACE_ID%: the request's trace id (32 hex); "" without tracing
     kUpstreamRequestAttemptCount,  // %UPSTREAM_REQUEST_ATTEMPT_COUNT%: retries and hedges included
+    // %GRPC_STATUS%, %GRPC_STATUS(CAMEL_STRING|SNAKE_STRING|NUMBER)% (Envoy's):
+    // a gRPC call's status, from grpc-status or mapped from the HTTP status;
+    // `text` is the form ("" = CAMEL_STRING: "Ok", "FailedPrecondition").
+    kGrpcStatus,
+    kGrpcStatusNumber,  // %GRPC_STATUS_NUMBER%: the same as a number
   };
   Kind kind = Kind::kLiteral;
   std::string text;       // the literal, or the header name in lower case

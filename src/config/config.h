@@ -137,6 +137,15 @@ struct Route {
   // Per-route configs of the listener's filters (Envoy's
   // typed_per_filter_config): they override the listener's for this route.
   std::vector<FilterConfig> per_filter_config;
+  // Upgrade types (RFC 9110 7.8 `Upgrade` tokens, case-insensitive) this
+  // route turns into a byte tunnel after the upstream's 101 (Envoy's
+  // upgrade_configs); an upgrade request of another type is answered 403.
+  // `h2c` is never one: it is answered as HTTP/1.1 (RFC 9113 3.1).
+  std::vector<std::string> upgrade{"websocket"};
+  // No bytes moving in either direction of a request (or a tunnel) for this
+  // long ends it (Envoy's route idle_timeout); 0: the listener's
+  // stream_idle_timeout.
+  Duration idle_timeout{0};
 };
 
 // TLS termination on a listener (docs/tls.md). Files are read, checked and
@@ -204,6 +213,10 @@ struct Http2Settings {
   uint32_t initial_stream_window_size = 256 * 1024;
   uint32_t initial_connection_window_size = 1024 * 1024;
   uint32_t max_header_list_size = 60 * 1024;
+  // RFC 8441 extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL): WebSocket
+  // over HTTP/2 to an HTTP/1.1 upstream (Envoy's allow_connect; on here, as
+  // the routes' `upgrade` default allows websocket).
+  bool allow_connect = true;
   bool operator==(const Http2Settings&) const = default;
 };
 

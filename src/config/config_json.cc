@@ -288,6 +288,8 @@ std::string to_json(const Config& c) {
         j.close(']');
       }
       j.key("timeout").duration(r.timeout);
+      j.key("idle_timeout").duration(r.idle_timeout);
+      strings(j, "upgrade", r.upgrade);
       if (r.retry_policy.enabled()) {
         const RetryPolicy& p = r.retry_policy;
         j.key("retry_policy").open('{');

@@ -517,7 +517,7 @@ class Loader : public Reader {
     check_keys(n, where,
                {"name", "match", "cluster", "timeout", "typed_per_filter_config", "retry_policy",
                 "request_mirror_policies", "include_request_attempt_count", "weighted_clusters",
-                "hash_policy"});
+                "hash_policy", "upgrade", "idle_timeout"});
     r.name = fmt::format("{}/{}", listener, index);
     if (auto v = n["name"]) get_string(v, where + ".name", r.name);
     if (auto m = n["match"]) {
@@ -569,6 +569,24 @@ class Loader : public Reader {
     if (auto v = n["include_request_attempt_count"]) {
       get_bool(v, where + ".include_request_attempt_count", r.include_request_attempt_count);
     }
+    if (auto v = n["idle_timeout"]) get_duration(v, where + ".idle_timeout", r.idle_timeout);
+    if (auto v = n["upgrade"]) {
+      r.upgrade.clear();
+      if (is_seq(v, where + ".upgrade")) {
+        for (size_t i = 0; i < v.size(); ++i) {
+          std::string t;
+          const std::string tw = fmt::format("{}.upgrade[{}]", where, i);
+          if (!get_string(v[i], tw, t)) continue;
+          if (t.empty() || t.find_first_of(" \t,") != std::string::npos) {
+            error(v[i], tw + " must be one upgrade token, such as websocket");
+          } else if (t == "h2c") {
+            error(v[i], tw + ": h2c is not an upgrade the proxy tunnels (RFC 9113 3.1)");
+          } else {
+            r.upgrade.push_back(std::move(t));
+          }
+        }
+      }
+    }
     if (auto v = n["typed_per_filter_config"]) {
       const std::string tw = where + ".typed_per_filter_config";
       if (is_map(v, tw)) {
@@ -595,7 +613,8 @@ class Loader : public Reader {
     if (!is_map(n, where)) return;
     check_keys(n, where,
                {"max_concurrent_streams", "initial_stream_window_size",
-                "initial_connection_window_size", "max_header_list_size"});
+                "initial_connection_window_size", "max_header_list_size", "allow_connect"});
+    if (auto v = n["allow_connect"]) get_bool(v, where + ".allow_connect", h.allow_connect);
     // RFC 9113 6.5.2 and 6.9.2 bound the windows; the rest are sane ranges.
     if (auto v = n["max_concurrent_streams"])
       get_count(v, where + ".max_concurrent_streams", h.max_concurrent_streams, 1, 1u << 31);

@@ -12,6 +12,7 @@
 #include "filters/credential_injector/filter.h"
 #include "filters/ext_authz/filter.h"
 #include "filters/fault/filter.h"
+#include "filters/grpc_web/filter.h"
 #include "filters/headers/filter.h"
 #include "filters/jwt_authn/filter.h"
 #include "filters/local_rate_limit/filter.h"
@@ -52,6 +53,12 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<ext_authz::Factory>(
               std::static_pointer_cast<const ext_authz::Config>(std::move(typed)));
+        }}},
+      {"grpc_web",
+       {grpc_web::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<grpc_web::Factory>(
+              std::static_pointer_cast<const grpc_web::Config>(std::move(typed)));
         }}},
       {"headers",
        {headers::parse,

@@ -189,6 +189,15 @@ class HttpFilter {
   virtual void on_response_headers(const ResponseHead& response, FilterCallbacks& callbacks) {}
   // A batch of response body bytes (`end`: the last); may replace `data`.
   virtual void on_response_data(Spans& data, bool end, FilterCallbacks& callbacks) {}
+  // The response's trailer fields (an HTTP/2 upstream's; names in lower
+  // case), just before the last on_response_data; only for filters that
+  // want response data. Returns true when the filter takes them into the
+  // body itself (grpc_web): they are then not sent as trailers.
+  virtual bool on_response_trailers(
+      const std::vector<std::pair<std::string, std::string>>& trailers,
+      FilterCallbacks& callbacks) {
+    return false;
+  }
   // The exchange is over (complete, answered, or reset): drop per-request
   // state, cancel pending work.
   virtual void on_stream_end() {}

@@ -461,6 +461,7 @@ void ChunkedDecoder::reset() {
   remaining_ = 0;
   digits_ = line_len_ = trailer_bytes_ = 0;
   trailer_colon_ = trailer_name_ = ext_quoted_ = false;
+  trailer_lines_.clear();
 }
 
 // Sub-states of a chunk extension [RFC 9112 7.1.1]:
@@ -639,10 +640,12 @@ ChunkedDecoder::Result ChunkedDecoder::feed(std::string_view data,
         } else if (!kFieldValue[c] && c != ' ') {
           return fail(ParseError::kBadTrailer);
         }
+        trailer_lines_ += static_cast<char>(c);  // bounded by trailer_bytes_
         ++i;
         continue;
       case State::kTrailerLf:
         if (c != '\n') return fail(ParseError::kBadTrailer);
+        trailer_lines_ += '\n';
         state_ = State::kTrailerStart;
         ++i;
         continue;

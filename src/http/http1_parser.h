@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -191,6 +192,10 @@ class ChunkedDecoder {
   Result feed(std::string_view data, std::vector<std::string_view>* chunk_data = nullptr);
   void reset();
   bool done() const { return state_ == State::kDone; }
+  // The trailer section's field lines as received ("name: value\r\n"...;
+  // checked by the field grammar), for a proxy that passes trailers to a
+  // peer of another protocol; "" when there were none. Kept until reset.
+  const std::string& trailer_lines() const { return trailer_lines_; }
 
  private:
   enum class State : uint8_t {
@@ -216,6 +221,7 @@ class ChunkedDecoder {
   bool trailer_colon_ = false;
   bool trailer_name_ = false;
   bool ext_quoted_ = false;
+  std::string trailer_lines_;
 };
 
 // Character classes of RFC 9110 5.6.2 and 5.5.

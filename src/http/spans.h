@@ -58,8 +58,18 @@ class ChunkEncoder {
       add_span(out, lines_.data() + crlf, 2);
       ++k;
     }
-    if (end) add_span(out, lines_.data() + crlf + 2, 5);
+    if (end && trailers_.empty()) {
+      add_span(out, lines_.data() + crlf + 2, 5);
+    } else if (end) {
+      add_span(out, lines_.data() + crlf + 2, 3);  // the last chunk, then the trailer section
+      add_span(out, trailers_);
+      add_span(out, lines_.data() + crlf + 5, 2);
+    }
   }
+  // Trailer fields for the last chunk, as "name: value\r\n" lines
+  // [RFC 9112 7.1.2]; "" for none. Set per message (they stay until
+  // replaced: the spans of the last chunk point into them).
+  void set_trailers(std::string lines) { trailers_ = std::move(lines); }
 
  private:
   void append_hex(size_t n) {
@@ -73,6 +83,7 @@ class ChunkEncoder {
   }
   std::string lines_;
   std::vector<size_t> offsets_;
+  std::string trailers_;
 };
 
 }  // namespace sidecar::http

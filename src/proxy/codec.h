@@ -79,6 +79,11 @@ struct OutgoingRequest : OutgoingHead {
   // HTTP/1.1, unchanged): an HTTP/1.1 encoder then writes no other.
   bool host_in_fields = false;
   bool tls = false;  // for :scheme
+  // An upgrade the route allows ("websocket"; proxy/upgrade.h): an HTTP/1.1
+  // encoder sends `Upgrade` with it and `Connection: upgrade`, and a 101
+  // then turns the connection into a tunnel (its body and the response's
+  // are the bytes until each side closes). "" for other requests.
+  std::string_view upgrade;
 };
 
 struct OutgoingResponse : OutgoingHead {
@@ -142,6 +147,12 @@ class DownstreamCodec {
   // send_* that ends it (copied). HTTP/1.1 drops them (bodies it forwards
   // with their own framing keep theirs).
   virtual void set_response_trailers(Stream&, const Trailers&) {}
+  // The upstream accepted the stream's upgrade (a 101; written next with
+  // send_response): from now on the request body is every byte the client
+  // sends until it ends its side (HTTP/1.1: the connection's bytes after
+  // the head, until its end of stream; HTTP/2: the stream's DATA frames),
+  // and the connection is not reused afterwards.
+  virtual void start_tunnel(Stream&) {}
 
  protected:
   ~DownstreamCodec() = default;

@@ -65,4 +65,26 @@ int grpc_status_for(int http_status) {
   }
 }
 
+int parse_grpc_status(std::string_view value) {
+  if (value.empty() || value.size() > 2) return -1;
+  int n = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') return -1;
+    n = n * 10 + (c - '0');
+  }
+  return n <= 16 ? n : -1;
+}
+
+int grpc_status_of(const http::MessageHead& head) {
+  const http::HeaderField* f = head.find("grpc-status");
+  return f != nullptr ? parse_grpc_status(f->value) : -1;
+}
+
+int grpc_status_of(const std::vector<std::pair<std::string, std::string>>& trailers) {
+  for (const auto& [name, value] : trailers) {
+    if (name == "grpc-status") return parse_grpc_status(value);
+  }
+  return -1;
+}
+
 }  // namespace sidecar::proxy

@@ -5,6 +5,10 @@
 #pragma once
 
 #include <chrono>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "http/http1_parser.h"
 
@@ -21,5 +25,12 @@ std::chrono::milliseconds grpc_timeout(const http::RequestHead& r);
 // The gRPC status code (0-16) for an HTTP status the proxy answers with
 // itself: 503 -> 14 UNAVAILABLE, 504 -> 4 DEADLINE_EXCEEDED, ...
 int grpc_status_for(int http_status);
+
+// A grpc-status value (0-16, decimal), or -1 when it is not one.
+int parse_grpc_status(std::string_view value);
+// The grpc-status field of a head (a Trailers-Only response), or -1.
+int grpc_status_of(const http::MessageHead& head);
+// The grpc-status among trailer fields (names in lower case), or -1.
+int grpc_status_of(const std::vector<std::pair<std::string, std::string>>& trailers);
 
 }  // namespace sidecar::proxy

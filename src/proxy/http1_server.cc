@@ -9,6 +9,7 @@
 #include "accesslog/entry.h"
 #include "http/local_reply.h"
 #include "proxy/http2_server.h"
+#include "proxy/trailers.h"
 #include "proxy/worker.h"
 
 namespace sidecar::proxy {
@@ -331,6 +332,16 @@ void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t 
     read();
     return;
   }
+  if (!ec && bytes == 0 && tunnel_ && stream_) {
+    // The client ended its side of the tunnel: the end of the request
+    // body; the upstream's side goes on until it closes too.
+    tunnel_eof_ = true;
+    if (awaiting_body_) {
+      awaiting_body_ = false;
+      stream_->on_request_body();
+    }
+    return;
+  }
   if (ec || bytes == 0) {
     if (stream_) {
       stream_->on_downstream_reset(ec ? ec : boost::asio::error::eof);
@@ -392,6 +403,8 @@ void Http1ServerConnection::process_head() {
   }
   head_size_ = r.consumed;
   head_in_buffer_ = true;
+  tunnel_ = tunnel_eof_ = false;
+  x_->chunks.set_trailers({});
   version_minor_ = x_->req.version_minor;
   is_head_ = x_->req.method == http::Method::kHead;
   keep_alive_ = x_->req.keep_alive() && !drain_requested_;
@@ -439,7 +452,12 @@ BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chun
   }
   std::string_view avail = in_.readable();
   if (head_in_buffer_) avail.remove_prefix(head_size_);
-  if (body_ == http::BodyKind::kContentLength) {
+  if (tunnel_) {
+    // Upgraded: every byte is the tunnel's, until the client's end of stream.
+    add_span(out, avail.data(), avail.size());
+    b.consumed = avail.size();
+    body_complete_ = tunnel_eof_;
+  } else if (body_ == http::BodyKind::kContentLength) {
     const size_t take = static_cast<size_t>(std::min<uint64_t>(avail.size(), remaining_));
     remaining_ -= take;
     add_span(out, avail.data(), take);
@@ -457,6 +475,12 @@ BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chun
       b.raw_chunked = true;
     } else {
       for (std::string_view v : x_->chunk_views) add_span(out, v);
+      if (r.done && !chunked_.trailer_lines().empty()) {
+        // Passed on decoded (to HTTP/2): the trailer section as fields.
+        request_trailers_.clear();
+        parse_trailer_lines(chunked_.trailer_lines(), request_trailers_);
+        if (!request_trailers_.empty()) b.trailers = &request_trailers_;
+      }
     }
     b.consumed = r.consumed;
     body_complete_ = r.done;
@@ -474,10 +498,29 @@ void Http1ServerConnection::consume_request_body(Stream&, size_t bytes) {
   body_given_ -= std::min(bytes, body_given_);
 }
 
-void Http1ServerConnection::await_request_body(Stream&) {
+void Http1ServerConnection::await_request_body(Stream& s) {
   if (body_complete_ || phase_ != Phase::kActive) return;
   awaiting_body_ = true;
+  if (tunnel_ && tunnel_eof_) {
+    awaiting_body_ = false;
+    s.on_request_body();
+    return;
+  }
   read();
+}
+
+void Http1ServerConnection::set_response_trailers(Stream&, const Trailers& trailers) {
+  // Sent in the last chunk of a chunked response (an HTTP/1.0 client, whose
+  // response is delimited by the close, gets none).
+  x_->chunks.set_trailers(format_trailer_lines(trailers));
+}
+
+void Http1ServerConnection::start_tunnel(Stream&) {
+  tunnel_ = true;
+  tunnel_eof_ = false;
+  body_ = http::BodyKind::kUntilClose;
+  body_complete_ = false;
+  keep_alive_ = false;  // the connection ends with the tunnel
 }
 
 // ---- the response ----
@@ -518,6 +561,10 @@ void Http1ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   }
   // A request not read to its end when the response starts: close after it.
   close_after_ = !keep_alive_ || drain_requested_ || !body_complete_ || s.draining();
+  // A 101 switches protocols: it says so, and the connection's end is the
+  // tunnel's [RFC 9110 7.8, 15.2.2], whatever else the head would say.
+  const bool switching = o.status == 101 && tunnel_;
+  if (switching) close_after_ = false;
   x_->out.clear();
   x_->head.clear();
   const http::ResponseHead* r = o.response;
@@ -547,6 +594,19 @@ void Http1ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   const size_t tail = x_->head.size();
   x_->head.append(o.extra);
   if (add_te) x_->head.append("transfer-encoding: chunked\r\n");
+  // A response that has no body but whose status allows one (an HTTP/2
+  // upstream's HEADERS with END_STREAM, a gRPC Trailers-Only answer) says
+  // so, or an HTTP/1.1 client would read until the connection closes.
+  if (o.framing == Framing::kNone && !switching && !is_head_ && o.status >= 200 &&
+      o.status != 204 && o.status != 304 && (r == nullptr || !r->has_content_length)) {
+    x_->head.append("content-length: 0\r\n");
+  }
+  if (switching) {
+    const http::HeaderField* u = r != nullptr ? r->find("upgrade") : nullptr;
+    x_->head.append("upgrade: ")
+        .append(u != nullptr ? u->value : std::string_view("websocket"))
+        .append("\r\nconnection: upgrade\r\n");
+  }
   if (close_after_) {
     x_->head.append("connection: close\r\n");
   } else if (version_minor_ == 0) {

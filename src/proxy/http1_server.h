@@ -86,6 +86,8 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   void reset(Stream& s) override;
   std::string_view protocol(const Stream& s) const override;
   bool accepts_raw_chunked(const Stream& s) const override { return version_minor_ == 1; }
+  void start_tunnel(Stream& s) override;
+  void set_response_trailers(Stream& s, const Trailers& trailers) override;
 
  private:
   enum class Phase : uint8_t {
@@ -160,6 +162,9 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   bool body_complete_ = false;  // the decoder saw the end of the request body
   size_t body_given_ = 0;       // body bytes offered to the stream, not yet consumed
   bool awaiting_body_ = false;
+  Trailers request_trailers_;  // of a chunked body passed on decoded (to HTTP/2)
+  bool tunnel_ = false;        // upgraded: the body is the client's bytes until its end of stream
+  bool tunnel_eof_ = false;    // ... which came
 
   // The response.
   bool chunk_response_ = false;  // the codec adds chunked framing

@@ -1,6 +1,7 @@
 #include "proxy/http1_upstream.h"
 
 #include "http/spans.h"
+#include "proxy/trailers.h"
 
 namespace sidecar::proxy {
 namespace {
@@ -17,6 +18,14 @@ void append_fields(std::string& out, const OutgoingHead& h) {
     const http::HeaderField& f = h.received->headers[i];
     out.append(f.name).append(": ").append(f.value).append("\r\n");
   }
+}
+
+// The client takes trailers (TE: trailers, hop-by-hop, so said again on
+// this hop): the proxy passes the upstream's on, to HTTP/2 clients too.
+bool wants_trailers(const OutgoingRequest& req) {
+  if (req.request == nullptr) return false;
+  const http::HeaderField* te = req.request->find("te");
+  return te != nullptr && te->value.find("trailers") != std::string_view::npos;
 }
 
 }  // namespace
@@ -85,6 +94,8 @@ void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, 
   resp_.headers.reserve(limits.max_headers);
   head_done_ = head_pending_ = interim_ = awaiting_ = eof_ = done_ = broken_ = false;
   chunk_encode_ = req.framing == Framing::kUnknown && !raw_chunked;
+  upgrade_ = !req.upgrade.empty();
+  tunnel_ = shutdown_after_ = false;
 
   out_.clear();
   const http::RequestHead* r = req.request;
@@ -109,6 +120,9 @@ void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, 
     host_line_.clear();
     if (!req.host_in_fields) host_line_.assign("host: ").append(req.authority).append("\r\n");
     if (req.framing == Framing::kUnknown) host_line_.append("transfer-encoding: chunked\r\n");
+    if (upgrade_)
+      host_line_.append("upgrade: ").append(req.upgrade).append("\r\nconnection: upgrade\r\n");
+    if (wants_trailers(req)) host_line_.append("te: trailers\r\n");
     add_span(out_, host_line_);
     add_span(out_, req.extra);
     add_span(out_, kCrlf);
@@ -119,12 +133,19 @@ void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, 
     if (!req.host_in_fields) head_.append("host: ").append(req.authority).append("\r\n");
     append_fields(head_, req);
     if (req.framing == Framing::kUnknown) head_.append("transfer-encoding: chunked\r\n");
+    if (upgrade_)
+      head_.append("upgrade: ").append(req.upgrade).append("\r\nconnection: upgrade\r\n");
+    if (wants_trailers(req)) head_.append("te: trailers\r\n");
     head_.append(req.extra).append("\r\n");
     add_span(out_, head_);
   }
   add_body(body, raw_chunked, end);
   conn_->read();  // the response pump
   write(end);
+}
+
+void Http1UpstreamStream::set_request_trailers(const Trailers& trailers) {
+  chunks_.set_trailers(format_trailer_lines(trailers));
 }
 
 void Http1UpstreamStream::send_body(Spans& body, bool raw_chunked, bool end) {
@@ -144,6 +165,9 @@ void Http1UpstreamStream::add_body(Spans& body, bool raw_chunked, bool end) {
 void Http1UpstreamStream::write(bool end) {
   writing_ = true;
   if (end) request_done_ = true;
+  // The client ended its side of a tunnel: so does the proxy, once the
+  // last bytes are out (a half close; the upstream's side goes on).
+  shutdown_after_ = tunnel_ && end;
   boost::system::error_code ec;
   if (conn_->transport().write_now(out_, ec) || ec) {
     on_written(ec);
@@ -158,6 +182,11 @@ void Http1UpstreamStream::write(bool end) {
 void Http1UpstreamStream::on_written(const boost::system::error_code& ec) {
   writing_ = false;
   if (ec) broken_ = true;
+  if (shutdown_after_ && !ec) {
+    shutdown_after_ = false;
+    boost::system::error_code ignored;
+    conn_->transport().shutdown_send(ignored);
+  }
   events_.on_upstream_written(ec);
 }
 
@@ -217,6 +246,17 @@ void Http1UpstreamStream::process_response() {
       events_.on_response_headers(resp_, framing);
       return;
     }
+    if (resp_.status == 101 && upgrade_) {
+      // Switched [RFC 9110 15.2.2]: the connection is the tunnel's now.
+      // The head goes downstream without a body of its own; what follows
+      // it is the tunnel's first bytes, offered as an until-close body.
+      head_done_ = head_pending_ = tunnel_ = true;
+      broken_ = true;  // never back to the pool
+      chunk_encode_ = false;
+      body_ = http::BodyKind::kUntilClose;
+      events_.on_response_headers(resp_, Framing::kNone);
+      return;
+    }
     if (resp_.status == 101) {
       broken_ = true;
       events_.on_upstream_failed(
@@ -259,6 +299,11 @@ BodyBatch Http1UpstreamStream::response_body(Spans& out, bool raw_chunked_ok) {
         b.raw_chunked = true;
       } else {
         for (std::string_view v : chunk_views_) add_span(out, v);
+        if (r.done && !chunked_.trailer_lines().empty()) {
+          response_trailers_.clear();
+          parse_trailer_lines(chunked_.trailer_lines(), response_trailers_);
+          if (!response_trailers_.empty()) b.trailers = &response_trailers_;
+        }
       }
       b.consumed = r.consumed;
       b.end = r.done;

@@ -39,6 +39,7 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   void release(bool reusable) override;
   bool reused() const override { return reused_; }
   bool accepts_raw_chunked() const override { return true; }
+  void set_request_trailers(const Trailers& trailers) override;
   std::string_view host() const override;
   std::string_view failure() const override;
 
@@ -63,8 +64,11 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   bool reused_ = false;
   bool pending_counted_ = false;
   bool writing_ = false;
-  bool request_done_ = false;  // the end of the request was handed to the socket
-  bool chunk_encode_ = false;  // the request body gets chunked framing here
+  bool request_done_ = false;    // the end of the request was handed to the socket
+  bool chunk_encode_ = false;    // the request body gets chunked framing here
+  bool upgrade_ = false;         // the request asked for an upgrade (OutgoingRequest::upgrade)
+  bool tunnel_ = false;          // ... and the upstream switched: bytes both ways until close
+  bool shutdown_after_ = false;  // the write in flight ends the tunnel's request side
   http::Method method_ = http::Method::kGet;
 
   // Output of the write in flight (spans into the downstream buffer and the
@@ -89,6 +93,7 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   uint64_t remaining_ = 0;
   http::ChunkedDecoder chunked_;
   std::vector<std::string_view> chunk_views_;
+  Trailers response_trailers_;  // of a chunked response passed on decoded (to HTTP/2)
 };
 
 }  // namespace sidecar::proxy

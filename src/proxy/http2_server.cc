@@ -12,6 +12,7 @@
 #include "http/local_reply.h"
 #include "http/spans.h"
 #include "proxy/http2_common.h"
+#include "proxy/upgrade.h"
 #include "proxy/worker.h"
 
 namespace sidecar::proxy {
@@ -27,6 +28,7 @@ struct Http2ServerConnection::H2Stream {
   Clock::time_point first_byte;
   // The request as received.
   std::string method, scheme, authority, path;
+  std::string protocol;  // ":protocol" of an extended CONNECT [RFC 8441 4]
   Fields fields;
   std::string cookie;  // cookie fields joined with "; " [RFC 9113 8.2.3]
   size_t header_bytes = 0;
@@ -39,6 +41,7 @@ struct Http2ServerConnection::H2Stream {
   bool finished = false;  // the Stream is done (response complete or reset)
   bool remote_end = false;
   bool closed = false;  // nghttp2 closed the stream
+  bool tunnel = false;  // an extended CONNECT the upstream switched (start_tunnel)
   bool is_head = false;
   // Pending events (run by dispatch).
   bool ev_start = false, ev_body = false, ev_written = false, ev_close = false;
@@ -143,8 +146,10 @@ Http2ServerConnection::Http2ServerConnection(Worker& worker,
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h.initial_stream_window_size},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h.max_header_list_size},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
   };
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv,
+                          std::size(iv) - (h.allow_connect ? 0 : 1));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(h.initial_connection_window_size));
   info_.listener_stats->http2_connections.add();
@@ -334,6 +339,8 @@ int Http2ServerConnection::on_header(int32_t id, std::string_view name, std::str
       h->authority.assign(value);
     } else if (name == ":scheme") {
       h->scheme.assign(value);
+    } else if (name == ":protocol") {
+      h->protocol.assign(value);  // nghttp2 takes it only with allow_connect
     }
     return 0;  // nghttp2 rejected anything else
   }
@@ -504,16 +511,31 @@ void Http2ServerConnection::start_stream(H2Stream& h) {
   // over a Host field [RFC 9113 8.3.1]).
   std::string& head = h.head;
   head.clear();
-  head.append(h.method).append(" ").append(h.path.empty() ? "*" : h.path).append(" HTTP/1.1\r\n");
-  bool has_length = false;
+  // An extended CONNECT [RFC 8441 4, 5] becomes the HTTP/1.1 upgrade it
+  // stands for: GET with Upgrade, and (for a WebSocket) a key of the
+  // proxy's own, as the HTTP/2 client sends none. Its DATA frames are the
+  // tunnel's bytes, not a body, once the upstream switched.
+  const bool extended_connect = !h.protocol.empty() && h.method == "CONNECT";
+  const bool websocket = extended_connect && http::iequals(h.protocol, "websocket");
+  head.append(extended_connect ? std::string_view("GET") : std::string_view(h.method))
+      .append(" ")
+      .append(h.path.empty() ? "*" : h.path)
+      .append(" HTTP/1.1\r\n");
+  bool has_length = false, has_key = false;
   if (!h.authority.empty()) head.append("host: ").append(h.authority).append("\r\n");
   for (const auto& [name, value] : h.fields) {
     if (name == "host" && !h.authority.empty()) continue;
     if (name == "content-length") has_length = true;
+    if (name == "sec-websocket-key") has_key = true;
     head.append(name).append(": ").append(value).append("\r\n");
   }
   if (!h.cookie.empty()) head.append("cookie: ").append(h.cookie).append("\r\n");
-  if (!has_length && !(h.remote_end && h.body.empty())) {
+  if (extended_connect) {
+    head.append("upgrade: ").append(h.protocol).append("\r\nconnection: upgrade\r\n");
+    if (websocket && !has_key) {
+      head.append("sec-websocket-key: ").append(websocket_key(worker_.random())).append("\r\n");
+    }
+  } else if (!has_length && !(h.remote_end && h.body.empty())) {
     if (h.remote_end) {
       head.append(fmt::format("content-length: {}\r\n", h.body.size()));
     } else {
@@ -620,11 +642,17 @@ void Http2ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   Fields fields;
   const http::ResponseHead* r = o.response;
   int status = o.status;
+  if (status == 0 && r != nullptr) status = r->status;
+  // The upstream switched to the protocol of an extended CONNECT: a 200
+  // opens the stream for it [RFC 8441 5]; the HTTP/1.1 handshake's answer
+  // (to the proxy's key) is not the client's.
+  const bool switched = status == 101 && h->tunnel;
+  if (switched) status = 200;
   if (r != nullptr) {
-    if (status == 0) status = r->status;
     for (size_t i = 0; i < r->headers.size(); ++i) {
       if (o.skip != nullptr && (*o.skip)[i] != 0) continue;
       std::string name = lower(r->headers[i].name);
+      if (switched && name == "sec-websocket-accept") continue;
       if (!hop_by_hop(name)) fields.emplace_back(std::move(name), std::string(r->headers[i].value));
     }
   }
@@ -689,6 +717,10 @@ void Http2ServerConnection::send_local_reply(Stream& s, int status, std::string_
   submit_response(*h, status, fields, has_body);
   flush();
   schedule();
+}
+
+void Http2ServerConnection::start_tunnel(Stream& s) {
+  if (H2Stream* h = of(s)) h->tunnel = true;
 }
 
 void Http2ServerConnection::set_response_trailers(Stream& s, const Trailers& trailers) {

@@ -105,6 +105,7 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   std::string_view protocol(const Stream&) const override { return "HTTP/2"; }
   bool accepts_raw_chunked(const Stream&) const override { return false; }
   void set_response_trailers(Stream& s, const Trailers& trailers) override;
+  void start_tunnel(Stream& s) override;
 
   // nghttp2 callbacks (C linkage shims call these).
   struct H2Stream;

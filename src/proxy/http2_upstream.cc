@@ -256,6 +256,11 @@ void Http2ClientConnection::submit(Http2UpstreamStream& s, const OutgoingRequest
     }
   }
   h2::add_lines(req.extra, f);
+  // ... or a filter asked for it (grpc_web, for a gRPC-Web client's call).
+  if (req.extra.starts_with("te: trailers\r\n") ||
+      req.extra.find("\nte: trailers\r\n") != std::string_view::npos) {
+    te_trailers = true;
+  }
   if (te_trailers) f.emplace_back("te", "trailers");
   const std::vector<nghttp2_nv> nva = h2::to_nv({}, {}, f);
   nghttp2_data_provider provider{};

@@ -43,6 +43,7 @@ std::vector<std::string> reject_reason_names() {
   names.emplace_back("no_route");
   names.emplace_back("connect_not_supported");
   names.emplace_back("bad_request_target");
+  names.emplace_back("upgrade_failed");
   return names;
 }
 
@@ -72,6 +73,9 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   replay_ok_ = false;
   req_trailers_ = nullptr;
   grpc_ = is_grpc(request);
+  grpc_status_ = -1;
+  upgrade_ = {};
+  tunnel_ = false;
   expect_continue_ = request.expect_continue;
   continue_sent_ = false;
   req_pending_ = resp_pending_ = 0;
@@ -130,6 +134,9 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
   policy_retries_ = 0;
   retry_at_ = try_deadline_ = kNever;
   grpc_ = false;
+  grpc_status_ = -1;
+  upgrade_ = {};
+  tunnel_ = false;
   req_pending_ = resp_pending_ = 0;
   route_ = nullptr;
   resp_ = nullptr;
@@ -206,6 +213,7 @@ void Stream::route_and_forward() {
   // may need it again.
   replay_ok_ = !req_done_ && (route_->config->retry_policy.enabled() ||
                               !route_->config->request_mirror_policies.empty());
+  if (!check_upgrade()) return;
   if (!listener_->filters.empty() && !run_request_filters(0)) return;
   acquire_upstream(false);
 }
@@ -384,6 +392,7 @@ void Stream::build_request_head(const UpstreamStream& up, OutgoingRequest& o, st
   o.framing = r.body == http::BodyKind::kNone            ? Framing::kNone
               : r.body == http::BodyKind::kContentLength ? Framing::kLength
                                                          : Framing::kUnknown;
+  o.upgrade = upgrade_;
 }
 
 void Stream::on_upstream_written(const error_code& ec) {
@@ -503,6 +512,8 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   resp_framing_ = framing;
   resp_head_done_ = true;
   status_ = head.status;
+  if (head.status == 101 && !upgrade_.empty()) begin_tunnel();
+  if (const int g = grpc_ ? grpc_status_of(head) : -1; g >= 0) grpc_status_ = int8_t(g);
   if (log_this_) {
     const auto& names = info_->worker->access_log()->config().response_headers;
     log_response_headers_.resize(names.size());
@@ -533,20 +544,30 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   o.framing = resp_streamed_ && framing != Framing::kNone ? Framing::kUnknown : framing;
 
   down_body_.clear();
-  const BodyBatch b = upstream_->response_body(
+  BodyBatch b = upstream_->response_body(
       down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
   if (b.error != http::ParseError::kNone) {
     response_invalid();
     return;
   }
-  if (wants_response_data_) filters_response_data(down_body_, b.end);
+  if (wants_response_data_) {
+    // A filter may take the trailers into the body (grpc_web).
+    if (b.end && b.trailers != nullptr && filters_response_trailers(*b.trailers)) {
+      b.trailers = nullptr;
+    }
+    filters_response_data(down_body_, b.end);
+  }
   resp_pending_ = b.consumed;
   resp_done_ = b.end;
   resp_body_bytes_ += spans_size(down_body_);
   resp_started_ = true;
   ds_writing_ = DownWrite::kResponse;
-  if (b.end && b.trailers != nullptr) codec_->set_response_trailers(*this, *b.trailers);
+  if (b.end && b.trailers != nullptr) {
+    if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
+    codec_->set_response_trailers(*this, *b.trailers);
+  }
   codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
+  if (tunnel_) pump_tunnel_request();
 }
 
 void Stream::on_response_body() {
@@ -557,13 +578,19 @@ void Stream::on_response_body() {
 void Stream::pump_response() {
   last_activity_ = Clock::now();
   down_body_.clear();
-  const BodyBatch b = upstream_->response_body(
+  BodyBatch b = upstream_->response_body(
       down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
   if (b.error != http::ParseError::kNone) {
     response_invalid();
     return;
   }
-  if (wants_response_data_) filters_response_data(down_body_, b.end);
+  if (wants_response_data_) {
+    // A filter may take the trailers into the body (grpc_web).
+    if (b.end && b.trailers != nullptr && filters_response_trailers(*b.trailers)) {
+      b.trailers = nullptr;
+    }
+    filters_response_data(down_body_, b.end);
+  }
   resp_done_ = b.end;
   if (down_body_.empty() && !b.end) {
     // Nothing to forward yet (none, or only framing): wait for more.
@@ -574,7 +601,10 @@ void Stream::pump_response() {
   resp_pending_ = b.consumed;
   resp_body_bytes_ += spans_size(down_body_);
   ds_writing_ = DownWrite::kResponse;
-  if (b.end && b.trailers != nullptr) codec_->set_response_trailers(*this, *b.trailers);
+  if (b.end && b.trailers != nullptr) {
+    if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
+    codec_->set_response_trailers(*this, *b.trailers);
+  }
   codec_->send_body(*this, down_body_, b.raw_chunked, b.end);
 }
 
@@ -775,7 +805,8 @@ void Stream::local_reply(int status, std::string_view body, bool close) {
     std::string extra = resp_add_;
     std::string_view message = body;
     while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
-    extra += fmt::format("grpc-status: {}\r\ngrpc-message: ", grpc_status_for(status));
+    grpc_status_ = static_cast<int8_t>(grpc_status_for(status));
+    extra += fmt::format("grpc-status: {}\r\ngrpc-message: ", int{grpc_status_});
     for (char c : message) {
       // Percent-encoded outside printable ASCII and '%' [gRPC over HTTP/2].
       if (c < 0x20 || c > 0x7e || c == '%') {
@@ -854,7 +885,7 @@ Clock::time_point Stream::deadline() const {
   if (req_sent_ && !resp_done_) d = std::min(d, response_deadline_);
   d = std::min(d, retry_at_);
   if (!resp_head_done_) d = std::min(d, try_deadline_);
-  const auto idle = listener_->config->stream_idle_timeout;
+  const auto idle = idle_timeout();
   if (idle.count() > 0) d = std::min(d, last_activity_ + idle);
   return d;
 }
@@ -908,7 +939,7 @@ void Stream::on_timeout(Clock::time_point now) {
     local_reply(504, "upstream request timeout\n", false);
     return;
   }
-  const auto idle = listener_->config->stream_idle_timeout;
+  const auto idle = idle_timeout();
   if (idle.count() == 0 || last_activity_ + idle > now) return;
   // Nothing moved in either direction for stream_idle_timeout.
   flags_ |= accesslog::kStreamIdleTimeout;

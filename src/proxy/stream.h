@@ -41,6 +41,7 @@ enum RejectReason : size_t {
   kRejectNoRoute,
   kRejectConnect,
   kRejectBadTarget,
+  kRejectUpgradeFailed,  // an upgrade the route does not allow (Envoy's upgrade_failed)
   kRejectReasonCount,
 };
 // The names of the reasons, by index.
@@ -168,6 +169,8 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void filter_local_reply(int status, std::string_view content_type, size_t body_size);
   void filters_request_data(Spans& data, bool end);
   void filters_response_data(Spans& data, bool end);
+  // Whether a filter took the response trailers into the body.
+  bool filters_response_trailers(const Trailers& trailers);
   void end_filters();
   void acquire_upstream(bool fresh);
   // stream_balancing.cc: the cluster of the route (weighted_clusters) and
@@ -218,6 +221,16 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void response_invalid();
   void send_filter_response();
 
+  // Upgrades (stream_upgrade.cc, proxy/upgrade.h).
+  // After routing: whether the request may go on (false: answered 403).
+  bool check_upgrade();
+  // The upstream's 101 for the upgrade: the exchange becomes a tunnel.
+  void begin_tunnel();
+  // After the 101 went to the codec: the client's bytes start to flow.
+  void pump_tunnel_request();
+  // The idle timeout of this stream: the route's, else the listener's.
+  config::Duration idle_timeout() const;
+
   // Stats and the access log.
   void begin_request();
   void end_request(bool complete);
@@ -266,7 +279,10 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   OutgoingRequest hedge_req_;
   std::string hedge_extra_;
   Spans hedge_body_;
-  bool grpc_ = false;  // a gRPC call: local replies are gRPC errors
+  bool grpc_ = false;         // a gRPC call: local replies are gRPC errors
+  int8_t grpc_status_ = -1;   // ... its grpc-status as answered (-1: none yet)
+  std::string_view upgrade_;  // the upgrade the route allows ("websocket"), else ""
+  bool tunnel_ = false;       // ... and the upstream switched: bytes both ways until close
   bool expect_continue_ = false;
   bool continue_sent_ = false;  // the proxy answered this request's Expect itself
   char request_id_[36];         // generated when the request has none

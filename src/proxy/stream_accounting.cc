@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "accesslog/writer.h"
+#include "proxy/grpc.h"
 #include "proxy/stream.h"
 #include "proxy/worker.h"
 #include "tracing/tap.h"
@@ -78,7 +79,13 @@ void Stream::capture_request() {
 void Stream::end_request(bool complete) {
   if (!active_) return;
   info_->listener_stats->requests_active.sub();
+  if (tunnel_) info_->listener_stats->upgrades_active.sub();
   const Clock::time_point now = Clock::now();
+  if (grpc_ && grpc_status_ < 0 && status_ != 0) {
+    // No grpc-status came: gRPC's "HTTP to gRPC Status Code Mapping" (a 200
+    // without one is UNKNOWN).
+    grpc_status_ = static_cast<int8_t>(grpc_status_for(status_));
+  }
   if (route_ != nullptr) {
     stats::RouteStats& rs = *route_->stats[info_->worker->index()];
     if (complete && status_ != 0) {
@@ -86,6 +93,7 @@ void Stream::end_request(bool complete) {
     } else {
       rs.resets.add();
     }
+    if (grpc_status_ >= 0) rs.grpc_status[static_cast<size_t>(grpc_status_)].add();
     rs.duration.observe(nanos(now - req_start_));
     if (upstream_used_) rs.upstream_duration.observe(nanos(now - upstream_start_));
     rs.request_body_bytes.add(req_body_bytes_);
@@ -177,6 +185,7 @@ void Stream::write_log(Clock::time_point now) {
   e.bytes_sent = resp_body_bytes_;
   e.flags = flags_;
   e.status = status_;
+  e.grpc_status = grpc_status_;
   e.version_minor = codec_->protocol(*this) == "HTTP/2" ? 2 : version_minor_;
   e.method = log_method_;
   e.path = log_path_;

@@ -80,6 +80,14 @@ void Stream::filters_request_data(Spans& data, bool end) {
   }
 }
 
+bool Stream::filters_response_trailers(const Trailers& trailers) {
+  bool taken = false;
+  for (auto it = filters_.rbegin(); it != filters_.rend() && !taken; ++it) {
+    if ((*it)->wants_response_data()) taken = (*it)->on_response_trailers(trailers, *this);
+  }
+  return taken;
+}
+
 void Stream::filters_response_data(Spans& data, bool end) {
   for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
     if ((*it)->wants_response_data()) (*it)->on_response_data(data, end, *this);

@@ -181,6 +181,23 @@ void Store::collect(MetricWriter& w) const {
   route_counter("sidecar_http_requests_reset_total",
                 "Requests that ended without a complete response (a side closed or timed out).",
                 [](const RouteStats& s) { return s.resets.get(); });
+  w.family("sidecar_grpc_requests_total", MetricType::kCounter,
+           "gRPC calls by listener, route, cluster and gRPC status code (grpc-status, or "
+           "mapped from the HTTP status when the answer had none).");
+  for (const auto& [key, blocks] : routes_) {
+    for (size_t g = 0; g < RouteStats::kGrpcStatuses; ++g) {
+      uint64_t sum = 0;
+      for (const auto& b : blocks) sum += b->grpc_status[g].get();
+      if (sum == 0) continue;
+      char text[4];
+      const auto r = fmt::format_to_n(text, sizeof(text), "{}", g);
+      const Label labels[] = {{"listener", std::get<0>(key)},
+                              {"route", std::get<1>(key)},
+                              {"cluster", std::get<2>(key)},
+                              {"grpc_status", std::string_view(text, r.size)}};
+      w.sample(labels, static_cast<double>(sum));
+    }
+  }
   route_counter("sidecar_http_request_body_bytes_total", "Request body bytes forwarded upstream.",
                 [](const RouteStats& s) { return s.request_body_bytes.get(); });
   route_counter("sidecar_http_response_body_bytes_total", "Response body bytes sent downstream.",
@@ -230,6 +247,12 @@ void Store::collect(MetricWriter& w) const {
                   [](const ListenerStats& s) { return s.connections_total.get(); });
   listener_metric("sidecar_http_requests_active", MetricType::kGauge, "Requests in flight.",
                   [](const ListenerStats& s) { return s.requests_active.get(); });
+  listener_metric("sidecar_http_upgrades_total", MetricType::kCounter,
+                  "Upgrade requests (WebSocket, RFC 8441 extended CONNECT) the upstream switched "
+                  "to a tunnel.",
+                  [](const ListenerStats& s) { return s.upgrades_total.get(); });
+  listener_metric("sidecar_http_upgrades_active", MetricType::kGauge, "Open upgrade tunnels.",
+                  [](const ListenerStats& s) { return s.upgrades_active.get(); });
   w.family("sidecar_http_rejected_requests_total", MetricType::kCounter,
            "Requests answered by the proxy itself without reaching an upstream, by reason.");
   for (const auto& [listener, blocks] : listeners_) {

@@ -92,6 +92,10 @@ struct alignas(64) RouteStats {
   Histogram upstream_duration;  // request sent upstream to response complete
   Counter request_body_bytes;
   Counter response_body_bytes;
+  // gRPC calls by their status (0-16): grpc-status, or mapped from the
+  // HTTP status when the answer had none.
+  static constexpr size_t kGrpcStatuses = 17;
+  Counter grpc_status[kGrpcStatuses];
 
   void count_status(uint32_t code);
 };
@@ -118,6 +122,8 @@ struct alignas(64) ListenerStats {
   Counter tls_handshake_errors[std::size(kTlsErrors)];
   Counter http2_protections[std::size(kHttp2Protections)];
   Counter http2_connections;  // downstream connections that spoke HTTP/2
+  Counter upgrades_total;     // requests the upstream switched to a tunnel (WebSocket...)
+  Gauge upgrades_active;      // ... whose tunnel is open
 };
 
 // Per TCP proxy listener (`protocol: tcp`), per worker.

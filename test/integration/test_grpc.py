@@ -53,7 +53,7 @@ class GrpcTest(unittest.TestCase):
 workers: 2
 access_log:
   path: {cls.log}
-  json_format: {{ path: "%REQ(:PATH)%", code: "%RESPONSE_CODE%",
+  json_format: {{ path: "%REQ(:PATH)%", grpc: "%GRPC_STATUS%", code: "%RESPONSE_CODE%",
                   route: "%ROUTE_NAME%" }}
 clusters:
   - {{ name: grpc, endpoints: [ "{cls.server.address}" ], protocol: h2c }}
@@ -74,6 +74,10 @@ listeners:
     address: 127.0.0.1:0
     protocol: h2c
     routes: [ {{ name: dead, match: {{ prefix: / }}, cluster: dead }} ]
+  - name: web
+    address: 127.0.0.1:0
+    filters: [ {{ name: grpc_web }} ]
+    routes: [ {{ name: web, match: {{ prefix: / }}, cluster: grpc }} ]
 """)
         cls.target = f"127.0.0.1:{cls.sc.port('grpc')}"
         cls.client = grpcpeer.Client(cls.target)
@@ -185,7 +189,6 @@ listeners:
 
     # -- observability --
 
-    @unittest.skip("%GRPC_STATUS% and sidecar_grpc_requests_total are not implemented yet")
     def test_grpc_status_in_access_log_and_metrics(self):
         ok0 = grpc_count(self.sc, "grpc", 0)
         fp0 = grpc_count(self.sc, "grpc", 9)
@@ -206,7 +209,6 @@ listeners:
 
     # -- gRPC-Web (HTTP/1.1 to gRPC) --
 
-    @unittest.skip("the grpc_web filter is not implemented yet")
     def test_grpc_web_binary(self):
         url = f"http://127.0.0.1:{self.sc.port('web')}"
         status, headers, msgs, trailers, body = grpcpeer.grpc_web_call(url, "Unary", b"web hello")
@@ -220,7 +222,6 @@ listeners:
         self.assertEqual(len(msgs), 100)
         self.assertEqual(trailers.get("grpc-status"), "0")
 
-    @unittest.skip("the grpc_web filter is not implemented yet")
     def test_grpc_web_text(self):
         url = f"http://127.0.0.1:{self.sc.port('web')}"
         status, headers, msgs, trailers, body = grpcpeer.grpc_web_call(url, "Unary", b"as text",
@@ -231,7 +232,6 @@ listeners:
         self.assertEqual(msgs, [b"as text"])
         self.assertEqual(trailers.get("grpc-status"), "0")
 
-    @unittest.skip("the grpc_web filter is not implemented yet")
     def test_grpc_web_error_status(self):
         url = f"http://127.0.0.1:{self.sc.port('web')}"
         status, headers, msgs, trailers, body = grpcpeer.grpc_web_call(url, "Abort", b"")

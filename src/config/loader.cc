@@ -18,6 +18,7 @@
 
 #include "config/reader.h"
 #include "config/registry.h"
+#include "config/route_action.h"
 #include "config/tls_config.h"
 
 namespace sidecar::config {
@@ -492,7 +493,10 @@ class Loader : public Reader {
                   size_t index, const Config& c, const std::vector<FilterConfig>& listener_filters,
                   Route& r) {
     if (!is_map(n, where)) return;
-    check_keys(n, where, {"name", "match", "cluster", "timeout", "typed_per_filter_config"});
+    check_keys(
+        n, where,
+        {"name", "match", "cluster", "timeout", "typed_per_filter_config", "prefix_rewrite",
+         "regex_rewrite", "host_rewrite", "auto_host_rewrite", "redirect", "direct_response"});
     r.name = fmt::format("{}/{}", listener, index);
     if (auto v = n["name"]) get_string(v, where + ".name", r.name);
     if (auto m = n["match"]) {
@@ -529,9 +533,8 @@ class Loader : public Reader {
       if (get_string(v, where + ".cluster", r.cluster) && c.cluster_index(r.cluster) < 0) {
         error(v, fmt::format("{}.cluster: no cluster named '{}'", where, r.cluster));
       }
-    } else {
-      error(n, where + " needs a cluster");
     }
+    load_route_action(*this, n, where, r);  // rewrites, redirect, direct_response
     if (auto v = n["timeout"]) get_duration(v, where + ".timeout", r.timeout);
     if (auto v = n["typed_per_filter_config"]) {
       const std::string tw = where + ".typed_per_filter_config";

@@ -39,6 +39,9 @@
 namespace sidecar::stats {
 struct EndpointStats;
 }
+namespace sidecar::upstream {
+class Endpoint;
+}
 
 namespace sidecar::proxy {
 
@@ -195,6 +198,8 @@ class UpstreamStream {
   virtual void set_request_trailers(const Trailers&) {}
   // The endpoint, "10.0.0.7:8080".
   virtual std::string_view host() const = 0;
+  // The endpoint (auto_host_rewrite), or null before start().
+  virtual const upstream::Endpoint* endpoint() const { return nullptr; }
   // Why the connection failed ("TLS handshake failed: ..."), or "".
   virtual std::string_view failure() const = 0;
   // The endpoint's stats block of this worker (after start()).

@@ -37,6 +37,10 @@ std::string_view Http1UpstreamStream::host() const {
   return conn_ ? std::string_view(conn_->endpoint().name()) : std::string_view();
 }
 
+const upstream::Endpoint* Http1UpstreamStream::endpoint() const {
+  return conn_ ? &conn_->endpoint() : nullptr;
+}
+
 std::string_view Http1UpstreamStream::failure() const {
   return conn_ ? std::string_view(conn_->tls_failure()) : std::string_view();
 }

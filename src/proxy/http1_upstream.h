@@ -38,6 +38,7 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   bool reused() const override { return reused_; }
   bool accepts_raw_chunked() const override { return true; }
   std::string_view host() const override;
+  const upstream::Endpoint* endpoint() const override;
   std::string_view failure() const override;
 
   stats::EndpointStats* endpoint_stats() const override;

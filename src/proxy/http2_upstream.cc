@@ -81,6 +81,10 @@ std::string_view Http2UpstreamStream::host() const {
   return conn_ ? std::string_view(conn_->transport().endpoint().name()) : std::string_view();
 }
 
+const upstream::Endpoint* Http2UpstreamStream::endpoint() const {
+  return conn_ ? &conn_->transport().endpoint() : nullptr;
+}
+
 std::string_view Http2UpstreamStream::failure() const {
   return conn_ ? std::string_view(conn_->transport().tls_failure()) : std::string_view();
 }

@@ -59,6 +59,7 @@ class Http2UpstreamStream final : public UpstreamStream {
   bool accepts_raw_chunked() const override { return false; }
   void set_request_trailers(const Trailers& trailers) override;
   std::string_view host() const override;
+  const upstream::Endpoint* endpoint() const override;
   std::string_view failure() const override;
   stats::EndpointStats* endpoint_stats() const override;
 

@@ -9,6 +9,7 @@
 #include "proxy/grpc.h"
 #include "proxy/http1_upstream.h"
 #include "proxy/http2_upstream.h"
+#include "proxy/route_action.h"
 #include "proxy/worker.h"
 #include "tls/acme_challenges.h"
 
@@ -196,6 +197,17 @@ void Stream::route_and_forward() {
     return;
   }
   if (!listener_->filters.empty() && !run_request_filters(0)) return;
+  forward();
+}
+
+void Stream::forward() {
+  const config::Route& r = *route_->config;
+  if (r.redirect || r.direct_response) {
+    set_response_detail(r.redirect ? "redirect" : "direct_response");
+    send_response(route_answer(r, info_->tls != nullptr, authority(), path()));
+    return;
+  }
+  if (std::string p; rewrite_path(r, path(), p)) set_request_path(p);
   acquire_upstream(false);
 }
 
@@ -351,6 +363,17 @@ void Stream::build_request_head() {
                 : r.host_index >= 0 ? r.host()
                                     : std::string_view(upstream_->host());
   o.tls = info_->tls != nullptr;
+  if (const config::Route& rc = *route_->config; !rc.host_rewrite.empty() || rc.auto_host_rewrite) {
+    const upstream::Endpoint* e = upstream_->endpoint();
+    if (!rc.host_rewrite.empty() || e != nullptr) {
+      host_rewrite_ = !rc.host_rewrite.empty()
+                          ? rc.host_rewrite
+                          : endpoint_authority(*e, cluster_->config().tls.enabled);
+      if (r.host_index >= 0) req_skip_[r.host_index] = 1;
+      o.host_in_fields = false;
+      o.authority = host_rewrite_;
+    }
+  }
   o.framing = r.body == http::BodyKind::kNone            ? Framing::kNone
               : r.body == http::BodyKind::kContentLength ? Framing::kLength
                                                          : Framing::kUnknown;

@@ -139,6 +139,9 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
 
   bool parse_target();
   void route_and_forward();
+  // After the request filters: the route's answer (redirect,
+  // direct_response), or its path rewrite and the upstream (route_action.h).
+  void forward();
   // Runs the request filters from `from`; false when one answered or paused.
   bool run_request_filters(size_t from);
   // The response hooks for a local reply (its status and body length).
@@ -262,6 +265,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   bool wants_request_data_ = false, wants_response_data_ = false;
   bool resp_streamed_ = false;  // a filter changes the response body's length
   std::string path_override_;
+  std::string host_rewrite_;  // the route's host_rewrite / auto_host_rewrite authority
   bool path_overridden_ = false;
 };
 

@@ -484,8 +484,22 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
   }
   // Response filters run in reverse order.
   if (!listener_->filters.empty()) {
+    in_filters_ = true;
     for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
       (*it)->on_response_headers(head, *this);
+    }
+    in_filters_ = false;
+    // A filter answered in the upstream's place (a cache with a revalidated
+    // or a stale entry): that answer goes out instead.
+    if (filter_response_) {
+      send_filter_response();
+      return;
+    }
+    if (filter_reply_status_ != 0) {
+      const int status = filter_reply_status_;
+      filter_reply_status_ = 0;
+      local_reply(status, filter_reply_body_, false);
+      return;
     }
   }
   const http::HopByHop hop_by_hop(head);

@@ -260,7 +260,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::string filter_reply_body_;
   std::optional<http::LocalResponse> filter_response_;
   size_t filters_paused_at_ = SIZE_MAX;  // the filter that stopped and has not continued
-  bool in_filters_ = false;              // a request hook is running
+  bool in_filters_ = false;              // a request (or response headers) hook is running
   bool continue_pending_ = false;        // ... and called continue_request()
   bool wants_request_data_ = false, wants_response_data_ = false;
   bool resp_streamed_ = false;  // a filter changes the response body's length

@@ -127,7 +127,7 @@ std::string key_of(const std::string& path) { return std::string("l\0h\0", 4) + 
 TEST(Store, LruBoundsBytes) {
   Store s(Store::kStripes * 10000);  // 10,000 bytes a stripe
   for (int i = 0; i < 200; ++i) {
-    s.insert(key_of("/" + std::to_string(i)), entry(std::string(1000, 'x')));
+    s.insert(key_of(std::string("/").append(std::to_string(i))), entry(std::string(1000, 'x')));
   }
   EXPECT_LE(s.bytes(), Store::kStripes * 10000);
   EXPECT_GT(s.entries(), 0u);

@@ -62,6 +62,30 @@ class Origin(BaseHTTPRequestHandler):
         elif path == "/error":
             self.reply(500, b"down\n", {"Cache-Control": "max-age=60"})
             return
+        elif path == "/etag":
+            # Revalidation: the same representation while the validator holds.
+            cc = "max-age=1"
+            if self.headers.get("If-None-Match") == '"v1"':
+                with self.server.lock:
+                    self.server.not_modified += 1
+                self.send_response(304)
+                self.send_header("Cache-Control", "max-age=60")
+                self.send_header("ETag", '"v1"')
+                self.send_header("X-Refreshed", "yes")
+                self.end_headers()
+                return
+            self.reply(200, b"etag body\n", {"Cache-Control": cc, "ETag": '"v1"'})
+            return
+        elif path == "/sie":
+            if n > 1:
+                self.reply(503, b"down\n", {})
+                return
+            cc = "max-age=1, stale-if-error=60"
+        elif path == "/sie-none":
+            if n > 1:
+                self.reply(503, b"down\n", {})
+                return
+            cc = "max-age=1"
         headers = dict(extra)
         if cc:
             headers["Cache-Control"] = cc
@@ -92,6 +116,7 @@ class Cache(unittest.TestCase):
     def setUpClass(cls):
         cls.origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
         cls.origin.hits = {}
+        cls.origin.not_modified = 0
         cls.origin.lock = threading.Lock()
         cls.origin.daemon_threads = True
         cls.origin.request_queue_size = 1024
@@ -214,6 +239,38 @@ listeners:
         self.get("/expires")
         self.get("/expires")
         self.assertEqual(self.hits("/expires"), 1)
+
+    def test_revalidation(self):
+        _, _, body = self.get("/etag")
+        time.sleep(1.2)
+        status, h, body2 = self.get("/etag")
+        self.assertEqual((status, body2), (200, body))
+        self.assertEqual(h["cache-status"], "sidecar; fwd=stale; fwd-status=304")
+        self.assertEqual(h.get("x-refreshed"), "yes")  # the 304's fields are kept
+        self.assertEqual(self.origin.not_modified, 1)
+        # The 304 refreshed the entry (max-age=60 now): a hit.
+        _, h, _ = self.get("/etag")
+        self.assertTrue(h["cache-status"].startswith("sidecar; hit"), h)
+        self.assertEqual(self.hits("/etag"), 2)
+        # A client's own conditional request gets the origin's 304.
+        status, _, _ = self.get("/etag", "-H", 'If-None-Match: "v1"', "-H", "Cache-Control: no-cache")
+        self.assertEqual(status, 304)
+
+    def test_stale_if_error(self):
+        _, _, body = self.get("/sie")
+        self.get("/sie-none")
+        time.sleep(1.2)
+        status, h, body2 = self.get("/sie")
+        self.assertEqual((status, body2), (200, body))
+        self.assertIn("fwd-status=503; detail=stale-if-error", h["cache-status"])
+        # Without stale-if-error the error goes through.
+        status, _, _ = self.get("/sie-none")
+        self.assertEqual(status, 503)
+        # The client may allow it itself (the 503 was not stored; the entry stays).
+        status, h, _ = self.get("/sie-none", "-H", "Cache-Control: stale-if-error=60")
+        self.assertEqual(status, 200)
+        self.assertIn("detail=stale-if-error", h["cache-status"])
+        self.assertEqual(self.hits("/sie-none"), 3)
 
     def test_big_bodies_stream_uncached(self):
         for _ in range(2):

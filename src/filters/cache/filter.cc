@@ -163,6 +163,8 @@ void Filter::on_stream_end() {
   state_ = State::kIdle;
   capturing_ = false;
   entry_.reset();
+  stale_.reset();
+  revalidating_ = false;
   cb_ = nullptr;
 }
 
@@ -283,27 +285,116 @@ bool Filter::serve_if_fresh(http::FilterCallbacks& cb, bool collapsed) {
   }
   if (!fresh) {
     reason_ = "stale";
+    stale_ = e;
     return false;
   }
-  http::LocalResponse r;
-  r.status = e->status;
-  r.headers = e->headers;
-  r.headers.emplace_back("age", std::to_string(age));
-  r.headers.emplace_back("cache-status",
-                         fmt::format("sidecar; hit; ttl={}{}", e->freshness_lifetime - age,
-                                     collapsed ? "; collapsed" : ""));
-  r.body = e->body;
-  state_ = State::kHit;
   (collapsed ? factory_->collapsed : factory_->hit).add();
+  respond(cb, *e, age,
+          fmt::format("sidecar; hit; ttl={}{}", e->freshness_lifetime - age,
+                      collapsed ? "; collapsed" : ""));
+  return true;
+}
+
+void Filter::respond(http::FilterCallbacks& cb, const Entry& e, int64_t age,
+                     std::string cache_status) {
+  http::LocalResponse r;
+  r.status = e.status;
+  r.headers = e.headers;
+  r.headers.emplace_back("age", std::to_string(std::max<int64_t>(0, age)));
+  r.headers.emplace_back("cache-status", std::move(cache_status));
+  r.body = e.body;
+  state_ = State::kHit;
   cb.set_response_detail("cache_hit");
   cb.send_response(std::move(r));
-  return true;
+}
+
+void Filter::add_validators(http::FilterCallbacks& cb) {
+  const http::RequestHead& req = cb.request();
+  // The client's own conditional request goes as it is (its 304 is its own).
+  if (req.find("if-none-match") != nullptr || req.find("if-modified-since") != nullptr) return;
+  for (const auto& [name, value] : stale_->headers) {
+    if (name == "etag") {
+      cb.add_request_header("if-none-match", value);
+      revalidating_ = true;
+    } else if (name == "last-modified") {
+      cb.add_request_header("if-modified-since", value);
+      revalidating_ = true;
+    }
+  }
+}
+
+// RFC 9111 4.3.4 (a 304 refreshes the stored entry) and RFC 5861 4
+// (stale-if-error); true when the filter answered.
+bool Filter::answer_from_stale(const http::ResponseHead& response, http::FilterCallbacks& cb) {
+  const int64_t now = now_seconds();
+  if (response.status == 304 && revalidating_) {
+    auto e = std::make_shared<Entry>(*stale_);
+    // The 304's fields replace the stored ones of the same names.
+    std::vector<std::string> names;
+    Fields fresh_fields;
+    for (const http::HeaderField& f : response.headers) {
+      if (hop_by_hop_or_ours(f.name)) continue;
+      std::string name(f.name);
+      std::transform(name.begin(), name.end(), name.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+      fresh_fields.emplace_back(std::move(name), std::string(f.value));
+    }
+    std::erase_if(e->headers, [&](const auto& h) {
+      return std::find(names.begin(), names.end(), h.first) != names.end();
+    });
+    for (auto& f : fresh_fields) e->headers.push_back(std::move(f));
+    // Freshness from the merged fields.
+    CacheControl cc;
+    int64_t date = now;
+    const std::string* expires = nullptr;
+    for (const auto& [name, value] : e->headers) {
+      if (name == "cache-control") parse_cache_control(value, cc);
+      if (name == "date") {
+        if (auto d = parse_http_date(value)) date = *d;
+      }
+      if (name == "expires") expires = &value;
+    }
+    int64_t lifetime = 0;
+    if (cc.s_maxage >= 0) {
+      lifetime = cc.s_maxage;
+    } else if (cc.max_age >= 0) {
+      lifetime = cc.max_age;
+    } else if (expires != nullptr) {
+      const auto x = parse_http_date(*expires);
+      lifetime = x ? std::max<int64_t>(0, *x - date) : 0;
+    }
+    e->response_time = now;
+    e->corrected_initial_age = std::max<int64_t>(now - date, now - request_time_);
+    e->corrected_initial_age = std::max<int64_t>(0, e->corrected_initial_age);
+    e->freshness_lifetime = lifetime;
+    e->must_revalidate = cc.must_revalidate || cc.proxy_revalidate;
+    e->stale_if_error = cc.stale_if_error;
+    factory_->store->insert(key_, e);
+    factory_->stored.add();
+    end_fill();
+    respond(cb, *e, e->corrected_initial_age, "sidecar; fwd=stale; fwd-status=304");
+    return true;
+  }
+  if (response.status >= 500 && !stale_->must_revalidate) {
+    const int64_t staleness = stale_->current_age(now) - stale_->freshness_lifetime;
+    const int64_t allowed = std::max(stale_->stale_if_error, request_cc_.stale_if_error);
+    if (allowed >= 0 && staleness <= allowed) {
+      end_fill();
+      respond(
+          cb, *stale_, stale_->current_age(now),
+          fmt::format("sidecar; fwd=stale; fwd-status={}; detail=stale-if-error", response.status));
+      return true;
+    }
+  }
+  return false;
 }
 
 void Filter::forward(http::FilterCallbacks& cb, const char* reason) {
   state_ = State::kForwarded;
   reason_ = reason;
   cb_ = &cb;
+  if (stale_ && reason == std::string_view("stale")) add_validators(cb);
 }
 
 void Filter::on_response_headers(const http::ResponseHead& response, http::FilterCallbacks& cb) {
@@ -313,6 +404,7 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
     return;
   }
   if (state_ != State::kForwarded) return;
+  if (stale_ && answer_from_stale(response, cb)) return;
   const CacheControl cc = cache_control_of(response);
   const int64_t now = now_seconds();
   const char* why = cb.request().method == http::Method::kGet
@@ -369,6 +461,7 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
   e->corrected_initial_age = std::max(apparent_age, corrected_age_value);
   e->freshness_lifetime = lifetime;
   e->must_revalidate = cc.must_revalidate || cc.proxy_revalidate;
+  e->stale_if_error = cc.stale_if_error;
   if (response.body == http::BodyKind::kNone) {
     factory_->store->insert(key_, std::move(e));
     factory_->stored.add();

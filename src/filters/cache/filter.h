@@ -15,8 +15,15 @@
 // one's response (coalescing, at most `coalesce_timeout`). A successful
 // POST/PUT/PATCH/DELETE drops the stored responses of its URI (4.4).
 //
-// Not done: revalidation with ETag/Last-Modified (a stale entry is fetched
-// again in full), stale-while-revalidate, stale-if-error, heuristic
+// A stale entry with a validator is revalidated: the request goes upstream
+// with If-None-Match / If-Modified-Since (unless the client sent its own),
+// and a 304 refreshes the entry's fields and freshness [RFC 9111 4.3.3,
+// 4.3.4] and the entry is answered (`fwd=stale; fwd-status=304`). A 5xx
+// while an entry is stale within its stale-if-error (the response's or the
+// request's) answers the stale entry instead [RFC 5861 4].
+//
+// Not done: stale-while-revalidate (background refresh), stale-if-error when
+// the upstream cannot be reached at all (the proxy's own 503), heuristic
 // freshness, an on-disk tier.
 //
 // Counters: sidecar_cache_requests_total{result="hit|miss|stale|bypass|collapsed"},
@@ -79,6 +86,9 @@ class Filter : public http::HttpFilter {
  private:
   enum class State : uint8_t { kIdle, kBypass, kHit, kWaiting, kForwarded, kUnsafe };
   bool serve_if_fresh(http::FilterCallbacks& cb, bool collapsed);
+  void respond(http::FilterCallbacks& cb, const Entry& e, int64_t age, std::string cache_status);
+  void add_validators(http::FilterCallbacks& cb);
+  bool answer_from_stale(const http::ResponseHead& response, http::FilterCallbacks& cb);
   void forward(http::FilterCallbacks& cb, const char* reason);
   void wake();
   void end_fill();
@@ -92,7 +102,9 @@ class Filter : public http::HttpFilter {
   bool capturing_ = false;
   const char* reason_ = "uri-miss";
   int64_t request_time_ = 0;
-  std::shared_ptr<Entry> entry_;  // being filled
+  std::shared_ptr<Entry> entry_;        // being filled
+  std::shared_ptr<const Entry> stale_;  // the stale entry this request may refresh
+  bool revalidating_ = false;           // validators were sent
   std::shared_ptr<Wait> wait_;
   http::FilterCallbacks* cb_ = nullptr;
 };

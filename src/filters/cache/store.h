@@ -43,6 +43,7 @@ struct Entry {
   int64_t corrected_initial_age = 0;
   int64_t freshness_lifetime = 0;
   bool must_revalidate = false;  // must-revalidate or proxy-revalidate
+  int64_t stale_if_error = -1;   // seconds it may be served stale on errors [RFC 5861]
   size_t bytes() const;
   int64_t current_age(int64_t now) const { return corrected_initial_age + (now - response_time); }
 };

@@ -9,6 +9,13 @@ Cases (each against the same proxy without the feature):
              nginx limit_req, haproxy stick-table + http-request deny)
   gzip       gzip (level 1, as nginx's default) of a 16 KiB JSON body
              (sidecar compressor, nginx gzip, haproxy compression)
+  cache_hit  the 16 KiB body answered from the cache (the upstream says
+             max-age=60): sidecar cache, nginx proxy_cache, haproxy cache
+  cache_miss the cache on, the body not cacheable (no freshness): every
+             request looked up, then proxied
+  rewrite    a path prefix rewrite and an added request header (sidecar
+             route prefix_rewrite + headers filter, nginx rewrite +
+             proxy_set_header, haproxy set-path + set-header)
 
 Usage: bench/filters.py SIDECAR_BINARY [--duration 5] [--runs 3]
 """
@@ -28,6 +35,9 @@ CASES = {
     "plain": ("/16k.json", []),
     "ratelimit": ("/16k.json", []),
     "gzip": ("/16k.json", ["-H", "Accept-Encoding: gzip"]),
+    "cache_hit": ("/cached/16k.json", []),
+    "cache_miss": ("/16k.json", []),
+    "rewrite": ("/r/16k.json", []),
 }
 
 
@@ -37,12 +47,19 @@ def sidecar_config(case, port, upstream):
         "ratelimit": "filters: [ { name: local_rate_limit, config: { max_tokens: 1000000000, "
                      "fill_interval: 1s } } ]",
         "gzip": "filters: [ { name: compressor, config: { gzip: { level: 1 } } } ]",
+        "cache_hit": "filters: [ { name: cache, config: { max_size: 64MiB } } ]",
+        "cache_miss": "filters: [ { name: cache, config: { max_size: 64MiB } } ]",
+        "rewrite": "filters: [ { name: headers, config: { request_headers_to_add: "
+                   "[ { name: x-team, value: payments } ] } } ]",
     }[case]
+    routes = "[ { cluster: up } ]"
+    if case == "rewrite":
+        routes = "[ { match: { prefix: /r/ }, prefix_rewrite: /, cluster: up } ]"
     return f"""
 admin: {{ address: 127.0.0.1:0 }}
 workers: 1
 clusters: [ {{ name: up, endpoints: [ "127.0.0.1:{upstream}" ] }} ]
-listeners: [ {{ name: bench, address: "127.0.0.1:{port}", routes: [ {{ cluster: up }} ],
+listeners: [ {{ name: bench, address: "127.0.0.1:{port}", routes: {routes},
                {filters} }} ]
 """
 
@@ -54,6 +71,11 @@ def nginx_config(case, port, upstream):
         location = "limit_req zone=rl burst=1000000000 nodelay;"
     elif case == "gzip":
         location = "gzip on; gzip_types text/plain application/json; gzip_comp_level 1; gzip_proxied any;"
+    elif case in ("cache_hit", "cache_miss"):
+        extra = f"proxy_cache_path {bench.WORK}/nginx-cache keys_zone=c:10m max_size=64m;"
+        location = "proxy_cache c;"
+    elif case == "rewrite":
+        location = "rewrite ^/r/(.*)$ /$1 break; proxy_set_header X-Team payments;"
     W = bench.WORK
     return f"""
 worker_processes 1;
@@ -90,13 +112,21 @@ def haproxy_config(case, port, upstream):
               "  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }\n")
     elif case == "gzip":
         fe = "  filter compression\n  compression algo gzip\n  compression type text/plain application/json\n"
+    elif case in ("cache_hit", "cache_miss"):
+        fe = ("  filter cache c\n  http-request cache-use c\n  http-response cache-store c\n")
+    elif case == "rewrite":
+        fe = ("  http-request set-path %[path,regsub(^/r/,/)]\n"
+              "  http-request set-header X-Team payments\n")
+    tail = ""
+    if case in ("cache_hit", "cache_miss"):
+        tail = "cache c\n  total-max-size 64\n  max-object-size 65536\n  max-age 60\n"
     return bench.HAPROXY_DEFAULTS + f"""
 frontend bench
   bind 127.0.0.1:{port}
 {fe}  default_backend up
 backend up
   server s1 127.0.0.1:{upstream}
-"""
+{tail}"""
 
 
 def main():

@@ -165,6 +165,7 @@ http {{
     listen 127.0.0.1:{port} reuseport backlog=4096;
     root {root};
     location = /hello {{ default_type text/plain; return 200 "hello\\n"; }}
+    location /cached/ {{ alias {root}/; expires 60s; }}  # bench/filters.py cache_hit
   }}
 }}
 """)

@@ -14,6 +14,7 @@ packages=(
   libsimdjson-dev
   libbrotli-dev libhiredis-dev  # the compressor; the global rate limit's Redis client
   libc-ares-dev  # DNS discovery of clusters (src/upstream/dns_discovery.cc)
+  libcrypt-dev  # basic_auth: bcrypt, SHA-crypt and yescrypt by crypt_rn (libxcrypt)
   libprotobuf-dev protobuf-compiler python3-protobuf  # tracing: OTLP (third_party/opentelemetry-proto)
   # real peers used by the tests and the benchmarks
   python3 curl wrk nghttp2-client procps iproute2 util-linux git openssh-server

@@ -30,6 +30,7 @@
 #include "core/cpu.h"
 #include "core/json.h"
 #include "core/logging.h"
+#include "filters/cache/store.h"
 #include "filters/registry.h"
 #include "filters/stats.h"
 #include "logship/config.h"
@@ -658,6 +659,12 @@ class Process : public module::Host {
       b += "]}\n";
       r.content_type = "application/json";
     });
+    // The cache filter's PURGE (docs/filters.md "cache"): ?prefix=/path.
+    admin_->handle("POST", "/cache/purge",
+                   [](const admin::AdminRequest& req, admin::AdminResponse& r) {
+                     r.body = filters::cache::purge(req.query);
+                     r.content_type = "application/json";
+                   });
     admin_->handle("POST", "/logging", [](const admin::AdminRequest& req, admin::AdminResponse& r) {
       std::string level;
       const std::string_view q = req.query;

@@ -120,12 +120,48 @@ struct WeightedCluster {
   bool operator==(const WeightedCluster&) const = default;
 };
 
+// Replaces every match of `pattern` in the path (query excluded) with
+// `substitution` (RE2 rewrite syntax: \1 for a group); Envoy's regex_rewrite.
+struct RegexRewrite {
+  std::shared_ptr<const re2::RE2> pattern;  // null: none
+  std::string substitution;
+};
+
+// A route that answers with a redirect instead of forwarding (Envoy's
+// RedirectAction): each part of the request URL that is configured is
+// replaced; the rest is kept.
+struct Redirect {
+  std::string scheme_redirect;  // "https" (https_redirect: true), "http", or "" to keep
+  std::string host_redirect;    // replaces the authority (and drops its port)
+  uint32_t port_redirect = 0;   // 0: keep (or drop, see docs/config.md)
+  std::string path_redirect;    // the whole path (a query in it replaces the request's)
+  std::string prefix_rewrite;   // replaces the matched prefix
+  RegexRewrite regex_rewrite;
+  uint16_t response_code = 301;  // 301, 302, 303, 307 or 308
+  bool strip_query = false;
+};
+
+// A route that answers by itself (Envoy's direct_response).
+struct DirectResponse {
+  uint16_t status = 200;
+  std::string body;  // from `body` text or `body.filename` (read at load)
+  std::string content_type = "text/plain";
+};
+
 struct Route {
   std::string name;  // default "<listener>/<index>"
   RouteMatch match;
   std::string cluster;                             // empty with weighted_clusters
   std::vector<WeightedCluster> weighted_clusters;  // canaries: split by weight
   std::vector<HashPolicy> hash_policy;             // keys for ring_hash, maglev, weighted_clusters
+  // Rewrites of the request sent upstream (docs/config.md "routes[]").
+  std::string prefix_rewrite;  // replaces match.prefix (or match.path)
+  RegexRewrite regex_rewrite;
+  std::string host_rewrite;        // literal authority sent upstream
+  bool auto_host_rewrite = false;  // the endpoint's configured host name
+  // Answers without an upstream; at most one of them, and then no cluster.
+  std::shared_ptr<const Redirect> redirect;
+  std::shared_ptr<const DirectResponse> direct_response;
   // From the end of the request to the end of the response (Envoy's route
   // timeout); 0 disables. Exceeded before the response starts: 504.
   Duration timeout = 15s;

@@ -1,6 +1,7 @@
 #include "config/config_json.h"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include "config/access_log_format.h"
 #include "config/balancing.h"
@@ -316,6 +317,30 @@ std::string to_json(const Config& c) {
         j.close(']');
       }
       if (r.include_request_attempt_count) j.key("include_request_attempt_count").boolean(true);
+      if (!r.prefix_rewrite.empty()) j.key("prefix_rewrite").str(r.prefix_rewrite);
+      if (r.regex_rewrite.pattern) {
+        j.obj_begin("regex_rewrite").key("pattern").str(r.regex_rewrite.pattern->pattern());
+        j.key("substitution").str(r.regex_rewrite.substitution).close('}');
+      }
+      if (!r.host_rewrite.empty()) j.key("host_rewrite").str(r.host_rewrite);
+      if (r.auto_host_rewrite) j.key("auto_host_rewrite").boolean(true);
+      if (r.redirect) {
+        const Redirect& d = *r.redirect;
+        j.obj_begin("redirect").key("response_code").num(d.response_code);
+        if (!d.scheme_redirect.empty()) j.key("scheme_redirect").str(d.scheme_redirect);
+        if (!d.host_redirect.empty()) j.key("host_redirect").str(d.host_redirect);
+        if (d.port_redirect != 0) j.key("port_redirect").num(d.port_redirect);
+        if (!d.path_redirect.empty()) j.key("path_redirect").str(d.path_redirect);
+        if (!d.prefix_rewrite.empty()) j.key("prefix_rewrite").str(d.prefix_rewrite);
+        if (d.regex_rewrite.pattern) {
+          j.key("regex_rewrite").str(d.regex_rewrite.pattern->pattern());
+        }
+        j.key("strip_query").boolean(d.strip_query).close('}');
+      }
+      if (r.direct_response) {
+        j.obj_begin("direct_response").key("status").num(r.direct_response->status);
+        j.key("body_bytes").num(r.direct_response->body.size()).close('}');
+      }
       j.close('}');
     }
     j.close(']').close('}');

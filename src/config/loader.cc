@@ -19,6 +19,7 @@
 #include "config/balancing.h"
 #include "config/reader.h"
 #include "config/registry.h"
+#include "config/route_action.h"
 #include "config/route_policy.h"
 #include "config/tls_config.h"
 
@@ -517,7 +518,8 @@ class Loader : public Reader {
     check_keys(n, where,
                {"name", "match", "cluster", "timeout", "typed_per_filter_config", "retry_policy",
                 "request_mirror_policies", "include_request_attempt_count", "weighted_clusters",
-                "hash_policy", "upgrade", "idle_timeout"});
+                "hash_policy", "upgrade", "idle_timeout", "prefix_rewrite", "regex_rewrite",
+                "host_rewrite", "auto_host_rewrite", "redirect", "direct_response"});
     r.name = fmt::format("{}/{}", listener, index);
     if (auto v = n["name"]) get_string(v, where + ".name", r.name);
     if (auto m = n["match"]) {
@@ -555,10 +557,9 @@ class Loader : public Reader {
         error(v, fmt::format("{}.cluster: no cluster named '{}'", where, r.cluster));
       }
       if (n["weighted_clusters"]) error(v, where + " takes cluster or weighted_clusters, not both");
-    } else if (!n["weighted_clusters"]) {
-      error(n, where + " needs a cluster (or weighted_clusters)");
     }
     load_route_balancing(*this, n, where, c, r);
+    load_route_action(*this, n, where, r);  // rewrites, redirect, direct_response
     if (auto v = n["timeout"]) get_duration(v, where + ".timeout", r.timeout);
     if (auto v = n["retry_policy"])
       load_retry_policy(*this, v, where + ".retry_policy", r.retry_policy);

@@ -7,6 +7,8 @@
 
 #include "config/registry.h"
 #include "filters/api_key/filter.h"
+#include "filters/basic_auth/filter.h"
+#include "filters/cache/filter.h"
 #include "filters/compressor/filter.h"
 #include "filters/cors/filter.h"
 #include "filters/credential_injector/filter.h"
@@ -35,6 +37,18 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<api_key::Factory>(
               std::static_pointer_cast<const api_key::Config>(std::move(typed)));
+        }}},
+      {"basic_auth",
+       {basic_auth::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<basic_auth::Factory>(
+              std::static_pointer_cast<const basic_auth::Config>(std::move(typed)));
+        }}},
+      {"cache",
+       {cache::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<cache::Factory>(
+              std::static_pointer_cast<const cache::Config>(std::move(typed)));
         }}},
       {"cors",
        {cors::parse,

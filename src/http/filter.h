@@ -32,7 +32,10 @@
 // headers hook (remove_response_header) and calls set_response_streamed().
 //
 // Local replies (errors the proxy makes, a 429, a cache hit) pass through
-// the response hooks too, with a response head of their own.
+// the response hooks too, with a response head of their own. A hook of the
+// upstream's response head may answer with send_response() in its place (a
+// cache serving a revalidated or a stale entry): the upstream's is dropped
+// and the answer passes through the response hooks as a local reply.
 //
 // Everything runs on the stream's worker thread; filters never block it.
 #pragma once

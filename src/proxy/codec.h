@@ -39,6 +39,9 @@
 namespace sidecar::stats {
 struct EndpointStats;
 }
+namespace sidecar::upstream {
+class Endpoint;
+}
 
 namespace sidecar::upstream {
 class Endpoint;
@@ -217,7 +220,7 @@ class UpstreamStream {
   virtual std::string_view failure() const = 0;
   // The endpoint's stats block of this worker (after start()).
   virtual stats::EndpointStats* endpoint_stats() const = 0;
-  // The endpoint (after start()), for outlier detection; null before.
+  // The endpoint (after start()): outlier detection, auto_host_rewrite; null before.
   virtual upstream::Endpoint* endpoint() const = 0;
 };
 

@@ -9,6 +9,7 @@
 #include "proxy/grpc.h"
 #include "proxy/http1_upstream.h"
 #include "proxy/http2_upstream.h"
+#include "proxy/route_action.h"
 #include "proxy/worker.h"
 #include "tls/acme_challenges.h"
 
@@ -215,6 +216,17 @@ void Stream::route_and_forward() {
                               !route_->config->request_mirror_policies.empty());
   if (!check_upgrade()) return;
   if (!listener_->filters.empty() && !run_request_filters(0)) return;
+  forward();
+}
+
+void Stream::forward() {
+  const config::Route& r = *route_->config;
+  if (r.redirect || r.direct_response) {
+    set_response_detail(r.redirect ? "redirect" : "direct_response");
+    send_response(route_answer(r, info_->tls != nullptr, authority(), path()));
+    return;
+  }
+  if (std::string p; rewrite_path(r, path(), p)) set_request_path(p);
   acquire_upstream(false);
 }
 
@@ -389,6 +401,17 @@ void Stream::build_request_head(const UpstreamStream& up, OutgoingRequest& o, st
   o.host_in_fields = authority_.empty() && r.host_index >= 0;
   o.authority = !authority_.empty() ? authority_ : r.host_index >= 0 ? r.host() : up.host();
   o.tls = info_->tls != nullptr;
+  if (const config::Route& rc = *route_->config; !rc.host_rewrite.empty() || rc.auto_host_rewrite) {
+    const upstream::Endpoint* e = upstream_->endpoint();
+    if (!rc.host_rewrite.empty() || e != nullptr) {
+      host_rewrite_ = !rc.host_rewrite.empty()
+                          ? rc.host_rewrite
+                          : endpoint_authority(*e, cluster_->config().tls.enabled);
+      if (r.host_index >= 0) req_skip_[r.host_index] = 1;
+      o.host_in_fields = false;
+      o.authority = host_rewrite_;
+    }
+  }
   o.framing = r.body == http::BodyKind::kNone            ? Framing::kNone
               : r.body == http::BodyKind::kContentLength ? Framing::kLength
                                                          : Framing::kUnknown;
@@ -524,8 +547,22 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   }
   // Response filters run in reverse order.
   if (!listener_->filters.empty()) {
+    in_filters_ = true;
     for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
       (*it)->on_response_headers(head, *this);
+    }
+    in_filters_ = false;
+    // A filter answered in the upstream's place (a cache with a revalidated
+    // or a stale entry): that answer goes out instead.
+    if (filter_response_) {
+      send_filter_response();
+      return;
+    }
+    if (filter_reply_status_ != 0) {
+      const int status = filter_reply_status_;
+      filter_reply_status_ = 0;
+      local_reply(status, filter_reply_body_, false);
+      return;
     }
   }
   const http::HopByHop hop_by_hop(head);

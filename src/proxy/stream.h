@@ -163,6 +163,9 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
 
   bool parse_target();
   void route_and_forward();
+  // After the request filters: the route's answer (redirect,
+  // direct_response), or its path rewrite and the upstream (route_action.h).
+  void forward();
   // Runs the request filters from `from`; false when one answered or paused.
   bool run_request_filters(size_t from);
   // The response hooks for a local reply (its status and body length).
@@ -354,11 +357,12 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::string filter_reply_body_;
   std::optional<http::LocalResponse> filter_response_;
   size_t filters_paused_at_ = SIZE_MAX;  // the filter that stopped and has not continued
-  bool in_filters_ = false;              // a request hook is running
+  bool in_filters_ = false;              // a request (or response headers) hook is running
   bool continue_pending_ = false;        // ... and called continue_request()
   bool wants_request_data_ = false, wants_response_data_ = false;
   bool resp_streamed_ = false;  // a filter changes the response body's length
   std::string path_override_;
+  std::string host_rewrite_;  // the route's host_rewrite / auto_host_rewrite authority
   bool path_overridden_ = false;
 };
 

@@ -52,7 +52,7 @@ void Stream::continue_request() {
   const size_t next = filters_paused_at_ + 1;
   filters_paused_at_ = SIZE_MAX;
   last_activity_ = Clock::now();
-  if (run_request_filters(next)) acquire_upstream(false);
+  if (run_request_filters(next)) forward();
 }
 
 void Stream::filter_local_reply(int status, std::string_view content_type, size_t body_size) {

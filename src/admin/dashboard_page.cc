@@ -120,12 +120,14 @@ function render(s) {
     '</td><td class="n">' + fmt(r.rate("2xx"), 1) + '</td><td class="n e4">' + fmt(r.rate("4xx"), 1) + '</td><td class="n e5">' + fmt(r.rate("5xx"), 1) + "</td></tr>"));
   table("top-routes", ["route", "cluster", "req/s"], routes.slice().sort((a, b) => b.rps - a.rps).slice(0, 5).map(r =>
     "<tr><td>" + esc(r.route) + "</td><td>" + esc(r.cluster) + '</td><td class="n">' + fmt(r.rps, 1) + "</td></tr>"));
-  // Clusters and endpoints: a failing endpoint had connect failures since the last snapshot.
+  // Clusters and endpoints: health checks and outlier detection say
+  // unhealthy / ejected; failing: connect failures since the last snapshot.
   const crow = [];
   for (const c of (s.clusters && s.clusters.clusters) || []) for (const e of c.endpoints) {
     const k = c.name + "\u0000" + e.address, p = prev && prev.ep[k];
     const failing = p && (e.connect_failures || 0) > (p.connect_failures || 0);
-    crow.push("<tr><td>" + esc(c.name) + "</td><td>" + esc(e.address) + "</td><td>" + (failing ? '<span class="e5">failing</span>' : "ok") +
+    const state = e.outlier && e.outlier.ejected ? "ejected" : e.healthy === false ? "unhealthy" : failing ? "failing" : "";
+    crow.push("<tr><td>" + esc(c.name) + "</td><td>" + esc(e.address) + "</td><td>" + (state ? '<span class="e5">' + state + "</span>" : "ok") +
       '</td><td class="n">' + (e.requests_total || 0) + '</td><td class="n">' + (e.requests_5xx || 0) + '</td><td class="n">' + (e.connect_failures || 0) +
       '</td><td class="n">' + (e.connections_active || 0) + "</td></tr>");
   }

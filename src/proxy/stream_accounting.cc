@@ -77,6 +77,7 @@ void Stream::capture_request() {
 
 void Stream::end_request(bool complete) {
   if (!active_) return;
+  retry_token_.release();
   info_->listener_stats->requests_active.sub();
   const Clock::time_point now = Clock::now();
   if (route_ != nullptr) {

@@ -238,6 +238,7 @@ void Stream::acquire_upstream(bool fresh) {
   upstream::Endpoint* endpoint = choose_endpoint();
   if (endpoint == nullptr) return;  // answered
   attempt_.start(*cluster_, *endpoint);
+  retry_token_.attempt_started();
   if (cluster_->config().protocol == config::UpstreamProtocol::kHttp1) {
     upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh, endpoint);
   } else {
@@ -904,6 +905,7 @@ void Stream::release_upstream(bool reusable) {
   if (!upstream_) return;
   trace_.attempt_end(upstream_->host(), resp_head_done_ ? status_ : 0);
   attempt_.finish();
+  retry_token_.attempt_ended();
   if (req_pending_ > 0 && !active_) req_pending_ = 0;
   upstream_->release(reusable && !us_writing_);
   upstream_.reset();

@@ -302,6 +302,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::vector<const upstream::Host*> lb_avoid_;  // endpoints a retry should avoid
   upstream::Attempt attempt_;                    // the upstream attempt in flight
   upstream::Attempt hedge_attempt_;              // ... and the hedge's
+  upstream::RetryToken retry_token_;             // a retry counted in the breaker
   std::unique_ptr<UpstreamStream> upstream_;
   bool connecting_ = false;
   http::ResponseHead* resp_ = nullptr;

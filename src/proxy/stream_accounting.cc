@@ -78,6 +78,7 @@ void Stream::capture_request() {
 
 void Stream::end_request(bool complete) {
   if (!active_) return;
+  retry_token_.release();
   info_->listener_stats->requests_active.sub();
   if (tunnel_) info_->listener_stats->upgrades_active.sub();
   const Clock::time_point now = Clock::now();

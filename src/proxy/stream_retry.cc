@@ -108,6 +108,9 @@ bool Stream::retry_after_failure(AttemptFailure failure) {
     }
     return false;
   }
+  // The cluster's circuit breaker bounds retries in flight (max_retries or
+  // retry_budget): beyond it the failure stands.
+  if (!retry_token_.acquire(cluster_->breaker_ptr())) return false;
   retry_after_.reset();
   schedule_retry(retry_back_off(p, policy_retries_ + 1, info_->worker->random().next(), {}));
   return true;
@@ -129,6 +132,7 @@ bool Stream::retry_after_response(const http::ResponseHead& head) {
     if (endpoint_stats_ != nullptr) endpoint_stats_->retry_exhausted.add();
     return false;
   }
+  if (!retry_token_.acquire(cluster_->breaker_ptr())) return false;  // the breaker is full
   retry_after_.reset();
   if (const http::HeaderField* f = head.find("retry-after")) {
     retry_after_ = parse_retry_after(f->value, static_cast<int64_t>(std::time(nullptr)));

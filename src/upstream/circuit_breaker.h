@@ -79,4 +79,38 @@ class CircuitBreaker {
   std::array<std::atomic<uint64_t>, kResources> overflows_{};
 };
 
+// One retry counted in a cluster's breaker (max_retries or retry_budget),
+// held from the decision to retry until the retry's attempt ends or the
+// request does (Envoy counts a retry in flight the same way). One per stream.
+class RetryToken {
+ public:
+  RetryToken() = default;
+  RetryToken(const RetryToken&) = delete;
+  RetryToken& operator=(const RetryToken&) = delete;
+  ~RetryToken() { release(); }
+
+  // Releases a token still held, then asks `breaker` for one; false (and
+  // the breaker's retry overflow counted) when the breaker is full.
+  bool acquire(std::shared_ptr<CircuitBreaker> breaker) {
+    release();
+    if (!breaker->try_retry()) return false;
+    breaker_ = std::move(breaker);
+    return true;
+  }
+  // The retry's attempt started; attempt_ended() then releases the token.
+  void attempt_started() { started_ = breaker_ != nullptr; }
+  void attempt_ended() {
+    if (started_) release();
+  }
+  void release() {
+    if (breaker_) breaker_->retry_done();
+    breaker_.reset();
+    started_ = false;
+  }
+
+ private:
+  std::shared_ptr<CircuitBreaker> breaker_;
+  bool started_ = false;
+};
+
 }  // namespace sidecar::upstream

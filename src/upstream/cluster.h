@@ -92,6 +92,7 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   void retire();
 
   CircuitBreaker& breaker() { return *breaker_; }
+  const std::shared_ptr<CircuitBreaker>& breaker_ptr() const { return breaker_; }
   LoadBalancer& load_balancer() { return *lb_; }
   std::vector<Endpoint>& endpoints() { return endpoints_; }
 

@@ -351,6 +351,33 @@ class CircuitBreakers(Fixture):
         wait_for(lambda: get(port)[0] == 200, timeout=10, what="a request on the pooled connection")
 
 
+class RetryBreaker(Fixture):
+    def test_max_retries_zero_refuses_retries(self):
+        # ring_hash over a refusing endpoint and a live one: with retries
+        # allowed, keys of the refusing one are retried on the live one
+        # (test_a_retry_goes_to_another_endpoint); with max_retries 0 the
+        # breaker refuses every retry and those keys fail.
+        (live,) = self.start_upstreams("live")
+        dead = free_port()
+        clusters = f"""  - name: app
+    lb_policy: ring_hash
+    endpoints: [ "127.0.0.1:{dead}", "{live.address}" ]
+    connect_timeout: 1s
+    circuit_breakers: {{ max_retries: 0 }}
+"""
+        route = """        cluster: app
+        hash_policy: [ { header: { header_name: x-user } } ]
+        retry_policy: { retry_on: [ connect-failure ], num_retries: 1 }"""
+        s = self.start_sidecar(config(clusters, route))
+        statuses = [get(s.port(), headers={"x-user": f"user-{u}"})[0] for u in range(40)]
+        self.assertIn(503, statuses)
+        self.assertIn(200, statuses)
+        _, body = s.admin_get("/metrics")
+        overflow = [line for line in body.splitlines() if line.startswith(
+            'sidecar_cluster_circuit_breaker_overflow_total{cluster="app",resource="retries"}')]
+        self.assertEqual(float(overflow[0].rsplit(" ", 1)[1]), statuses.count(503), overflow)
+
+
 class ConfigErrors(unittest.TestCase):
     def validate(self, yaml):
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:

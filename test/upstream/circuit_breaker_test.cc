@@ -51,6 +51,29 @@ TEST(CircuitBreaker, RetryBudgetReplacesMaxRetries) {
   EXPECT_FALSE(b.try_retry());
 }
 
+TEST(RetryToken, HeldUntilTheRetryAttemptEnds) {
+  config::CircuitBreakers t;
+  t.max_retries = 1;
+  auto b = std::make_shared<CircuitBreaker>("c", t);
+  RetryToken first, second;
+  ASSERT_TRUE(first.acquire(b));
+  EXPECT_FALSE(second.acquire(b));  // max_retries 1: the second retry overflows
+  EXPECT_EQ(b->overflows(CircuitBreaker::kRetries), 1u);
+  first.attempt_ended();  // the failed attempt before the retry: still held
+  EXPECT_EQ(b->count(CircuitBreaker::kRetries), 1u);
+  first.attempt_started();
+  first.attempt_ended();  // the retry's attempt ended: released
+  EXPECT_EQ(b->count(CircuitBreaker::kRetries), 0u);
+  EXPECT_TRUE(second.acquire(b));
+  second.release();  // the request ended during the back-off
+  EXPECT_EQ(b->count(CircuitBreaker::kRetries), 0u);
+  {
+    RetryToken scoped;
+    ASSERT_TRUE(scoped.acquire(b));
+  }
+  EXPECT_EQ(b->count(CircuitBreaker::kRetries), 0u);  // and when the stream goes
+}
+
 TEST(CircuitBreaker, SharedAcrossReloadsWhileThresholdsHold) {
   config::Cluster c;
   c.name = "shared-test";

@@ -42,7 +42,7 @@ FilterCounter* counter(
   Family& f = it->second;
   if (f.help.empty()) f.help = help;
   auto& slot = f.samples[std::move(key)];
-  if (!slot) slot = std::make_unique<FilterCounter>(0);
+  if (!slot) slot = std::make_unique<FilterCounter>();
   return slot.get();
 }
 

@@ -149,19 +149,10 @@ def main():
         for target in ("sidecar", "nginx", "haproxy"):
             for case, (path, headers) in CASES.items():
                 port = bench.free_port()
-                if target == "sidecar":
-                    conf = bench.write(os.path.join(bench.WORK, "sidecar.yaml"),
-                                       sidecar_config(case, port, upstream_port))
-                    proc = bench.Proc("sidecar", [args.sidecar, "run", "-c", conf,
-                                                  "--log-level", "warn"], port)
-                elif target == "nginx":
-                    conf = bench.write(os.path.join(bench.WORK, "nginx-proxy.conf"),
-                                       nginx_config(case, port, upstream_port))
-                    proc = bench.Proc("nginx", ["nginx", "-p", bench.WORK, "-c", conf], port)
-                else:
-                    conf = bench.write(os.path.join(bench.WORK, "haproxy.cfg"),
-                                       haproxy_config(case, port, upstream_port))
-                    proc = bench.Proc("haproxy", ["haproxy", "-f", conf], port)
+                make_config = {"sidecar": sidecar_config, "nginx": nginx_config,
+                               "haproxy": haproxy_config}[target]
+                proc = bench.start_target(target, args.sidecar, port,
+                                          make_config(case, port, upstream_port))
                 try:
                     url = f"http://127.0.0.1:{port}{path}"
                     med = bench.measure(

@@ -264,6 +264,19 @@ def measure(proc, run_wrk, duration, runs):
     return med
 
 
+def start_target(target, sidecar, port, config):
+    """Writes `config` for `target` (sidecar, nginx or haproxy) and starts it
+    listening on `port`; `sidecar` is the binary."""
+    if target == "sidecar":
+        conf = write(os.path.join(WORK, "sidecar.yaml"), config)
+        return Proc("sidecar", [sidecar, "run", "-c", conf, "--log-level", "warn"], port)
+    if target == "nginx":
+        conf = write(os.path.join(WORK, "nginx-proxy.conf"), config)
+        return Proc("nginx", ["nginx", "-p", WORK, "-c", conf], port)
+    conf = write(os.path.join(WORK, "haproxy.cfg"), config)
+    return Proc("haproxy", ["haproxy", "-f", conf], port)
+
+
 HAPROXY_DEFAULTS = """
 global
   nbthread 1

@@ -84,16 +84,19 @@ Endpoint* ClusterRuntime::choose(const LbContext& ctx, Refusal& why) {
 
 void ClusterRuntime::attempt_started(Endpoint& endpoint) {
   endpoint.attempt_started();
+  if (endpoint.stats != nullptr) endpoint.stats->requests_active.add();
   breaker_->add(CircuitBreaker::kRequests);
 }
 
 void ClusterRuntime::attempt_cancelled(Endpoint& endpoint) {
   breaker_->sub(CircuitBreaker::kRequests);
+  if (endpoint.stats != nullptr) endpoint.stats->requests_active.sub();
   endpoint.attempt_finished(std::chrono::nanoseconds(-1), std::chrono::steady_clock::now());
 }
 
 void ClusterRuntime::attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome) {
   breaker_->sub(CircuitBreaker::kRequests);
+  if (endpoint.stats != nullptr) endpoint.stats->requests_active.sub();
   // ewma: a refused connect is fast but must not make the endpoint look
   // good; it counts as a 1 s response (linkerd2's failure penalty is alike).
   std::chrono::nanoseconds rtt = outcome.latency;

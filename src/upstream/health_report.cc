@@ -131,8 +131,6 @@ void append_endpoint_health_json(std::string& b, const config::Cluster& cluster,
   ClusterHealth& ch = HealthRegistry::instance().cluster(cluster.name);
   const std::shared_ptr<EndpointHealth> ep = ch.endpoint(address);
   const EndpointHealth& h = *ep;
-  // TODO(lead, on merging the balancer): "weight", "priority" and active
-  // requests come from the balancer's Endpoint fields.
   b += fmt::format(",\"healthy\":{}", h.healthy());
   if (!cluster.health_checks.empty()) {
     const bool pending = h.pending_active_hc.load(kRelaxed);

@@ -275,7 +275,8 @@ class CircuitBreakers(Fixture):
         self.assertEqual(status, 200)
         out = {}
         for line in body.splitlines():
-            if line.startswith("sidecar_cluster_circuit_breaker") and 'cluster="app"' in line:
+            if (line.startswith(("sidecar_cluster_circuit_breaker", "sidecar_upstream_requests_active"))
+                    and 'cluster="app"' in line):
                 name, value = line.rsplit(" ", 1)
                 out[name] = float(value)
         return out
@@ -305,6 +306,11 @@ class CircuitBreakers(Fixture):
                          1)
         self.assertEqual(
             m['sidecar_cluster_circuit_breaker_remaining{cluster="app",resource="requests"}'], 0)
+        self.assertEqual(m['sidecar_upstream_requests_active{cluster="app"}'], 2)
+        _, body = s.admin_get("/clusters")
+        (endpoint,) = json.loads(body)["clusters"][0]["endpoints"]
+        self.assertEqual((endpoint["requests_active"], endpoint["weight"], endpoint["priority"]),
+                         (2, 1, 0))
         # The third: refused at once, the upstream never sees it.
         seen = slow.stats()["requests"]
         status, h, body = get(port)
@@ -322,6 +328,7 @@ class CircuitBreakers(Fixture):
         # right after the responses went out).
         open_key = 'sidecar_cluster_circuit_breaker_open{cluster="app",resource="requests"}'
         wait_for(lambda: self.metrics(s)[open_key] == 0, timeout=10, what="the breaker closed")
+        self.assertEqual(self.metrics(s)['sidecar_upstream_requests_active{cluster="app"}'], 0)
         # The access log says UO for the refused one.
         def flags():
             with open(log.name) as f:

@@ -60,7 +60,10 @@ void ClusterRuntime::refresh_health() {
   const uint64_t generation = health_generation();
   if (generation == health_seen_) return;
   health_seen_ = generation;
-  for (Endpoint& e : endpoints_) e.set_healthy(e.health().healthy());
+  for (Endpoint& e : endpoints_) {
+    e.set_healthy(e.health().healthy());
+    e.set_degraded(e.health().degraded_active_hc.load(std::memory_order_relaxed));
+  }
 }
 
 Endpoint* ClusterRuntime::choose(const LbContext& ctx, Refusal& why) {

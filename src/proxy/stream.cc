@@ -518,6 +518,9 @@ void Stream::start_buffering(size_t filter) {
   body_was_buffered_ = true;
   prebuffer_.clear();
   prebuffer_trailers_.clear();
+  // Releasing body bytes lets the codec reuse its read buffer: the head
+  // (path, fields) must not live there any more.
+  if (!req_done_) keep_request_head();
   // The client may wait for a 100 Continue before it sends the body.
   if (expect_continue_ && !req_done_ && version_minor_ == 1 && ds_writing_ == DownWrite::kNone &&
       !continue_sent_) {
@@ -554,9 +557,11 @@ void Stream::pull_buffered_body() {
   prebuffered_ = true;
   const size_t at = filters_paused_at_;
   if (at >= filters_.size()) return;
+  // Whole only when it fits: a last batch may take it past the limit.
+  const bool whole = req_done_ && prebuffer_.size() <= buffer_limit_;
   const std::string_view body(prebuffer_);
-  filters_[at]->on_request_body_buffered(req_done_ ? body : body.substr(0, buffer_limit_),
-                                         req_done_, *this);
+  filters_[at]->on_request_body_buffered(whole ? body : body.substr(0, buffer_limit_), whole,
+                                         *this);
 }
 
 void Stream::on_request_invalid(int status, std::string_view why) {

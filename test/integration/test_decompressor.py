@@ -127,8 +127,8 @@ listeners:
         cls.server.server_close()
         cls.thread.join(timeout=10)
 
-    def post(self, body, encoding, path="/upload"):
-        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+    def post(self, body, encoding, path="/upload", *extra):
+        p = subprocess.run(["curl", "-sS", *extra, "-o", "/dev/null", "-w", "%{http_code}",
                             "--data-binary", "@-", "-H", f"Content-Encoding: {encoding}",
                             "-H", "Content-Type: application/json", self.sc.url(path, "in")],
                            input=body, capture_output=True, timeout=60)
@@ -158,6 +158,20 @@ listeners:
                 # Only the undone coding leaves the field.
                 self.assertEqual(seen["content-encoding"],
                                  "deflate" if encoding.startswith("deflate") else None)
+
+    def test_over_http2(self):
+        # An HTTP/2 client (prior knowledge on the auto listener): the body
+        # arrives as DATA frames, goes upstream decoded and chunked.
+        before = len(self.server.seen)
+        self.assertEqual(self.post(zstd_bytes(JSON_BODY), "zstd", "/upload",
+                                   "--http2-prior-knowledge"), 200)
+        seen = self.server.seen[before]
+        self.assertEqual(seen["body"], JSON_BODY)
+        self.assertTrue(seen["chunked"])
+        self.assertEqual(self.post(self.bomb, "gzip", "/upload", "--http2-prior-knowledge"), 413)
+        self.assertEqual(len(self.server.seen), before + 1)
+        rc, out, err = curl("--http2-prior-knowledge", self.sc.url("/get/br", "in"))
+        self.assertEqual((rc, out), (0, JSON_BODY), err)
 
     def test_left_alone(self):
         data = gzip.compress(JSON_BODY)

@@ -135,8 +135,9 @@ class FilterCallbacks {
   virtual const net::TlsInfo* tls() const = 0;
   virtual std::string_view listener_name() const = 0;
   virtual std::string_view route_name() const = 0;
-  // The port the request came in on: the listener's configured port (rbac
-  // destination_port; Envoy's destination port without original-dst).
+  // The port the request came in on: the listener's configured port, or
+  // its bound port when configured with 0 (rbac destination_port; Envoy's
+  // destination port without original-dst).
   virtual uint16_t local_port() const = 0;
   // The typed per-route config of filter `name` on the chosen route
   // (`typed_per_filter_config`), or null: it overrides the listener's.

@@ -110,7 +110,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   const net::TlsInfo* tls() const override { return info_->tls; }
   std::string_view listener_name() const override { return listener_->config->name; }
   std::string_view route_name() const override;
-  uint16_t local_port() const override { return listener_->config->address.port; }
+  uint16_t local_port() const override;
   const void* route_config(std::string_view name) const override;
   void add_request_header(std::string_view name, std::string_view value) override;
   void remove_request_header(std::string_view name) override;

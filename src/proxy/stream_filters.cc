@@ -180,6 +180,12 @@ std::string_view Stream::authority() const {
   return authority_.empty() ? req_->host() : authority_;
 }
 
+uint16_t Stream::local_port() const {
+  // The configured port; a listener configured with port 0 asks its acceptor.
+  const uint16_t port = listener_->config->address.port;
+  return port != 0 ? port : info_->worker->listener_port(listener_->config->name);
+}
+
 std::string_view Stream::route_name() const {
   return route_ != nullptr ? std::string_view(route_->config->name) : std::string_view();
 }

@@ -142,6 +142,27 @@ listeners:
     filters:
 {authz.format(cluster="authz", open="false")}          with_request_body: {{ max_request_bytes: 64 }}
     routes: [ {{ match: {{ prefix: / }}, cluster: app }} ]
+  - name: high_ports
+    address: 127.0.0.1:0
+    filters:
+      - name: rbac
+        config:
+          rules:
+            action: ALLOW
+            policies:
+              high: {{ principals: [ {{ any: true }} ],
+                      permissions: [ {{ destination_port_range: {{ start: 1024, end: 65536 }} }} ] }}
+    routes: [ {{ match: {{ prefix: / }}, cluster: app }} ]
+  - name: port_one
+    address: 127.0.0.1:0
+    filters:
+      - name: rbac
+        config:
+          rules:
+            action: ALLOW
+            policies:
+              one: {{ principals: [ {{ any: true }} ], permissions: [ {{ destination_port: 1 }} ] }}
+    routes: [ {{ match: {{ prefix: / }}, cluster: app }} ]
   - name: partial
     address: 127.0.0.1:0
     filters:
@@ -228,6 +249,14 @@ listeners:
                         self.sc.url("/sink", "body")], input=b"allow" + b"x" * 100,
                        capture_output=True, timeout=60)
         self.assertEqual(self.up.stats()["requests"] - before - 1, 0)
+
+    def test_rbac_destination_port(self):
+        # The listeners are on ephemeral ports (configured as 0): the bound
+        # port is what rbac sees.
+        code, _, _, reached = self.request("high_ports", "/hello")
+        self.assertEqual((code, reached), (200, 1))
+        code, _, _, reached = self.request("port_one", "/hello")
+        self.assertEqual((code, reached), (403, 0))
 
     def test_allowed_request_carries_the_services_headers(self):
         code, _, body, reached = self.request("guarded", "/headers?q=1", "Authorization: Bearer good",

@@ -12,6 +12,7 @@
 #include "filters/compressor/filter.h"
 #include "filters/cors/filter.h"
 #include "filters/credential_injector/filter.h"
+#include "filters/decompressor/filter.h"
 #include "filters/ext_authz/filter.h"
 #include "filters/fault/filter.h"
 #include "filters/grpc_web/filter.h"
@@ -91,6 +92,12 @@ const std::map<std::string, Entry>& builtin() {
         [](std::shared_ptr<const void> typed) {
           return std::make_shared<compressor::Factory>(
               std::static_pointer_cast<const compressor::Config>(std::move(typed)));
+        }}},
+      {"decompressor",
+       {decompressor::parse,
+        [](std::shared_ptr<const void> typed) {
+          return std::make_shared<decompressor::Factory>(
+              std::static_pointer_cast<const decompressor::Config>(std::move(typed)));
         }}},
       {"fault",
        {fault::parse,

@@ -27,9 +27,23 @@
 // Bodies: a filter that implements on_request_data / on_response_data sees
 // the body as it streams (never whole unless it buffers it itself, up to a
 // limit it configures) and may replace the batch with bytes it owns, valid
-// until its next call of the same hook or on_stream_end() (a compressor). A
-// filter that changes a body's length removes Content-Length in its
-// headers hook (remove_response_header) and calls set_response_streamed().
+// until its next call of the same hook or on_stream_end() (a compressor, a
+// decompressor). A filter that changes a body's length, in either
+// direction, removes Content-Length in its headers hook
+// (remove_request_header / remove_response_header) and calls
+// set_request_streamed() / set_response_streamed(): the body then goes out
+// chunked (HTTP/1.1) or as DATA frames without a length (HTTP/2). A body
+// hook may answer with send_local_reply() (a decompressor's 413): the
+// exchange ends with that reply, or, when the response has already
+// started, the stream is reset (the client sees it cut short).
+//
+// Buffered request body: a request-headers hook that must see the body
+// before deciding (ext_authz with_request_body) calls
+// buffer_request_body(max) and returns kStopIteration. The stream reads the
+// body, up to `max` bytes (plus at most one read batch), and calls that
+// filter's on_request_body_buffered() once, with `complete` false when the
+// body is longer; the filter then continues or answers as after any pause.
+// The buffered bytes are forwarded first, then the rest of the body.
 //
 // Local replies (errors the proxy makes, a 429, a cache hit) pass through
 // the response hooks too, with a response head of their own. A hook of the
@@ -121,6 +135,10 @@ class FilterCallbacks {
   virtual const net::TlsInfo* tls() const = 0;
   virtual std::string_view listener_name() const = 0;
   virtual std::string_view route_name() const = 0;
+  // The port the request came in on: the listener's configured port, or
+  // its bound port when configured with 0 (rbac destination_port; Envoy's
+  // destination port without original-dst).
+  virtual uint16_t local_port() const = 0;
   // The typed per-route config of filter `name` on the chosen route
   // (`typed_per_filter_config`), or null: it overrides the listener's.
   virtual const void* route_config(std::string_view name) const = 0;
@@ -137,6 +155,15 @@ class FilterCallbacks {
   }
   // Replaces the path sent upstream (rewrites); `path` is copied.
   virtual void set_request_path(std::string_view path) = 0;
+  // The request body's length changes (decompression, grpc-web text): it is
+  // sent streamed (chunked to HTTP/1.1 upstreams) instead of with its
+  // Content-Length, which the stream then drops too.
+  virtual void set_request_streamed() = 0;
+  // From on_request_headers, before returning kStopIteration: read the
+  // request body (up to `max_bytes`, plus at most one read batch) and call
+  // this filter's on_request_body_buffered() once it is whole or longer.
+  // Without a body that call comes at once, after the hook returns.
+  virtual void buffer_request_body(size_t max_bytes) = 0;
 
   // ---- edits of the response sent downstream (response hooks) ----
   virtual void add_response_header(std::string_view name, std::string_view value) = 0;
@@ -186,6 +213,12 @@ class HttpFilter {
   virtual FilterStatus on_request_headers(FilterCallbacks& callbacks) {
     return FilterStatus::kContinue;
   }
+  // After buffer_request_body(): the body's first bytes (at least
+  // `max_bytes` when not `complete`, the whole body when `complete`; valid
+  // until the filter continues or answers). The filter then calls
+  // continue_request() or answers, now or later.
+  virtual void on_request_body_buffered(std::string_view body, bool complete,
+                                        FilterCallbacks& callbacks) {}
   // A batch of request body bytes (`end`: the last); may replace `data`.
   virtual void on_request_data(Spans& data, bool end, FilterCallbacks& callbacks) {}
   // The response head (the upstream's, or a local reply's).

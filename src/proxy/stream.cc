@@ -95,6 +95,9 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   resp_add_.clear();
   filters_paused_at_ = SIZE_MAX;
   resp_streamed_ = path_overridden_ = false;
+  req_streamed_ = buffer_requested_ = buffering_ = prebuffered_ = body_was_buffered_ = false;
+  prebuffer_.clear();
+  filter_reply_status_ = 0;
   filter_response_.reset();
 
   if (method_ == http::Method::kConnect) {
@@ -271,21 +274,35 @@ void Stream::on_upstream_ready(const error_code& ec) {
   build_request_head(*upstream_, out_req_, up_extra_);
   up_body_.clear();
   BodyBatch b;
-  if (!req_done_ || req_held_) {
+  if (!req_done_ || req_held_ || prebuffered_) {
     if (req_held_) {
       // A retry: the whole request is still held; send it again.
       b = BodyBatch{req_pending_, true, req_raw_chunked_};
       up_body_ = held_body_;
       if (req_trailers_ != nullptr) upstream_->set_request_trailers(*req_trailers_);
     } else {
-      b = codec_->request_body(*this, up_body_,
-                               upstream_->accepts_raw_chunked() && !wants_request_data_ &&
-                                   route_->config->request_mirror_policies.empty());
+      if (prebuffered_) {
+        // What buffer_request_body() read goes first (already released
+        // from the codec: nothing to consume for it).
+        prebuffered_ = false;
+        b = BodyBatch{0, req_done_, false};
+        if (req_done_ && !prebuffer_trailers_.empty()) b.trailers = &prebuffer_trailers_;
+        up_body_.clear();
+        if (!prebuffer_.empty()) up_body_.emplace_back(prebuffer_.data(), prebuffer_.size());
+      } else {
+        b = codec_->request_body(*this, up_body_,
+                                 upstream_->accepts_raw_chunked() && !wants_request_data_ &&
+                                     !body_was_buffered_ &&
+                                     route_->config->request_mirror_policies.empty());
+      }
       if (b.error != http::ParseError::kNone) {
         on_request_invalid(http::status_for(b.error), http::to_string(b.error));
         return;
       }
-      if (wants_request_data_) filters_request_data(up_body_, b.end);
+      if (wants_request_data_) {
+        filters_request_data(up_body_, b.end);
+        if (data_hook_answered()) return;
+      }
       if (b.end && b.trailers != nullptr) {
         req_trailers_ = b.trailers;
         upstream_->set_request_trailers(*b.trailers);
@@ -364,6 +381,8 @@ void Stream::build_request_head(const UpstreamStream& up, OutgoingRequest& o, st
       }
     }
     if (keep && !req_remove_.empty() && listed(req_remove_, n)) keep = false;
+    // A filter changes the body's length: the encoder frames it.
+    if (keep && req_streamed_ && n.size() == 14 && http::iequals(n, "content-length")) keep = false;
     if (keep && trace_.active() && tracing::StreamTrace::replaces(n)) keep = false;
     req_skip_[i] = keep ? 0 : 1;
   }
@@ -413,9 +432,9 @@ void Stream::build_request_head(const UpstreamStream& up, OutgoingRequest& o, st
       o.authority = host_rewrite_;
     }
   }
-  o.framing = r.body == http::BodyKind::kNone            ? Framing::kNone
-              : r.body == http::BodyKind::kContentLength ? Framing::kLength
-                                                         : Framing::kUnknown;
+  o.framing = r.body == http::BodyKind::kNone                              ? Framing::kNone
+              : r.body == http::BodyKind::kContentLength && !req_streamed_ ? Framing::kLength
+                                                                           : Framing::kUnknown;
   o.upgrade = upgrade_;
 }
 
@@ -455,18 +474,25 @@ void Stream::on_request_sent() {
 }
 
 void Stream::on_request_body() {
+  if (active_ && buffering_) {
+    pull_buffered_body();
+    return;
+  }
   if (!active_ || us_writing_ || upstream_ == nullptr || connecting_) return;
   last_activity_ = Clock::now();
   up_body_.clear();
-  const BodyBatch b =
-      codec_->request_body(*this, up_body_,
-                           upstream_->accepts_raw_chunked() && !wants_request_data_ &&
-                               route_->config->request_mirror_policies.empty());
+  const BodyBatch b = codec_->request_body(*this, up_body_,
+                                           upstream_->accepts_raw_chunked() &&
+                                               !wants_request_data_ && !body_was_buffered_ &&
+                                               route_->config->request_mirror_policies.empty());
   if (b.error != http::ParseError::kNone) {
     on_request_invalid(http::status_for(b.error), http::to_string(b.error));
     return;
   }
-  if (wants_request_data_) filters_request_data(up_body_, b.end);
+  if (wants_request_data_) {
+    filters_request_data(up_body_, b.end);
+    if (data_hook_answered()) return;
+  }
   if (b.end && b.trailers != nullptr) {
     req_trailers_ = b.trailers;
     upstream_->set_request_trailers(*b.trailers);
@@ -483,6 +509,59 @@ void Stream::on_request_body() {
   req_pending_ = b.consumed;
   us_writing_ = true;
   upstream_->send_body(up_body_, b.raw_chunked, b.end);
+}
+
+void Stream::start_buffering(size_t filter) {
+  buffer_requested_ = false;
+  filters_paused_at_ = filter;
+  buffering_ = true;
+  body_was_buffered_ = true;
+  prebuffer_.clear();
+  prebuffer_trailers_.clear();
+  // Releasing body bytes lets the codec reuse its read buffer: the head
+  // (path, fields) must not live there any more.
+  if (!req_done_) keep_request_head();
+  // The client may wait for a 100 Continue before it sends the body.
+  if (expect_continue_ && !req_done_ && version_minor_ == 1 && ds_writing_ == DownWrite::kNone &&
+      !continue_sent_) {
+    continue_sent_ = true;
+    ds_writing_ = DownWrite::kContinue;
+    codec_->send_interim(*this, continue_head());
+    if (!active_) return;
+  }
+  pull_buffered_body();
+}
+
+void Stream::pull_buffered_body() {
+  if (!req_done_) {
+    last_activity_ = Clock::now();
+    Spans batch;
+    const BodyBatch b = codec_->request_body(*this, batch, false);
+    if (b.error != http::ParseError::kNone) {
+      buffering_ = false;
+      on_request_invalid(http::status_for(b.error), http::to_string(b.error));
+      return;
+    }
+    for (const auto& span : batch)
+      prebuffer_.append(static_cast<const char*>(span.data()), span.size());
+    if (b.end && b.trailers != nullptr) prebuffer_trailers_ = *b.trailers;  // released below
+    req_done_ = b.end;
+    req_body_bytes_ += spans_size(batch);
+    codec_->consume_request_body(*this, b.consumed);
+    if (!b.end && prebuffer_.size() <= buffer_limit_) {
+      codec_->await_request_body(*this);
+      return;
+    }
+  }
+  buffering_ = false;
+  prebuffered_ = true;
+  const size_t at = filters_paused_at_;
+  if (at >= filters_.size()) return;
+  // Whole only when it fits: a last batch may take it past the limit.
+  const bool whole = req_done_ && prebuffer_.size() <= buffer_limit_;
+  const std::string_view body(prebuffer_);
+  filters_[at]->on_request_body_buffered(whole ? body : body.substr(0, buffer_limit_), whole,
+                                         *this);
 }
 
 void Stream::on_request_invalid(int status, std::string_view why) {
@@ -594,6 +673,7 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
       b.trailers = nullptr;
     }
     filters_response_data(down_body_, b.end);
+    if (data_hook_answered()) return;
   }
   resp_pending_ = b.consumed;
   resp_done_ = b.end;
@@ -628,6 +708,7 @@ void Stream::pump_response() {
       b.trailers = nullptr;
     }
     filters_response_data(down_body_, b.end);
+    if (data_hook_answered()) return;
   }
   resp_done_ = b.end;
   if (down_body_.empty() && !b.end) {

@@ -110,10 +110,13 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   const net::TlsInfo* tls() const override { return info_->tls; }
   std::string_view listener_name() const override { return listener_->config->name; }
   std::string_view route_name() const override;
+  uint16_t local_port() const override;
   const void* route_config(std::string_view name) const override;
   void add_request_header(std::string_view name, std::string_view value) override;
   void remove_request_header(std::string_view name) override;
   void set_request_path(std::string_view path) override;
+  void set_request_streamed() override { req_streamed_ = true; }
+  void buffer_request_body(size_t max_bytes) override;
   void add_response_header(std::string_view name, std::string_view value) override;
   void remove_response_header(std::string_view name) override;
   void set_response_streamed() override { resp_streamed_ = true; }
@@ -171,6 +174,13 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   // The response hooks for a local reply (its status and body length).
   void filter_local_reply(int status, std::string_view content_type, size_t body_size);
   void filters_request_data(Spans& data, bool end);
+  // buffer_request_body(): reads more of the body into prebuffer_, and
+  // hands it to the paused filter once whole or over the limit.
+  void pull_buffered_body();
+  void start_buffering(size_t filter);
+  // After body hooks: a filter answered (send_local_reply); true when the
+  // exchange ended with that reply (or a reset, after the response started).
+  bool data_hook_answered();
   void filters_response_data(Spans& data, bool end);
   // Whether a filter took the response trailers into the body.
   bool filters_response_trailers(const Trailers& trailers);
@@ -362,6 +372,15 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   bool continue_pending_ = false;        // ... and called continue_request()
   bool wants_request_data_ = false, wants_response_data_ = false;
   bool resp_streamed_ = false;  // a filter changes the response body's length
+  bool req_streamed_ = false;   // ... the request body's length
+  // buffer_request_body(): the limit, whether the body is being read into
+  // prebuffer_ for the paused filter, and whether prebuffer_ holds bytes
+  // not forwarded yet (the first batch sent upstream).
+  size_t buffer_limit_ = 0;
+  bool buffer_requested_ = false, buffering_ = false, prebuffered_ = false;
+  bool body_was_buffered_ = false;  // this exchange's body came through prebuffer_
+  std::string prebuffer_;
+  Trailers prebuffer_trailers_;
   std::string path_override_;
   std::string host_rewrite_;  // the route's host_rewrite / auto_host_rewrite authority
   bool path_overridden_ = false;

@@ -36,6 +36,11 @@ bool Stream::run_request_filters(size_t from) {
       local_reply(filter_reply_status_, filter_reply_body_, false);
       return false;
     }
+    if (buffer_requested_) {
+      // The filter waits for the body (buffer_request_body).
+      start_buffering(i);
+      return false;
+    }
     if (st == http::FilterStatus::kContinue || continue_pending_) continue;
     filters_paused_at_ = i;  // waiting for continue_request() or an answer
     return false;
@@ -74,10 +79,27 @@ void Stream::filter_local_reply(int status, std::string_view content_type, size_
   }
 }
 
+void Stream::buffer_request_body(size_t max_bytes) {
+  if (!in_filters_ || !active_) return;
+  buffer_requested_ = true;
+  buffer_limit_ = max_bytes;
+}
+
 void Stream::filters_request_data(Spans& data, bool end) {
+  in_filters_ = true;
   for (auto& f : filters_) {
     if (f->wants_request_data()) f->on_request_data(data, end, *this);
   }
+  in_filters_ = false;
+}
+
+bool Stream::data_hook_answered() {
+  if (filter_reply_status_ == 0) return false;
+  const int status = filter_reply_status_;
+  filter_reply_status_ = 0;
+  filters_paused_at_ = SIZE_MAX;
+  local_reply(status, filter_reply_body_, true);
+  return true;
 }
 
 bool Stream::filters_response_trailers(const Trailers& trailers) {
@@ -89,13 +111,16 @@ bool Stream::filters_response_trailers(const Trailers& trailers) {
 }
 
 void Stream::filters_response_data(Spans& data, bool end) {
+  in_filters_ = true;
   for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
     if ((*it)->wants_response_data()) (*it)->on_response_data(data, end, *this);
   }
+  in_filters_ = false;
 }
 
 void Stream::end_filters() {
   filters_paused_at_ = SIZE_MAX;
+  buffering_ = buffer_requested_ = false;
   if (filters_listener_ != listener_) return;
   for (auto& f : filters_) f->on_stream_end();
 }
@@ -120,7 +145,9 @@ void Stream::add_response_header(std::string_view name, std::string_view value) 
 void Stream::remove_response_header(std::string_view name) { resp_remove_.emplace_back(name); }
 
 void Stream::send_local_reply(int status, std::string_view body) {
-  if (!active_ || resp_started_) return;
+  // From a body hook after the response started: recorded, and the stream
+  // is reset (data_hook_answered).
+  if (!active_ || (resp_started_ && !in_filters_)) return;
   // Inside a hook: recorded, and sent once the filter has returned (no
   // reentry into it). Later (an asynchronous answer): sent now.
   filter_reply_status_ = status;
@@ -151,6 +178,12 @@ std::string_view Stream::path() const {
 
 std::string_view Stream::authority() const {
   return authority_.empty() ? req_->host() : authority_;
+}
+
+uint16_t Stream::local_port() const {
+  // The configured port; a listener configured with port 0 asks its acceptor.
+  const uint16_t port = listener_->config->address.port;
+  return port != 0 ? port : info_->worker->listener_port(listener_->config->name);
 }
 
 std::string_view Stream::route_name() const {

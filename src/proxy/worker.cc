@@ -89,8 +89,15 @@ void Worker::open_acceptor(const ListenerRuntime& l, int fd) {
   auto a = std::make_shared<Acceptor>(io_, l);
   const bool v6 = l.config->address.host.find(':') != std::string::npos;
   a->socket.assign(v6 ? tcp::v6() : tcp::v4(), fd);
+  error_code ec;
+  a->port = a->socket.local_endpoint(ec).port();
   acceptors_[l.config->name] = a;
   if (started_) accept(a);
+}
+
+uint16_t Worker::listener_port(const std::string& name) const {
+  const auto it = acceptors_.find(name);
+  return it == acceptors_.end() ? 0 : it->second->port;
 }
 
 void Worker::add_listener(const std::string& name, int fd) {

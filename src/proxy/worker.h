@@ -49,6 +49,9 @@ class Worker {
   // Takes ownership of a listening socket for the snapshot's listener
   // `name`. Call before start().
   void add_listener(const std::string& name, int fd);
+  // The port listener `name` accepts on in this worker (its bound port, so
+  // a configured port 0 is resolved), or 0. Worker thread only.
+  uint16_t listener_port(const std::string& name) const;
   // Starts the thread.
   void start();
   // Switches to `snapshot`: new connections and new requests use it, requests
@@ -96,6 +99,7 @@ class Worker {
     Acceptor(boost::asio::io_context& io, const ListenerRuntime& l) : socket(io), listener(&l) {}
     boost::asio::ip::tcp::acceptor socket;
     const ListenerRuntime* listener;
+    uint16_t port = 0;  // the bound port (a configured port 0 resolved)
     boost::asio::ip::tcp::endpoint peer;
   };
 

@@ -38,10 +38,12 @@ struct Check {
   testing::TestCallbacks r;
   std::unique_ptr<http::HttpFilter> filter;
   std::string storage;
-  Check(std::shared_ptr<const config::Config> c = load()) : config(std::move(c)) {
+  Check(std::shared_ptr<const config::Config> c = load(), const std::string& length = "0")
+      : config(std::move(c)) {
     storage =
         "POST /api?x=1 HTTP/1.1\r\nHost: app\r\nAuthorization: Bearer t\r\nCookie: s=1\r\n"
-        "X-User-Name: ann\r\nX-Other: no\r\nContent-Length: 0\r\n\r\n";
+        "X-User-Name: ann\r\nX-Other: no\r\nContent-Length: " +
+        length + "\r\n\r\n";
     http::RequestParser parser;
     EXPECT_EQ(parser.feed(storage, r.head).status, http::HeadResult::kDone);
     r.path_value = "/api?x=1";
@@ -115,6 +117,57 @@ TEST(ExtAuthzFilter, NoAnswerIsStatusOnErrorOrFailureModeAllow) {
     ok.status = 200;
     run.r.client.pending[0].done(ok);
     EXPECT_EQ(run.r.continued, 0);
+  }
+}
+
+TEST(ExtAuthzFilter, WithRequestBodyBuffersThenSendsTheBody) {
+  const auto config = load("          with_request_body: { max_request_bytes: 10 }\n");
+  {
+    Check run(config, "8");
+    EXPECT_EQ(run.filter->on_request_headers(run.r), http::FilterStatus::kStopIteration);
+    EXPECT_EQ(run.r.buffer_limit, 10u);  // waits for the body
+    EXPECT_TRUE(run.r.client.pending.empty());
+    run.filter->on_request_body_buffered("{\"a\":1}", true, run.r);
+    ASSERT_EQ(run.r.client.pending.size(), 1u);
+    const auto& req = run.r.client.pending[0].request;
+    EXPECT_EQ(req.body, "{\"a\":1}");
+    EXPECT_EQ(req.headers.back(),
+              (std::pair<std::string, std::string>{"x-envoy-auth-partial-body", "false"}));
+  }
+  {
+    // Known to be longer: 413 at once, nothing buffered or sent.
+    Check run(config, "11");
+    EXPECT_EQ(run.filter->on_request_headers(run.r), http::FilterStatus::kStopIteration);
+    EXPECT_EQ(run.r.reply_status.value_or(0), 413);
+    EXPECT_EQ(run.r.detail, "ext_authz_body_too_large");
+    EXPECT_EQ(run.r.buffer_limit, 0u);
+  }
+  {
+    // Longer than announced (chunked): 413 once the buffer overflows.
+    Check run(config, "3");
+    run.filter->on_request_headers(run.r);
+    run.filter->on_request_body_buffered("0123456789", false, run.r);
+    EXPECT_EQ(run.r.reply_status.value_or(0), 413);
+    EXPECT_TRUE(run.r.client.pending.empty());
+  }
+  {
+    // allow_partial_message: the first bytes go, marked partial.
+    Check run(load("          with_request_body: { max_request_bytes: 4, allow_partial_message: "
+                   "true, pack_as_bytes: true }\n"),
+              "100");
+    EXPECT_EQ(run.filter->on_request_headers(run.r), http::FilterStatus::kStopIteration);
+    EXPECT_EQ(run.r.buffer_limit, 4u);
+    run.filter->on_request_body_buffered("0123", false, run.r);
+    ASSERT_EQ(run.r.client.pending.size(), 1u);
+    EXPECT_EQ(run.r.client.pending[0].request.body, "0123");
+    EXPECT_EQ(run.r.client.pending[0].request.headers.back().second, "true");
+  }
+  {
+    // No body: the check goes at once, with an empty body.
+    Check run(config, "0");
+    run.filter->on_request_headers(run.r);
+    EXPECT_EQ(run.r.buffer_limit, 0u);
+    ASSERT_EQ(run.r.client.pending.size(), 1u);
   }
 }
 

@@ -67,6 +67,42 @@ std::string run(const std::shared_ptr<const config::Config>& c, const Request& q
   return r.detail;
 }
 
+TEST(RbacFilter, DestinationPort) {
+  auto c = load(R"(          rules:
+            action: ALLOW
+            policies:
+              admin-port:
+                principals: [ { source_ip: 10.0.0.0/8 } ]
+                permissions: [ { destination_port: 9000 } ]
+              public:
+                principals: [ { any: true } ]
+                permissions: [ { destination_port_range: { start: 8000, end: 8080 } } ]
+)");
+  const std::string denied = "rbac_access_denied_matched_policy[none]";
+  struct Case {
+    uint16_t port;
+    std::string ip, expected;
+  };
+  const Case cases[] = {{9000, "10.0.0.1", "allow"},
+                        {9000, "192.168.0.1", denied},
+                        {8000, "192.168.0.1", "allow"},
+                        {8079, "192.168.0.1", "allow"},
+                        {8080, "192.168.0.1", denied}};
+  for (const Case& k : cases) {
+    testing::TestCallbacks r;
+    r.port = k.port;
+    EXPECT_EQ(run(c, {"GET", "/", k.ip}, &r), k.expected) << k.port << " " << k.ip;
+  }
+  try {
+    load(
+        "          rules: { policies: { p: { principals: [ { any: true } ], permissions: [ { "
+        "destination_port_range: { start: 10, end: 10 } } ] } } }\n");
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("end must be above start"), std::string::npos) << e.what();
+  }
+}
+
 TEST(RbacFilter, TableOfCases) {
   auto allow = load(R"(          rules:
             action: ALLOW

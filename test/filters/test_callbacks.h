@@ -34,6 +34,10 @@ class TestCallbacks : public http::FilterCallbacks {
   uint32_t flags = 0;
   int continued = 0;
   bool streamed = false;
+  bool request_streamed = false;
+  uint16_t port = 8000;
+  // buffer_request_body(): the limit asked for (0: not asked).
+  size_t buffer_limit = 0;
   std::string detail;
   std::map<std::string, std::string> metadata_map;
   // A client whose requests the test answers by hand (`pending`).
@@ -58,6 +62,7 @@ class TestCallbacks : public http::FilterCallbacks {
   const net::TlsInfo* tls() const override { return tls_info; }
   std::string_view listener_name() const override { return listener; }
   std::string_view route_name() const override { return route; }
+  uint16_t local_port() const override { return port; }
   const void* route_config(std::string_view name) const override {
     auto it = route_configs.find(std::string(name));
     return it == route_configs.end() ? nullptr : it->second;
@@ -67,6 +72,8 @@ class TestCallbacks : public http::FilterCallbacks {
   }
   void remove_request_header(std::string_view n) override { log += "-req " + std::string(n) + ";"; }
   void set_request_path(std::string_view p) override { log += "path " + std::string(p) + ";"; }
+  void set_request_streamed() override { request_streamed = true; }
+  void buffer_request_body(size_t max) override { buffer_limit = max; }
   void add_response_header(std::string_view n, std::string_view v) override {
     log += "+resp " + std::string(n) + "=" + std::string(v) + ";";
   }

@@ -52,7 +52,18 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
       reader.error(node, "ext_authz needs http_service (or, on a route, disabled: true)");
     return c;
   }
-  reader.check_keys(node, "ext_authz", {"http_service", "failure_mode_allow", "status_on_error"});
+  reader.check_keys(node, "ext_authz",
+                    {"http_service", "failure_mode_allow", "status_on_error", "with_request_body"});
+  if (auto v = node["with_request_body"]; v && reader.is_map(v, "ext_authz.with_request_body")) {
+    const std::string w = "ext_authz.with_request_body";
+    reader.check_keys(v, w, {"max_request_bytes", "allow_partial_message", "pack_as_bytes"});
+    c->with_request_body = true;
+    if (auto m = v["max_request_bytes"])
+      reader.get_size32(m, w + ".max_request_bytes", c->max_request_bytes, 1, 64 * 1024 * 1024);
+    if (auto a = v["allow_partial_message"])
+      reader.get_bool(a, w + ".allow_partial_message", c->allow_partial_message);
+    if (auto b = v["pack_as_bytes"]) reader.get_bool(b, w + ".pack_as_bytes", c->pack_as_bytes);
+  }
   if (auto v = node["failure_mode_allow"])
     reader.get_bool(v, "ext_authz.failure_mode_allow", c->failure_mode_allow);
   if (auto v = node["status_on_error"]; v && reader.is_map(v, "ext_authz.status_on_error")) {

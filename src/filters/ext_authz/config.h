@@ -14,7 +14,8 @@
 //             allowed_upstream_headers: { patterns: [ { exact: x-user-id } ] }
 //             allowed_client_headers: { patterns: [ { exact: www-authenticate } ] }
 //         failure_mode_allow: false
-//         status_on_error: { code: 403 }
+//         with_request_body: { max_request_bytes: 8KiB, allow_partial_message: false,
+//         pack_as_bytes: false } status_on_error: { code: 403 }
 //
 // Per route (typed_per_filter_config): `ext_authz: { disabled: true }`.
 #pragma once
@@ -48,6 +49,15 @@ struct Config {
   std::vector<StringMatch> allowed_client_headers;
   bool failure_mode_allow = false;
   int status_on_error = 403;
+  // with_request_body (Envoy's BufferSettings): the request body, up to
+  // max_request_bytes, is the check request's body. Longer bodies get 413
+  // unless allow_partial_message (then the first max_request_bytes go).
+  // pack_as_bytes only changes Envoy's gRPC check message; accepted, and
+  // the HTTP check carries the bytes as they are either way.
+  bool with_request_body = false;
+  uint32_t max_request_bytes = 8192;
+  bool allow_partial_message = false;
+  bool pack_as_bytes = false;
 };
 
 std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader);

@@ -55,6 +55,37 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
     return http::FilterStatus::kContinue;
   }
   const Config& c = *factory_->config;
+  const http::RequestHead& r = cb.request();
+  if (c.with_request_body && r.body != http::BodyKind::kNone) {
+    if (!c.allow_partial_message && r.body == http::BodyKind::kContentLength &&
+        r.content_length > c.max_request_bytes) {
+      too_large(cb);
+      return http::FilterStatus::kStopIteration;
+    }
+    cb.buffer_request_body(c.max_request_bytes);
+    return http::FilterStatus::kStopIteration;
+  }
+  check(cb, {}, false);
+  return http::FilterStatus::kStopIteration;
+}
+
+void Filter::too_large(http::FilterCallbacks& cb) {
+  factory_->denied.add();
+  cb.set_response_detail("ext_authz_body_too_large");
+  cb.send_local_reply(413, "ext_authz: request body too large\n");
+}
+
+void Filter::on_request_body_buffered(std::string_view body, bool complete,
+                                      http::FilterCallbacks& cb) {
+  if (!complete && !factory_->config->allow_partial_message) {
+    too_large(cb);
+    return;
+  }
+  check(cb, body, !complete);
+}
+
+void Filter::check(http::FilterCallbacks& cb, std::string_view body, bool partial) {
+  const Config& c = *factory_->config;
   http::ClientRequest check;
   check.method = std::string(cb.request().method_name);
   check.path = c.path_prefix + std::string(cb.path());
@@ -67,6 +98,10 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
       check.headers.emplace_back(name, std::string(f.value));
   }
   for (const auto& [k, v] : c.headers_to_add) check.headers.emplace_back(k, v);
+  if (c.with_request_body) {
+    check.body.assign(body);
+    check.headers.emplace_back("x-envoy-auth-partial-body", partial ? "true" : "false");
+  }
   alive_ = std::make_shared<bool>(true);
   client_ = &cb.http_client();
   handle_ = client_->send(c.cluster, std::move(check),
@@ -75,7 +110,6 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
                             handle_ = 0;
                             answered(cb, std::move(response));
                           });
-  return http::FilterStatus::kStopIteration;
 }
 
 void Filter::answered(http::FilterCallbacks& cb, http::ClientResponse response) {

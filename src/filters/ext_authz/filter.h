@@ -2,11 +2,14 @@
 // request may go on (Envoy's HTTP ext_authz; docs/security.md).
 //
 // The check request has the request's method, path_prefix + its path, its
-// Host, Authorization and the allowed_headers, plus headers_to_add, and no
-// body; it goes to `cluster` through the worker's AsyncClient with
-// `timeout`. 200: the request goes on, with the allowed_upstream_headers of
-// the answer. Another status: that status and body go to the client, with
-// the allowed_client_headers; the upstream never sees the request
+// Host, Authorization and the allowed_headers, plus headers_to_add; no
+// body, or with with_request_body the request's body (its first
+// max_request_bytes with allow_partial_message, and then
+// `x-envoy-auth-partial-body: true`, as Envoy; a longer body is answered
+// 413 otherwise, "ext_authz_body_too_large"); it goes to `cluster` through the worker's AsyncClient
+// with `timeout`. 200: the request goes on, with the allowed_upstream_headers of the answer.
+// Another status: that status and body go to the client, with the allowed_client_headers; the
+// upstream never sees the request
 // (%RESPONSE_CODE_DETAILS% "ext_authz_denied"). No answer (timeout,
 // connect failure): status_on_error (403) and "ext_authz_error", or the
 // request goes on when failure_mode_allow. Counted in
@@ -38,9 +41,15 @@ class Filter : public http::HttpFilter {
   explicit Filter(std::shared_ptr<const Factory> factory) : factory_(std::move(factory)) {}
   ~Filter() override { on_stream_end(); }
   http::FilterStatus on_request_headers(http::FilterCallbacks& cb) override;
+  void on_request_body_buffered(std::string_view body, bool complete,
+                                http::FilterCallbacks& cb) override;
   void on_stream_end() override;
 
  private:
+  // Sends the check request (with `body`, possibly the first bytes only).
+  void check(http::FilterCallbacks& cb, std::string_view body, bool partial);
+  // 413: the body is longer than max_request_bytes, without allow_partial_message.
+  void too_large(http::FilterCallbacks& cb);
   void answered(http::FilterCallbacks& cb, http::ClientResponse response);
 
   const std::shared_ptr<const Factory> factory_;

@@ -103,7 +103,11 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
   // gRPC servers want it; HTTP/1.1 clients cannot send it through a proxy.
   cb.remove_request_header("te");
   cb.add_request_header("te", "trailers");
-  if (text_request_) cb.remove_request_header("content-length");  // decoding shrinks the body
+  if (text_request_) {
+    // Decoding shrinks the body: it goes upstream without a length.
+    cb.remove_request_header("content-length");
+    cb.set_request_streamed();
+  }
   return http::FilterStatus::kContinue;
 }
 

@@ -146,14 +146,26 @@ void parse_matcher(const YAML::Node& n, const std::string& where, bool principal
       if (reader.is_map(v["path"], w + ".path"))
         parse_string_match(v["path"], w + ".path", reader, *out.match, false);
     }
+  } else if (!principal && key == "destination_port") {
+    out.kind = Matcher::Kind::kDestinationPort;
+    if (reader.get_count(v, w, out.port_start, 0, 65535)) out.port_end = out.port_start + 1;
+  } else if (!principal && key == "destination_port_range") {
+    out.kind = Matcher::Kind::kDestinationPort;
+    if (reader.is_map(v, w)) {
+      reader.check_keys(v, w, {"start", "end"});
+      reader.get_count(v["start"], w + ".start", out.port_start, 0, 65535);
+      reader.get_count(v["end"], w + ".end", out.port_end, 0, 65536);
+      if (out.port_end <= out.port_start)
+        reader.error(v, fmt::format("{}: end must be above start (end is exclusive)", w));
+    }
   } else {
     reader.error(n.begin()->first,
                  fmt::format("{}: unknown {} '{}' (expected one of: {})", where,
                              principal ? "principal" : "permission", key,
                              principal ? "any, source_ip, remote_ip, authenticated, jwt_claim, "
                                          "header, and_ids, or_ids, not_id"
-                                       : "any, methods, url_path, header, and_rules, or_rules, "
-                                         "not_rule"));
+                                       : "any, methods, url_path, header, destination_port, "
+                                         "destination_port_range, and_rules, or_rules, not_rule"));
   }
 }
 

@@ -19,7 +19,9 @@
 // and_ids { ids }, or_ids { ids }, not_id.
 // Permissions: any, methods [GET, ...], url_path { path: <string match> },
 // header { name, <string match> | present } (":authority", ":method" and
-// ":path" name the request's), and_rules { rules }, or_rules { rules },
+// ":path" name the request's), destination_port <port> (the listener's
+// port, FilterCallbacks::local_port), destination_port_range { start, end }
+// (end exclusive, as Envoy), and_rules { rules }, or_rules { rules },
 // not_rule.
 // A string match is one of exact, prefix, suffix, contains, safe_regex:
 // { regex } (RE2), with ignore_case.
@@ -61,6 +63,7 @@ struct Matcher {
     kHeader,
     kMethods,
     kUrlPath,
+    kDestinationPort,  // destination_port, destination_port_range
   };
   Kind kind = Kind::kAny;
   std::vector<Matcher> children;  // kAnd, kOr, kNot (one)
@@ -68,6 +71,7 @@ struct Matcher {
   std::string name;                  // header name or claim path
   std::optional<StringMatch> match;  // kAuthenticated without it: any peer certificate
   std::vector<std::string> methods;
+  uint32_t port_start = 0, port_end = 0;  // kDestinationPort: [start, end)
 };
 
 struct Policy {

@@ -138,6 +138,8 @@ bool Filter::matches(const Matcher& m, http::FilterCallbacks& cb, bool principal
       const std::string_view path = cb.path();
       return m.match->matches(path.substr(0, path.find('?')));
     }
+    case Matcher::Kind::kDestinationPort:
+      return cb.local_port() >= m.port_start && cb.local_port() < m.port_end;
   }
   return false;
 }

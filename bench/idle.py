@@ -9,12 +9,14 @@ mapping's segments. Rss counts file pages shared with other processes (page
 cache, e.g. libc mapped by everyone); Pss divides them among the processes
 mapping them; Anonymous is private memory. Several runs print the median.
 
-The embedded config listens on :8000 and :9901; as root the process runs in
-a network namespace of its own (`unshare -n`) so that it collides with
-nothing else on the machine.
+The embedded config listens on :8000 and :9901; as root the bench runs in a
+network namespace of its own (`unshare -n`) so that it collides with nothing
+else on the machine. With --requests N, an app (python3 http.server) answers
+on :8080, N requests go through the sidecar after the first settle, and the
+figures are taken after a second one: what the request path brings back.
 
   bench/idle.sh [build/sidecar] [--runs 3] [--settle 2] [-c config.yaml]
-                [--env NAME=VALUE ...] [--top 14]
+                [--env NAME=VALUE ...] [--top 14] [--requests N]
 """
 
 import argparse
@@ -72,6 +74,18 @@ def threads(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
+def send_requests(n):
+    """n requests on keep-alive connections of 100 each to the embedded
+    config's listener (:8000, the app on :8080)."""
+    import http.client
+    for i in range(0, n, 100):
+        c = http.client.HTTPConnection("127.0.0.1", 8000, timeout=5)
+        for _ in range(min(100, n - i)):
+            c.request("GET", "/")
+            c.getresponse().read()
+        c.close()
+
+
 def run_once(args):
     cmd = [os.path.abspath(args.binary), "run"]
     if args.config:
@@ -80,8 +94,6 @@ def run_once(args):
     for kv in args.env:
         k, _, v = kv.partition("=")
         env[k] = v
-    if os.geteuid() == 0 and shutil.which("unshare"):
-        cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "-"] + cmd
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # The sidecar is the process that exec'd last; wait for its threads.
@@ -96,6 +108,9 @@ def run_once(args):
         else:
             raise SystemExit("sidecar did not start")
         time.sleep(args.settle)
+        if args.requests:
+            send_requests(args.requests)
+            time.sleep(args.settle)
         if proc.poll() is not None:
             raise SystemExit(f"sidecar exited with {proc.returncode}")
         return read_rollup(proc.pid), read_mappings(proc.pid), threads(proc.pid)
@@ -116,7 +131,30 @@ def main():
     p.add_argument("--settle", type=float, default=2.0, help="seconds idle before measuring")
     p.add_argument("--env", action="append", default=[], help="NAME=VALUE for the sidecar")
     p.add_argument("--top", type=int, default=14, help="mappings listed one by one")
+    p.add_argument("--requests", type=int, default=0,
+                   help="then send this many requests (to an app on :8080) and measure again after --settle")
     args = p.parse_args()
+
+    # As root: in a network namespace of our own (the embedded ports are
+    # then free), with an app on :8080 when requests are sent.
+    if os.geteuid() == 0 and shutil.which("unshare") and os.environ.get("SIDECAR_IDLE_NETNS") != "1":
+        env = {**os.environ, "SIDECAR_IDLE_NETNS": "1"}
+        inner = 'ip link set lo up 2>/dev/null; exec "$@"'
+        return subprocess.call(["unshare", "-n", "sh", "-c", inner, "-", sys.executable, *sys.argv], env=env)
+    app = None
+    if args.requests:
+        app = subprocess.Popen([sys.executable, "-m", "http.server", "8080", "--bind", "127.0.0.1"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/tmp")
+        time.sleep(0.5)
+    try:
+        report(args)
+    finally:
+        if app:
+            app.terminate()
+            app.wait()
+
+
+def report(args):
 
     rollups, maps, nthreads = [], [], []
     for _ in range(args.runs):

@@ -16,7 +16,8 @@ void provide(const Library* library) { provided.store(library, std::memory_order
 const Library& library() {
   if (const Library* lib = provided.load(std::memory_order_acquire)) return *lib;
   using Entry = const Library* (*)();
-  static const Library* lib = reinterpret_cast<Entry>(core::load_symbol("crypto", kLibrarySymbol))();
+  static const Library* lib =
+      reinterpret_cast<Entry>(core::load_symbol("crypto", kLibrarySymbol))();
   return *lib;
 }
 

@@ -182,8 +182,9 @@ bool crypt_matches(std::string_view hash, std::string_view password) {
   return ok;
 }
 
-const Library kLibrary{digest,         hmac,          random_bytes,       rsa_public_key,
-                       ec_public_key,  ed25519_public_key, verify, crypt_matches};
+const Library kLibrary{digest,         hmac,          random_bytes,
+                       rsa_public_key, ec_public_key, ed25519_public_key,
+                       verify,         crypt_matches};
 
 #ifdef SIDECAR_CRYPTO_LINKED
 // Linked into an executable: install the table before main().

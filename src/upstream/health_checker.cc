@@ -38,7 +38,7 @@ struct HealthChecker::Impl : std::enable_shared_from_this<HealthChecker::Impl> {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
   TlsLookup tls;
-  Publish publish;  // set before start
+  Publish publish;       // set before start
   bool started = false;  // the thread runs
   bool wanted = false;   // start() was called
   bool needed = false;   // a config had a cluster with work for the thread

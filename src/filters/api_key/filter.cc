@@ -1,6 +1,5 @@
 #include "filters/api_key/filter.h"
 
-
 #include <sys/stat.h>
 
 #include <cstring>

@@ -101,10 +101,14 @@ crypto::PublicKey okp_key(const json::object& o, const std::string& crv) {
 
 // The hash of an HS* alg; false for others.
 bool hmac_hash(std::string_view alg, crypto::Hash& out) {
-  if (alg == "HS256") out = crypto::Hash::kSha256;
-  else if (alg == "HS384") out = crypto::Hash::kSha384;
-  else if (alg == "HS512") out = crypto::Hash::kSha512;
-  else return false;
+  if (alg == "HS256")
+    out = crypto::Hash::kSha256;
+  else if (alg == "HS384")
+    out = crypto::Hash::kSha384;
+  else if (alg == "HS512")
+    out = crypto::Hash::kSha512;
+  else
+    return false;
   return true;
 }
 

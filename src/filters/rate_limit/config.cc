@@ -1,6 +1,5 @@
 #include "filters/rate_limit/config.h"
 
-
 #include <algorithm>
 
 #include <fmt/format.h>

@@ -650,16 +650,19 @@ class Process : public module::Host {
           if (e > 0) b += ',';
           b += "{\"address\":";
           core::append_json_string(b, address);
+          b += fmt::format(",\"weight\":{},\"priority\":{}", c.endpoints[e].weight,
+                           c.endpoints[e].priority);
           for (const auto& t : totals) {
             if (t.cluster != c.name || t.endpoint != address) continue;
             b += fmt::format(
                 ",\"connections_active\":{},\"connections_idle\":{},\"pending_requests\":{},"
+                "\"requests_active\":{},"
                 "\"connections_total\":{},\"connect_failures\":{},\"connect_timeouts\":{},"
                 "\"request_timeouts\":{},\"resets\":{},\"requests_total\":{},"
                 "\"requests_5xx\":{}",
-                t.connections_active, t.connections_idle, t.pending_requests, t.connections_total,
-                t.connect_failures, t.connect_timeouts, t.request_timeouts, t.resets,
-                t.requests_total, t.requests_5xx);
+                t.connections_active, t.connections_idle, t.pending_requests, t.requests_active,
+                t.connections_total, t.connect_failures, t.connect_timeouts, t.request_timeouts,
+                t.resets, t.requests_total, t.requests_5xx);
           }
           upstream::append_endpoint_health_json(b, c, address);
           b += '}';

@@ -2,8 +2,6 @@
 
 namespace sidecar::config {
 
-Address no_endpoint() { return Address{"127.0.0.1", 0, ""}; }
-
 std::shared_ptr<const Config> with_discovered_endpoints(
     std::shared_ptr<const Config> config,
     const std::map<std::string, std::vector<Address>>& discovered) {
@@ -13,7 +11,6 @@ std::shared_ptr<const Config> with_discovered_endpoints(
     if (c.discovery.etcd_service.empty() && !c.discovery.dns.enabled) continue;
     std::vector<Address> wanted = c.endpoints;
     if (auto it = discovered.find(c.name); it != discovered.end()) wanted = it->second;
-    if (wanted.empty()) wanted.push_back(no_endpoint());
     if (wanted == c.endpoints) continue;
     if (!next) next = std::make_shared<Config>(*config);
     next->clusters[i].endpoints = std::move(wanted);

@@ -16,15 +16,11 @@
 
 namespace sidecar::config {
 
-// The endpoint of a discovered cluster without any instance (none registered,
-// or none known yet and none configured): 127.0.0.1:0, where a connection is
-// refused at once, so requests fail (503) instead of reaching a stale peer.
-// The proxy needs at least one endpoint per cluster.
-Address no_endpoint();
-
 // `config` with, for every cluster that has `discovery`, its endpoints
-// replaced by `discovered[cluster name]` when present (an empty set becomes
-// no_endpoint()), else kept as configured (no_endpoint() when none are).
+// replaced by `discovered[cluster name]` when present, else kept as
+// configured. A cluster may end up with no endpoint at all (no instance
+// registered, or a DNS name not resolved yet): its requests get a 503 with
+// the UH response flag, never a stale peer.
 // Clusters without discovery and names without such a cluster are left
 // alone. Returns `config` itself when nothing changes.
 std::shared_ptr<const Config> with_discovered_endpoints(

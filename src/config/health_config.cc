@@ -8,7 +8,6 @@
 #include <cstdio>
 
 #include "config/config.h"
-#include "config/discovered.h"
 #include "config/loader.h"
 #include "config/reader.h"
 
@@ -290,7 +289,6 @@ void finish_dns_cluster(Cluster& cluster) {
       cluster.endpoints.push_back(Address{t.host, t.port, ""});
     }
   }
-  if (cluster.endpoints.empty()) cluster.endpoints.push_back(no_endpoint());
 }
 
 }  // namespace sidecar::config

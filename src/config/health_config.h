@@ -112,8 +112,8 @@ void load_dns_discovery(Reader& r, const YAML::Node& n, const std::string& where
 bool get_dns_target(Reader& r, const YAML::Node& n, const std::string& what,
                     DnsDiscovery::Target& out);
 // After the targets of a DNS cluster were read: the endpoints until the
-// first answer are the IP literals among them (none:
-// config/discovered.h's no_endpoint()).
+// first answer are the IP literals among them (possibly none: requests get
+// a 503 UH until the resolver answers).
 void finish_dns_cluster(Cluster& cluster);
 
 }  // namespace sidecar::config

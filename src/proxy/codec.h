@@ -206,6 +206,9 @@ class UpstreamStream {
   // Whether the connection came from the pool (a closed idle connection is
   // the one failure a request may be retried after).
   virtual bool reused() const = 0;
+  // Waiting in the cluster's queue for a connection (max_connections
+  // reached): a connect deadline then is an overflow, not a connect failure.
+  virtual bool queued() const { return false; }
   // Whether the upstream refused the request unprocessed (HTTP/2
   // REFUSED_STREAM, or a stream beyond a GOAWAY's last id).
   virtual bool refused() const { return false; }

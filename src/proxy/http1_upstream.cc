@@ -35,6 +35,10 @@ Http1UpstreamStream::Http1UpstreamStream(upstream::ClusterRuntime& cluster, Upst
     : cluster_(cluster), events_(events), fresh_(fresh), endpoint_(endpoint) {}
 
 Http1UpstreamStream::~Http1UpstreamStream() {
+  if (queued_) {
+    cluster_.cancel_wait(*this);
+    if (endpoint_ != nullptr) endpoint_->stats->pending_requests.sub();
+  }
   if (conn_) release(false);
 }
 
@@ -54,11 +58,26 @@ std::string_view Http1UpstreamStream::failure() const {
   return conn_ ? std::string_view(conn_->tls_failure()) : std::string_view();
 }
 
-void Http1UpstreamStream::start() {
+void Http1UpstreamStream::start() { acquire(false); }
+
+void Http1UpstreamStream::on_connection_available() {
+  queued_ = false;
+  endpoint_->stats->pending_requests.sub();
+  acquire(true);
+}
+
+void Http1UpstreamStream::acquire(bool woken) {
   conn_ = endpoint_ != nullptr ? cluster_.acquire(*endpoint_, reused_, fresh_)
                                : cluster_.acquire(reused_, fresh_);
   if (!conn_) {
-    // A circuit breaker refused a new connection: 503 UO at once.
+    // At max_connections: wait for one in the cluster's queue (bounded by
+    // max_pending_requests; the stream's connect deadline ends the wait
+    // with 503 UO); any other refusal, or a full queue: 503 UO at once.
+    if (endpoint_ != nullptr && cluster_.wait_for_connection(*this, woken)) {
+      queued_ = true;
+      endpoint_->stats->pending_requests.add();
+      return;
+    }
     events_.on_upstream_ready(make_error_code(upstream::AttemptError::kOverflow));
     return;
   }

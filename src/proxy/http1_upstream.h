@@ -22,7 +22,9 @@
 
 namespace sidecar::proxy {
 
-class Http1UpstreamStream final : public UpstreamStream, public upstream::UpstreamCallbacks {
+class Http1UpstreamStream final : public UpstreamStream,
+                                  public upstream::UpstreamCallbacks,
+                                  public upstream::ConnectionWaiter {
  public:
   // `fresh`: never a pooled connection (a retry after a pooled one failed).
   // `endpoint`: the one chosen for this attempt (null: the cluster chooses).
@@ -38,6 +40,7 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   void await_response_body() override;
   void release(bool reusable) override;
   bool reused() const override { return reused_; }
+  bool queued() const override { return queued_; }
   bool accepts_raw_chunked() const override { return true; }
   void set_request_trailers(const Trailers& trailers) override;
   std::string_view host() const override;
@@ -52,6 +55,8 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
 
  private:
   void write(bool end);
+  void acquire(bool woken);
+  void on_connection_available() override;
   void on_written(const boost::system::error_code& ec);
   void add_body(Spans& body, bool raw_chunked, bool end);
   void process_response();
@@ -62,7 +67,8 @@ class Http1UpstreamStream final : public UpstreamStream, public upstream::Upstre
   upstream::Endpoint* const endpoint_;
   core::Ref<upstream::UpstreamConnection> conn_;
   bool reused_ = false;
-  bool pending_counted_ = false;
+  bool pending_counted_ = false;  // in the endpoint's pending_requests gauge
+  bool queued_ = false;           // waiting for a connection (ConnectionWaiter)
   bool writing_ = false;
   bool request_done_ = false;    // the end of the request was handed to the socket
   bool chunk_encode_ = false;    // the request body gets chunked framing here

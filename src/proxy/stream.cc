@@ -931,6 +931,12 @@ Clock::time_point Stream::deadline() const {
 
 void Stream::on_timeout(Clock::time_point now) {
   if (!active_) return;
+  if (connecting_ && now >= connect_deadline_ && upstream_ && upstream_->queued()) {
+    // No connection freed up within connect_timeout: 503 UO, and the
+    // endpoint is not blamed (outlier detection, connect failures).
+    upstream_connect_failed(make_error_code(upstream::AttemptError::kOverflow));
+    return;
+  }
   if (connecting_ && now >= connect_deadline_) {
     flags_ |= accesslog::kUpstreamConnectionFailure;
     attempt_.finish({upstream::AttemptOutcome::Kind::kConnectFailure});

@@ -109,11 +109,12 @@ std::vector<EndpointStats*> Store::endpoint(const std::string& cluster,
 std::vector<Store::EndpointTotals> Store::endpoints() const {
   std::vector<EndpointTotals> out;
   for (const auto& [key, blocks] : endpoints_) {
-    EndpointTotals t{key.first, key.second, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    EndpointTotals t{key.first, key.second, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     for (const auto& b : blocks) {
       t.connections_active += b->connections_active.get();
       t.connections_idle += b->connections_idle.get();
       t.pending_requests += b->pending_requests.get();
+      t.requests_active += b->requests_active.get();
       t.connections_total += b->connections_total.get();
       t.connect_failures += b->connect_failures.get();
       t.connect_timeouts += b->connect_timeouts.get();
@@ -361,6 +362,9 @@ void Store::collect(MetricWriter& w) const {
   cluster_metric("sidecar_upstream_pending_requests", MetricType::kGauge,
                  "Requests waiting for an upstream connection to be established.",
                  [](const EndpointStats& s) { return s.pending_requests.get(); });
+  cluster_metric("sidecar_upstream_requests_active", MetricType::kGauge,
+                 "Requests in flight to the cluster's endpoints (attempts, retries included).",
+                 [](const EndpointStats& s) { return s.requests_active.get(); });
   cluster_metric("sidecar_upstream_connections_total", MetricType::kCounter,
                  "Upstream connections opened.",
                  [](const EndpointStats& s) { return s.connections_total.get(); });

@@ -141,6 +141,7 @@ struct alignas(64) EndpointStats {
   Gauge connections_active;  // open: connecting, in use or idle
   Gauge connections_idle;    // in the pool
   Gauge pending_requests;    // waiting for a connection to be established
+  Gauge requests_active;     // attempts in flight (Envoy's upstream_rq_active)
   Counter connections_total;
   Counter connect_failures;  // refused, unreachable or timed out
   Counter connect_timeouts;
@@ -195,7 +196,7 @@ class Store {
   // summed over workers, for /clusters.
   struct EndpointTotals {
     std::string cluster, endpoint;
-    int64_t connections_active, connections_idle, pending_requests;
+    int64_t connections_active, connections_idle, pending_requests, requests_active;
     uint64_t connections_total, connect_failures, connect_timeouts, request_timeouts, resets,
         requests_total, requests_5xx;
   };

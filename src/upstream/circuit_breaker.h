@@ -64,6 +64,8 @@ class CircuitBreaker {
     return n < 0 ? 0 : static_cast<uint64_t>(n);
   }
   uint64_t limit(Resource r) const;
+  // At its limit (not counted as an overflow).
+  bool full(Resource r) const { return count(r) >= limit(r); }
   uint64_t overflows(Resource r) const { return overflows_[r].load(std::memory_order_relaxed); }
   const std::string& cluster() const { return cluster_; }
   const config::CircuitBreakers& thresholds() const { return thresholds_; }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 
 #include "upstream/outlier.h"
 
@@ -60,7 +61,10 @@ void ClusterRuntime::refresh_health() {
   const uint64_t generation = health_generation();
   if (generation == health_seen_) return;
   health_seen_ = generation;
-  for (Endpoint& e : endpoints_) e.set_healthy(e.health().healthy());
+  for (Endpoint& e : endpoints_) {
+    e.set_healthy(e.health().healthy());
+    e.set_degraded(e.health().degraded_active_hc.load(std::memory_order_relaxed));
+  }
 }
 
 Endpoint* ClusterRuntime::choose(const LbContext& ctx, Refusal& why) {
@@ -84,16 +88,19 @@ Endpoint* ClusterRuntime::choose(const LbContext& ctx, Refusal& why) {
 
 void ClusterRuntime::attempt_started(Endpoint& endpoint) {
   endpoint.attempt_started();
+  if (endpoint.stats != nullptr) endpoint.stats->requests_active.add();
   breaker_->add(CircuitBreaker::kRequests);
 }
 
 void ClusterRuntime::attempt_cancelled(Endpoint& endpoint) {
   breaker_->sub(CircuitBreaker::kRequests);
+  if (endpoint.stats != nullptr) endpoint.stats->requests_active.sub();
   endpoint.attempt_finished(std::chrono::nanoseconds(-1), std::chrono::steady_clock::now());
 }
 
 void ClusterRuntime::attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome) {
   breaker_->sub(CircuitBreaker::kRequests);
+  if (endpoint.stats != nullptr) endpoint.stats->requests_active.sub();
   // ewma: a refused connect is fast but must not make the endpoint look
   // good; it counts as a 1 s response (linkerd2's failure penalty is alike).
   std::chrono::nanoseconds rtt = outcome.latency;
@@ -183,12 +190,70 @@ core::Ref<UpstreamConnection> ClusterRuntime::acquire(Endpoint& ep, bool& reused
   }
   reused = false;
   // Envoy's max_connections and max_pending_requests: a new connection and
-  // the request waiting for it (no queue: refused at once).
+  // the request waiting for it. An idle pooled connection (of another
+  // endpoint) never keeps a request from its own: it is closed first.
+  if (breaker_->full(CircuitBreaker::kConnections)) evict_idle();
   if (!breaker_->can_create(CircuitBreaker::kConnections) ||
       !breaker_->can_create(CircuitBreaker::kPendingRequests)) {
     return nullptr;
   }
   return core::Ref<UpstreamConnection>(new UpstreamConnection(io_, *this, ep));
+}
+
+bool ClusterRuntime::evict_idle() {
+  Endpoint* oldest = nullptr;
+  for (Endpoint& ep : endpoints_) {
+    if (ep.idle.empty()) continue;
+    if (oldest == nullptr || ep.idle.front()->idle_since < oldest->idle.front()->idle_since) {
+      oldest = &ep;
+    }
+  }
+  if (oldest == nullptr) return false;
+  oldest->idle.front()->close();
+  oldest->idle.erase(oldest->idle.begin());
+  oldest->stats->connections_idle.sub();
+  return true;
+}
+
+bool ClusterRuntime::wait_for_connection(ConnectionWaiter& waiter, bool front) {
+  if (waiter.waiting_ || !breaker_->full(CircuitBreaker::kConnections) ||
+      !breaker_->can_create(CircuitBreaker::kPendingRequests)) {
+    return false;
+  }
+  breaker_->add(CircuitBreaker::kPendingRequests);
+  waiter.waiting_ = true;
+  if (front) {
+    waiters_.push_front(&waiter);
+  } else {
+    waiters_.push_back(&waiter);
+  }
+  return true;
+}
+
+void ClusterRuntime::cancel_wait(ConnectionWaiter& waiter) {
+  if (!waiter.waiting_) return;
+  waiter.waiting_ = false;
+  breaker_->sub(CircuitBreaker::kPendingRequests);
+  waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), &waiter), waiters_.end());
+}
+
+void ClusterRuntime::wake_waiter() {
+  if (waiters_.empty()) return;
+  boost::asio::post(io_, [self = core::Ref<ClusterRuntime>(this)] {
+    if (self->waiters_.empty()) return;
+    ConnectionWaiter* w = self->waiters_.front();
+    self->waiters_.pop_front();
+    w->waiting_ = false;
+    self->breaker_->sub(CircuitBreaker::kPendingRequests);
+    w->on_connection_available();
+  });
+}
+
+void ClusterRuntime::wake_waiters_with_room() {
+  if (waiters_.empty()) return;
+  const uint64_t count = breaker_->count(CircuitBreaker::kConnections);
+  const uint64_t limit = breaker_->limit(CircuitBreaker::kConnections);
+  for (uint64_t i = count; i < limit && i - count < waiters_.size(); ++i) wake_waiter();
 }
 
 void ClusterRuntime::release(core::Ref<UpstreamConnection> connection, bool reusable) {
@@ -198,12 +263,15 @@ void ClusterRuntime::release(core::Ref<UpstreamConnection> connection, bool reus
       !connection->buffer().empty() || (max != 0 && connection->requests >= max) ||
       config_.idle_timeout.count() == 0) {
     connection->close();
-    return;
+  } else {
+    connection->idle_since = std::chrono::steady_clock::now();
+    connection->read();  // notices a close while idle
+    connection->endpoint().stats->connections_idle.add();
+    connection->endpoint().idle.push_back(std::move(connection));
   }
-  connection->idle_since = std::chrono::steady_clock::now();
-  connection->read();  // notices a close while idle
-  connection->endpoint().stats->connections_idle.add();
-  connection->endpoint().idle.push_back(std::move(connection));
+  // Either way a connection is free or its place is: the first queued
+  // request takes it.
+  wake_waiter();
 }
 
 void ClusterRuntime::remove_idle(UpstreamConnection& connection) {
@@ -216,6 +284,7 @@ void ClusterRuntime::remove_idle(UpstreamConnection& connection) {
 }
 
 void ClusterRuntime::close_expired(std::chrono::steady_clock::time_point now) {
+  wake_waiters_with_room();
   const auto timeout = config_.idle_timeout;
   for (Endpoint& ep : endpoints_) {
     // Oldest first: stop at the first one still fresh.

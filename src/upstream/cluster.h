@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,24 @@ class Endpoint : public Host {
   std::shared_ptr<EndpointHealth> health_;
 };
 
+// A request waiting for a connection because the cluster is at
+// max_connections (Envoy's pending request; ClusterRuntime::wait_for_connection).
+// The waiter must call cancel_wait() before it goes away.
+class ConnectionWaiter {
+ public:
+  // A connection of this worker's pool was released or closed, or the
+  // breaker has room again: try acquire() once more (it may still fail:
+  // wait again, at the front).
+  virtual void on_connection_available() = 0;
+
+ protected:
+  ~ConnectionWaiter() = default;
+
+ private:
+  friend class ClusterRuntime;
+  bool waiting_ = false;
+};
+
 class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
  public:
   // `stats[i]`: this worker's block for endpoint i.
@@ -117,6 +136,18 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   // when either refuses.
   core::Ref<UpstreamConnection> acquire(bool& reused, bool fresh = false);
 
+  // After acquire() refused because max_connections are open: queues
+  // `waiter` (FIFO; `front` for one that was woken and lost the race)
+  // while fewer than max_pending_requests wait or connect, counting it as
+  // pending. It is woken when a connection of this worker is released or
+  // closed (a pooled connection of another endpoint is closed to make room
+  // then: acquire() does that), or on the worker's tick when other workers
+  // freed some. The waiter bounds the wait (the stream's connect deadline)
+  // and cancels it. false: not queued (max_pending_requests reached, or the
+  // refusal was not max_connections): 503 UO at once.
+  bool wait_for_connection(ConnectionWaiter& waiter, bool front = false);
+  void cancel_wait(ConnectionWaiter& waiter);
+
   // Called by the stream once per upstream attempt (attempt.h): counts the
   // request in the endpoint's active requests and the circuit breaker, and
   // feeds the balancer (and outlier detection) with the outcome.
@@ -146,6 +177,16 @@ class ClusterRuntime : public core::RefCounted<ClusterRuntime> {
   std::unique_ptr<LoadBalancer> lb_;
   uint64_t health_seen_ = UINT64_MAX;  // health_generation() last copied into the hosts
   bool retired_ = false;
+  std::deque<ConnectionWaiter*> waiters_;
+
+  // Closes this worker's oldest pooled connection (of any endpoint) so
+  // that a new one fits under max_connections; false when none is pooled.
+  bool evict_idle();
+  // Wakes the first waiter from a fresh stack (posted).
+  void wake_waiter();
+  // The tick: waiters are woken when the breaker has room (connections
+  // closed on other workers).
+  void wake_waiters_with_room();
 
   // Copies each endpoint's process-wide health into its Host bit when
   // health_generation() moved since the last time.

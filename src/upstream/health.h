@@ -62,6 +62,9 @@ class EndpointHealth {
   // Active health checking (written by the health thread).
   std::atomic<bool> failed_active_hc{false};
   std::atomic<bool> pending_active_hc{false};  // not checked since it joined
+  // The last passing HTTP check carried `x-envoy-degraded` (Envoy's
+  // signal): used only for traffic the non-degraded hosts cannot take.
+  std::atomic<bool> degraded_active_hc{false};
   std::atomic<uint32_t> hc_consecutive_successes{0};
   std::atomic<uint32_t> hc_consecutive_failures{0};
   std::atomic<uint64_t> hc_successes{0};  // totals, for /clusters

@@ -29,7 +29,7 @@ void collect_health(stats::MetricWriter& w, const config::Config& config) {
   struct Row {
     const config::Cluster* config;
     ClusterHealth* health;
-    size_t healthy = 0, total = 0, ejected = 0, failed_hc = 0;
+    size_t healthy = 0, degraded = 0, total = 0, ejected = 0, failed_hc = 0;
   };
   std::vector<Row> rows;
   for (const config::Cluster& c : config.clusters) {
@@ -37,6 +37,7 @@ void collect_health(stats::MetricWriter& w, const config::Config& config) {
     for (const auto& ep : r.health->members()) {
       ++r.total;
       if (ep->healthy()) ++r.healthy;
+      if (ep->healthy() && ep->degraded_active_hc.load(kRelaxed)) ++r.degraded;
       if (ep->ejected.load(kRelaxed)) ++r.ejected;
       if (ep->failed_active_hc.load(kRelaxed)) ++r.failed_hc;
     }
@@ -60,12 +61,12 @@ void collect_health(stats::MetricWriter& w, const config::Config& config) {
       [](const Row& r) { return r.total; }, all);
   family(
       "sidecar_cluster_membership_healthy", MetricType::kGauge,
-      "Endpoints passing active health checks and not ejected.",
+      "Endpoints passing active health checks and not ejected (degraded ones included).",
       [](const Row& r) { return r.healthy; }, all);
   family(
       "sidecar_cluster_membership_degraded", MetricType::kGauge,
-      "Endpoints marked degraded (none yet: no degraded signal is implemented).",
-      [](const Row&) { return 0; }, all);
+      "Healthy endpoints whose health check answered x-envoy-degraded.",
+      [](const Row& r) { return r.degraded; }, all);
   family(
       "sidecar_cluster_health_check_attempts_total", MetricType::kCounter,
       "Active health checks run.",
@@ -131,9 +132,8 @@ void append_endpoint_health_json(std::string& b, const config::Cluster& cluster,
   ClusterHealth& ch = HealthRegistry::instance().cluster(cluster.name);
   const std::shared_ptr<EndpointHealth> ep = ch.endpoint(address);
   const EndpointHealth& h = *ep;
-  // TODO(lead, on merging the balancer): "weight", "priority" and active
-  // requests come from the balancer's Endpoint fields.
   b += fmt::format(",\"healthy\":{}", h.healthy());
+  if (h.degraded_active_hc.load(kRelaxed)) b += ",\"degraded\":true";
   if (!cluster.health_checks.empty()) {
     const bool pending = h.pending_active_hc.load(kRelaxed);
     const bool failed = h.failed_active_hc.load(kRelaxed);

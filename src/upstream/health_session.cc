@@ -175,7 +175,8 @@ void HealthSession::read_http(const std::shared_ptr<Attempt>& a) {
         }
         const auto& hc = self->check_;
         if (in_ranges(hc.expected_statuses, status)) {
-          self->finish(a->generation, Verdict::kHealthy, "");
+          const bool degraded = a->head.find("x-envoy-degraded") != nullptr;
+          self->finish(a->generation, degraded ? Verdict::kDegraded : Verdict::kHealthy, "");
         } else if (in_ranges(hc.retriable_statuses, status)) {
           self->finish(a->generation, Verdict::kFailed, fmt::format("status {}", status));
         } else {
@@ -273,7 +274,13 @@ void HealthSession::publish(EndpointHealth& h, const config::HealthCheck& check,
   h.hc_last_check_unix_ms.store(unix_ms_now(), kRelaxed);
   const bool pending = h.pending_active_hc.exchange(false, kRelaxed);
   const bool failed = h.failed_active_hc.load(kRelaxed);
-  if (verdict == Verdict::kHealthy) {
+  if (verdict == Verdict::kHealthy || verdict == Verdict::kDegraded) {
+    const bool degraded = verdict == Verdict::kDegraded;
+    if (h.degraded_active_hc.exchange(degraded, kRelaxed) != degraded) {
+      health_changed();
+      spdlog::info("health check: {} {} is {}", cluster.name(), h.address,
+                   degraded ? "degraded" : "no longer degraded");
+    }
     cluster.health_check_successes.fetch_add(1, kRelaxed);
     h.hc_successes.fetch_add(1, kRelaxed);
     h.hc_consecutive_failures.store(0, kRelaxed);

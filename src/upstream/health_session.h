@@ -33,6 +33,7 @@ class HealthSession : public std::enable_shared_from_this<HealthSession> {
   // How one check ended.
   enum class Verdict : uint8_t {
     kHealthy,
+    kDegraded,      // healthy, with `x-envoy-degraded` in the response (Envoy's signal)
     kFailed,        // counts towards unhealthy_threshold (network, timeout, retriable status)
     kFailedActive,  // the upstream said no (unexpected status, NOT_SERVING): at once
   };

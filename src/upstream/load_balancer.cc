@@ -322,21 +322,26 @@ void Host::attempt_finished(std::chrono::nanoseconds rtt, Clock::time_point now)
 }
 
 PriorityLoad compute_priority_load(std::span<const uint32_t> healthy,
+                                   std::span<const uint32_t> degraded,
                                    std::span<const uint32_t> total,
                                    uint32_t overprovisioning_factor, uint32_t panic_threshold) {
   const size_t n = total.size();
   PriorityLoad out;
   out.load.assign(n, 0);
+  out.degraded_load.assign(n, 0);
   out.panic.assign(n, false);
   if (n == 0) return out;
-  std::vector<uint32_t> health(n, 0);
+  // Slots 0..n-1: the levels' healthy hosts; n..2n-1: their degraded hosts.
+  std::vector<uint32_t> health(2 * n, 0);
   uint32_t sum = 0;
   for (size_t i = 0; i < n; ++i) {
     if (total[i] == 0) continue;
     const uint64_t h = uint64_t{overprovisioning_factor} * healthy[i] / total[i];
+    const uint64_t d = uint64_t{overprovisioning_factor} * degraded[i] / total[i];
     health[i] = static_cast<uint32_t>(std::min<uint64_t>(100, h));
-    sum += health[i];
-    out.panic[i] = uint64_t{healthy[i]} * 100 < uint64_t{panic_threshold} * total[i];
+    health[n + i] = static_cast<uint32_t>(std::min<uint64_t>(100 - health[i], d));
+    sum += health[i] + health[n + i];
+    out.panic[i] = uint64_t{healthy[i] + degraded[i]} * 100 < uint64_t{panic_threshold} * total[i];
   }
   const uint32_t normalized = std::min<uint32_t>(100, sum);
   if (normalized == 0) {
@@ -345,18 +350,23 @@ PriorityLoad compute_priority_load(std::span<const uint32_t> healthy,
     for (size_t i = 0; i < n; ++i) out.panic[i] = true;
     return out;
   }
+  std::vector<uint32_t> share(2 * n, 0);
   uint32_t left = 100;
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t l = std::min(left, health[i] * 100 / normalized);
-    out.load[i] = l;
-    left -= l;
+  for (size_t i = 0; i < 2 * n; ++i) {
+    share[i] = std::min(left, health[i] * 100 / normalized);
+    left -= share[i];
   }
-  // Rounding leftovers go to the first level that takes traffic.
-  for (size_t i = 0; i < n && left > 0; ++i) {
+  // Rounding leftovers go to the first slot that takes traffic.
+  for (size_t i = 0; i < 2 * n && left > 0; ++i) {
     if (health[i] > 0) {
-      out.load[i] += left;
+      share[i] += left;
       left = 0;
     }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    // A level in panic balances over all its hosts: one pool.
+    out.load[i] = share[i] + (out.panic[i] ? share[n + i] : 0);
+    out.degraded_load[i] = out.panic[i] ? 0 : share[n + i];
   }
   return out;
 }
@@ -422,22 +432,34 @@ uint64_t LoadBalancer::random() {
 
 void LoadBalancer::refresh() {
   built_epoch_ = health_epoch_;
-  std::vector<uint32_t> healthy, total;
+  std::vector<uint32_t> healthy, degraded, total;
   for (Level& l : levels_) {
-    uint32_t n = 0;
-    for (Host* h : l.all) n += h->healthy() ? 1 : 0;
-    healthy.push_back(n);
+    uint32_t h = 0, d = 0;
+    for (Host* host : l.all) {
+      if (host->healthy()) ++(host->degraded() ? d : h);
+    }
+    healthy.push_back(h);
+    degraded.push_back(d);
     total.push_back(static_cast<uint32_t>(l.all.size()));
   }
-  load_ = compute_priority_load(healthy, total, settings_.overprovisioning_factor,
+  load_ = compute_priority_load(healthy, degraded, total, settings_.overprovisioning_factor,
                                 settings_.healthy_panic_threshold);
   for (size_t i = 0; i < levels_.size(); ++i) {
     Level& l = levels_[i];
     l.eligible.clear();
+    l.degraded.clear();
     for (Host* h : l.all) {
-      if (load_.panic[i] || h->healthy()) l.eligible.push_back(h);
+      if (load_.panic[i] || (h->healthy() && !h->degraded())) {
+        l.eligible.push_back(h);
+      } else if (h->healthy()) {
+        l.degraded.push_back(h);
+      }
     }
     if (!l.eligible.empty()) l.policy->build(l.eligible, l.all);
+    if (!l.degraded.empty()) {
+      if (!l.degraded_policy) l.degraded_policy = make_policy();
+      l.degraded_policy->build(l.degraded, l.all);
+    }
   }
 }
 
@@ -449,34 +471,39 @@ const PriorityLoad& LoadBalancer::priority_load() {
 Host* LoadBalancer::choose(const LbContext& ctx) {
   if (levels_.empty()) return nullptr;
   if (built_epoch_ != health_epoch_) refresh();
-  // The level: by the request's hash when it has one (the same key stays
-  // on the same level), else at random.
+  // The level and pool (healthy, else degraded): by the request's hash
+  // when it has one (the same key stays on the same level), else at random.
   size_t level = 0;
-  if (levels_.size() > 1) {
+  bool use_degraded = false;
+  if (levels_.size() > 1 || load_.degraded_load[0] > 0) {
     const uint64_t x = (ctx.hash ? mix(*ctx.hash) : random()) % 100;
     uint64_t acc = 0;
-    for (size_t i = 0; i < levels_.size(); ++i) {
+    bool found = false;
+    for (size_t i = 0; i < levels_.size() && !found; ++i) {
       acc += load_.load[i];
-      if (x < acc) {
-        level = i;
-        break;
-      }
+      if (x < acc) level = i, found = true;
+    }
+    for (size_t i = 0; i < levels_.size() && !found; ++i) {
+      acc += load_.degraded_load[i];
+      if (x < acc) level = i, use_degraded = true, found = true;
     }
   }
   Level& l = levels_[level];
-  if (l.eligible.empty()) return nullptr;  // cannot happen: a loaded level has hosts
-  Host* h = l.policy->pick(ctx, 0);
+  std::vector<Host*>& pool = use_degraded ? l.degraded : l.eligible;
+  Policy* policy = use_degraded ? l.degraded_policy.get() : l.policy.get();
+  if (pool.empty()) return nullptr;  // cannot happen: a loaded pool has hosts
+  Host* h = policy->pick(ctx, 0);
   if (ctx.avoid.empty() || !ctx.avoided(*h)) return h;
   // Previous hosts: ask the policy again a few times, then take any other
-  // eligible host, then the same one (a retry to it beats none).
-  const uint32_t tries = static_cast<uint32_t>(std::min<size_t>(l.eligible.size() * 2, 16));
+  // host of the pool, then the same one (a retry to it beats none).
+  const uint32_t tries = static_cast<uint32_t>(std::min<size_t>(pool.size() * 2, 16));
   for (uint32_t attempt = 1; attempt <= tries; ++attempt) {
-    Host* other = l.policy->pick(ctx, attempt);
+    Host* other = policy->pick(ctx, attempt);
     if (!ctx.avoided(*other)) return other;
   }
-  const size_t start = random() % l.eligible.size();
-  for (size_t i = 0; i < l.eligible.size(); ++i) {
-    Host* other = l.eligible[(start + i) % l.eligible.size()];
+  const size_t start = random() % pool.size();
+  for (size_t i = 0; i < pool.size(); ++i) {
+    Host* other = pool[(start + i) % pool.size()];
     if (!ctx.avoided(*other)) return other;
   }
   return h;

@@ -65,6 +65,15 @@ class Host {
     healthy_ = healthy;
     if (health_epoch_ != nullptr) ++*health_epoch_;
   }
+  // Degraded (Envoy's: an active health check answered with
+  // `x-envoy-degraded`): healthy, but used only for the share of traffic
+  // the healthy, non-degraded hosts of all levels cannot take.
+  bool degraded() const { return degraded_; }
+  void set_degraded(bool degraded) {
+    if (degraded == degraded_) return;
+    degraded_ = degraded;
+    if (health_epoch_ != nullptr) ++*health_epoch_;
+  }
 
   // Attempts in flight to this host on this worker (least_request, ewma).
   uint32_t active_requests() const { return active_requests_; }
@@ -88,6 +97,7 @@ class Host {
   uint32_t weight_;
   uint32_t priority_;
   bool healthy_ = true;
+  bool degraded_ = false;
   uint64_t* health_epoch_ = nullptr;  // the owning balancer's
   uint32_t active_requests_ = 0;
   double ewma_ns_ = -1;  // < 0: never seeded
@@ -128,11 +138,20 @@ class Policy {
 // Which fraction of traffic each priority level gets, and which are in panic
 // (Envoy's LoadBalancerBase). Exposed for tests and /clusters.
 struct PriorityLoad {
-  std::vector<uint32_t> load;  // percent by level, sums to 100 (levels with hosts)
-  std::vector<bool> panic;
+  // Percent by level, to its healthy (non-degraded) hosts, then to its
+  // degraded hosts; both together sum to 100 (levels with hosts).
+  std::vector<uint32_t> load;
+  std::vector<uint32_t> degraded_load;
+  std::vector<bool> panic;  // the level balances over all its hosts
 };
-// `healthy[i]` / `total[i]`: host counts of level i.
+// `healthy[i]`, `degraded[i]`, `total[i]`: host counts of level i (healthy
+// excludes degraded). Envoy's order: every level's healthy hosts take
+// min(100%, factor * healthy share) in priority order, then degraded hosts
+// the same way for what is left; a level whose healthy and degraded hosts
+// are below the panic threshold is in panic (its load goes to all its
+// hosts, in `load`).
 PriorityLoad compute_priority_load(std::span<const uint32_t> healthy,
+                                   std::span<const uint32_t> degraded,
                                    std::span<const uint32_t> total,
                                    uint32_t overprovisioning_factor, uint32_t panic_threshold);
 
@@ -161,8 +180,10 @@ class LoadBalancer {
  private:
   struct Level {
     std::vector<Host*> all;
-    std::vector<Host*> eligible;  // healthy, or all in panic
+    std::vector<Host*> eligible;  // healthy and not degraded, or all in panic
     std::unique_ptr<Policy> policy;
+    std::vector<Host*> degraded;  // healthy and degraded (not in panic)
+    std::unique_ptr<Policy> degraded_policy;
   };
   void refresh();
   std::unique_ptr<Policy> make_policy();

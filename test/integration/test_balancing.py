@@ -275,7 +275,8 @@ class CircuitBreakers(Fixture):
         self.assertEqual(status, 200)
         out = {}
         for line in body.splitlines():
-            if line.startswith("sidecar_cluster_circuit_breaker") and 'cluster="app"' in line:
+            if (line.startswith(("sidecar_cluster_circuit_breaker", "sidecar_upstream_requests_active"))
+                    and 'cluster="app"' in line):
                 name, value = line.rsplit(" ", 1)
                 out[name] = float(value)
         return out
@@ -305,6 +306,11 @@ class CircuitBreakers(Fixture):
                          1)
         self.assertEqual(
             m['sidecar_cluster_circuit_breaker_remaining{cluster="app",resource="requests"}'], 0)
+        self.assertEqual(m['sidecar_upstream_requests_active{cluster="app"}'], 2)
+        _, body = s.admin_get("/clusters")
+        (endpoint,) = json.loads(body)["clusters"][0]["endpoints"]
+        self.assertEqual((endpoint["requests_active"], endpoint["weight"], endpoint["priority"]),
+                         (2, 1, 0))
         # The third: refused at once, the upstream never sees it.
         seen = slow.stats()["requests"]
         status, h, body = get(port)
@@ -322,6 +328,7 @@ class CircuitBreakers(Fixture):
         # right after the responses went out).
         open_key = 'sidecar_cluster_circuit_breaker_open{cluster="app",resource="requests"}'
         wait_for(lambda: self.metrics(s)[open_key] == 0, timeout=10, what="the breaker closed")
+        self.assertEqual(self.metrics(s)['sidecar_upstream_requests_active{cluster="app"}'], 0)
         # The access log says UO for the refused one.
         def flags():
             with open(log.name) as f:
@@ -332,23 +339,82 @@ class CircuitBreakers(Fixture):
         self.assertEqual(get(port)[0], 200)
 
     def test_max_connections_overflow(self):
-        (slow,) = self.start_upstreams("slow", delay=1.5)
-        clusters = cluster_yaml("app", [slow], "    circuit_breakers: { max_connections: 1 }\n")
+        (slow,) = self.start_upstreams("slow", delay=0.8)
+        # One connection, one place in the queue: a third request is
+        # refused at once.
+        clusters = cluster_yaml(
+            "app", [slow], "    circuit_breakers: { max_connections: 1, max_pending_requests: 1 }\n")
         s = self.start_sidecar(config(clusters, "        cluster: app"))
         port = s.port()
-        t = threading.Thread(target=lambda: get(port))
-        t.start()
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(get(port)[0]))
+                   for _ in range(2)]
+        threads[0].start()
         wait_for(lambda: in_flight(slow) >= 1, timeout=10, what="1 request in flight")
-        status, _, body = get(port)  # needs a second connection
+        threads[1].start()
+        remaining = 'sidecar_cluster_circuit_breaker_remaining{cluster="app",resource="pending_requests"}'
+        wait_for(lambda: self.metrics(s)[remaining] == 0, timeout=10, what="1 request queued")
+        status, _, body = get(port)  # needs a second connection; the queue is full
         self.assertEqual(status, 503)
         self.assertIn(b"overflow", body)
-        t.join(30)
+        for t in threads:
+            t.join(30)
+        self.assertEqual(results, [200, 200])  # the queued one got the connection
         m = self.metrics(s)
         self.assertGreaterEqual(
             m['sidecar_cluster_circuit_breaker_overflow_total{cluster="app",resource="connections"}'],
             1)
         # The pooled connection is reused (once back in the pool): no new one needed.
         wait_for(lambda: get(port)[0] == 200, timeout=10, what="a request on the pooled connection")
+        self.assertGreaterEqual(
+            self.metrics(s)[
+                'sidecar_cluster_circuit_breaker_overflow_total{cluster="app",resource="pending_requests"}'],
+            1)
+
+    def test_requests_queue_for_a_connection_up_to_max_pending_requests(self):
+        a, b = self.start_upstreams("slow-a", "slow-b", delay=0.2)
+        # connect_timeout 1 s (cluster_yaml) bounds each wait: 3 x 0.2 s fit.
+        clusters = cluster_yaml(
+            "app", [a, b], "    circuit_breakers: { max_connections: 1, max_pending_requests: 4 }\n")
+        s = self.start_sidecar(config(clusters, "        cluster: app"))
+        port = s.port()
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(get(port)[0]))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: in_flight(a) + in_flight(b) >= 1, timeout=10, what="1 request in flight")
+        # One connection at a time; the other three wait in the queue, and
+        # each takes the connection (or its place, on the other endpoint)
+        # when the one before finishes.
+        wait_for(lambda: self.metrics(s).get(
+            'sidecar_cluster_circuit_breaker_remaining{cluster="app",resource="pending_requests"}')
+            == 1, timeout=10, what="3 requests queued")
+        peak = 0
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, in_flight(a) + in_flight(b))
+            time.sleep(0.05)
+        for t in threads:
+            t.join(30)
+        self.assertEqual(results, [200, 200, 200, 200])
+        self.assertEqual(peak, 1)
+
+    def test_a_queued_request_gives_up_after_connect_timeout(self):
+        (slow,) = self.start_upstreams("slow", delay=3)
+        # connect_timeout 1 s (cluster_yaml): the most a request waits.
+        clusters = cluster_yaml("app", [slow], "    circuit_breakers: { max_connections: 1 }\n")
+        s = self.start_sidecar(config(clusters, "        cluster: app"))
+        port = s.port()
+        t = threading.Thread(target=lambda: get(port))
+        t.start()
+        wait_for(lambda: in_flight(slow) >= 1, timeout=10, what="1 request in flight")
+        start = time.monotonic()
+        status, _, body = get(port)
+        waited = time.monotonic() - start
+        self.assertEqual(status, 503)
+        self.assertIn(b"overflow", body)
+        self.assertGreaterEqual(waited, 0.9)  # it did wait (the tick ends it: 1 s granularity)
+        t.join(30)
 
 
 class RetryBreaker(Fixture):

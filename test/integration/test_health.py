@@ -132,6 +132,47 @@ class ActiveHealthCheckTest(unittest.TestCase):
             for u in ups:
                 u.stop()
 
+    def test_degraded_endpoint_gets_only_what_the_healthy_cannot_take(self):
+        ups = [Upstream() for _ in range(4)]
+        slow = ups[0]
+        sc = Sidecar(cluster_config(ups, """
+    lb_policy: round_robin
+    health_checks:
+      - http: { path: /health }
+        interval: 200ms
+        timeout: 1s
+"""))
+        try:
+            wait_for(lambda: all(e["health_check"]["state"] == "healthy"
+                                 for e in endpoints(sc)[0].values()), what="first checks")
+            # The check answers x-envoy-degraded: 3 of 4 healthy take
+            # min(100%, 1.4 * 75%) of the traffic, the degraded one none.
+            control(slow, "degraded", 1)
+            wait_for(lambda: endpoints(sc)[0][slow.address].get("degraded"),
+                     what="the endpoint degraded")
+            self.assertEqual(metric(sc, "sidecar_cluster_membership_degraded", cluster="app"), 1)
+            self.assertEqual(metric(sc, "sidecar_cluster_membership_healthy", cluster="app"), 4)
+            served = [get(sc, "/whoami")[1].strip() for _ in range(40)]
+            self.assertNotIn(slow.address, served)
+            self.assertEqual(set(served), {u.address for u in ups[1:]})
+            # Only it and one other left: it takes the share the other cannot.
+            for u in ups[2:]:
+                control(u, "health", 500)
+            wait_for(lambda: metric(sc, "sidecar_cluster_membership_healthy", cluster="app") == 2,
+                     what="two endpoints failed")
+            served = [get(sc, "/whoami")[1].strip() for _ in range(60)]
+            self.assertIn(slow.address, served)
+            self.assertIn(ups[1].address, served)
+            # No longer degraded: back to plain round robin.
+            control(slow, "degraded", 0)
+            wait_for(lambda: not endpoints(sc)[0][slow.address].get("degraded"),
+                     what="the endpoint no longer degraded")
+            self.assertEqual(metric(sc, "sidecar_cluster_membership_degraded", cluster="app"), 0)
+        finally:
+            sc.stop()
+            for u in ups:
+                u.stop()
+
     def test_tcp_check_against_a_closed_port(self):
         up = Upstream()
         closed = f"127.0.0.1:{free_port()}"

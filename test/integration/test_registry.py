@@ -214,11 +214,16 @@ clusters:
   - name: users
     discovery: {{ etcd: {{ service: users, tags: [ v2 ] }} }}
     connect_timeout: 1s
+    outlier_detection: {{ consecutive_5xx: 2, interval: 1s, base_ejection_time: 30s,
+                          max_ejection_percent: 50 }}
 listeners:
   - name: outbound
     direction: outbound
     address: 127.0.0.1:0
-    routes: [ {{ match: {{ prefix: / }}, cluster: users }} ]
+    routes:
+      - match: {{ prefix: / }}
+        cluster: users
+        retry_policy: {{ retry_on: [ connect-failure, reset ], num_retries: 2 }}
 registry:
   etcd: {{ endpoints: [ {etcd.client_urls[0]} ], ttl: {TTL}s, timeout: 1s }}
 """)
@@ -256,11 +261,26 @@ registry:
                              what="updates")
             self.assertEqual(len(endpoints()), 2)
 
-            # SIGKILL of A2: no deregistration; gone once its lease expires.
+            # SIGKILL of A2: no deregistration, so its key stays until the
+            # lease expires. Meanwhile every request still succeeds: a
+            # connect failure is retried on the other instance, and outlier
+            # detection ejects A2 after two of them.
             a2.proc.kill()
             a2.proc.wait(timeout=5)
-            harness.wait_for(lambda: endpoints() == [f"127.0.0.1:{p1}"], TTL + 5,
-                             what="A2's lease to expire")
+            statuses, ejected = [], False
+            deadline = time.monotonic() + TTL + 5
+            while endpoints() != [f"127.0.0.1:{p1}"]:
+                self.assertLess(time.monotonic(), deadline, "A2's lease did not expire")
+                statuses.append(get())
+                if not ejected:
+                    _, metrics = b.admin_get("/metrics")
+                    ejected = harness.metric_value(
+                        harness.parse_metrics(metrics),
+                        "sidecar_cluster_outlier_detection_ejections_total", cluster="users") >= 1
+                time.sleep(0.05)
+            self.assertGreater(len(statuses), 10)
+            self.assertEqual([s for s in statuses if s != 200], [])
+            self.assertTrue(ejected, "A2 was not ejected before its lease expired")
             for _ in range(4):
                 self.assertEqual(get(), 200)
             _, clusters = b.admin_get("/clusters")

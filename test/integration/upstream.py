@@ -16,7 +16,8 @@ responses, and misbehaviours on demand:
   GET  /early-hints         103 Early Hints, then 200
   GET  /reset               closes the connection without answering
   GET  /stats               {"connections": accepted, "requests": served}
-  GET  /health              200, or the status POST /control/health?status=N set
+  GET  /health              200, or the status POST /control/health?status=N set;
+                            with x-envoy-degraded after POST /control/degraded?status=1
   POST /control/fail?status=N  from now on every other path answers N (0: normal again)
   GET  /whoami              "HOST:PORT" it listens on (which upstream answered)
 
@@ -38,7 +39,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 STATS = {"connections": 0, "requests": 0, "in_flight": 0, "health_checks": 0}
-CONTROL = {"health": 200, "fail": 0}  # failing on demand (health checks, outlier detection)
+CONTROL = {"health": 200, "fail": 0, "degraded": 0}  # failing on demand (health checks, outlier detection)
 LOCK = threading.Lock()
 CHUNK = 64 * 1024
 
@@ -96,9 +97,11 @@ class Handler(BaseHTTPRequestHandler):
                 yield data
 
     # -- responses --
-    def send_body(self, status, body, content_type="text/plain", chunked=False):
+    def send_body(self, status, body, content_type="text/plain", chunked=False, extra=()):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in extra:
+            self.send_header(name, value)
         if Handler.name:
             self.send_header("x-upstream", Handler.name)
         if chunked:
@@ -144,7 +147,9 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATS["health_checks"] += 1
                 status = CONTROL["health"]
-            self.send_body(status, b"health\n")
+                degraded = CONTROL["degraded"]
+            self.send_body(status, b"health\n",
+                           extra=[("x-envoy-degraded", "")] if degraded else ())
             return
         with LOCK:
             fail = CONTROL["fail"]

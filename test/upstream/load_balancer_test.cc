@@ -302,8 +302,8 @@ INSTANTIATE_TEST_SUITE_P(Policies, AvoidTest,
                          });
 
 TEST(PriorityLoad, AllHealthyGoesToPriorityZero) {
-  const uint32_t healthy[] = {4, 4}, total[] = {4, 4};
-  auto p = compute_priority_load(healthy, total, 140, 50);
+  const uint32_t healthy[] = {4, 4}, none[] = {0, 0}, total[] = {4, 4};
+  auto p = compute_priority_load(healthy, none, total, 140, 50);
   EXPECT_EQ(p.load, (std::vector<uint32_t>{100, 0}));
   EXPECT_EQ(p.panic, (std::vector<bool>{false, false}));
 }
@@ -311,25 +311,25 @@ TEST(PriorityLoad, AllHealthyGoesToPriorityZero) {
 TEST(PriorityLoad, OverprovisioningFactorSpills) {
   // Envoy's documented example: P0 at 60% healthy takes 84% (60 * 1.4);
   // the other 16% spill to P1.
-  const uint32_t healthy[] = {6, 10}, total[] = {10, 10};
-  auto p = compute_priority_load(healthy, total, 140, 50);
+  const uint32_t healthy[] = {6, 10}, none[] = {0, 0}, total[] = {10, 10};
+  auto p = compute_priority_load(healthy, none, total, 140, 50);
   EXPECT_EQ(p.load, (std::vector<uint32_t>{84, 16}));
   // 3 of 4 healthy: 75% * 1.4 = 105%, capped at 100: nothing spills.
   const uint32_t h2[] = {3, 4}, t2[] = {4, 4};
-  EXPECT_EQ(compute_priority_load(h2, t2, 140, 50).load, (std::vector<uint32_t>{100, 0}));
+  EXPECT_EQ(compute_priority_load(h2, none, t2, 140, 50).load, (std::vector<uint32_t>{100, 0}));
 }
 
-TEST(PriorityLoad, NormalizedWhenEveryLevelIsDegraded) {
+TEST(PriorityLoad, NormalizedWhenEveryLevelIsMostlyDown) {
   // P0 20% healthy (28), P1 20% (28): total 56 < 100, scaled to 50/50.
-  const uint32_t healthy[] = {2, 2}, total[] = {10, 10};
-  auto p = compute_priority_load(healthy, total, 140, 50);
+  const uint32_t healthy[] = {2, 2}, none[] = {0, 0}, total[] = {10, 10};
+  auto p = compute_priority_load(healthy, none, total, 140, 50);
   EXPECT_EQ(p.load, (std::vector<uint32_t>{50, 50}));
   EXPECT_EQ(p.panic, (std::vector<bool>{true, true}));
 }
 
 TEST(PriorityLoad, NothingHealthyGoesToPriorityZeroInPanic) {
-  const uint32_t healthy[] = {0, 0}, total[] = {3, 3};
-  auto p = compute_priority_load(healthy, total, 140, 50);
+  const uint32_t healthy[] = {0, 0}, none[] = {0, 0}, total[] = {3, 3};
+  auto p = compute_priority_load(healthy, none, total, 140, 50);
   EXPECT_EQ(p.load, (std::vector<uint32_t>{100, 0}));
   EXPECT_EQ(p.panic, (std::vector<bool>{true, true}));
 }
@@ -352,6 +352,40 @@ TEST(PriorityLoad, PrioritiesSpillInTheBalancer) {
   c = f.counts(1000);
   EXPECT_EQ(c["p1-a"] + c["p1-b"], 1000);
   EXPECT_EQ(f.lb->priority_load().load, (std::vector<uint32_t>{0, 100}));
+}
+
+TEST(PriorityLoad, DegradedHostsTakeWhatHealthyOnesCannot) {
+  // Envoy's order: P0 healthy 40% -> 56; P1 healthy 20% -> 28; what is left
+  // (16) goes to P0's degraded hosts (3 of 10: up to 42).
+  const uint32_t healthy[] = {4, 2}, degraded[] = {3, 0}, total[] = {10, 10};
+  auto p = compute_priority_load(healthy, degraded, total, 140, 50);
+  EXPECT_EQ(p.load, (std::vector<uint32_t>{56, 28}));
+  EXPECT_EQ(p.degraded_load, (std::vector<uint32_t>{16, 0}));
+  EXPECT_EQ(p.panic, (std::vector<bool>{false, true}));
+  // Enough healthy hosts: degraded ones get nothing.
+  const uint32_t h2[] = {8}, d2[] = {2}, t2[] = {10};
+  p = compute_priority_load(h2, d2, t2, 140, 50);
+  EXPECT_EQ(p.load, (std::vector<uint32_t>{100}));
+  EXPECT_EQ(p.degraded_load, (std::vector<uint32_t>{0}));
+}
+
+TEST(PriorityLoad, DegradedHostsInTheBalancer) {
+  Fixture f;
+  for (int i = 0; i < 4; ++i) f.add("h" + std::to_string(i));
+  f.make(LbPolicy::kLeastRequest);
+  f.hosts[0]->set_degraded(true);  // 3 of 4 healthy: 105% -> the degraded one idles
+  auto c = f.counts(1000);
+  EXPECT_EQ(c["h0"], 0);
+  f.hosts[1]->set_healthy(false);
+  f.hosts[2]->set_healthy(false);  // 1 of 4 healthy (35%), 1 degraded (35%): normalized
+  c = f.counts(10000);
+  EXPECT_EQ(c["h1"] + c["h2"], 0);
+  EXPECT_NEAR(c["h3"] / 10000.0, 0.5, 0.03);
+  EXPECT_NEAR(c["h0"] / 10000.0, 0.5, 0.03);
+  f.hosts[3]->set_degraded(true);  // only degraded hosts: they take it all
+  c = f.counts(1000);
+  EXPECT_EQ(c["h0"] + c["h3"], 1000);
+  EXPECT_EQ(f.lb->priority_load().degraded_load, (std::vector<uint32_t>{100}));
 }
 
 TEST(PriorityLoad, SameKeySameLevel) {

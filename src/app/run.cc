@@ -28,6 +28,7 @@
 #include "config/discovered.h"
 #include "config/loader.h"
 #include "core/cpu.h"
+#include "core/footprint.h"
 #include "core/json.h"
 #include "core/logging.h"
 #include "filters/cache/store.h"
@@ -179,6 +180,7 @@ class Process : public module::Host {
     }
     started_ = true;
     if (cfg_->watch) watch_config();
+    release_startup_pages();
 
     io_.run();
     const auto deadline = std::chrono::steady_clock::now() + cfg_->drain.timeout;
@@ -194,6 +196,16 @@ class Process : public module::Host {
   }
 
  private:
+  // A second after start-up (workers and modules have settled), the pages
+  // of code and read-only data used only while starting leave the RSS
+  // (core/footprint.h).
+  void release_startup_pages() {
+    auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::seconds(1));
+    timer->async_wait([timer](const boost::system::error_code& ec) {
+      if (!ec) core::release_startup_pages();
+    });
+  }
+
   bool ready() const {
     if (!started_ || shutting_down_ || draining_ || (probe_ && !probe_->ready())) return false;
     for (const auto& m : modules_) {

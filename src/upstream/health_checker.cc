@@ -38,8 +38,12 @@ struct HealthChecker::Impl : std::enable_shared_from_this<HealthChecker::Impl> {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
   TlsLookup tls;
-  Publish publish;  // set before start
-  bool started = false;
+  Publish publish;       // set before start
+  bool started = false;  // the thread runs
+  bool wanted = false;   // start() was called
+  bool needed = false;   // a config had a cluster with work for the thread
+
+  void start_thread();
   // Health thread only.
   std::map<std::string, ClusterState> clusters;
 
@@ -172,26 +176,37 @@ void HealthChecker::update(const config::Config& config) {
       if (c.tls.enabled && impl_->tls) slots[c.name] = impl_->tls(c.name);
     }
   }
+  if (!clusters.empty()) impl_->needed = true;
   // Weak: a checker never started must not keep itself alive through its queue.
   asio::post(impl_->io, [weak = std::weak_ptr<Impl>(impl_), clusters = std::move(clusters),
                          slots = std::move(slots)]() mutable {
     if (auto impl = weak.lock()) impl->apply(std::move(clusters), std::move(slots));
   });
+  if (impl_->wanted && impl_->needed) impl_->start_thread();
 }
 
 void HealthChecker::set_discovery_sink(Publish publish) { impl_->publish = std::move(publish); }
 
 void HealthChecker::start() {
-  if (impl_->started) return;
-  impl_->started = true;
-  impl_->guard.emplace(impl_->io.get_executor());
-  impl_->thread = std::thread([impl = impl_] {
+  impl_->wanted = true;
+  if (impl_->needed) impl_->start_thread();
+}
+
+// The thread exists only once a config has health checks, outlier detection
+// or DNS discovery (a sidecar without them has no idle thread for it); it
+// then runs the updates queued so far, in order, and stays until stop().
+void HealthChecker::Impl::start_thread() {
+  if (started) return;
+  started = true;
+  guard.emplace(io.get_executor());
+  thread = std::thread([impl = shared_from_this()] {
     pthread_setname_np(pthread_self(), "health");
     impl->io.run();
   });
 }
 
 void HealthChecker::stop(std::chrono::steady_clock::time_point deadline) {
+  impl_->wanted = false;
   if (!impl_->started) return;
   impl_->started = false;
   asio::post(impl_->io, [impl = impl_] {

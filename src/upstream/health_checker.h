@@ -55,7 +55,9 @@ class HealthChecker {
   // Called on the health thread. Set before start().
   using Publish = std::function<void(const std::string& cluster, std::vector<config::Address>)>;
   void set_discovery_sink(Publish publish);
-  // Starts the thread (idempotent).
+  // Starts the thread (idempotent), or lets update() start it when a config
+  // first has work for it: without health checks, outlier detection or DNS
+  // discovery there is no health thread.
   void start();
   // Stops every check and joins the thread by `deadline` (checks are
   // asynchronous: nothing blocks; the thread is detached if it overruns).

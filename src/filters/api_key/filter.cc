@@ -1,14 +1,15 @@
 #include "filters/api_key/filter.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include <sys/stat.h>
+
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
+
+#include "crypto/crypto.h"
 
 namespace sidecar::filters::api_key {
 namespace {
@@ -68,8 +69,8 @@ std::string without_param(std::string_view path, std::string_view name) {
 
 Digest sha256(std::string_view data) {
   Digest d{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), d.data(), &len, EVP_sha256(), nullptr);
+  const std::string s = crypto::library().digest(crypto::Hash::kSha256, data);
+  if (s.size() == d.size()) std::memcpy(d.data(), s.data(), d.size());
   return d;
 }
 
@@ -163,7 +164,9 @@ Factory::Factory(std::shared_ptr<const Config> c)
       store(config->keys_file.empty() ? nullptr : std::make_shared<KeyStore>(config->keys_file)),
       allowed(*counter("sidecar_api_key_allowed_total", "Requests api_key let through.")),
       missing(*counter(kDenied, kDeniedHelp, {{"reason", "missing"}})),
-      invalid(*counter(kDenied, kDeniedHelp, {{"reason", "invalid"}})) {}
+      invalid(*counter(kDenied, kDeniedHelp, {{"reason", "invalid"}})) {
+  crypto::library();  // loaded here, on the main thread, not on a worker's first request
+}
 
 std::unique_ptr<http::HttpFilter> Factory::create() const {
   return std::make_unique<Filter>(shared_from_this());
@@ -205,7 +208,9 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
   if (entries) {
     for (const Entry& e : *entries) {
       // Every entry is compared: no early exit.
-      const bool same = CRYPTO_memcmp(e.digest.data(), presented.data(), presented.size()) == 0;
+      const bool same = crypto::constant_time_equal(
+          std::string_view(reinterpret_cast<const char*>(e.digest.data()), e.digest.size()),
+          std::string_view(reinterpret_cast<const char*>(presented.data()), presented.size()));
       if (same && match == nullptr) match = &e;
     }
   }

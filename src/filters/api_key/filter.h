@@ -5,7 +5,7 @@
 // comments; re-read when it changes (mtime, size or inode, checked at most
 // once a second; a file that stops parsing keeps the previous keys). Keys are
 // kept as SHA-256 digests; a presented key is hashed and compared with every
-// entry in constant time (CRYPTO_memcmp, no early exit), so neither timing
+// entry in constant time (crypto::constant_time_equal, no early exit), so neither timing
 // nor the order of the file tells which key is close.
 //
 // Refused: 401 "api_key_missing" / "api_key_invalid" in

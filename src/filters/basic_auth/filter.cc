@@ -1,8 +1,6 @@
 #include "filters/basic_auth/filter.h"
 
-#include <openssl/crypto.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include <condition_variable>
@@ -15,6 +13,8 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+
+#include "crypto/crypto.h"
 
 namespace sidecar::filters::basic_auth {
 namespace {
@@ -79,7 +79,7 @@ class Verifier {
         alive = job.pending->io != nullptr;
       }
       const bool ok = alive && verify(job.hash, job.password);
-      OPENSSL_cleanse(job.password.data(), job.password.size());
+      explicit_bzero(job.password.data(), job.password.size());
       std::lock_guard lock(job.pending->mutex);
       if (job.pending->io == nullptr) continue;  // the stream went away
       boost::asio::post(*job.pending->io, [p = job.pending, done = std::move(job.done), ok] {
@@ -102,7 +102,7 @@ class Verifier {
 }  // namespace
 
 UserStore::UserStore(const Config& config) : path_(config.users_file) {
-  RAND_bytes(key_.data(), static_cast<int>(key_.size()));
+  crypto::library().random_bytes(key_.data(), key_.size());
   if (path_.empty()) {
     auto users = std::make_shared<std::vector<User>>();
     std::string why;
@@ -157,12 +157,11 @@ std::string UserStore::tag(std::string_view user, std::string_view password,
   std::string input;
   input.reserve(user.size() + password.size() + hash.size() + 2);
   input.append(user).append(1, '\0').append(password).append(1, '\0').append(hash);
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
-       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
-  OPENSSL_cleanse(input.data(), input.size());
-  return std::string(reinterpret_cast<const char*>(mac), len);
+  std::string mac = crypto::library().hmac(
+      crypto::Hash::kSha256,
+      std::string_view(reinterpret_cast<const char*>(key_.data()), key_.size()), input);
+  explicit_bzero(input.data(), input.size());
+  return mac;
 }
 
 bool UserStore::known_good(std::string_view user, std::string_view password,
@@ -186,7 +185,9 @@ Factory::Factory(std::shared_ptr<const Config> c)
       allowed(*counter("sidecar_basic_auth_allowed_total", "Requests basic_auth let through.")),
       missing(*counter(kDenied, kDeniedHelp, {{"reason", "missing"}})),
       invalid(*counter(kDenied, kDeniedHelp, {{"reason", "invalid"}})),
-      overloaded(*counter(kDenied, kDeniedHelp, {{"reason", "overloaded"}})) {}
+      overloaded(*counter(kDenied, kDeniedHelp, {{"reason", "overloaded"}})) {
+  crypto::library();  // loaded here, on the main thread, not on a worker's first request
+}
 
 std::unique_ptr<http::HttpFilter> Factory::create() const {
   return std::make_unique<Filter>(shared_from_this());
@@ -202,7 +203,7 @@ void Filter::on_stream_end() {
   }
   pending_.reset();
   cb_ = nullptr;
-  OPENSSL_cleanse(password_.data(), password_.size());
+  explicit_bzero(password_.data(), password_.size());
   password_.clear();
 }
 
@@ -220,8 +221,7 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
   const User* match = nullptr;
   if (users) {
     for (const User& u : *users) {
-      if (u.name.size() == user_.size() &&
-          CRYPTO_memcmp(u.name.data(), user_.data(), user_.size()) == 0 && match == nullptr) {
+      if (crypto::constant_time_equal(u.name, user_) && match == nullptr) {
         match = &u;
       }
     }
@@ -281,12 +281,12 @@ void Filter::allow(http::FilterCallbacks& cb, const std::string& user) {
   const Config& c = *factory_->config;
   if (!c.forward_username_header.empty()) cb.set_request_header(c.forward_username_header, user);
   if (!c.forward) cb.remove_request_header("authorization");
-  OPENSSL_cleanse(password_.data(), password_.size());
+  explicit_bzero(password_.data(), password_.size());
   password_.clear();
 }
 
 void Filter::deny(http::FilterCallbacks& cb, bool missing) {
-  OPENSSL_cleanse(password_.data(), password_.size());
+  explicit_bzero(password_.data(), password_.size());
   password_.clear();
   (missing ? factory_->missing : factory_->invalid).add();
   cb.set_response_detail(missing ? "basic_auth_missing" : "basic_auth_invalid");

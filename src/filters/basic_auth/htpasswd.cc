@@ -1,11 +1,10 @@
 #include "filters/basic_auth/htpasswd.h"
 
-#include <crypt.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include <string.h>
 
-#include <cstring>
-#include <memory>
+#include <cstdint>
+
+#include "crypto/crypto.h"
 
 namespace sidecar::filters::basic_auth {
 namespace {
@@ -17,18 +16,35 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+int8_t b64_value(unsigned char c) {
+  if (c >= 'A' && c <= 'Z') return static_cast<int8_t>(c - 'A');
+  if (c >= 'a' && c <= 'z') return static_cast<int8_t>(c - 'a' + 26);
+  if (c >= '0' && c <= '9') return static_cast<int8_t>(c - '0' + 52);
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// Standard base64 (RFC 4648 4), padded to a multiple of 4.
 bool base64_decode(std::string_view in, std::string& out) {
   if (in.size() % 4 != 0) return false;
-  out.resize(in.size() / 4 * 3 + 1);
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  if (n < 0) return false;
-  size_t len = static_cast<size_t>(n);
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  if (!in.empty() && in.back() == '=') --len;
-  if (in.size() > 1 && in[in.size() - 2] == '=') --len;
-  out.resize(len);
+  size_t pad = 0;
+  while (pad < 2 && pad < in.size() && in[in.size() - 1 - pad] == '=') ++pad;
+  const std::string_view body = in.substr(0, in.size() - pad);
+  out.clear();
+  out.reserve(in.size() / 4 * 3);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : body) {
+    const int8_t v = b64_value(static_cast<unsigned char>(c));
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
   return true;
 }
 
@@ -91,24 +107,12 @@ bool parse_htpasswd(std::string_view text, std::vector<User>& out, std::string& 
 
 bool verify(std::string_view hash, std::string_view password) {
   if (hash_kind(hash) == HashKind::kSha1) {
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(password.data(), password.size(), d, &len, EVP_sha1(), nullptr);
+    const std::string d = crypto::library().digest(crypto::Hash::kSha1, password);
     std::string expected;
-    if (!base64_decode(hash.substr(5), expected) || expected.size() != len) return false;
-    return CRYPTO_memcmp(expected.data(), d, len) == 0;
+    if (!base64_decode(hash.substr(5), expected) || expected.size() != d.size()) return false;
+    return crypto::constant_time_equal(expected, d);
   }
-  // crypt_rn wants C strings: a password with a NUL byte never matches.
-  if (password.find('\0') != std::string_view::npos) return false;
-  const std::string pw(password), setting(hash);
-  auto data = std::make_unique<crypt_data>();
-  std::memset(data.get(), 0, sizeof(crypt_data));
-  const char* out = crypt_rn(pw.c_str(), setting.c_str(), data.get(), sizeof(crypt_data));
-  if (out == nullptr || out[0] == '*') return false;
-  const size_t n = std::strlen(out);
-  const bool ok = n == hash.size() && CRYPTO_memcmp(out, hash.data(), n) == 0;
-  OPENSSL_cleanse(data.get(), sizeof(crypt_data));
-  return ok;
+  return crypto::library().crypt_matches(hash, password);
 }
 
 bool decode_basic(std::string_view authorization, std::string& user, std::string& password) {
@@ -125,7 +129,7 @@ bool decode_basic(std::string_view authorization, std::string& user, std::string
   if (colon == std::string::npos) return false;
   user = decoded.substr(0, colon);
   password = decoded.substr(colon + 1);
-  OPENSSL_cleanse(decoded.data(), decoded.size());
+  explicit_bzero(decoded.data(), decoded.size());
   return true;
 }
 

@@ -7,7 +7,7 @@
 // takes; unsalted, accepted for compatibility). Refused: plaintext, DES
 // crypt, MD5 (`$1$`, Apache's `$apr1$`): a file with them does not load.
 //
-// Comparisons are constant-time (CRYPTO_memcmp over equal lengths).
+// Comparisons are constant-time (crypto::constant_time_equal).
 // Thread safety: the functions are pure and thread-safe.
 #pragma once
 

@@ -6,6 +6,8 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "crypto/crypto.h"
+
 namespace sidecar::filters::jwt_authn {
 namespace {
 
@@ -137,6 +139,7 @@ Factory::Factory(std::shared_ptr<const Config> c)
     : config(std::move(c)),
       allowed(*counter("sidecar_jwt_authn_allowed_total",
                        "Requests that passed jwt_authn's requirement.")) {
+  crypto::library();  // loaded here, on the main thread, not on a worker's first request
   for (const Provider& p : config->providers) sources.push_back(std::make_shared<KeySource>(p));
   for (size_t i = 0; i < kStatuses; ++i) {
     denied.push_back(counter("sidecar_jwt_authn_denied_total",

@@ -1,10 +1,10 @@
 // JSON Web Tokens: parsing (RFC 7519, JWS compact serialization RFC 7515 7.1)
 // and signature verification against a JSON Web Key Set (RFC 7517, RFC 7518)
-// on OpenSSL 3.
+// on OpenSSL 3, through libsidecar-crypto.so (crypto/crypto.h).
 //
 // Why not cjose: it builds keys with OpenSSL's deprecated RSA_/EC_KEY APIs,
 // has no EdDSA, and parses with Jansson (a second JSON library next to
-// Boost.JSON). JWK to EVP_PKEY is ~100 lines of EVP_PKEY_fromdata here.
+// Boost.JSON). JWK to EVP_PKEY is a few lines of EVP_PKEY_fromdata (crypto/library.cc).
 //
 // Untrusted input everywhere: sizes are bounded (kMaxTokenSize), JSON is
 // parsed without exceptions (Boost.JSON with an error code, depth 32), and

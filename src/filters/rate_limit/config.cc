@@ -1,11 +1,10 @@
 #include "filters/rate_limit/config.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 
 #include <fmt/format.h>
 
+#include "crypto/crypto.h"
 #include "http/http1_parser.h"
 
 namespace sidecar::filters::rate_limit {
@@ -35,8 +34,7 @@ return {1, math.floor((now - allow_at) / interval), 0, math.ceil(new_tat - now)}
 
 const std::string& script_sha1() {
   static const std::string hex = [] {
-    unsigned char digest[SHA_DIGEST_LENGTH];
-    SHA1(reinterpret_cast<const unsigned char*>(script().data()), script().size(), digest);
+    const std::string digest = crypto::library().digest(crypto::Hash::kSha1, script());
     std::string out;
     for (unsigned char b : digest) out += fmt::format("{:02x}", b);
     return out;

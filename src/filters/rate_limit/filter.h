@@ -41,7 +41,11 @@ class Filter : public http::HttpFilter {
 
 class Factory : public http::HttpFilterFactory {
  public:
-  explicit Factory(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
+  // Computes the script's digest here, on the main thread: it loads
+  // libsidecar-crypto.so, which a worker must not do on its first request.
+  explicit Factory(std::shared_ptr<const Config> config) : config_(std::move(config)) {
+    script_sha1();
+  }
   std::unique_ptr<http::HttpFilter> create() const override {
     return std::make_unique<Filter>(config_);
   }

@@ -580,6 +580,16 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   o.extra = down_extra_;
   o.status = head.status;
   o.framing = resp_streamed_ && framing != Framing::kNone ? Framing::kUnknown : framing;
+  if (o.framing == Framing::kLength && chunk_for_trailers()) {
+    // An HTTP/2 upstream may end a body of known length with trailers, which
+    // an HTTP/1.1 client that said "TE: trailers" can only get in the last
+    // chunk [RFC 9112 7.1.2]: the body goes chunked and Content-Length,
+    // never sent with a Transfer-Encoding [RFC 9112 6.2], is dropped.
+    for (size_t i = 0; i < head.headers.size(); ++i) {
+      if (http::iequals(head.headers[i].name, "content-length")) resp_skip_[i] = 1;
+    }
+    o.framing = Framing::kUnknown;
+  }
 
   down_body_.clear();
   BodyBatch b = upstream_->response_body(
@@ -606,6 +616,16 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   }
   codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
   if (tunnel_) pump_tunnel_request();
+}
+
+bool Stream::chunk_for_trailers() const {
+  // HTTP/1.1 client (chunked possible), HTTP/2 upstream (trailers possible).
+  if (req_ == nullptr || method_ == http::Method::kHead || !codec_->accepts_raw_chunked(*this) ||
+      upstream_->accepts_raw_chunked()) {
+    return false;
+  }
+  const http::HeaderField* te = req_->find("te");
+  return te != nullptr && te->value.find("trailers") != std::string_view::npos;
 }
 
 void Stream::on_response_body() {

@@ -210,6 +210,8 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void count_response(int status);
   // The response head goes downstream (after the filters).
   void forward_response_head(http::ResponseHead& head, Framing framing);
+  // Whether a Content-Length response goes chunked so trailers can follow.
+  bool chunk_for_trailers() const;
   // Copies the request to the route's mirror clusters (fire and forget).
   void mirror_request();
   void on_request_sent();

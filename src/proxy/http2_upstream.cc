@@ -317,7 +317,32 @@ void Http2ClientConnection::on_upstream_connected(const boost::system::error_cod
   }
   if (cluster_->tls() != nullptr) {
     const net::SecureLayer* tls = conn_->transport().secure();
-    if (tls == nullptr || tls->info().alpn != "h2") {
+    const bool h2 = tls != nullptr && tls->info().alpn == "h2";
+    if (cluster_->config().protocol == config::UpstreamProtocol::kAuto) {
+      conn_->endpoint().alpn =
+          h2 ? upstream::Endpoint::Alpn::kH2 : upstream::Endpoint::Alpn::kHttp1;
+      if (!h2) {
+        // The endpoint chose HTTP/1.1: this connection (nothing was sent on
+        // it yet) goes to the endpoint's HTTP/1.1 pool, and the streams
+        // start their attempt again there (Stream::on_upstream_ready).
+        SPDLOG_DEBUG("upstream {} of cluster {} chose '{}' by ALPN: HTTP/1.1",
+                     conn_->endpoint().name(), cluster_->config().name,
+                     tls != nullptr ? tls->info().alpn : std::string());
+        connect_error_ = make_error_code(upstream::AttemptError::kAlpnMismatch);
+        for (Http2UpstreamStream* s : waiting_) {
+          s->ev_ready_ = true;
+          events_.push_back(s);
+        }
+        waiting_.clear();
+        closed_ = true;
+        conn_->set_owner(nullptr);
+        worker_.http2_pool().remove(*this);
+        cluster_->release(conn_, true);
+        dispatch();
+        return;
+      }
+    }
+    if (!h2) {
       SPDLOG_WARN("upstream {} of cluster {} did not negotiate h2 by ALPN",
                   conn_->endpoint().name(), cluster_->config().name);
       connect_error_ = boost::asio::error::no_protocol_option;

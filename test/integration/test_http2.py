@@ -24,6 +24,7 @@ ROUTES = """
       - { name: nginx, match: { host: nginx.test }, cluster: nginx }
       - { name: nginx-tls, match: { host: nginx-tls.test }, cluster: nginx-tls }
       - { name: nginx-auto, match: { host: nginx-auto.test }, cluster: nginx-auto }
+      - { name: nginx-auto-h1, match: { host: nginx-auto-h1.test }, cluster: nginx-auto-h1 }
       - { name: scripted, match: { host: scripted.test }, cluster: scripted }
       - { name: app, match: { prefix: / }, cluster: app }
 """
@@ -94,10 +95,11 @@ class Peers:
         cls.up = Upstream()
         cls.h2up = h2peer.Peer("--max-concurrent-streams", "10")
         cls.scripted = ScriptedUpstream(scripted_answer)
-        cls.nginx_port, cls.nginx_tls_port = free_port(), free_port()
-        cls.nginx = h2peer.start_nginx_h2c(d, cls.nginx_port, cls.nginx_tls_port, *cls.leaf)
+        cls.nginx_port, cls.nginx_tls_port, cls.nginx_tls1_port = free_port(), free_port(), free_port()
+        cls.nginx = h2peer.start_nginx_h2c(d, cls.nginx_port, cls.nginx_tls_port, *cls.leaf,
+                                           tls_http1_port=cls.nginx_tls1_port)
         _PROCESSES.append(cls.nginx)
-        for p in (cls.nginx_port, cls.nginx_tls_port):
+        for p in (cls.nginx_port, cls.nginx_tls_port, cls.nginx_tls1_port):
             wait_for(lambda p=p: listening(p), 10, what="nginx")
         cls.log = os.path.join(d, "access.log")
 
@@ -116,7 +118,11 @@ clusters:
     tls: {{ ca: {ca} }}
   - name: nginx-auto
     endpoints: [ "localhost:{cls.nginx_tls_port}" ]
-    protocol: h2  # auto (choice by ALPN) is not supported yet
+    protocol: auto
+    tls: {{ ca: {ca} }}
+  - name: nginx-auto-h1
+    endpoints: [ "localhost:{cls.nginx_tls1_port}" ]
+    protocol: auto
     tls: {{ ca: {ca} }}
 """
 
@@ -258,10 +264,23 @@ listeners:
         self.assertGreaterEqual(accepted, 1)
 
     def test_nginx_h2c_h2_and_auto_upstreams(self):
+        # protocol: auto, before anything was learned: 20 streams at once to
+        # an endpoint that speaks only HTTP/1.1 (they wait on the first
+        # connection, learn http/1.1 from its ALPN and go on as HTTP/1.1),
+        # and to one that picks h2.
+        for host, want in (("nginx-auto-h1.test", b"nginx HTTP/1.1 TLSv1."),
+                           ("nginx-auto.test", b"nginx HTTP/2.0 TLSv1.")):
+            with self.h2() as c:
+                sids = [c.start("GET", f"/{i}", authority=host, end_stream=True)
+                        for i in range(20)]
+                outs = [c.wait(s, 20) for s in sids]
+            self.assertEqual([(o.status, o.body[:len(want)]) for o in outs], [(200, want)] * 20,
+                             host)
         # nginx says which protocol it was spoken to in (and TLS where it was).
         for host, want in (("nginx.test", rb"nginx HTTP/2\.0\n"),
                            ("nginx-tls.test", rb"nginx HTTP/2\.0 TLSv1\.[23]\n"),
-                           ("nginx-auto.test", rb"nginx HTTP/2\.0 TLSv1\.[23]\n")):
+                           ("nginx-auto.test", rb"nginx HTTP/2\.0 TLSv1\.[23]\n"),
+                           ("nginx-auto-h1.test", rb"nginx HTTP/1\.1 TLSv1\.[23]\n")):
             rc, out, err = curl("--http1.1", "-H", f"Host: {host}", self.sc.url("/", "auto"))
             self.assertEqual(rc, 0, (host, err))
             self.assertRegex(out, want, host)

@@ -192,8 +192,23 @@ bool Http2ClientConnection::has_room() const {
   return streams() < limit;
 }
 
+void Http2ClientConnection::admit(Http2UpstreamStream& s) {
+  if (!s.admitted_) {
+    s.admitted_ = true;
+    ++admitted_;
+  }
+}
+
+void Http2ClientConnection::unadmit(Http2UpstreamStream& s) {
+  if (s.admitted_) {
+    s.admitted_ = false;
+    --admitted_;
+  }
+}
+
 void Http2ClientConnection::attach(Http2UpstreamStream& s) {
   if (settled_) {
+    admit(s);
     s.ev_ready_ = true;
     raise_event(s);
     return;
@@ -207,6 +222,7 @@ void Http2ClientConnection::raise_event(Http2UpstreamStream& s) {
 }
 
 void Http2ClientConnection::detach(Http2UpstreamStream& s, bool reset) {
+  unadmit(s);
   std::replace(events_.begin(), events_.end(), &s, static_cast<Http2UpstreamStream*>(nullptr));
   waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &s), waiting_.end());
   if (s.id_ > 0) {
@@ -224,6 +240,7 @@ void Http2ClientConnection::detach(Http2UpstreamStream& s, bool reset) {
 
 void Http2ClientConnection::submit(Http2UpstreamStream& s, const OutgoingRequest& req,
                                    bool has_body) {
+  unadmit(s);
   if (closed_ || session_ == nullptr) {
     s.ev_failed_ = true;
     s.failure_kind_ = UpstreamEvents::Failure::kClosed;
@@ -382,10 +399,11 @@ void Http2ClientConnection::settle() {
       nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
   std::vector<Http2UpstreamStream*> waiting = std::move(waiting_);
   waiting_.clear();
-  size_t open = streams_.size();
+  size_t open = streams_.size() + admitted_;
   for (Http2UpstreamStream* s : waiting) {
     if (open < limit) {
       ++open;
+      admit(*s);
       s->ev_ready_ = true;
       events_.push_back(s);
       continue;
@@ -399,6 +417,7 @@ void Http2ClientConnection::settle() {
       // the request until the peer's stream limit lets it start).
       s->conn_ = keep;
       ++open;
+      admit(*s);
       s->ev_ready_ = true;
       events_.push_back(s);
       continue;

@@ -16,7 +16,8 @@ an h2c prior-knowledge server (RFC 9113 3.3). Endpoints:
   GET  /slow?delay=S      answers "slow\\n" after S seconds (the loop stays free)
   *    /stall             never answers and never opens the request body's
                           window (a peer that stops reading)
-  GET  /goaway            answers, then GOAWAY (last stream = this one), closes
+  GET  /goaway            answers (x-connection: its number), then GOAWAY (last
+                          stream = this one), closes
   GET  /bad-length        content-length: 100 with 10 bytes of DATA
   GET  /status/N          an empty response with status N
   GET  /stats             {connections, open_connections, streams, max_concurrent,
@@ -509,7 +510,8 @@ class _ServerConnection:
         elif path == "/stall":
             pass
         elif path == "/goaway":
-            self._respond(sid, 200, [("content-type", "text/plain")])
+            self._respond(sid, 200, [("content-type", "text/plain"),
+                                     ("x-connection", str(self.number))])
             self._queue(sid, b"goaway\n", end=True)
 
             def bye():

@@ -481,7 +481,6 @@ listeners:
         rc, out, err = curl("--http1.1", "-H", "Host: h2.test", self.sc.url("/bad-length", "http1"))
         self.assertNotEqual(rc, 0, (out, err))
 
-    @unittest.skip("after an upstream GOAWAY, fewer new connections are opened than expected: open defect")
     def test_h2_upstream_goaway_and_concurrency_limit(self):
         # The h2peer allows 10 streams per connection: 30 at once need >= 3
         # upstream connections (max_concurrent_streams respected).
@@ -493,17 +492,24 @@ listeners:
         self.assertEqual([o.body for o in outs], [b"slow\n"] * 30)
         after = self.h2up.stats()
         self.assertLessEqual(after["max_concurrent"], 10)
-        self.assertGreaterEqual(after["connections"] - before["connections"], 3)
-        # GOAWAY from the upstream: later requests go on new connections.
-        before = self.h2up.stats()
+        self.assertGreaterEqual(after["connections"] - before["connections"], 3, (before, after))
+        # GOAWAY from the upstream: later requests never go to that
+        # connection (other pooled connections with room, or new ones:
+        # which depends on the worker the client landed on, so the test
+        # names connections instead of counting them).
+        gone = set()
         with self.h2("h2c") as c:
-            for _ in range(3):
+            for _ in range(4):
                 o = c.request("GET", "/goaway", authority="h2.test")
                 self.assertEqual((o.status, o.body), (200, b"goaway\n"))
+                self.assertNotIn(o.header("x-connection"), gone)
+                gone.add(o.header("x-connection"))
+                time.sleep(0.2)  # the peer sends its GOAWAY 50 ms after the answer
                 for _ in range(5):
-                    o = c.request("GET", "/status/204", authority="h2.test")
-                    self.assertEqual(o.status, 204, o)
-        self.assertGreaterEqual(self.h2up.stats()["connections"] - before["connections"], 3)
+                    o = c.request("GET", "/headers", authority="h2.test")
+                    self.assertEqual(o.status, 200, o)
+                    self.assertNotIn(str(json.loads(o.body)["connection"]), gone)
+        self.assertEqual(len(gone), 4)
 
     def test_streams_refused_by_upstream_goaway_are_retried(self):
         # An upstream that says GOAWAY after 50 streams per connection (as
@@ -623,7 +629,7 @@ listeners:
         rc, out, err = curl("--http2-prior-knowledge", "-m", "5", self.sc.url("/hello", "guarded"))
         self.assertEqual((rc, out), (0, b"hello\n"), err)
 
-    @unittest.skip("nghttp2 1.52 answers a stream over max_concurrent_streams with a connection error, not REFUSED_STREAM (RFC 9113 5.1.2): open defect")
+    @unittest.skip("RFC 9113 5.1.2 wants a stream error for a stream over an acknowledged max_concurrent_streams; Debian's nghttp2 1.52 ends the connection (GOAWAY PROTOCOL_ERROR), which Envoy patches out of its nghttp2: known deviation, docs/proxy.md")
     def test_configured_settings_and_stream_limit(self):
         port = self.sc.port("tuned")
         with RawH2(port) as c:

@@ -279,8 +279,10 @@ struct Listener {
 // What a cluster's connections speak: HTTP/1.1 (a pool of keep-alive
 // connections, one request each at a time), HTTP/2 over TLS (ALPN "h2"),
 // or cleartext HTTP/2 with prior knowledge (streams multiplexed on few
-// connections).
-enum class UpstreamProtocol { kHttp1, kH2, kH2c };
+// connections); or `auto`: over TLS, ALPN offers h2 and http/1.1 and the
+// server's choice (learned per endpoint and worker) picks the codec;
+// without TLS, HTTP/1.1 (Envoy's auto_config).
+enum class UpstreamProtocol { kHttp1, kH2, kH2c, kAuto };
 
 // Where a cluster's endpoints come from besides its static list: the live
 // instances of a service registered in etcd (docs/registry.md). The

@@ -404,18 +404,20 @@ class Loader : public Reader {
     if (auto v = n["protocol"]) {
       std::string p;
       if (get_enum(v, where + ".protocol", p, {"http1", "h2", "h2c", "auto"})) {
-        if (p == "auto") {
-          error(v, where + ".protocol: auto (ALPN) is not supported yet; say http1, h2 or h2c");
-        }
-        cl.protocol = p == "h2"    ? UpstreamProtocol::kH2
-                      : p == "h2c" ? UpstreamProtocol::kH2c
-                                   : UpstreamProtocol::kHttp1;
+        cl.protocol = p == "h2"     ? UpstreamProtocol::kH2
+                      : p == "h2c"  ? UpstreamProtocol::kH2c
+                      : p == "auto" ? UpstreamProtocol::kAuto
+                                    : UpstreamProtocol::kHttp1;
       }
     }
     if (auto v = n["tls"]) {
       load_client_tls(*this, v, where + ".tls", cl.tls);
       // h2 is negotiated by ALPN unless the config says otherwise.
       if (cl.protocol == UpstreamProtocol::kH2 && v.IsMap() && !v["alpn"]) cl.tls.alpn = {"h2"};
+      // auto: the server picks (Envoy's auto_config); without TLS, HTTP/1.1.
+      if (cl.protocol == UpstreamProtocol::kAuto && v.IsMap() && !v["alpn"]) {
+        cl.tls.alpn = {"h2", "http/1.1"};
+      }
     }
     if (auto v = n["health_checks"]) {
       load_health_checks(*this, v, where + ".health_checks", cl.health_checks);

@@ -97,6 +97,21 @@ void Http1UpstreamStream::on_upstream_connected(const boost::system::error_code&
     conn_->endpoint().stats->pending_requests.sub();
   }
   if (ec) conn_->endpoint().stats->connect_failures.add();
+  if (!ec && cluster_.config().protocol == config::UpstreamProtocol::kAuto &&
+      cluster_.tls() != nullptr) {
+    // `protocol: auto`: the endpoint picked by ALPN. Remembered; when it
+    // took h2 (it learned HTTP/2 since), this connection cannot carry an
+    // HTTP/1.1 request and the stream starts again with the HTTP/2 codec.
+    const net::SecureLayer* tls = conn_->transport().secure();
+    const bool h2 = tls != nullptr && tls->info().alpn == "h2";
+    conn_->endpoint().alpn = h2 ? upstream::Endpoint::Alpn::kH2 : upstream::Endpoint::Alpn::kHttp1;
+    if (h2) {
+      cluster_.release(std::move(conn_), false);
+      conn_ = nullptr;
+      events_.on_upstream_ready(make_error_code(upstream::AttemptError::kAlpnMismatch));
+      return;
+    }
+  }
   events_.on_upstream_ready(ec);
 }
 

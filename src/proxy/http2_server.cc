@@ -522,10 +522,18 @@ void Http2ServerConnection::start_stream(H2Stream& h) {
       .append(h.path.empty() ? "*" : h.path)
       .append(" HTTP/1.1\r\n");
   bool has_length = false, has_key = false;
+  // Trailers that came with the whole request reach an HTTP/1.1 upstream
+  // only in a chunked body [RFC 9112 7.1.2], which has no Content-Length.
+  // (Trailers after a Content-Length body still streaming are dropped on
+  // that hop, as Envoy does.)
+  const bool chunked_for_trailers = h.remote_end && !h.request_trailers.empty();
   if (!h.authority.empty()) head.append("host: ").append(h.authority).append("\r\n");
   for (const auto& [name, value] : h.fields) {
     if (name == "host" && !h.authority.empty()) continue;
-    if (name == "content-length") has_length = true;
+    if (name == "content-length") {
+      if (chunked_for_trailers) continue;
+      has_length = true;
+    }
     if (name == "sec-websocket-key") has_key = true;
     head.append(name).append(": ").append(value).append("\r\n");
   }
@@ -535,8 +543,8 @@ void Http2ServerConnection::start_stream(H2Stream& h) {
     if (websocket && !has_key) {
       head.append("sec-websocket-key: ").append(websocket_key(worker_.random())).append("\r\n");
     }
-  } else if (!has_length && !(h.remote_end && h.body.empty())) {
-    if (h.remote_end) {
+  } else if (!has_length && !(h.remote_end && h.body.empty() && h.request_trailers.empty())) {
+    if (h.remote_end && !chunked_for_trailers) {
       head.append(fmt::format("content-length: {}\r\n", h.body.size()));
     } else {
       head.append("transfer-encoding: chunked\r\n");  // streamed, as DATA comes

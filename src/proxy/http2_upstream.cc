@@ -192,8 +192,23 @@ bool Http2ClientConnection::has_room() const {
   return streams() < limit;
 }
 
+void Http2ClientConnection::admit(Http2UpstreamStream& s) {
+  if (!s.admitted_) {
+    s.admitted_ = true;
+    ++admitted_;
+  }
+}
+
+void Http2ClientConnection::unadmit(Http2UpstreamStream& s) {
+  if (s.admitted_) {
+    s.admitted_ = false;
+    --admitted_;
+  }
+}
+
 void Http2ClientConnection::attach(Http2UpstreamStream& s) {
   if (settled_) {
+    admit(s);
     s.ev_ready_ = true;
     raise_event(s);
     return;
@@ -207,6 +222,7 @@ void Http2ClientConnection::raise_event(Http2UpstreamStream& s) {
 }
 
 void Http2ClientConnection::detach(Http2UpstreamStream& s, bool reset) {
+  unadmit(s);
   std::replace(events_.begin(), events_.end(), &s, static_cast<Http2UpstreamStream*>(nullptr));
   waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), &s), waiting_.end());
   if (s.id_ > 0) {
@@ -224,6 +240,7 @@ void Http2ClientConnection::detach(Http2UpstreamStream& s, bool reset) {
 
 void Http2ClientConnection::submit(Http2UpstreamStream& s, const OutgoingRequest& req,
                                    bool has_body) {
+  unadmit(s);
   if (closed_ || session_ == nullptr) {
     s.ev_failed_ = true;
     s.failure_kind_ = UpstreamEvents::Failure::kClosed;
@@ -317,7 +334,32 @@ void Http2ClientConnection::on_upstream_connected(const boost::system::error_cod
   }
   if (cluster_->tls() != nullptr) {
     const net::SecureLayer* tls = conn_->transport().secure();
-    if (tls == nullptr || tls->info().alpn != "h2") {
+    const bool h2 = tls != nullptr && tls->info().alpn == "h2";
+    if (cluster_->config().protocol == config::UpstreamProtocol::kAuto) {
+      conn_->endpoint().alpn =
+          h2 ? upstream::Endpoint::Alpn::kH2 : upstream::Endpoint::Alpn::kHttp1;
+      if (!h2) {
+        // The endpoint chose HTTP/1.1: this connection (nothing was sent on
+        // it yet) goes to the endpoint's HTTP/1.1 pool, and the streams
+        // start their attempt again there (Stream::on_upstream_ready).
+        SPDLOG_DEBUG("upstream {} of cluster {} chose '{}' by ALPN: HTTP/1.1",
+                     conn_->endpoint().name(), cluster_->config().name,
+                     tls != nullptr ? tls->info().alpn : std::string());
+        connect_error_ = make_error_code(upstream::AttemptError::kAlpnMismatch);
+        for (Http2UpstreamStream* s : waiting_) {
+          s->ev_ready_ = true;
+          events_.push_back(s);
+        }
+        waiting_.clear();
+        closed_ = true;
+        conn_->set_owner(nullptr);
+        worker_.http2_pool().remove(*this);
+        cluster_->release(conn_, true);
+        dispatch();
+        return;
+      }
+    }
+    if (!h2) {
       SPDLOG_WARN("upstream {} of cluster {} did not negotiate h2 by ALPN",
                   conn_->endpoint().name(), cluster_->config().name);
       connect_error_ = boost::asio::error::no_protocol_option;
@@ -357,10 +399,11 @@ void Http2ClientConnection::settle() {
       nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
   std::vector<Http2UpstreamStream*> waiting = std::move(waiting_);
   waiting_.clear();
-  size_t open = streams_.size();
+  size_t open = streams_.size() + admitted_;
   for (Http2UpstreamStream* s : waiting) {
     if (open < limit) {
       ++open;
+      admit(*s);
       s->ev_ready_ = true;
       events_.push_back(s);
       continue;
@@ -374,6 +417,7 @@ void Http2ClientConnection::settle() {
       // the request until the peer's stream limit lets it start).
       s->conn_ = keep;
       ++open;
+      admit(*s);
       s->ev_ready_ = true;
       events_.push_back(s);
       continue;

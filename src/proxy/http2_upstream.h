@@ -76,6 +76,9 @@ class Http2UpstreamStream final : public UpstreamStream {
   bool reused_ = false;
   core::Ref<Http2ClientConnection> conn_;
   int32_t id_ = -1;  // the HTTP/2 stream, once the request is submitted
+  // Let start on conn_ (ready), its request not submitted yet: counted in
+  // the connection's streams() so a burst cannot pass the peer's limit.
+  bool admitted_ = false;
 
   // Events raised inside nghttp2's callbacks, run by the connection after.
   bool ev_ready_ = false, ev_written_ = false, ev_headers_ = false, ev_interim_ = false,
@@ -120,7 +123,7 @@ class Http2ClientConnection final : public core::RefCounted<Http2ClientConnectio
   // Whether another stream may start here.
   bool has_room() const;
   bool usable() const { return !closed_ && !goaway_; }
-  size_t streams() const { return streams_.size() + waiting_.size(); }
+  size_t streams() const { return streams_.size() + waiting_.size() + admitted_; }
   std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
 
   // Connects (the pool calls this once).
@@ -156,6 +159,9 @@ class Http2ClientConnection final : public core::RefCounted<Http2ClientConnectio
   void on_written(const boost::system::error_code& ec);
   // Starts the waiting streams the upstream allows, moves the others.
   void settle();
+  // Counts `s` as started here until its request is submitted (or it leaves).
+  void admit(Http2UpstreamStream& s);
+  void unadmit(Http2UpstreamStream& s);
   void fail_all(UpstreamEvents::Failure what, const boost::system::error_code& ec);
   void head_received(Http2UpstreamStream& s, bool end_stream);
 
@@ -166,6 +172,7 @@ class Http2ClientConnection final : public core::RefCounted<Http2ClientConnectio
   boost::system::error_code connect_error_;
   std::unordered_map<int32_t, Http2UpstreamStream*> streams_;
   std::vector<Http2UpstreamStream*> waiting_;  // attached before the connect finished
+  size_t admitted_ = 0;                        // ready streams not submitted yet
   std::vector<Http2UpstreamStream*> events_;
   std::string out_;
   Spans out_spans_;

@@ -242,12 +242,8 @@ void Stream::acquire_upstream(bool fresh) {
   if (endpoint == nullptr) return;  // answered
   attempt_.start(*cluster_, *endpoint);
   retry_token_.attempt_started();
-  if (cluster_->config().protocol == config::UpstreamProtocol::kHttp1) {
-    upstream_ = std::make_unique<Http1UpstreamStream>(*cluster_, *this, fresh, endpoint);
-  } else {
-    upstream_ =
-        std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, *this, fresh, endpoint);
-  }
+  upstream_ = new_upstream(*this, fresh, *endpoint);
+  alpn_switched_ = false;
   trace_.attempt_start(info_->worker->random());
   if (attempts_ < UINT8_MAX) ++attempts_;
   try_deadline_ = kNever;
@@ -258,7 +254,34 @@ void Stream::acquire_upstream(bool fresh) {
   upstream_->start();
 }
 
+std::unique_ptr<UpstreamStream> Stream::new_upstream(UpstreamEvents& events, bool fresh,
+                                                     upstream::Endpoint& endpoint) {
+  using P = config::UpstreamProtocol;
+  const P p = cluster_->config().protocol;
+  // auto: HTTP/2 until the endpoint is known to have chosen HTTP/1.1 (most
+  // TLS servers that offer h2 prefer it; the first connection's streams
+  // wait on it rather than opening one connection each), HTTP/1.1 without
+  // TLS (no ALPN), and upgrades always HTTP/1.1 (check_upgrade).
+  const bool h2 = p == P::kH2 || p == P::kH2c ||
+                  (p == P::kAuto && cluster_->tls() != nullptr && upgrade_.empty() &&
+                   endpoint.alpn != upstream::Endpoint::Alpn::kHttp1);
+  if (!h2) return std::make_unique<Http1UpstreamStream>(*cluster_, events, fresh, &endpoint);
+  return std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, events, fresh, &endpoint);
+}
+
 void Stream::on_upstream_ready(const error_code& ec) {
+  if (ec == make_error_code(upstream::AttemptError::kAlpnMismatch) && attempt_.endpoint() &&
+      upgrade_.empty() && !alpn_switched_) {
+    // protocol: auto, and the endpoint chose the other protocol by ALPN
+    // (now remembered): the same attempt starts again with that codec, on
+    // the connection just made when it went to the HTTP/1.1 pool. Once:
+    // an upgrade (HTTP/1.1 only) to an endpoint that picks h2 fails.
+    alpn_switched_ = true;
+    upstream_->release(false);
+    upstream_ = new_upstream(*this, false, *attempt_.endpoint());
+    upstream_->start();
+    return;
+  }
   connecting_ = false;
   connect_deadline_ = kNever;
   if (ec) {
@@ -659,6 +682,16 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   o.extra = down_extra_;
   o.status = head.status;
   o.framing = resp_streamed_ && framing != Framing::kNone ? Framing::kUnknown : framing;
+  if (o.framing == Framing::kLength && chunk_for_trailers()) {
+    // An HTTP/2 upstream may end a body of known length with trailers, which
+    // an HTTP/1.1 client that said "TE: trailers" can only get in the last
+    // chunk [RFC 9112 7.1.2]: the body goes chunked and Content-Length,
+    // never sent with a Transfer-Encoding [RFC 9112 6.2], is dropped.
+    for (size_t i = 0; i < head.headers.size(); ++i) {
+      if (http::iequals(head.headers[i].name, "content-length")) resp_skip_[i] = 1;
+    }
+    o.framing = Framing::kUnknown;
+  }
 
   down_body_.clear();
   BodyBatch b = upstream_->response_body(
@@ -686,6 +719,16 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
   }
   codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
   if (tunnel_) pump_tunnel_request();
+}
+
+bool Stream::chunk_for_trailers() const {
+  // HTTP/1.1 client (chunked possible), HTTP/2 upstream (trailers possible).
+  if (req_ == nullptr || method_ == http::Method::kHead || !codec_->accepts_raw_chunked(*this) ||
+      upstream_->accepts_raw_chunked()) {
+    return false;
+  }
+  const http::HeaderField* te = req_->find("te");
+  return te != nullptr && te->value.find("trailers") != std::string_view::npos;
 }
 
 void Stream::on_response_body() {

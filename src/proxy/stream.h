@@ -220,6 +220,12 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void count_response(int status);
   // The response head goes downstream (after the filters).
   void forward_response_head(http::ResponseHead& head, Framing framing);
+  // The upstream stream for an attempt to `endpoint`: HTTP/1.1 or HTTP/2 by
+  // the cluster's protocol (auto: by what the endpoint chose by ALPN).
+  std::unique_ptr<UpstreamStream> new_upstream(UpstreamEvents& events, bool fresh,
+                                               upstream::Endpoint& endpoint);
+  // Whether a Content-Length response goes chunked so trailers can follow.
+  bool chunk_for_trailers() const;
   // Copies the request to the route's mirror clusters (fire and forget).
   void mirror_request();
   void on_request_sent();
@@ -315,6 +321,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   upstream::RetryToken retry_token_;             // a retry counted in the breaker
   std::unique_ptr<UpstreamStream> upstream_;
   bool connecting_ = false;
+  bool alpn_switched_ = false;  // this attempt changed codec once (protocol: auto)
   http::ResponseHead* resp_ = nullptr;
   Framing resp_framing_ = Framing::kNone;
   bool resp_head_done_ = false;

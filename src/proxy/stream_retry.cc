@@ -175,12 +175,7 @@ void Stream::start_hedge() {
   }
   hedge_events_.promoted = hedge_events_.writing = hedge_events_.connected = false;
   hedge_attempt_.start(*cluster_, *endpoint);
-  if (cluster_->config().protocol == config::UpstreamProtocol::kHttp1) {
-    hedge_ = std::make_unique<Http1UpstreamStream>(*cluster_, hedge_events_, false, endpoint);
-  } else {
-    hedge_ = std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, hedge_events_, false,
-                                                   endpoint);
-  }
+  hedge_ = new_upstream(hedge_events_, false, *endpoint);
   hedge_->start();
 }
 

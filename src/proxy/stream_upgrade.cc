@@ -24,7 +24,8 @@ bool Stream::check_upgrade() {
     return false;
   }
   const auto cluster = info_->worker->cluster_for(*snapshot_, route_->cluster);
-  if (cluster->config().protocol != config::UpstreamProtocol::kHttp1) {
+  if (cluster->config().protocol != config::UpstreamProtocol::kHttp1 &&
+      cluster->config().protocol != config::UpstreamProtocol::kAuto) {
     // An HTTP/2 upstream would need an extended CONNECT of its own.
     detail_ = "upgrade_failed";
     reject(kRejectUpgradeFailed);

@@ -19,6 +19,8 @@ const boost::system::error_category& attempt_category() {
           return "upstream overflow (circuit breaker open)";
         case AttemptError::kNoHealthyUpstream:
           return "no healthy upstream";
+        case AttemptError::kAlpnMismatch:
+          return "the upstream negotiated another protocol by ALPN";
       }
       return "unknown upstream error";
     }

@@ -37,7 +37,11 @@ namespace sidecar::upstream {
 // Why an upstream attempt did not start, as the error of
 // UpstreamEvents::on_upstream_ready: the stream answers 503 with response
 // flag UO (overflow) or UH (no healthy upstream) instead of UF.
-enum class AttemptError { kOverflow = 1, kNoHealthyUpstream = 2 };
+// kAlpnMismatch: on a `protocol: auto` cluster the new connection
+// negotiated another protocol than the codec the stream tried (the
+// endpoint's Endpoint::alpn now says which): the stream starts the attempt
+// again with the other codec.
+enum class AttemptError { kOverflow = 1, kNoHealthyUpstream = 2, kAlpnMismatch = 3 };
 const boost::system::error_category& attempt_category();
 inline boost::system::error_code make_error_code(AttemptError e) {
   return {static_cast<int>(e), attempt_category()};
@@ -65,6 +69,11 @@ class Endpoint : public Host {
 
   // Pool of connections waiting for a request, most recently used last.
   std::vector<core::Ref<UpstreamConnection>> idle;
+  // `protocol: auto`: what the endpoint chose by ALPN on this worker's
+  // latest new connection; kUnknown until the first. Envoy's mixed pool
+  // likewise remembers the protocol per host.
+  enum class Alpn : uint8_t { kUnknown, kHttp1, kH2 };
+  Alpn alpn = Alpn::kUnknown;
   stats::EndpointStats* const stats;  // this worker's block
   tls::SessionCache tls_session;      // for TLS resumption
 

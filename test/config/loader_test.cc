@@ -116,6 +116,24 @@ listeners:
   EXPECT_EQ(c->listeners[2].protocol, ListenerProtocol::kAuto);
 }
 
+TEST(Loader, ClusterProtocolAuto) {
+  // auto offers h2 and http/1.1 by ALPN unless the cluster names its own.
+  auto c = load_string(R"(
+clusters:
+  - { name: a, endpoints: [ "127.0.0.1:443" ], protocol: auto, tls: { sni: a.example } }
+  - { name: b, endpoints: [ "127.0.0.1:443" ], protocol: auto, tls: { alpn: [ h2 ] } }
+  - { name: c, endpoints: [ "127.0.0.1:80" ], protocol: auto }
+  - { name: d, endpoints: [ "127.0.0.1:443" ], protocol: h2, tls: {} }
+)",
+                       "t");
+  EXPECT_EQ(c->clusters[0].protocol, UpstreamProtocol::kAuto);
+  EXPECT_EQ(c->clusters[0].tls.alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+  EXPECT_EQ(c->clusters[1].tls.alpn, (std::vector<std::string>{"h2"}));
+  EXPECT_EQ(c->clusters[2].protocol, UpstreamProtocol::kAuto);  // plaintext: HTTP/1.1
+  EXPECT_FALSE(c->clusters[2].tls.enabled);
+  EXPECT_EQ(c->clusters[3].tls.alpn, (std::vector<std::string>{"h2"}));
+}
+
 TEST(Loader, TcpListenerErrors) {
   auto e = errors_of(R"(
 clusters:

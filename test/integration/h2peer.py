@@ -16,7 +16,8 @@ an h2c prior-knowledge server (RFC 9113 3.3). Endpoints:
   GET  /slow?delay=S      answers "slow\\n" after S seconds (the loop stays free)
   *    /stall             never answers and never opens the request body's
                           window (a peer that stops reading)
-  GET  /goaway            answers, then GOAWAY (last stream = this one), closes
+  GET  /goaway            answers (x-connection: its number), then GOAWAY (last
+                          stream = this one), closes
   GET  /bad-length        content-length: 100 with 10 bytes of DATA
   GET  /status/N          an empty response with status N
   GET  /stats             {connections, open_connections, streams, max_concurrent,
@@ -509,7 +510,8 @@ class _ServerConnection:
         elif path == "/stall":
             pass
         elif path == "/goaway":
-            self._respond(sid, 200, [("content-type", "text/plain")])
+            self._respond(sid, 200, [("content-type", "text/plain"),
+                                     ("x-connection", str(self.number))])
             self._queue(sid, b"goaway\n", end=True)
 
             def bye():
@@ -673,17 +675,29 @@ NGINX_TLS = """  server {{
   }}
 """
 
+# TLS without http2: ALPN offers only http/1.1 (an upstream for `protocol: auto`).
+NGINX_TLS_HTTP1 = """  server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    location / {{ return 200 "nginx $server_protocol $ssl_protocol\\n"; }}
+  }}
+"""
 
-def start_nginx_h2c(directory, port, tls_port=None, cert=None, key=None):
+
+def start_nginx_h2c(directory, port, tls_port=None, cert=None, key=None, tls_http1_port=None):
     """nginx with an h2c (prior knowledge) listener on `port`: `/` answers
     "nginx HTTP/2.0", /big/1m is a 1 MiB file, /nginx_status its
     stub_status (accepted connections); with tls_port, also h2 over TLS
-    there ("nginx HTTP/2.0 TLSv1.3"). Returns the Popen."""
+    there ("nginx HTTP/2.0 TLSv1.3"); with tls_http1_port, TLS that speaks
+    only HTTP/1.1 there ("nginx HTTP/1.1 TLSv1.3"). Returns the Popen."""
     import subprocess
     os.makedirs(os.path.join(directory, "www", "big"), exist_ok=True)
     with open(os.path.join(directory, "www", "big", "1m"), "wb") as f:
         f.write(PATTERN * 16)
     tls = NGINX_TLS.format(port=tls_port, cert=cert, key=key, dir=directory) if tls_port else ""
+    if tls_http1_port:
+        tls += NGINX_TLS_HTTP1.format(port=tls_http1_port, cert=cert, key=key)
     conf = os.path.join(directory, "nginx-h2c.conf")
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(dir=directory, port=port, tls=tls))

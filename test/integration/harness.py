@@ -119,6 +119,9 @@ class Sidecar:
             self.listeners[item["name"]] = int(port)
 
     def port(self, listener=None):
+        """The port of `listener`; without a name, of the listener whose name
+        sorts first (/listeners is ordered by name, not by the config), so a
+        test with several listeners names the one it means."""
         if listener is None:
             return next(iter(self.listeners.values()))
         return self.listeners[listener]

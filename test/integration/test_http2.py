@@ -24,6 +24,7 @@ ROUTES = """
       - { name: nginx, match: { host: nginx.test }, cluster: nginx }
       - { name: nginx-tls, match: { host: nginx-tls.test }, cluster: nginx-tls }
       - { name: nginx-auto, match: { host: nginx-auto.test }, cluster: nginx-auto }
+      - { name: nginx-auto-h1, match: { host: nginx-auto-h1.test }, cluster: nginx-auto-h1 }
       - { name: scripted, match: { host: scripted.test }, cluster: scripted }
       - { name: app, match: { prefix: / }, cluster: app }
 """
@@ -94,10 +95,11 @@ class Peers:
         cls.up = Upstream()
         cls.h2up = h2peer.Peer("--max-concurrent-streams", "10")
         cls.scripted = ScriptedUpstream(scripted_answer)
-        cls.nginx_port, cls.nginx_tls_port = free_port(), free_port()
-        cls.nginx = h2peer.start_nginx_h2c(d, cls.nginx_port, cls.nginx_tls_port, *cls.leaf)
+        cls.nginx_port, cls.nginx_tls_port, cls.nginx_tls1_port = free_port(), free_port(), free_port()
+        cls.nginx = h2peer.start_nginx_h2c(d, cls.nginx_port, cls.nginx_tls_port, *cls.leaf,
+                                           tls_http1_port=cls.nginx_tls1_port)
         _PROCESSES.append(cls.nginx)
-        for p in (cls.nginx_port, cls.nginx_tls_port):
+        for p in (cls.nginx_port, cls.nginx_tls_port, cls.nginx_tls1_port):
             wait_for(lambda p=p: listening(p), 10, what="nginx")
         cls.log = os.path.join(d, "access.log")
 
@@ -116,7 +118,11 @@ clusters:
     tls: {{ ca: {ca} }}
   - name: nginx-auto
     endpoints: [ "localhost:{cls.nginx_tls_port}" ]
-    protocol: h2  # auto (choice by ALPN) is not supported yet
+    protocol: auto
+    tls: {{ ca: {ca} }}
+  - name: nginx-auto-h1
+    endpoints: [ "localhost:{cls.nginx_tls1_port}" ]
+    protocol: auto
     tls: {{ ca: {ca} }}
 """
 
@@ -258,10 +264,23 @@ listeners:
         self.assertGreaterEqual(accepted, 1)
 
     def test_nginx_h2c_h2_and_auto_upstreams(self):
+        # protocol: auto, before anything was learned: 20 streams at once to
+        # an endpoint that speaks only HTTP/1.1 (they wait on the first
+        # connection, learn http/1.1 from its ALPN and go on as HTTP/1.1),
+        # and to one that picks h2.
+        for host, want in (("nginx-auto-h1.test", b"nginx HTTP/1.1 TLSv1."),
+                           ("nginx-auto.test", b"nginx HTTP/2.0 TLSv1.")):
+            with self.h2() as c:
+                sids = [c.start("GET", f"/{i}", authority=host, end_stream=True)
+                        for i in range(20)]
+                outs = [c.wait(s, 20) for s in sids]
+            self.assertEqual([(o.status, o.body[:len(want)]) for o in outs], [(200, want)] * 20,
+                             host)
         # nginx says which protocol it was spoken to in (and TLS where it was).
         for host, want in (("nginx.test", rb"nginx HTTP/2\.0\n"),
                            ("nginx-tls.test", rb"nginx HTTP/2\.0 TLSv1\.[23]\n"),
-                           ("nginx-auto.test", rb"nginx HTTP/2\.0 TLSv1\.[23]\n")):
+                           ("nginx-auto.test", rb"nginx HTTP/2\.0 TLSv1\.[23]\n"),
+                           ("nginx-auto-h1.test", rb"nginx HTTP/1\.1 TLSv1\.[23]\n")):
             rc, out, err = curl("--http1.1", "-H", f"Host: {host}", self.sc.url("/", "auto"))
             self.assertEqual(rc, 0, (host, err))
             self.assertRegex(out, want, host)
@@ -393,7 +412,6 @@ listeners:
             self.assertEqual(o.body, b"abc" * 1000)
             self.assertEqual(o.trailer("x-checksum"), "abc", o.trailers)
 
-    @unittest.skip("HTTP/1.1 chunked request trailers reach the h2 upstream, but its response trailers are not yet written into the HTTP/1.1 client's last chunk in every case: open defect")
     def test_trailers_http1_client_and_h2_upstream(self):
         r = raw(self.sc.port("http1"),
                 b"POST /echo HTTP/1.1\r\nHost: h2.test\r\nTE: trailers\r\nConnection: close\r\n"
@@ -414,17 +432,33 @@ listeners:
         self.assertIn(["x-checksum", "abc"], json.loads(data)["trailers"])
         self.assertIn(("x-trailer", "yes"), trailers)
 
-    @unittest.skip("an h2 request whose END_STREAM arrived with its HEADERS is sent with Content-Length, so its trailers cannot follow over HTTP/1.1: open defect")
     def test_trailers_h2_client_and_http1_upstream(self):
-        with self.h2("h2c") as c:
-            o = c.request("POST", "/trailers", [("te", "trailers")], body=b"payload",
-                          trailers=[("x-req-trailer", "1")], authority="scripted.test")
-            self.assertEqual((o.status, o.body), (200, b"payload"), o)
-            self.assertEqual(o.trailer("x-upstream-trailer"), "yes", o.trailers)
-        req = self.scripted.requests[-1]
-        self.assertEqual(req.header("transfer-encoding"), "chunked")
-        self.assertEqual(req.header("te"), "trailers")
-        self.assertIn(("x-req-trailer", "1"), [(k.lower(), v) for k, v in req.trailers])
+        # Without and with a content-length: a request whose trailers came
+        # with it goes chunked, so they can follow (RFC 9112 7.1.2). (With
+        # a content-length, trailers that come after the head was sent are
+        # dropped on the HTTP/1.1 hop, as Envoy does: so one write here.)
+        for extra in ([], [("content-length", "7")]):
+            with self.h2("h2c") as c:
+                if not extra:
+                    o = c.request("POST", "/trailers", [("te", "trailers")], body=b"payload",
+                                  trailers=[("x-req-trailer", "1")], authority="scripted.test")
+                else:
+                    sid = c.conn.get_next_available_stream_id()
+                    c.streams[sid] = h2peer.Outcome()
+                    c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                                              (":authority", "scripted.test"),
+                                              (":path", "/trailers"), ("te", "trailers"), *extra])
+                    c.conn.send_data(sid, b"payload")
+                    c.conn.send_headers(sid, [("x-req-trailer", "1")], end_stream=True)
+                    c.flush()
+                    o = c.wait(sid, 10)
+                self.assertEqual((o.status, o.body), (200, b"payload"), o)
+                self.assertEqual(o.trailer("x-upstream-trailer"), "yes", o.trailers)
+            req = self.scripted.requests[-1]
+            self.assertEqual(req.header("transfer-encoding"), "chunked", extra)
+            self.assertIsNone(req.header("content-length"), extra)
+            self.assertEqual(req.header("te"), "trailers")
+            self.assertIn(("x-req-trailer", "1"), [(k.lower(), v) for k, v in req.trailers])
 
     def test_content_length_checked_against_data(self):
         for declared, sent in ((10, b"12345"), (3, b"12345")):
@@ -447,7 +481,6 @@ listeners:
         rc, out, err = curl("--http1.1", "-H", "Host: h2.test", self.sc.url("/bad-length", "http1"))
         self.assertNotEqual(rc, 0, (out, err))
 
-    @unittest.skip("after an upstream GOAWAY, fewer new connections are opened than expected: open defect")
     def test_h2_upstream_goaway_and_concurrency_limit(self):
         # The h2peer allows 10 streams per connection: 30 at once need >= 3
         # upstream connections (max_concurrent_streams respected).
@@ -459,17 +492,24 @@ listeners:
         self.assertEqual([o.body for o in outs], [b"slow\n"] * 30)
         after = self.h2up.stats()
         self.assertLessEqual(after["max_concurrent"], 10)
-        self.assertGreaterEqual(after["connections"] - before["connections"], 3)
-        # GOAWAY from the upstream: later requests go on new connections.
-        before = self.h2up.stats()
+        self.assertGreaterEqual(after["connections"] - before["connections"], 3, (before, after))
+        # GOAWAY from the upstream: later requests never go to that
+        # connection (other pooled connections with room, or new ones:
+        # which depends on the worker the client landed on, so the test
+        # names connections instead of counting them).
+        gone = set()
         with self.h2("h2c") as c:
-            for _ in range(3):
+            for _ in range(4):
                 o = c.request("GET", "/goaway", authority="h2.test")
                 self.assertEqual((o.status, o.body), (200, b"goaway\n"))
+                self.assertNotIn(o.header("x-connection"), gone)
+                gone.add(o.header("x-connection"))
+                time.sleep(0.2)  # the peer sends its GOAWAY 50 ms after the answer
                 for _ in range(5):
-                    o = c.request("GET", "/status/204", authority="h2.test")
-                    self.assertEqual(o.status, 204, o)
-        self.assertGreaterEqual(self.h2up.stats()["connections"] - before["connections"], 3)
+                    o = c.request("GET", "/headers", authority="h2.test")
+                    self.assertEqual(o.status, 200, o)
+                    self.assertNotIn(str(json.loads(o.body)["connection"]), gone)
+        self.assertEqual(len(gone), 4)
 
     def test_streams_refused_by_upstream_goaway_are_retried(self):
         # An upstream that says GOAWAY after 50 streams per connection (as
@@ -589,7 +629,7 @@ listeners:
         rc, out, err = curl("--http2-prior-knowledge", "-m", "5", self.sc.url("/hello", "guarded"))
         self.assertEqual((rc, out), (0, b"hello\n"), err)
 
-    @unittest.skip("nghttp2 1.52 answers a stream over max_concurrent_streams with a connection error, not REFUSED_STREAM (RFC 9113 5.1.2): open defect")
+    @unittest.skip("RFC 9113 5.1.2 wants a stream error for a stream over an acknowledged max_concurrent_streams; Debian's nghttp2 1.52 ends the connection (GOAWAY PROTOCOL_ERROR), which Envoy patches out of its nghttp2: known deviation, docs/proxy.md")
     def test_configured_settings_and_stream_limit(self):
         port = self.sc.port("tuned")
         with RawH2(port) as c:

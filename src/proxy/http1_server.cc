@@ -105,7 +105,6 @@ Http1ServerConnection::Http1ServerConnection(Worker& worker, const ListenerRunti
       listener_(&listener),
       direction_(listener.config->direction),
       transport_(std::move(socket)),
-      timer_(worker.io()),
       parser_(listener.limits),
       chunked_(listener.limits) {
   const auto address = peer.address();
@@ -209,7 +208,8 @@ void Http1ServerConnection::hand_over_to_http2(std::string_view received) {
   // The HTTP/2 connection owns the socket, its TLS session and the
   // listener's active-connection count from now on.
   phase_ = Phase::kClosed;
-  timer_.cancel();
+  const core::Ref<Http1ServerConnection> keep(this);
+  cancel_timer();
   worker_.remove_connection(this);
   h2->start(received);
 }
@@ -248,13 +248,14 @@ void Http1ServerConnection::drain() {
 
 void Http1ServerConnection::close() {
   if (phase_ == Phase::kClosed) return;
+  const core::Ref<Http1ServerConnection> keep(this);  // cancel_timer() may drop the last other one
   if (stream_) {
     stream_->on_downstream_reset(boost::asio::error::operation_aborted);
     release_stream();
   }
   phase_ = Phase::kClosed;
   info_.listener_stats->connections_active.sub();
-  timer_.cancel();
+  cancel_timer();
   transport_.close();
   worker_.remove_connection(this);
 }
@@ -749,17 +750,20 @@ Clock::time_point Http1ServerConnection::deadline() const {
 
 void Http1ServerConnection::arm_timer() {
   const Clock::time_point d = deadline();
-  if (d == kNever || (timer_armed_ && timer_expiry_ <= d)) return;
-  timer_armed_ = true;
-  timer_expiry_ = d;
-  timer_.expires_at(d);  // a wait in progress completes with operation_aborted
-  timer_.async_wait([self = core::Ref<Http1ServerConnection>(this)](
-                        const boost::system::error_code& ec) { self->on_timer(ec); });
+  if (d == kNever || (armed() && expiry() <= d)) return;
+  if (!armed()) intrusive_ptr_add_ref(this);  // released by cancel_timer or on_expired
+  worker_.timers().schedule(*this, d);
 }
 
-void Http1ServerConnection::on_timer(const boost::system::error_code& ec) {
-  if (ec == boost::asio::error::operation_aborted || phase_ == Phase::kClosed) return;
-  timer_armed_ = false;
+void Http1ServerConnection::cancel_timer() {
+  if (!armed()) return;
+  worker_.timers().cancel(*this);
+  intrusive_ptr_release(this);
+}
+
+void Http1ServerConnection::on_expired() {
+  const core::Ref<Http1ServerConnection> self(this, false);  // the armed entry's reference
+  if (phase_ == Phase::kClosed) return;
   const Clock::time_point now = Clock::now();
   if (now < deadline()) {
     arm_timer();

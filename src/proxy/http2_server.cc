@@ -131,7 +131,6 @@ Http2ServerConnection::Http2ServerConnection(Worker& worker,
       listener_(&listener),
       direction_(listener.config->direction),
       transport_(std::move(transport)),
-      timer_(worker.io()),
       info_(info) {
   const config::Http2Settings& h = listener.config->http2;
   nghttp2_option* opt = nullptr;
@@ -842,6 +841,7 @@ void Http2ServerConnection::close() {
     return;
   }
   closed_ = true;
+  const core::Ref<Http2ServerConnection> keep(this);  // cancel_timer() may drop the last other one
   for (auto& [id, h] : streams_) {
     if (h->stream) {
       h->stream->on_downstream_reset(boost::asio::error::operation_aborted);
@@ -851,7 +851,7 @@ void Http2ServerConnection::close() {
   streams_.clear();
   by_stream_.clear();
   info_.listener_stats->connections_active.sub();
-  timer_.cancel();
+  cancel_timer();
   transport_.close();
   worker_.remove_connection(this);
 }
@@ -871,17 +871,20 @@ Clock::time_point Http2ServerConnection::deadline() const {
 
 void Http2ServerConnection::arm_timer() {
   const Clock::time_point d = deadline();
-  if (d == kNever || (timer_armed_ && timer_expiry_ <= d)) return;
-  timer_armed_ = true;
-  timer_expiry_ = d;
-  timer_.expires_at(d);
-  timer_.async_wait([self = core::Ref<Http2ServerConnection>(this)](
-                        const boost::system::error_code& ec) { self->on_timer(ec); });
+  if (d == kNever || (armed() && expiry() <= d)) return;
+  if (!armed()) intrusive_ptr_add_ref(this);  // released by cancel_timer or on_expired
+  worker_.timers().schedule(*this, d);
 }
 
-void Http2ServerConnection::on_timer(const boost::system::error_code& ec) {
-  if (ec == boost::asio::error::operation_aborted || closed_) return;
-  timer_armed_ = false;
+void Http2ServerConnection::cancel_timer() {
+  if (!armed()) return;
+  worker_.timers().cancel(*this);
+  intrusive_ptr_release(this);
+}
+
+void Http2ServerConnection::on_expired() {
+  const core::Ref<Http2ServerConnection> self(this, false);  // the armed entry's reference
+  if (closed_) return;
   const Clock::time_point now = Clock::now();
   if (by_stream_.empty()) {
     const auto idle = listener_->config->idle_timeout;

@@ -160,13 +160,11 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   bool head_in_buffer_ = false;  // else in x_->head_copy
   http::BodyKind body_ = http::BodyKind::kNone;
   uint64_t remaining_ = 0;
-  http::ChunkedDecoder chunked_;
   bool body_complete_ = false;  // the decoder saw the end of the request body
   size_t body_given_ = 0;       // body bytes offered to the stream, not yet consumed
   bool awaiting_body_ = false;
-  Trailers request_trailers_;  // of a chunked body passed on decoded (to HTTP/2)
-  bool tunnel_ = false;        // upgraded: the body is the client's bytes until its end of stream
-  bool tunnel_eof_ = false;    // ... which came
+  bool tunnel_ = false;      // upgraded: the body is the client's bytes until its end of stream
+  bool tunnel_eof_ = false;  // ... which came
 
   // The response.
   bool chunk_response_ = false;  // the codec adds chunked framing

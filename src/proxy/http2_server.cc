@@ -238,7 +238,7 @@ bool Http2ServerConnection::receive(std::string_view bytes) {
             NGHTTP2_ENHANCE_YOUR_CALM);
   } else if (rv != NGHTTP2_ERR_CALLBACK_FAILURE) {
     // A connection error (bad preface, frame errors): nghttp2 queued its GOAWAY.
-    SPDLOG_DEBUG("{}: HTTP/2 connection error: {}", info_.peer_ip,
+    SPDLOG_DEBUG("{}: HTTP/2 connection error: {}", info_.peer_ip(),
                  nghttp2_strerror(static_cast<int>(rv)));
     if (header_block_stream_ != 0 && header_block_frames_ > 1) {
       info_.listener_stats
@@ -812,7 +812,7 @@ void Http2ServerConnection::on_written(const boost::system::error_code& ec) {
 }
 
 void Http2ServerConnection::protect(Http2Protection why, uint32_t goaway_code) {
-  SPDLOG_DEBUG("{}: HTTP/2 protection: {}", info_.peer_ip,
+  SPDLOG_DEBUG("{}: HTTP/2 protection: {}", info_.peer_ip(),
                stats::kHttp2Protections[static_cast<size_t>(why)]);
   info_.listener_stats->http2_protections[static_cast<size_t>(why)].add();
   nghttp2_session_terminate_session(session_, goaway_code);

@@ -135,8 +135,6 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
   peer_ip_ = info.peer_ip();
   peer_address_ = info.peer_address();
   info_ = &info;
-  peer_ip_ = info.peer_ip();
-  peer_address_ = info.peer_address();
   snapshot_ = std::move(snapshot);
   listener_ = &listener;
   req_ = nullptr;

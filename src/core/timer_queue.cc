@@ -86,8 +86,14 @@ void TimerQueue::schedule(TimerEntry& e, Clock::time_point at) {
 void TimerQueue::cancel(TimerEntry& e) {
   if (e.queue_ != this) return;
   remove_at(e.index_);
-  // The asio timer is left as it is: waking up once for nothing is cheaper
-  // than re-arming it on every cancel.
+  // The asio timer is left as it is (waking up once for nothing is cheaper
+  // than re-arming it on every cancel) unless nothing is left: then no wait
+  // may stay pending, or io_context::run() would not return when a worker
+  // stops.
+  if (heap_.empty() && waiting_) {
+    waiting_ = false;
+    waiter_->timer.cancel();
+  }
 }
 
 void TimerQueue::run_expired(Clock::time_point now) {

@@ -125,6 +125,22 @@ TEST(TimerQueue, TheAsioTimerWakesForTheEarliest) {
   EXPECT_EQ(fired, (std::vector<int>{2, 1}));
 }
 
+TEST(TimerQueue, NoWaitIsLeftWhenTheLastEntryIsCancelled) {
+  boost::asio::io_context io;
+  TimerQueue q(io);
+  std::vector<int> fired;
+  Probe a;
+  a.fired = &fired;
+  q.schedule(a, Clock::now() + std::chrono::hours(1));
+  q.cancel(a);
+  // Nothing is left to wait for: run() ends by itself (stopped), instead of
+  // running out its time with a wait pending (a worker that stops would be
+  // held for the hour).
+  io.run_for(std::chrono::seconds(2));
+  EXPECT_TRUE(io.stopped());
+  EXPECT_TRUE(fired.empty());
+}
+
 TEST(TimerQueue, DestroyedEntriesLeaveTheQueue) {
   boost::asio::io_context io;
   TimerQueue q(io);

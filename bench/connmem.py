@@ -116,7 +116,11 @@ admin: {{ address: 127.0.0.1:0 }}
 workers: 1
 clusters:
   - {{ name: up, endpoints: [ "127.0.0.1:{upstream}" ] }}
-  - {{ name: slow, endpoints: [ "127.0.0.1:{slow}" ] }}
+  # Envoy's default breakers (1,024) would refuse the active scenario's
+  # requests beyond them; nginx and haproxy are not limited here either.
+  - {{ name: slow, endpoints: [ "127.0.0.1:{slow}" ],
+       circuit_breakers: {{ max_connections: 20000, max_pending_requests: 20000,
+                           max_requests: 20000 }} }}
 listeners:
   - name: bench
     address: "127.0.0.1:{port}"{listener_tls}{protocol}

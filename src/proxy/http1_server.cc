@@ -45,6 +45,8 @@ struct Http1ServerConnection::Exchange {
   Spans out;         // the response being written
   std::string head;  // status line and the lines the codec adds
   http::ChunkEncoder chunks;
+  http::ChunkedDecoder chunked;  // the request body's, when chunked
+  Trailers request_trailers;     // of a chunked body passed on decoded (to HTTP/2)
 };
 
 namespace {
@@ -80,6 +82,7 @@ void Http1ServerConnection::ExchangeDeleter::operator()(Exchange* x) const {
   x->chunk_views.clear();
   x->out.clear();
   x->head.clear();
+  x->request_trailers.clear();
   t_free_exchanges.list.push_back(x);
 }
 
@@ -105,19 +108,13 @@ Http1ServerConnection::Http1ServerConnection(Worker& worker, const ListenerRunti
       listener_(&listener),
       direction_(listener.config->direction),
       transport_(std::move(socket)),
-      timer_(worker.io()),
-      parser_(listener.limits),
-      chunked_(listener.limits) {
-  const auto address = peer.address();
+      parser_(listener.limits) {
   info_.worker = &worker;
-  info_.peer_ip =
-      address.is_v6() && address.to_v6().is_v4_mapped()
-          ? boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6())
-                .to_string()
-          : address.to_string();
-  info_.peer_address = address.is_v6() && !address.to_v6().is_v4_mapped()
-                           ? fmt::format("[{}]:{}", info_.peer_ip, peer.port())
-                           : fmt::format("{}:{}", info_.peer_ip, peer.port());
+  info_.peer = peer;
+  if (peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()) {
+    info_.peer.address(
+        boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, peer.address().to_v6()));
+  }
   info_.listener_stats = listener.stats[worker.index()];
   info_.listener_stats->connections_active.add();
   info_.listener_stats->connections_total.add();
@@ -161,7 +158,8 @@ void Http1ServerConnection::on_handshake(const boost::system::error_code& ec) {
   info_.listener_stats->tls_handshakes[tls.version == "TLSv1.3" ? 1 : 0].add();
   if (!tls.peer_cert_sha256.empty()) {
     // Envoy's x-forwarded-client-cert element for this client.
-    std::string& x = info_.xfcc;
+    auto cert = std::make_shared<DownstreamInfo::ClientCert>();
+    std::string& x = cert->xfcc;
     x = "Hash=" + tls.peer_cert_sha256;
     x += ";Subject=\"";
     for (char c : tls.peer_subject) {
@@ -172,9 +170,10 @@ void Http1ServerConnection::on_handshake(const boost::system::error_code& ec) {
     for (const std::string& u : tls.peer_uri_sans) x.append(";URI=").append(u);
     for (const std::string& d : tls.peer_dns_sans) x.append(";DNS=").append(d);
     for (const std::string& u : tls.peer_uri_sans) {
-      if (!info_.peer_uri_sans.empty()) info_.peer_uri_sans += ',';
-      info_.peer_uri_sans += u;
+      if (!cert->peer_uri_sans.empty()) cert->peer_uri_sans += ',';
+      cert->peer_uri_sans += u;
     }
+    info_.client_cert = std::move(cert);
   }
   if (tls.alpn == "h2") {
     hand_over_to_http2({});
@@ -194,7 +193,7 @@ bool Http1ServerConnection::sniff_http2() {
   if (in.substr(0, n) != kHttp2Preface.substr(0, n)) {
     sniffed_ = true;
     if (protocol != config::ListenerProtocol::kH2c) return false;
-    SPDLOG_DEBUG("{}: not HTTP/2 on an h2c listener", info_.peer_ip);
+    SPDLOG_DEBUG("{}: not HTTP/2 on an h2c listener", info_.peer_ip());
     close();  // h2c speaks HTTP/2 only (prior knowledge)
     return true;
   }
@@ -209,7 +208,8 @@ void Http1ServerConnection::hand_over_to_http2(std::string_view received) {
   // The HTTP/2 connection owns the socket, its TLS session and the
   // listener's active-connection count from now on.
   phase_ = Phase::kClosed;
-  timer_.cancel();
+  const core::Ref<Http1ServerConnection> keep(this);
+  cancel_timer();
   worker_.remove_connection(this);
   h2->start(received);
 }
@@ -217,7 +217,7 @@ void Http1ServerConnection::hand_over_to_http2(std::string_view received) {
 void Http1ServerConnection::handshake_failed(const boost::system::error_code& ec) {
   const net::TlsError reason = net::classify(ec);
   info_.listener_stats->tls_handshake_errors[static_cast<size_t>(reason) - 1].add();
-  SPDLOG_DEBUG("{}: TLS handshake failed: {}", info_.peer_ip,
+  SPDLOG_DEBUG("{}: TLS handshake failed: {}", info_.peer_ip(),
                transport_.secure() != nullptr && !transport_.secure()->failure_reason().empty()
                    ? transport_.secure()->failure_reason()
                    : ec.message());
@@ -248,13 +248,14 @@ void Http1ServerConnection::drain() {
 
 void Http1ServerConnection::close() {
   if (phase_ == Phase::kClosed) return;
+  const core::Ref<Http1ServerConnection> keep(this);  // cancel_timer() may drop the last other one
   if (stream_) {
     stream_->on_downstream_reset(boost::asio::error::operation_aborted);
     release_stream();
   }
   phase_ = Phase::kClosed;
   info_.listener_stats->connections_active.sub();
-  timer_.cancel();
+  cancel_timer();
   transport_.close();
   worker_.remove_connection(this);
 }
@@ -385,7 +386,7 @@ void Http1ServerConnection::process_head() {
   awaiting_body_ = false;
   close_after_ = false;
   if (r.status == http::HeadResult::kError) {
-    SPDLOG_DEBUG("{}: rejected request: {}", info_.peer_ip, http::to_string(r.error));
+    SPDLOG_DEBUG("{}: rejected request: {}", info_.peer_ip(), http::to_string(r.error));
     const int status = http::status_for(r.error);
     // The method, when the request line was read: an answer to HEAD has no
     // body [RFC 9110 9.3.2].
@@ -411,7 +412,7 @@ void Http1ServerConnection::process_head() {
   refresh_snapshot();
   body_ = x_->req.body;
   remaining_ = x_->req.content_length;
-  chunked_ = http::ChunkedDecoder(listener_->limits);
+  x_->chunked = http::ChunkedDecoder(listener_->limits);
   body_complete_ = body_ == http::BodyKind::kNone;
   if (body_complete_ && in_.size() == head_size_) {
     // Nothing else is buffered: the head moves aside (a copy of its few
@@ -465,7 +466,7 @@ BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chun
     body_complete_ = remaining_ == 0;
   } else {
     x_->chunk_views.clear();
-    const auto r = chunked_.feed(avail, raw_chunked_ok ? nullptr : &x_->chunk_views);
+    const auto r = x_->chunked.feed(avail, raw_chunked_ok ? nullptr : &x_->chunk_views);
     if (r.error != http::ParseError::kNone) {
       b.error = r.error;
       return b;
@@ -475,11 +476,11 @@ BodyBatch Http1ServerConnection::request_body(Stream&, Spans& out, bool raw_chun
       b.raw_chunked = true;
     } else {
       for (std::string_view v : x_->chunk_views) add_span(out, v);
-      if (r.done && !chunked_.trailer_lines().empty()) {
+      if (r.done && !x_->chunked.trailer_lines().empty()) {
         // Passed on decoded (to HTTP/2): the trailer section as fields.
-        request_trailers_.clear();
-        parse_trailer_lines(chunked_.trailer_lines(), request_trailers_);
-        if (!request_trailers_.empty()) b.trailers = &request_trailers_;
+        x_->request_trailers.clear();
+        parse_trailer_lines(x_->chunked.trailer_lines(), x_->request_trailers);
+        if (!x_->request_trailers.empty()) b.trailers = &x_->request_trailers;
       }
     }
     b.consumed = r.consumed;
@@ -749,17 +750,20 @@ Clock::time_point Http1ServerConnection::deadline() const {
 
 void Http1ServerConnection::arm_timer() {
   const Clock::time_point d = deadline();
-  if (d == kNever || (timer_armed_ && timer_expiry_ <= d)) return;
-  timer_armed_ = true;
-  timer_expiry_ = d;
-  timer_.expires_at(d);  // a wait in progress completes with operation_aborted
-  timer_.async_wait([self = core::Ref<Http1ServerConnection>(this)](
-                        const boost::system::error_code& ec) { self->on_timer(ec); });
+  if (d == kNever || (armed() && expiry() <= d)) return;
+  if (!armed()) intrusive_ptr_add_ref(this);  // released by cancel_timer or on_expired
+  worker_.timers().schedule(*this, d);
 }
 
-void Http1ServerConnection::on_timer(const boost::system::error_code& ec) {
-  if (ec == boost::asio::error::operation_aborted || phase_ == Phase::kClosed) return;
-  timer_armed_ = false;
+void Http1ServerConnection::cancel_timer() {
+  if (!armed()) return;
+  worker_.timers().cancel(*this);
+  intrusive_ptr_release(this);
+}
+
+void Http1ServerConnection::on_expired() {
+  const core::Ref<Http1ServerConnection> self(this, false);  // the armed entry's reference
+  if (phase_ == Phase::kClosed) return;
   const Clock::time_point now = Clock::now();
   if (now < deadline()) {
     arm_timer();
@@ -775,7 +779,7 @@ void Http1ServerConnection::on_timer(const boost::system::error_code& ec) {
       close();
       return;
     case Phase::kHead:
-      SPDLOG_DEBUG("{}: request headers timeout", info_.peer_ip);
+      SPDLOG_DEBUG("{}: request headers timeout", info_.peer_ip());
       phase_ = Phase::kActive;
       version_minor_ = 1;
       is_head_ = false;

@@ -10,10 +10,12 @@
 // too) or decoded. Responses are written as spans with one writev, tried at
 // once and only waiting for the reactor when the socket is full.
 //
-// All timeouts of the connection and its stream share one timer that is
-// re-armed lazily: it fires at the earliest deadline known when it was
-// armed and then looks at the current deadlines, so updating a deadline is a
-// store, not a timer operation.
+// All timeouts of the connection and its stream share one entry in the
+// worker's timer queue (core/timer_queue.h), re-armed lazily: it fires at
+// the earliest deadline known when it was armed and then looks at the
+// current deadlines, so updating a deadline is a store, not a timer
+// operation. An armed entry holds a reference to the connection (as a
+// pending timer wait did).
 //
 // Lifetime: reference counted (core/ref_counted.h); used only on its
 // worker's thread.
@@ -24,10 +26,10 @@
 #include <string>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "core/buffer.h"
 #include "core/ref_counted.h"
+#include "core/timer_queue.h"
 #include "http/http1_parser.h"
 #include "http/spans.h"
 #include "net/transport.h"
@@ -40,7 +42,8 @@ namespace sidecar::proxy {
 class Worker;
 
 class Http1ServerConnection final : public core::RefCounted<Http1ServerConnection>,
-                                    public DownstreamCodec {
+                                    public DownstreamCodec,
+                                    private core::TimerEntry {
  public:
   using Clock = std::chrono::steady_clock;
   // The read buffer starts at this size and doubles, up to kMaxBufferSize,
@@ -124,14 +127,15 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
 
   Clock::time_point deadline() const;
   void arm_timer();
-  void on_timer(const boost::system::error_code& ec);
+  // Disarms the entry and drops its reference: the caller must hold one.
+  void cancel_timer();
+  void on_expired() override;  // core::TimerEntry
 
   Worker& worker_;
   std::shared_ptr<const Snapshot> snapshot_;  // keeps listener_ alive
   const ListenerRuntime* listener_;
   const config::Direction direction_;
   net::Transport transport_;
-  boost::asio::steady_timer timer_;
   core::Buffer in_;  // from the worker's pool while a request is read (core/buffer.h)
   http::RequestParser parser_;
   std::unique_ptr<Exchange, ExchangeDeleter> x_;  // while a request is in progress
@@ -144,8 +148,6 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   bool reading_ = false;
   bool last_read_filled_ = false;
   bool writing_ = false;
-  bool timer_armed_ = false;
-  Clock::time_point timer_expiry_;
   Clock::time_point last_activity_;
   Clock::time_point head_deadline_;
   Clock::time_point first_byte_;
@@ -158,13 +160,11 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   bool head_in_buffer_ = false;  // else in x_->head_copy
   http::BodyKind body_ = http::BodyKind::kNone;
   uint64_t remaining_ = 0;
-  http::ChunkedDecoder chunked_;
   bool body_complete_ = false;  // the decoder saw the end of the request body
   size_t body_given_ = 0;       // body bytes offered to the stream, not yet consumed
   bool awaiting_body_ = false;
-  Trailers request_trailers_;  // of a chunked body passed on decoded (to HTTP/2)
-  bool tunnel_ = false;        // upgraded: the body is the client's bytes until its end of stream
-  bool tunnel_eof_ = false;    // ... which came
+  bool tunnel_ = false;      // upgraded: the body is the client's bytes until its end of stream
+  bool tunnel_eof_ = false;  // ... which came
 
   // The response.
   bool chunk_response_ = false;  // the codec adds chunked framing

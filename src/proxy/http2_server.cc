@@ -131,7 +131,6 @@ Http2ServerConnection::Http2ServerConnection(Worker& worker,
       listener_(&listener),
       direction_(listener.config->direction),
       transport_(std::move(transport)),
-      timer_(worker.io()),
       info_(info) {
   const config::Http2Settings& h = listener.config->http2;
   nghttp2_option* opt = nullptr;
@@ -239,7 +238,7 @@ bool Http2ServerConnection::receive(std::string_view bytes) {
             NGHTTP2_ENHANCE_YOUR_CALM);
   } else if (rv != NGHTTP2_ERR_CALLBACK_FAILURE) {
     // A connection error (bad preface, frame errors): nghttp2 queued its GOAWAY.
-    SPDLOG_DEBUG("{}: HTTP/2 connection error: {}", info_.peer_ip,
+    SPDLOG_DEBUG("{}: HTTP/2 connection error: {}", info_.peer_ip(),
                  nghttp2_strerror(static_cast<int>(rv)));
     if (header_block_stream_ != 0 && header_block_frames_ > 1) {
       info_.listener_stats
@@ -821,7 +820,7 @@ void Http2ServerConnection::on_written(const boost::system::error_code& ec) {
 }
 
 void Http2ServerConnection::protect(Http2Protection why, uint32_t goaway_code) {
-  SPDLOG_DEBUG("{}: HTTP/2 protection: {}", info_.peer_ip,
+  SPDLOG_DEBUG("{}: HTTP/2 protection: {}", info_.peer_ip(),
                stats::kHttp2Protections[static_cast<size_t>(why)]);
   info_.listener_stats->http2_protections[static_cast<size_t>(why)].add();
   nghttp2_session_terminate_session(session_, goaway_code);
@@ -850,6 +849,7 @@ void Http2ServerConnection::close() {
     return;
   }
   closed_ = true;
+  const core::Ref<Http2ServerConnection> keep(this);  // cancel_timer() may drop the last other one
   for (auto& [id, h] : streams_) {
     if (h->stream) {
       h->stream->on_downstream_reset(boost::asio::error::operation_aborted);
@@ -859,7 +859,7 @@ void Http2ServerConnection::close() {
   streams_.clear();
   by_stream_.clear();
   info_.listener_stats->connections_active.sub();
-  timer_.cancel();
+  cancel_timer();
   transport_.close();
   worker_.remove_connection(this);
 }
@@ -879,17 +879,20 @@ Clock::time_point Http2ServerConnection::deadline() const {
 
 void Http2ServerConnection::arm_timer() {
   const Clock::time_point d = deadline();
-  if (d == kNever || (timer_armed_ && timer_expiry_ <= d)) return;
-  timer_armed_ = true;
-  timer_expiry_ = d;
-  timer_.expires_at(d);
-  timer_.async_wait([self = core::Ref<Http2ServerConnection>(this)](
-                        const boost::system::error_code& ec) { self->on_timer(ec); });
+  if (d == kNever || (armed() && expiry() <= d)) return;
+  if (!armed()) intrusive_ptr_add_ref(this);  // released by cancel_timer or on_expired
+  worker_.timers().schedule(*this, d);
 }
 
-void Http2ServerConnection::on_timer(const boost::system::error_code& ec) {
-  if (ec == boost::asio::error::operation_aborted || closed_) return;
-  timer_armed_ = false;
+void Http2ServerConnection::cancel_timer() {
+  if (!armed()) return;
+  worker_.timers().cancel(*this);
+  intrusive_ptr_release(this);
+}
+
+void Http2ServerConnection::on_expired() {
+  const core::Ref<Http2ServerConnection> self(this, false);  // the armed entry's reference
+  if (closed_) return;
   const Clock::time_point now = Clock::now();
   if (by_stream_.empty()) {
     const auto idle = listener_->config->idle_timeout;

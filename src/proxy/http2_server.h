@@ -35,10 +35,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include <boost/asio/steady_timer.hpp>
-
 #include "core/buffer.h"
 #include "core/ref_counted.h"
+#include "core/timer_queue.h"
 #include "net/transport.h"
 #include "proxy/codec.h"
 #include "proxy/snapshot.h"
@@ -65,7 +64,8 @@ enum class Http2Protection : uint8_t {
 inline constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 class Http2ServerConnection final : public core::RefCounted<Http2ServerConnection>,
-                                    public DownstreamCodec {
+                                    public DownstreamCodec,
+                                    private core::TimerEntry {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -142,14 +142,15 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
 
   Clock::time_point deadline() const;
   void arm_timer();
-  void on_timer(const boost::system::error_code& ec);
+  // Disarms the entry and drops its reference: the caller must hold one.
+  void cancel_timer();
+  void on_expired() override;  // core::TimerEntry
 
   Worker& worker_;
   std::shared_ptr<const Snapshot> snapshot_;  // keeps listener_ alive
   const ListenerRuntime* listener_;
   const config::Direction direction_;
   net::Transport transport_;
-  boost::asio::steady_timer timer_;
   DownstreamInfo info_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
@@ -169,8 +170,6 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   bool in_dispatch_ = false;
   bool dispatch_posted_ = false;
   bool close_requested_ = false;  // close() during dispatch: at its end
-  bool timer_armed_ = false;
-  Clock::time_point timer_expiry_;
   Clock::time_point last_activity_;
 
   // Protection state.

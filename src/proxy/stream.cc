@@ -50,11 +50,21 @@ std::vector<std::string> reject_reason_names() {
 
 // ---- start ----
 
+std::string DownstreamInfo::peer_ip() const { return peer.address().to_string(); }
+
+std::string DownstreamInfo::peer_address() const {
+  const auto a = peer.address();
+  return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), peer.port())
+                   : fmt::format("{}:{}", a.to_string(), peer.port());
+}
+
 void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
                    std::shared_ptr<const Snapshot> snapshot, const ListenerRuntime& listener,
                    http::RequestHead& request, Clock::time_point started) {
   codec_ = &codec;
   info_ = &info;
+  peer_ip_ = info.peer_ip();
+  peer_address_ = info.peer_address();
   snapshot_ = std::move(snapshot);
   listener_ = &listener;
   req_ = &request;
@@ -125,6 +135,8 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
                             http::Method method, size_t reason, int status, std::string_view body,
                             uint32_t flags) {
   codec_ = &codec;
+  peer_ip_ = info.peer_ip();
+  peer_address_ = info.peer_address();
   info_ = &info;
   snapshot_ = std::move(snapshot);
   listener_ = &listener;
@@ -413,16 +425,16 @@ void Stream::build_request_head(const UpstreamStream& up, OutgoingRequest& o, st
   std::string& x = extra;
   x.clear();
   const std::string_view host = authority_.empty() ? r.host() : authority_;
-  x.append("x-forwarded-for: ").append(info_->peer_ip).append("\r\n");
+  x.append("x-forwarded-for: ").append(peer_ip_).append("\r\n");
   if (!has_proto) {
     x.append(info_->tls != nullptr ? "x-forwarded-proto: https\r\n"
                                    : "x-forwarded-proto: http\r\n");
   }
   if (l.forward_client_cert != config::ForwardClientCert::kSanitize &&
-      (!xfcc_in.empty() || !info_->xfcc.empty())) {
+      (!xfcc_in.empty() || !info_->xfcc().empty())) {
     x.append("x-forwarded-client-cert: ").append(xfcc_in);
-    if (!xfcc_in.empty() && !info_->xfcc.empty()) x.append(",");
-    x.append(info_->xfcc).append("\r\n");
+    if (!xfcc_in.empty() && !info_->xfcc().empty()) x.append(",");
+    x.append(info_->xfcc()).append("\r\n");
   }
   if (!has_fwd_host && !host.empty()) x.append("x-forwarded-host: ").append(host).append("\r\n");
   if (request_id_generated_) {
@@ -589,7 +601,7 @@ void Stream::pull_buffered_body() {
 
 void Stream::on_request_invalid(int status, std::string_view why) {
   if (!active_) return;
-  SPDLOG_DEBUG("{}: bad request body: {}", info_->peer_ip, why);
+  SPDLOG_DEBUG("{}: bad request body: {}", peer_ip_, why);
   flags_ |= accesslog::kDownstreamProtocolError;
   release_upstream(false);
   local_reply(status, fmt::format("Bad Request: {}\n", why), true);
@@ -775,7 +787,7 @@ void Stream::on_downstream_written(const error_code& ec) {
   ds_writing_ = DownWrite::kNone;
   if (!active_) return;
   if (ec) {
-    SPDLOG_DEBUG("{}: downstream write failed: {}", info_->peer_ip, ec.message());
+    SPDLOG_DEBUG("{}: downstream write failed: {}", peer_ip_, ec.message());
     flags_ |= accesslog::kDownstreamConnectionTermination;
     abort_stream();
     return;
@@ -841,7 +853,7 @@ void Stream::upstream_connect_failed(const error_code& ec) {
   const bool tls_failed = !upstream_->failure().empty();
   const std::string why =
       tls_failed ? fmt::format("TLS handshake failed: {}", upstream_->failure()) : ec.message();
-  SPDLOG_DEBUG("{}: upstream connect to {} failed: {}", info_->peer_ip, upstream_->host(), why);
+  SPDLOG_DEBUG("{}: upstream connect to {} failed: {}", peer_ip_, upstream_->host(), why);
   static thread_local Clock::time_point last_warning;  // at most one a second per worker
   if (tls_failed && Clock::now() - last_warning > std::chrono::seconds(1)) {
     last_warning = Clock::now();
@@ -854,7 +866,7 @@ void Stream::upstream_connect_failed(const error_code& ec) {
 }
 
 void Stream::response_invalid() {
-  SPDLOG_DEBUG("{}: invalid response body from {}", info_->peer_ip, upstream_host_);
+  SPDLOG_DEBUG("{}: invalid response body from {}", peer_ip_, upstream_host_);
   flags_ |= accesslog::kUpstreamProtocolError;
   release_upstream(false);
   if (resp_started_) {
@@ -878,8 +890,8 @@ void Stream::on_upstream_failed(Failure what, const error_code& ec) {
   }
   if (!resp_started_) {
     if (!resp_head_done_ && can_retry()) {
-      SPDLOG_DEBUG("{}: reused upstream connection to {} closed; retrying on a new one",
-                   info_->peer_ip, upstream_->host());
+      SPDLOG_DEBUG("{}: reused upstream connection to {} closed; retrying on a new one", peer_ip_,
+                   upstream_->host());
       retried_ = true;
       release_upstream(false);
       acquire_upstream(true);
@@ -902,8 +914,7 @@ void Stream::on_upstream_failed(Failure what, const error_code& ec) {
     local_reply(502, body, false);
     return;
   }
-  SPDLOG_DEBUG("{}: upstream {} failed mid-response: {}", info_->peer_ip, upstream_host_,
-               ec.message());
+  SPDLOG_DEBUG("{}: upstream {} failed mid-response: {}", peer_ip_, upstream_host_, ec.message());
   flags_ |= accesslog::kUpstreamConnectionTermination;
   if (endpoint_stats_ != nullptr) endpoint_stats_->resets.add();
   abort_stream();  // the client sees a truncated response, not a complete wrong one
@@ -912,7 +923,7 @@ void Stream::on_upstream_failed(Failure what, const error_code& ec) {
 void Stream::on_downstream_reset(const error_code& ec) {
   if (!active_) return;
   if (req_ != nullptr && !resp_done_) {
-    SPDLOG_DEBUG("{}: downstream closed during the request: {}", info_->peer_ip,
+    SPDLOG_DEBUG("{}: downstream closed during the request: {}", peer_ip_,
                  ec ? ec.message() : "end of stream");
     flags_ |= accesslog::kDownstreamConnectionTermination;
   }

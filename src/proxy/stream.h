@@ -49,13 +49,27 @@ std::vector<std::string> reject_reason_names();
 
 // What a downstream connection knows that its streams use.
 struct DownstreamInfo {
+  // From the client certificate, computed once per TLS connection.
+  struct ClientCert {
+    std::string xfcc;           // the client's x-forwarded-client-cert element
+    std::string peer_uri_sans;  // comma separated, for the access log
+  };
+
   Worker* worker = nullptr;
   stats::ListenerStats* listener_stats = nullptr;
-  std::string peer_ip;                // "10.0.0.1"
-  std::string peer_address;           // "10.0.0.1:5432", "[::1]:5432"
   const net::TlsInfo* tls = nullptr;  // after the TLS handshake; null on plain TCP
-  std::string xfcc;                   // the client's x-forwarded-client-cert element
-  std::string peer_uri_sans;          // comma separated, for the access log
+  // The client, IPv4-mapped IPv6 addresses as IPv4. Kept binary and
+  // formatted on demand (per request, by the stream) so that an idle
+  // connection holds 28 bytes instead of two strings (issue 17).
+  boost::asio::ip::tcp::endpoint peer;
+  std::shared_ptr<const ClientCert> client_cert;  // null without a client certificate
+
+  std::string peer_ip() const;       // "10.0.0.1", "::1"
+  std::string peer_address() const;  // "10.0.0.1:5432", "[::1]:5432"
+  std::string_view xfcc() const { return client_cert ? client_cert->xfcc : std::string_view(); }
+  std::string_view peer_uri_sans() const {
+    return client_cert ? client_cert->peer_uri_sans : std::string_view();
+  }
 };
 
 class Stream final : public http::FilterCallbacks, public UpstreamEvents {
@@ -106,7 +120,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   const http::RequestHead& request() const override { return *req_; }
   std::string_view path() const override;
   std::string_view authority() const override;
-  std::string_view peer_ip() const override { return info_->peer_ip; }
+  std::string_view peer_ip() const override { return peer_ip_; }
   const net::TlsInfo* tls() const override { return info_->tls; }
   std::string_view listener_name() const override { return listener_->config->name; }
   std::string_view route_name() const override;
@@ -263,6 +277,8 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
 
   DownstreamCodec* codec_ = nullptr;
   const DownstreamInfo* info_ = nullptr;
+  std::string peer_ip_;                       // info_->peer_ip(), formatted when the stream starts
+  std::string peer_address_;                  // info_->peer_address()
   std::shared_ptr<const Snapshot> snapshot_;  // keeps listener_ alive
   const ListenerRuntime* listener_ = nullptr;
   http::RequestHead* req_ = nullptr;

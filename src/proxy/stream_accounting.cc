@@ -69,7 +69,7 @@ void Stream::capture_request() {
     // As forwarded: with what the proxy adds.
     if (names[i] == "x-forwarded-for") {
       if (!v.empty()) v.append(", ");
-      v.append(info_->peer_ip);
+      v.append(peer_ip_);
     } else if (names[i] == "x-request-id" && request_id_generated_) {
       v.assign(request_id_, sizeof(request_id_));
     }
@@ -113,7 +113,7 @@ void Stream::begin_trace() {
   t.request = req_;
   t.path = path_;
   t.authority = authority_.empty() ? req_->host() : authority_;
-  t.peer_address = info_->peer_address;
+  t.peer_address = peer_address_;
   const http::HeaderField* id = req_->find("x-request-id");
   t.request_id = request_id_generated_ ? std::string_view(request_id_, sizeof(request_id_))
                  : id != nullptr       ? id->value
@@ -196,13 +196,13 @@ void Stream::write_log(Clock::time_point now) {
   e.route = route_ != nullptr ? std::string_view(route_->config->name) : std::string_view();
   e.cluster = cluster_name();
   e.listener = listener_->config->name;
-  e.remote_address = info_->peer_address;
+  e.remote_address = peer_address_;
   e.response_code_details = detail_;
   e.trace_id = trace_.trace_id_hex();
   if (const net::TlsInfo* tls = info_->tls) {
     e.tls_version = tls->version;
     e.peer_subject = tls->peer_subject;
-    e.peer_uri_san = info_->peer_uri_sans;
+    e.peer_uri_san = info_->peer_uri_sans();
     e.requested_server_name = tls->server_name;
   } else {
     e.tls_version = e.peer_subject = e.peer_uri_san = e.requested_server_name = {};

@@ -14,7 +14,7 @@ void Stream::select_cluster() {
     HashInput in;
     in.request = req_;
     in.path = path_;
-    in.source_ip = info_->peer_ip;
+    in.source_ip = peer_ip_;
     in.random = info_->worker->random().next();
     HashResult h = compute_hash(r.hash_policy, in);
     lb_hash_ = h.hash;

@@ -137,7 +137,7 @@ bool Stream::retry_after_response(const http::ResponseHead& head) {
   if (const http::HeaderField* f = head.find("retry-after")) {
     retry_after_ = parse_retry_after(f->value, static_cast<int64_t>(std::time(nullptr)));
   }
-  SPDLOG_DEBUG("{}: {} from {}: retrying", info_->peer_ip, head.status, upstream_host_);
+  SPDLOG_DEBUG("{}: {} from {}: retrying", peer_ip_, head.status, upstream_host_);
   schedule_retry(
       retry_back_off(p, policy_retries_ + 1, info_->worker->random().next(), retry_after_));
   return true;

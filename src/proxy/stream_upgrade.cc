@@ -16,8 +16,7 @@ bool Stream::check_upgrade() {
   if (type.empty() || req_->body != http::BodyKind::kNone) return true;
   if (!upgrade_allowed(route_->config->upgrade, type)) {
     // What Envoy answers an upgrade no upgrade_config enables.
-    SPDLOG_DEBUG("{}: upgrade '{}' not allowed by route {}", info_->peer_ip, type,
-                 route_->config->name);
+    SPDLOG_DEBUG("{}: upgrade '{}' not allowed by route {}", peer_ip_, type, route_->config->name);
     detail_ = "upgrade_failed";
     reject(kRejectUpgradeFailed);
     local_reply(403, "upgrade not allowed on this route\n", false);

@@ -63,7 +63,6 @@ TcpProxyConnection::TcpProxyConnection(Worker& worker, const ListenerRuntime& li
       listener_(&listener),
       direction_(listener.config->direction),
       transport_(std::move(socket)),
-      timer_(worker.io()),
       lstats_(listener.stats[worker.index()]),
       tstats_(listener.tcp_stats[worker.index()]) {
   const auto address = peer.address();
@@ -493,11 +492,12 @@ void TcpProxyConnection::drain() {
 void TcpProxyConnection::close() {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
+  const core::Ref<TcpProxyConnection> keep(this);  // cancel_timer() may drop the last other one
   const Clock::time_point now = Clock::now();
   if (log_this_ && logged_) write_log(now);
   lstats_->connections_active.sub();
   tstats_->connections_active.sub();
-  timer_.cancel();
+  cancel_timer();
   transport_.close();
   release_pipe(down_);
   release_pipe(up_);
@@ -532,17 +532,20 @@ Clock::time_point TcpProxyConnection::deadline() const {
 
 void TcpProxyConnection::arm_timer() {
   const Clock::time_point d = deadline();
-  if (d == kNever || (timer_armed_ && timer_expiry_ <= d)) return;
-  timer_armed_ = true;
-  timer_expiry_ = d;
-  timer_.expires_at(d);  // a wait in progress completes with operation_aborted
-  timer_.async_wait(
-      [self = core::Ref<TcpProxyConnection>(this)](const error_code& ec) { self->on_timer(ec); });
+  if (d == kNever || (armed() && expiry() <= d)) return;
+  if (!armed()) intrusive_ptr_add_ref(this);  // released by cancel_timer or on_expired
+  worker_.timers().schedule(*this, d);
 }
 
-void TcpProxyConnection::on_timer(const error_code& ec) {
-  if (ec == boost::asio::error::operation_aborted || phase_ == Phase::kClosed) return;
-  timer_armed_ = false;
+void TcpProxyConnection::cancel_timer() {
+  if (!armed()) return;
+  worker_.timers().cancel(*this);
+  intrusive_ptr_release(this);
+}
+
+void TcpProxyConnection::on_expired() {
+  const core::Ref<TcpProxyConnection> self(this, false);  // the armed entry's reference
+  if (phase_ == Phase::kClosed) return;
   const Clock::time_point now = Clock::now();
   if (now >= deadline()) {
     on_timeout(now);

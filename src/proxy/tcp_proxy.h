@@ -41,10 +41,10 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "core/buffer.h"
 #include "core/ref_counted.h"
+#include "core/timer_queue.h"
 #include "net/transport.h"
 #include "proxy/snapshot.h"
 #include "upstream/cluster.h"
@@ -55,7 +55,8 @@ namespace sidecar::proxy {
 class Worker;
 
 class TcpProxyConnection final : public core::RefCounted<TcpProxyConnection>,
-                                 public upstream::UpstreamCallbacks {
+                                 public upstream::UpstreamCallbacks,
+                                 private core::TimerEntry {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr size_t kBufferSize = 16 * 1024;     // bytes
@@ -143,7 +144,9 @@ class TcpProxyConnection final : public core::RefCounted<TcpProxyConnection>,
 
   Clock::time_point deadline() const;
   void arm_timer();
-  void on_timer(const boost::system::error_code& ec);
+  // Disarms the entry and drops its reference: the caller must hold one.
+  void cancel_timer();
+  void on_expired() override;  // core::TimerEntry
   void on_timeout(Clock::time_point now);
 
   void write_log(Clock::time_point now);
@@ -153,7 +156,6 @@ class TcpProxyConnection final : public core::RefCounted<TcpProxyConnection>,
   const ListenerRuntime* listener_;
   const config::Direction direction_;
   net::Transport transport_;
-  boost::asio::steady_timer timer_;
   std::string peer_address_;  // ip:port, for the access log
   std::string peer_uri_sans_;
   const net::TlsInfo* tls_ = nullptr;  // after the TLS handshake
@@ -168,8 +170,6 @@ class TcpProxyConnection final : public core::RefCounted<TcpProxyConnection>,
 
   Phase phase_ = Phase::kHandshake;
   bool can_splice_ = false;  // plain TCP on both sides, and splice not turned off
-  bool timer_armed_ = false;
-  Clock::time_point timer_expiry_;
   Clock::time_point start_;
   Clock::time_point last_activity_;
   Clock::time_point setup_deadline_;  // handshake or connect

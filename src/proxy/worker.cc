@@ -68,6 +68,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snapshot, stats::
       io_(1),
       snapshot_(std::move(snapshot)),
       tick_(io_),
+      timers_(io_),
       http_client_(std::make_unique<WorkerHttpClient>(*this)),
       http2_pool_(std::make_unique<Http2Pool>()) {
   for (size_t i = 0; i < snapshot_->config->clusters.size(); ++i) {

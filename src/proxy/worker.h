@@ -22,6 +22,7 @@
 
 #include "accesslog/writer.h"
 #include "core/random.h"
+#include "core/timer_queue.h"
 #include "proxy/snapshot.h"
 #include "upstream/cluster.h"
 
@@ -75,6 +76,8 @@ class Worker {
   core::Ref<upstream::ClusterRuntime> cluster_for(const Snapshot& s, int index);
   bool draining(config::Direction d) const { return draining_[static_cast<int>(d)]; }
   core::Random& random() { return random_; }
+  // The deadlines of this worker's connections (one asio timer for all).
+  core::TimerQueue& timers() { return timers_; }
   stats::WorkerStats& stats() { return *stats_; }
   // The access log writer and this worker's ring, or null.
   accesslog::Writer* access_log() { return access_log_; }
@@ -122,6 +125,7 @@ class Worker {
   std::vector<core::Ref<upstream::ClusterRuntime>> clusters_;   // by the snapshot's index
   std::map<std::string, std::shared_ptr<Acceptor>> acceptors_;  // by listener name
   boost::asio::steady_timer tick_;
+  core::TimerQueue timers_;  // after io_: destroyed before it
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   core::Random random_;
   std::thread thread_;

@@ -88,8 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   proxy::DownstreamInfo info;
   info.worker = e.worker.get();
   info.listener_stats = e.listener->stats[0];
-  info.peer_ip = "127.0.0.1";
-  info.peer_address = "127.0.0.1:1";
+  info.peer = {boost::asio::ip::make_address_v4("127.0.0.1"), 1};
   info.listener_stats->connections_active.add();  // as the HTTP/1.1 side counted it
   core::Ref<proxy::Http2ServerConnection> h2(new proxy::Http2ServerConnection(
       *e.worker, e.snapshot, *e.listener, net::Transport(std::move(socket)), info));

@@ -19,8 +19,6 @@
 namespace sidecar::acme {
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 [[noreturn]] void fail(std::string_view what) {
   const std::string reason = tls::last_error();
   throw std::runtime_error(reason.empty() ? std::string(what)
@@ -53,63 +51,6 @@ std::string ec_coordinate(EVP_PKEY* key, const char* param) {
 }
 
 }  // namespace
-
-std::string base64url(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
-                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                       static_cast<uint8_t>(bytes[i + 2]);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i + 1 == bytes.size()) {
-    const uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-  } else if (i + 2 == bytes.size()) {
-    const uint32_t v =
-        (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
-bool base64url_decode(std::string_view text, std::string& out) {
-  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
-  out.clear();
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char ch : text) {
-    int v;
-    if (ch >= 'A' && ch <= 'Z') {
-      v = ch - 'A';
-    } else if (ch >= 'a' && ch <= 'z') {
-      v = ch - 'a' + 26;
-    } else if (ch >= '0' && ch <= '9') {
-      v = ch - '0' + 52;
-    } else if (ch == '-') {
-      v = 62;
-    } else if (ch == '_') {
-      v = 63;
-    } else {
-      return false;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return bits < 6;  // one leftover character cannot encode a byte
-}
 
 PrivateKey PrivateKey::generate(std::string_view type) {
   EVP_PKEY* key = nullptr;

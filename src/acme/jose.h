@@ -20,14 +20,16 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base64.h"
+
 struct evp_pkey_st;
 
 namespace sidecar::acme {
 
-// base64url without padding [RFC 4648 5, RFC 7515 2].
-std::string base64url(std::string_view bytes);
+// base64url without padding [RFC 4648 5, RFC 7515 2] (core/base64.h).
+inline std::string base64url(std::string_view bytes) { return core::base64url_encode(bytes); }
 // Decodes base64url (padding optional); false on a byte outside the alphabet.
-bool base64url_decode(std::string_view text, std::string& out);
+using core::base64url_decode;
 
 class PrivateKey {
  public:

@@ -23,13 +23,13 @@
 #include <string_view>
 #include <vector>
 
+#include "core/base64.h"
+
 namespace sidecar::registry::etcd {
 
-// Standard base64 with padding [RFC 4648 4].
-std::string base64_encode(std::string_view bytes);
-// Decodes standard base64; padding optional, no whitespace. False on a byte
-// outside the alphabet or a length that cannot be base64.
-bool base64_decode(std::string_view text, std::string& out);
+// Keys and values: standard base64 with padding [RFC 4648 4] (core/base64.h).
+using core::base64_decode;
+using core::base64_encode;
 
 // The range_end that makes a range cover every key starting with `prefix`
 // (the prefix with its last byte below 0xff incremented, as etcdctl --prefix);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "core/base64.h"
 #include "crypto/crypto.h"
 
 namespace sidecar::filters::basic_auth {
@@ -16,36 +17,10 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-int8_t b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return static_cast<int8_t>(c - 'A');
-  if (c >= 'a' && c <= 'z') return static_cast<int8_t>(c - 'a' + 26);
-  if (c >= '0' && c <= '9') return static_cast<int8_t>(c - '0' + 52);
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Standard base64 (RFC 4648 4), padded to a multiple of 4.
-bool base64_decode(std::string_view in, std::string& out) {
-  if (in.size() % 4 != 0) return false;
-  size_t pad = 0;
-  while (pad < 2 && pad < in.size() && in[in.size() - 1 - pad] == '=') ++pad;
-  const std::string_view body = in.substr(0, in.size() - pad);
-  out.clear();
-  out.reserve(in.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : body) {
-    const int8_t v = b64_value(static_cast<unsigned char>(c));
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return true;
+// Standard base64 (RFC 4648 4), padded to a multiple of 4, as htpasswd
+// `{SHA}` entries and Basic credentials are written.
+bool base64_decode_padded(std::string_view in, std::string& out) {
+  return in.size() % 4 == 0 && core::base64_decode(in, out);
 }
 
 bool crypt_supported(std::string_view h) {
@@ -81,7 +56,8 @@ bool parse_htpasswd(std::string_view text, std::vector<User>& out, std::string& 
     if (const size_t more = u.hash.find(':'); more != std::string::npos) u.hash.resize(more);
     if (u.hash.starts_with("{SHA}")) {
       std::string digest;
-      if (!base64_decode(std::string_view(u.hash).substr(5), digest) || digest.size() != 20) {
+      if (!base64_decode_padded(std::string_view(u.hash).substr(5), digest) ||
+          digest.size() != 20) {
         why = where + "{SHA} needs the base64 of a 20-byte SHA-1 digest";
         return false;
       }
@@ -109,7 +85,8 @@ bool verify(std::string_view hash, std::string_view password) {
   if (hash_kind(hash) == HashKind::kSha1) {
     const std::string d = crypto::library().digest(crypto::Hash::kSha1, password);
     std::string expected;
-    if (!base64_decode(hash.substr(5), expected) || expected.size() != d.size()) return false;
+    if (!base64_decode_padded(hash.substr(5), expected) || expected.size() != d.size())
+      return false;
     return crypto::constant_time_equal(expected, d);
   }
   return crypto::library().crypt_matches(hash, password);
@@ -124,7 +101,7 @@ bool decode_basic(std::string_view authorization, std::string& user, std::string
   if (authorization[5] != ' ') return false;
   std::string_view b64 = trim(authorization.substr(6));
   std::string decoded;
-  if (b64.empty() || !base64_decode(b64, decoded)) return false;
+  if (b64.empty() || !base64_decode_padded(b64, decoded)) return false;
   const size_t colon = decoded.find(':');
   if (colon == std::string::npos) return false;
   user = decoded.substr(0, colon);

@@ -12,15 +12,6 @@ namespace {
 
 namespace json = boost::json;
 
-int8_t b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return static_cast<int8_t>(c - 'A');
-  if (c >= 'a' && c <= 'z') return static_cast<int8_t>(c - 'a' + 26);
-  if (c >= '0' && c <= '9') return static_cast<int8_t>(c - '0' + 52);
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
 // A JSON object from untrusted text, without exceptions.
 bool parse_object(std::string_view text, json::object& out) {
   boost::system::error_code ec;
@@ -176,45 +167,6 @@ std::string_view to_string(JwtStatus status) {
       return "requirement_failed";
   }
   return "unknown";
-}
-
-bool base64url_decode(std::string_view in, std::string& out) {
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  if (in.size() % 4 == 1) return false;
-  out.clear();
-  out.reserve(in.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int8_t v = b64_value(static_cast<unsigned char>(c));
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return true;
-}
-
-std::string base64url_encode(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    acc = (acc << 8) | static_cast<unsigned char>(c);
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 0x3f]);
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 0x3f]);
-  return out;
 }
 
 JwtStatus parse_jwt(std::string_view token, Jwt& out) {

@@ -23,6 +23,8 @@
 
 #include <boost/json/object.hpp>
 
+#include "core/base64.h"
+
 struct evp_pkey_st;
 
 namespace sidecar::filters::jwt_authn {
@@ -67,9 +69,9 @@ struct Jwt {
 // Decodes `token` (no verification). kOk, kMalformed or kTooLarge.
 JwtStatus parse_jwt(std::string_view token, Jwt& out);
 
-// base64url (RFC 4648 5), padding optional; false on any other byte.
-bool base64url_decode(std::string_view in, std::string& out);
-std::string base64url_encode(std::string_view in);
+// base64url (RFC 4648 5, core/base64.h).
+using core::base64url_decode;
+using core::base64url_encode;
 
 // One key of a JWKS, as an OpenSSL public key (or an HMAC secret for kty
 // "oct").

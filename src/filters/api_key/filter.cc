@@ -1,7 +1,5 @@
 #include "filters/api_key/filter.h"
 
-#include <sys/stat.h>
-
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -126,20 +124,16 @@ KeyStore::KeyStore(std::string path) : path_(std::move(path)) {
 
 void KeyStore::load() {
   checked_ = std::chrono::steady_clock::now();
-  struct stat st {};
-  if (::stat(path_.c_str(), &st) != 0) {
-    if (size_ != -2) spdlog::error("api_key: cannot read {}", path_);
-    size_ = -2;
-    return;  // keep what we had; a first load that fails: no key passes
+  switch (version_.check(path_)) {
+    case core::FileVersion::Check::kUnreadable:
+      spdlog::error("api_key: cannot read {}", path_);
+      return;  // keep what we had; a first load that fails: no key passes
+    case core::FileVersion::Check::kStillUnreadable:
+    case core::FileVersion::Check::kUnchanged:
+      return;
+    case core::FileVersion::Check::kChanged:
+      break;
   }
-  if (st.st_mtim.tv_sec == mtime_ && st.st_mtim.tv_nsec == mtime_ns_ && st.st_size == size_ &&
-      st.st_ino == inode_) {
-    return;
-  }
-  mtime_ = st.st_mtim.tv_sec;
-  mtime_ns_ = st.st_mtim.tv_nsec;
-  size_ = st.st_size;
-  inode_ = st.st_ino;
   std::ifstream in(path_, std::ios::binary);
   std::stringstream text;
   text << in.rdbuf();

@@ -14,7 +14,6 @@
 // it is removed from the request (header, or query parameter).
 #pragma once
 
-#include <sys/types.h>
 #include <array>
 #include <chrono>
 #include <memory>
@@ -22,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/file_version.h"
 #include "filters/api_key/config.h"
 #include "filters/stats.h"
 #include "http/filter.h"
@@ -52,10 +52,7 @@ class KeyStore {
   std::mutex mutex_;
   std::shared_ptr<const std::vector<Entry>> entries_;
   std::chrono::steady_clock::time_point checked_{};
-  time_t mtime_ = 0;
-  long mtime_ns_ = 0;
-  off_t size_ = -1;
-  ino_t inode_ = 0;
+  core::FileVersion version_;
 };
 
 class Factory : public http::HttpFilterFactory, public std::enable_shared_from_this<Factory> {

@@ -1,7 +1,6 @@
 #include "filters/basic_auth/filter.h"
 
 #include <string.h>
-#include <sys/stat.h>
 
 #include <condition_variable>
 #include <deque>
@@ -115,20 +114,16 @@ UserStore::UserStore(const Config& config) : path_(config.users_file) {
 
 void UserStore::load() {
   checked_ = std::chrono::steady_clock::now();
-  struct stat st {};
-  if (::stat(path_.c_str(), &st) != 0) {
-    if (size_ != -2) spdlog::error("basic_auth: cannot read {}", path_);
-    size_ = -2;
-    return;  // keep what we had
+  switch (version_.check(path_)) {
+    case core::FileVersion::Check::kUnreadable:
+      spdlog::error("basic_auth: cannot read {}", path_);
+      return;  // keep what we had
+    case core::FileVersion::Check::kStillUnreadable:
+    case core::FileVersion::Check::kUnchanged:
+      return;
+    case core::FileVersion::Check::kChanged:
+      break;
   }
-  if (st.st_mtim.tv_sec == mtime_ && st.st_mtim.tv_nsec == mtime_ns_ && st.st_size == size_ &&
-      st.st_ino == inode_) {
-    return;
-  }
-  mtime_ = st.st_mtim.tv_sec;
-  mtime_ns_ = st.st_mtim.tv_nsec;
-  size_ = st.st_size;
-  inode_ = st.st_ino;
   std::ifstream in(path_, std::ios::binary);
   std::stringstream text;
   text << in.rdbuf();

@@ -19,8 +19,6 @@
 // Passwords are never logged; unless `forward`, Authorization is removed.
 #pragma once
 
-#include <sys/types.h>
-
 #include <array>
 #include <chrono>
 #include <memory>
@@ -29,6 +27,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/file_version.h"
 #include "filters/basic_auth/config.h"
 #include "filters/basic_auth/htpasswd.h"
 #include "filters/stats.h"
@@ -55,10 +54,7 @@ class UserStore {
   std::unordered_set<std::string> verified_;
   std::array<unsigned char, 32> key_{};
   std::chrono::steady_clock::time_point checked_{};
-  time_t mtime_ = 0;
-  long mtime_ns_ = 0;
-  off_t size_ = -1;
-  ino_t inode_ = 0;
+  core::FileVersion version_;
 };
 
 class Factory : public http::HttpFilterFactory, public std::enable_shared_from_this<Factory> {

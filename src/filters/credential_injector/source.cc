@@ -1,6 +1,5 @@
 #include "filters/credential_injector/source.h"
 
-#include <sys/stat.h>
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -106,23 +105,19 @@ Source::Source(const Config& config)
 
 void Source::read_file() {
   checked_ = Clock::now();
-  struct stat st {};
-  if (::stat(config_.path.c_str(), &st) != 0) {
-    if (!value_.empty() || why_.empty())
+  switch (version_.check(config_.path)) {
+    case core::FileVersion::Check::kUnreadable:
       spdlog::error("credential_injector: cannot read {}", config_.path);
-    value_.clear();
-    why_ = "cannot read " + config_.path;
-    size_ = -1;
-    return;
+      [[fallthrough]];
+    case core::FileVersion::Check::kStillUnreadable:
+      value_.clear();
+      why_ = "cannot read " + config_.path;
+      return;
+    case core::FileVersion::Check::kUnchanged:
+      return;
+    case core::FileVersion::Check::kChanged:
+      break;
   }
-  if (st.st_mtim.tv_sec == mtime_ && st.st_mtim.tv_nsec == mtime_ns_ && st.st_size == size_ &&
-      st.st_ino == inode_) {
-    return;
-  }
-  mtime_ = st.st_mtim.tv_sec;
-  mtime_ns_ = st.st_mtim.tv_nsec;
-  size_ = st.st_size;
-  inode_ = st.st_ino;
   std::string text;
   if (!read_small_file(config_.path, text)) {
     value_.clear();

@@ -14,7 +14,6 @@
 // Thread safety: every method may be called from any worker.
 #pragma once
 
-#include <sys/types.h>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -22,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/file_version.h"
 #include "filters/credential_injector/config.h"
 #include "filters/stats.h"
 #include "http/filter.h"
@@ -56,10 +56,7 @@ class Source : public std::enable_shared_from_this<Source> {
   std::string why_;
   // file
   Clock::time_point checked_{};
-  time_t mtime_ = 0;
-  long mtime_ns_ = 0;
-  off_t size_ = -1;
-  ino_t inode_ = 0;
+  core::FileVersion version_;
   // oauth2
   bool fetching_ = false;
   Clock::time_point use_until_{};

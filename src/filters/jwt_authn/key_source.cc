@@ -1,6 +1,5 @@
 #include "filters/jwt_authn/key_source.h"
 
-#include <sys/stat.h>
 #include <atomic>
 #include <fstream>
 #include <sstream>
@@ -45,20 +44,18 @@ KeySource::KeySource(const Provider& provider)
 void KeySource::load_file() {
   // Called with mutex_ held, or from the constructor.
   checked_ = Clock::now();
-  struct stat st {};
-  if (::stat(provider_.local_jwks_filename.c_str(), &st) != 0) {
-    if (size_ != -2) {
+  switch (version_.check(provider_.local_jwks_filename)) {
+    case core::FileVersion::Check::kUnreadable:
       spdlog::error("jwt_authn: provider {}: cannot read {}", provider_.name,
                     provider_.local_jwks_filename);
-    }
-    size_ = -2;
-    return;
+      return;
+    case core::FileVersion::Check::kStillUnreadable:
+    case core::FileVersion::Check::kUnchanged:
+      return;
+    case core::FileVersion::Check::kChanged:
+      break;
   }
-  if (st.st_mtim.tv_sec == mtime_ && st.st_mtim.tv_nsec == mtime_ns_ && st.st_size == size_) return;
-  mtime_ = st.st_mtim.tv_sec;
-  mtime_ns_ = st.st_mtim.tv_nsec;
-  size_ = st.st_size;
-  if (static_cast<size_t>(st.st_size) > kMaxJwksSize) {
+  if (version_.size() > kMaxJwksSize) {
     spdlog::error("jwt_authn: provider {}: {} is larger than 1 MiB", provider_.name,
                   provider_.local_jwks_filename);
     return;

@@ -14,7 +14,6 @@
 // Thread safety: every method may be called from any worker.
 #pragma once
 
-#include <sys/types.h>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -22,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/file_version.h"
 #include "filters/jwt_authn/config.h"
 #include "filters/jwt_authn/jwt.h"
 #include "filters/stats.h"
@@ -60,9 +60,7 @@ class KeySource : public std::enable_shared_from_this<KeySource> {
   std::shared_ptr<const Jwks> keys_;
   // local file
   Clock::time_point checked_{};
-  time_t mtime_ = 0;
-  long mtime_ns_ = 0;
-  off_t size_ = -1;
+  core::FileVersion version_;
   // remote
   bool fetching_ = false;
   Clock::time_point fetched_at_{};

@@ -528,6 +528,10 @@ def _refused(port):
         return False
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        # Caught in the backlog of a listener that was closing: not yet
+        # refused; ask again.
+        return False
 
 
 if __name__ == "__main__":

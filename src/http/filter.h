@@ -120,6 +120,9 @@ struct LocalResponse {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;  // content-type included, if any
   std::string body;
+  // When set, the body instead of `body`: bytes the filter shares (a cache
+  // entry's), written without a copy of their own.
+  std::shared_ptr<const std::string> shared_body;
 };
 
 // What a filter can see and do. Implemented by the stream.
@@ -202,6 +205,23 @@ class FilterCallbacks {
   virtual boost::asio::io_context& io() = 0;
   // HTTP requests to the config's clusters, from this worker.
   virtual AsyncClient& http_client() = 0;
+
+  // ---- side requests to the route's cluster (a cache's background
+  // revalidation, nginx's proxy_cache_background_update) ----
+  // The cluster this request goes to: the route's, or with
+  // weighted_clusters the one chosen for this request (chosen now if not
+  // yet, and kept for the request itself); "" without a route or for a
+  // route that answers itself (redirect, direct_response).
+  virtual std::string_view route_cluster() = 0;
+  // A copy of this request's head as the route sends it upstream, for
+  // http_client().send(route_cluster(), ...): method, origin-form path after
+  // the route's prefix_rewrite / regex_rewrite, authority (host_rewrite's
+  // literal; "" for auto_host_rewrite, so the endpoint's), the end-to-end
+  // fields received (no hop-by-hop, Host, Content-Length, Expect) with the
+  // filters' edits so far, no body, and the route's timeout (15 s when it
+  // has none). Not in it: what the stream adds when it sends (X-Forwarded-*,
+  // X-Request-Id): the side request is the proxy's own.
+  virtual ClientRequest upstream_request() = 0;
 
  protected:
   ~FilterCallbacks() = default;

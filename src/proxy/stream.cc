@@ -510,6 +510,12 @@ void Stream::local_reply(int status, std::string_view body, bool close) {
   status_ = static_cast<uint16_t>(status);
   const bool closing = close || !req_done_ || us_writing_ || draining();
   filter_local_reply(status, "text/plain", body.size());
+  if (filter_response_) {
+    // A response hook answers in the proxy's place (a cache's stale entry
+    // for an upstream that failed: stale-if-error).
+    send_filter_response();
+    return;
+  }
   if (log_this_) {
     // The headers of the reply the proxy writes, for %RESP(...)%.
     const auto& names = info_->worker->access_log()->config().response_headers;
@@ -571,7 +577,9 @@ void Stream::send_filter_response() {
       lines.append(name).append(": ").append(value).append("\r\n");
     }
   }
-  filter_local_reply(r.status, content_type, r.body.size());
+  const std::shared_ptr<const std::string> shared = std::move(r.shared_body);
+  filter_local_reply(r.status, content_type, shared ? shared->size() : r.body.size());
+  filter_response_.reset();  // one answer per exchange
   lines.append(resp_add_);
   resp_add_ = std::move(lines);
   filter_reply_body_ = std::move(r.body);
@@ -579,7 +587,10 @@ void Stream::send_filter_response() {
   resp_started_ = true;
   resp_done_ = true;
   ds_writing_ = DownWrite::kLocalReply;
-  codec_->send_local_reply(*this, r.status, content_type, filter_reply_body_, resp_add_, closing);
+  // The codecs copy the body into their output: a shared one is not kept.
+  codec_->send_local_reply(*this, r.status, content_type,
+                           shared ? std::string_view(*shared) : filter_reply_body_, resp_add_,
+                           closing);
 }
 
 void Stream::finish() {

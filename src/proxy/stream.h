@@ -141,6 +141,8 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   void set_metadata(std::string_view key, std::string_view value) override;
   std::optional<std::string_view> metadata(std::string_view key) const override;
   http::AsyncClient& http_client() override;
+  std::string_view route_cluster() override;
+  http::ClientRequest upstream_request() override;
   void continue_request() override;
   boost::asio::io_context& io() override;
 
@@ -242,6 +244,10 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   bool chunk_for_trailers() const;
   // Copies the request to the route's mirror clusters (fire and forget).
   void mirror_request();
+  // The request's head as a ClientRequest (method, path(), authority(),
+  // end-to-end fields minus removed ones), plus the "name: value\r\n"
+  // lines of `extra`; no body (mirror_request, upstream_request).
+  void copy_request_head(http::ClientRequest& c, std::string_view extra) const;
   void on_request_sent();
   void pump_response();
   void local_reply(int status, std::string_view body, bool close);

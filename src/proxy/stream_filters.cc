@@ -2,6 +2,7 @@
 // filters over a request and its response, and the http::FilterCallbacks
 // they call.
 #include "http/local_reply.h"
+#include "proxy/route_action.h"
 #include "proxy/stream.h"
 #include "proxy/worker.h"
 
@@ -74,9 +75,15 @@ void Stream::filter_local_reply(int status, std::string_view content_type, size_
   length = std::to_string(body_size);
   if (!type.empty()) head.headers.push_back({"content-type", type, 0, 0});
   head.headers.push_back({"content-length", length, 0, 0});
+  // Inside the hooks an answer is recorded, not sent (local_reply sends a
+  // send_response() in its place; a send_local_reply() is ignored).
+  const bool was_in_filters = in_filters_;
+  in_filters_ = true;
   for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
     (*it)->on_response_headers(head, *this);
   }
+  in_filters_ = was_in_filters;
+  filter_reply_status_ = 0;
 }
 
 void Stream::buffer_request_body(size_t max_bytes) {
@@ -201,6 +208,56 @@ const void* Stream::route_config(std::string_view name) const {
 boost::asio::io_context& Stream::io() { return info_->worker->io(); }
 
 http::AsyncClient& Stream::http_client() { return info_->worker->http_client(); }
+
+std::string_view Stream::route_cluster() {
+  if (route_ == nullptr || route_->config->redirect || route_->config->direct_response) return {};
+  if (cluster_index_ < 0) select_cluster();
+  return cluster_name();
+}
+
+http::ClientRequest Stream::upstream_request() {
+  http::ClientRequest c;
+  copy_request_head(c, req_add_);
+  if (route_ == nullptr) return c;
+  const config::Route& r = *route_->config;
+  // The route's rewrite, unless forward() has applied it already.
+  if (std::string p; attempts_ == 0 && rewrite_path(r, c.path, p)) c.path = std::move(p);
+  if (!r.host_rewrite.empty()) {
+    c.authority = r.host_rewrite;
+  } else if (r.auto_host_rewrite) {
+    c.authority.clear();  // the endpoint's
+  }
+  c.timeout = r.timeout.count() > 0
+                  ? std::chrono::duration_cast<std::chrono::milliseconds>(r.timeout)
+                  : std::chrono::milliseconds(15000);
+  return c;
+}
+
+void Stream::copy_request_head(http::ClientRequest& c, std::string_view extra) const {
+  const http::RequestHead& r = *req_;
+  c.method.assign(r.method_name);
+  c.path.assign(path());
+  c.authority.assign(authority());
+  const http::HopByHop hop_by_hop(r);
+  for (const http::HeaderField& f : r.headers) {
+    if (hop_by_hop(f.name) || http::iequals(f.name, "host") ||
+        http::iequals(f.name, "content-length") || http::iequals(f.name, "expect") ||
+        (!req_remove_.empty() && listed(req_remove_, f.name))) {
+      continue;
+    }
+    c.headers.emplace_back(f.name, f.value);
+  }
+  while (!extra.empty()) {
+    const size_t eol = extra.find("\r\n");
+    const std::string_view line = extra.substr(0, eol);
+    extra.remove_prefix(eol == std::string_view::npos ? extra.size() : eol + 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    c.headers.emplace_back(line.substr(0, colon), value);
+  }
+}
 
 void Stream::set_metadata(std::string_view key, std::string_view value) {
   for (auto& [k, v] : metadata_) {

@@ -280,7 +280,6 @@ void Stream::count_response(int status) {
 
 void Stream::mirror_request() {
   if (!req_held_) return;  // the body outgrew kReplayLimit
-  const http::RequestHead& r = *req_;
   std::optional<http::ClientRequest> copy;
   for (const config::MirrorPolicy& m : route_->config->request_mirror_policies) {
     if (m.fraction < 1.0) {
@@ -290,31 +289,10 @@ void Stream::mirror_request() {
     if (!copy) {
       copy.emplace();
       http::ClientRequest& c = *copy;
-      c.method.assign(r.method_name);
-      const std::string_view path = path_overridden_ ? std::string_view(path_override_) : path_;
-      c.path.assign(path_slash_first_ && !path_overridden_ ? "/" : "").append(path);
-      c.authority = shadow_host(authority_.empty() ? r.host() : authority_);
-      const http::HopByHop hop_by_hop(r);
-      for (const http::HeaderField& f : r.headers) {
-        if (hop_by_hop(f.name) || http::iequals(f.name, "host") ||
-            http::iequals(f.name, "content-length") || http::iequals(f.name, "expect") ||
-            (!req_remove_.empty() && listed(req_remove_, f.name))) {
-          continue;
-        }
-        c.headers.emplace_back(f.name, f.value);
-      }
-      // What the stream adds for the upstream (x-forwarded-*, x-request-id, filter edits).
-      std::string_view extra = up_extra_;
-      while (!extra.empty()) {
-        const size_t eol = extra.find("\r\n");
-        const std::string_view line = extra.substr(0, eol);
-        extra.remove_prefix(eol == std::string_view::npos ? extra.size() : eol + 2);
-        const size_t colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        std::string_view value = line.substr(colon + 1);
-        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-        c.headers.emplace_back(line.substr(0, colon), value);
-      }
+      // What the stream adds for the upstream (x-forwarded-*, x-request-id,
+      // filter edits) comes with it.
+      copy_request_head(c, up_extra_);
+      c.authority = shadow_host(c.authority);
       for (const auto& b : held_body_) c.body.append(static_cast<const char*>(b.data()), b.size());
       const auto timeout = route_->config->timeout;
       c.timeout = timeout.count() > 0 ? timeout : std::chrono::milliseconds(15000);

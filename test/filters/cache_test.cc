@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_callbacks.h"
+
 namespace sidecar::filters::cache {
 namespace {
 
@@ -158,6 +160,87 @@ TEST(Store, Coalescing) {
   s.end_fill("k");
   EXPECT_EQ(woken, 2);
   EXPECT_TRUE(s.begin_fill("k", [] {}));  // a new fill after the end
+}
+
+TEST(Store, BackgroundFill) {
+  Store s(1 << 20);
+  EXPECT_TRUE(s.begin_background_fill("k"));
+  EXPECT_FALSE(s.begin_background_fill("k"));  // one at a time
+  int woken = 0;
+  EXPECT_FALSE(s.begin_fill("k", [&] { ++woken; }));  // a miss waits for it
+  s.end_fill("k");
+  EXPECT_EQ(woken, 1);
+  EXPECT_TRUE(s.begin_background_fill("k"));
+}
+
+// stale-while-revalidate through the filter: the stale entry answers at
+// once, one conditional request goes to the route's cluster whatever the
+// number of requests meanwhile, and its 304 makes the entry fresh again.
+TEST(Cache, StaleWhileRevalidate) {
+  auto config = std::make_shared<Config>();
+  auto factory = std::make_shared<Factory>(config);
+  const std::string key = std::string("swr\0example.com\0/swr", 20);
+  auto e = std::make_shared<Entry>();
+  e->body = "old";
+  e->headers = {{"etag", "\"v1\""}, {"cache-control", "max-age=1, stale-while-revalidate=60"}};
+  e->freshness_lifetime = 1;
+  e->stale_while_revalidate = 60;
+  e->response_time = now_seconds() - 10;  // 9 s stale
+  factory->store->insert(key, e);
+  const uint64_t served = factory->served_while_revalidating.get();
+
+  testing::TestCallbacks cb;
+  cb.listener = "swr";
+  cb.path_value = "/swr";
+  cb.head.method = http::Method::kGet;
+  cb.head.method_name = "GET";
+  cb.upstream.method = "GET";
+  cb.upstream.path = "/v2/swr";
+  cb.upstream.headers = {{"if-none-match", "\"client\""}, {"accept", "*/*"}};
+  for (int i = 0; i < 3; ++i) {
+    auto f = factory->create();
+    EXPECT_EQ(f->on_request_headers(cb), http::FilterStatus::kStopIteration);
+    ASSERT_TRUE(cb.response);
+    ASSERT_TRUE(cb.response->shared_body);
+    EXPECT_EQ(*cb.response->shared_body, "old");
+    bool detail = false;
+    for (const auto& [n, v] : cb.response->headers) {
+      if (n == "cache-status") detail = v.find("detail=stale-while-revalidate") != v.npos;
+    }
+    EXPECT_TRUE(detail);
+    cb.response.reset();
+    f->on_stream_end();
+  }
+  EXPECT_EQ(factory->served_while_revalidating.get() - served, 3u);
+  ASSERT_EQ(cb.client.pending.size(), 1u);
+  const auto& call = cb.client.pending[0];
+  EXPECT_EQ(call.cluster, "app");
+  EXPECT_EQ(call.request.path, "/v2/swr");
+  // The cache's validator replaces the client's own.
+  int inm = 0;
+  for (const auto& [n, v] : call.request.headers) {
+    if (n == "if-none-match") {
+      ++inm;
+      EXPECT_EQ(v, "\"v1\"");
+    }
+  }
+  EXPECT_EQ(inm, 1);
+  http::ClientResponse r;
+  r.status = 304;
+  r.headers = {{"cache-control", "max-age=60"}, {"etag", "\"v1\""}};
+  cb.client.pending[0].done(std::move(r));
+  auto f = factory->create();
+  EXPECT_EQ(f->on_request_headers(cb), http::FilterStatus::kStopIteration);
+  ASSERT_TRUE(cb.response);
+  ASSERT_TRUE(cb.response->shared_body);
+  EXPECT_EQ(*cb.response->shared_body, "old");
+  for (const auto& [n, v] : cb.response->headers) {
+    if (n == "cache-status") {
+      EXPECT_TRUE(v.starts_with("sidecar; hit; ttl=")) << v;
+    }
+  }
+  EXPECT_EQ(cb.client.pending.size(), 1u);
+  f->on_stream_end();
 }
 
 }  // namespace

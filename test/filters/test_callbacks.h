@@ -103,6 +103,11 @@ class TestCallbacks : public http::FilterCallbacks {
   void continue_request() override { ++continued; }
   boost::asio::io_context& io() override { return io_context; }
   http::AsyncClient& http_client() override { return client; }
+  // route_cluster() / upstream_request(): the test sets them.
+  std::string cluster = "app";
+  http::ClientRequest upstream;
+  std::string_view route_cluster() override { return cluster; }
+  http::ClientRequest upstream_request() override { return upstream; }
 };
 
 }  // namespace sidecar::filters::testing

@@ -5,7 +5,10 @@ request (coalescing, then hits); Cache-Status [RFC 9211] and Age on hits;
 what a shared cache must not store (private, no-store, Set-Cookie,
 Authorization without public, 5xx); Vary variants; freshness expiry; bodies
 above max_object_size streamed uncached; client no-cache and only-if-cached;
-unsafe methods invalidating; the admin purge."""
+unsafe methods invalidating; the admin purge; RFC 5861: a stale entry
+answered at once while exactly one background revalidation refreshes it
+(stale-while-revalidate), and answered when the upstream is down, then not
+once outside the window (stale-if-error)."""
 import http.client
 import json
 import threading
@@ -81,6 +84,21 @@ class Origin(BaseHTTPRequestHandler):
                 self.reply(503, b"down\n", {})
                 return
             cc = "max-age=1, stale-if-error=60"
+        elif path == "/swr":
+            # stale-while-revalidate: the revalidation is held until the
+            # test releases it, so the stale answers provably come first.
+            if self.headers.get("If-None-Match") == '"s1"':
+                with self.server.lock:
+                    self.server.swr_revalidations += 1
+                self.server.release.wait(10)
+                self.send_response(304)
+                self.send_header("Cache-Control", "max-age=60")
+                self.send_header("ETag", '"s1"')
+                self.end_headers()
+                return
+            self.reply(200, f"swr #{n}\n".encode(),
+                       {"Cache-Control": "max-age=1, stale-while-revalidate=30", "ETag": '"s1"'})
+            return
         elif path == "/sie-none":
             if n > 1:
                 self.reply(503, b"down\n", {})
@@ -111,22 +129,46 @@ class Origin(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
 
+class DownOrigin(BaseHTTPRequestHandler):
+    """An origin the test stops: HTTP/1.0, so no pooled connection outlives it."""
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        body = b"from the origin\n"
+        self.send_response(200)
+        self.send_header("Cache-Control", "max-age=1, stale-if-error=2")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class Cache(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
         cls.origin.hits = {}
         cls.origin.not_modified = 0
+        cls.origin.swr_revalidations = 0
+        cls.origin.release = threading.Event()
         cls.origin.lock = threading.Lock()
         cls.origin.daemon_threads = True
         cls.origin.request_queue_size = 1024
         threading.Thread(target=cls.origin.serve_forever, daemon=True).start()
         port = cls.origin.server_address[1]
+        cls.down = ThreadingHTTPServer(("127.0.0.1", 0), DownOrigin)
+        cls.down.daemon_threads = True
+        threading.Thread(target=cls.down.serve_forever, daemon=True).start()
+        down_port = cls.down.server_address[1]
         cls.sidecar = Sidecar(f"""
 workers: 2
 clusters:
   - name: app
     endpoints: [ "127.0.0.1:{port}" ]
+  - name: down
+    endpoints: [ "127.0.0.1:{down_port}" ]
 listeners:
   - name: in
     address: 127.0.0.1:0
@@ -137,13 +179,18 @@ listeners:
       - match: {{ prefix: /nocache/ }}
         cluster: app
         typed_per_filter_config: {{ cache: {{ disabled: true }} }}
+      - {{ match: {{ prefix: /down/ }}, cluster: down }}
       - {{ match: {{ prefix: / }}, cluster: app }}
 """)
 
     @classmethod
     def tearDownClass(cls):
         cls.sidecar.stop()
+        cls.origin.release.set()
         cls.origin.shutdown()
+        if cls.down is not None:
+            cls.down.shutdown()
+            cls.down.server_close()
 
     def hits(self, path):
         with self.origin.lock:
@@ -271,6 +318,62 @@ listeners:
         self.assertEqual(status, 200)
         self.assertIn("detail=stale-if-error", h["cache-status"])
         self.assertEqual(self.hits("/sie-none"), 3)
+
+    def metric(self, sample):
+        for line in self.sidecar.admin_get("/metrics")[1].splitlines():
+            if line.startswith(sample + " "):
+                return float(line.split()[1])
+        return 0.0
+
+    def test_stale_while_revalidate(self):
+        _, _, body = self.get("/swr")
+        self.assertEqual(body, b"swr #1\n")
+        time.sleep(1.2)
+        # The origin holds the revalidation until released: every answer
+        # below comes from the stale entry while it waits.
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            results = list(pool.map(lambda _: self.get("/swr"), range(20)))
+        self.assertFalse(self.origin.release.is_set())
+        for status, h, b in results:
+            self.assertEqual((status, b), (200, body))
+            self.assertIn("detail=stale-while-revalidate", h["cache-status"])
+            self.assertTrue(h["cache-status"].startswith("sidecar; hit; ttl=-"), h)
+            self.assertGreaterEqual(int(h["age"]), 1)
+        # Exactly one revalidation reached the origin, conditional.
+        wait_for(lambda: self.origin.swr_revalidations == 1, what="the revalidation")
+        self.assertEqual(self.hits("/swr"), 2)
+        self.origin.release.set()
+        # The 304 makes the entry fresh again: a plain hit, nothing upstream.
+        wait_for(lambda: self.metric(
+            'sidecar_cache_revalidations_total{result="not_modified"}') >= 1,
+            what="the revalidation's 304")
+        status, h, b = self.get("/swr")
+        self.assertEqual((status, b), (200, body))
+        self.assertRegex(h["cache-status"], r"^sidecar; hit; ttl=\d+$")
+        self.assertEqual(self.hits("/swr"), 2)
+        self.assertEqual(self.origin.swr_revalidations, 1)
+        self.assertGreaterEqual(self.metric(
+            'sidecar_cache_stale_served_total{reason="stale-while-revalidate"}'), 20)
+
+    def test_stale_if_error_upstream_down(self):
+        status, _, body = self.get("/down/x")
+        self.assertEqual((status, body), (200, b"from the origin\n"))
+        self.down.shutdown()
+        self.down.server_close()
+        self.down = None  # connections to its port are refused now
+        type(self).down = None
+        time.sleep(1.5)
+        # Stale (max-age=1) within stale-if-error=2: the entry, not the 503.
+        status, h, b = self.get("/down/x")
+        self.assertEqual((status, b), (200, body))
+        self.assertIn("fwd=stale; fwd-status=503; detail=stale-if-error", h["cache-status"])
+        self.assertGreaterEqual(self.metric(
+            'sidecar_cache_stale_served_total{reason="stale-if-error"}'), 1)
+        # Past the window the proxy's error goes through.
+        time.sleep(2.5)
+        status, h, _ = self.get("/down/x")
+        self.assertEqual(status, 503)
+        self.assertNotIn("detail=stale-if-error", h.get("cache-status", ""))
 
     def test_big_bodies_stream_uncached(self):
         for _ in range(2):

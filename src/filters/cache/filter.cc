@@ -10,122 +10,29 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "filters/cache/entry.h"
+#include "filters/cache/revalidation.h"
+
 namespace sidecar::filters::cache {
 namespace {
 
 constexpr const char* kRequests = "sidecar_cache_requests_total";
 constexpr const char* kRequestsHelp =
     "Requests the cache filter saw, by result (hit, miss, stale, bypass, collapsed).";
+constexpr const char* kStaleServed = "sidecar_cache_stale_served_total";
+constexpr const char* kStaleServedHelp =
+    "Answers from stale entries, by reason (stale-while-revalidate, stale-if-error; RFC 5861).";
+constexpr const char* kRevalidations = "sidecar_cache_revalidations_total";
+constexpr const char* kRevalidationsHelp =
+    "Background revalidations of stale entries, by result (not_modified, stored, not_stored, "
+    "failed).";
 
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Statuses a cache may store without being told they are cacheable
-// [RFC 9110 15.1]; others are not stored at all.
-bool cacheable_status(uint16_t s) {
-  switch (s) {
-    case 200:
-    case 203:
-    case 204:
-    case 300:
-    case 301:
-    case 308:
-    case 404:
-    case 405:
-    case 410:
-    case 414:
-    case 501:
-      return true;
-    default:
-      return false;
-  }
-}
-
-CacheControl cache_control_of(const http::MessageHead& head) {
-  CacheControl cc;
-  bool any = false;
-  for (const http::HeaderField& f : head.headers) {
-    if (http::iequals(f.name, "cache-control")) {
-      parse_cache_control(f.value, cc);
-      any = true;
-    }
-  }
-  if (!any) {
-    // HTTP/1.0's Pragma: no-cache, when there is no Cache-Control [RFC 9111 5.4].
-    for (const http::HeaderField& f : head.headers) {
-      if (http::iequals(f.name, "pragma") && f.value.find("no-cache") != std::string_view::npos) {
-        cc.no_cache = true;
-      }
-    }
-  }
-  return cc;
-}
-
-bool hop_by_hop_or_ours(std::string_view n) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive",  "proxy-connection", "transfer-encoding",
-      "upgrade",    "te",          "trailer",          "content-length",
-      "age",        "cache-status"};
-  for (std::string_view k : kNames) {
-    if (http::iequals(n, k)) return true;
-  }
-  return false;
-}
-
-// Comma-separated field names of Vary (lower case); false for "*".
-bool vary_names(const http::ResponseHead& r, std::vector<std::string>& out) {
-  for (const http::HeaderField& f : r.headers) {
-    if (!http::iequals(f.name, "vary")) continue;
-    std::string_view v = f.value;
-    while (!v.empty()) {
-      const size_t comma = v.find(',');
-      std::string_view item = v.substr(0, comma);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-      if (item == "*") return false;
-      if (!item.empty()) {
-        std::string name(item);
-        std::transform(name.begin(), name.end(), name.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
-      }
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
-  }
-  return true;
+// The errors stale-if-error covers [RFC 5861 4].
+bool is_error(uint16_t status) {
+  return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
 }  // namespace
-
-int64_t freshness_lifetime(const CacheControl& cc, const http::ResponseHead& response,
-                           int64_t date) {
-  if (cc.s_maxage >= 0) return cc.s_maxage;
-  if (cc.max_age >= 0) return cc.max_age;
-  if (const http::HeaderField* e = response.find("expires")) {
-    // An invalid Expires (as "0") means already expired [RFC 9111 5.3].
-    const auto expires = parse_http_date(e->value);
-    return expires ? std::max<int64_t>(0, *expires - date) : 0;
-  }
-  return -1;
-}
-
-const char* not_storable(const http::ResponseHead& r, const CacheControl& cc,
-                         bool request_has_authorization, const CacheControl& request_cc) {
-  if (request_cc.no_store) return "request no-store";
-  if (!cacheable_status(r.status)) return "status";
-  if (cc.no_store) return "no-store";
-  if (cc.private_) return "private";
-  if (cc.no_cache) return "no-cache";  // would need revalidation on every use
-  if (request_has_authorization && !cc.public_ && cc.s_maxage < 0 && !cc.must_revalidate) {
-    return "authorization";
-  }
-  if (r.find("set-cookie") != nullptr) return "set-cookie";
-  return "";
-}
 
 struct Filter::Wait {
   std::mutex mutex;
@@ -142,7 +49,15 @@ Factory::Factory(std::shared_ptr<const Config> c)
       stale(*counter(kRequests, kRequestsHelp, {{"result", "stale"}})),
       bypass(*counter(kRequests, kRequestsHelp, {{"result", "bypass"}})),
       collapsed(*counter(kRequests, kRequestsHelp, {{"result", "collapsed"}})),
-      stored(*counter("sidecar_cache_stored_total", "Responses the cache filter stored.")) {}
+      stored(*counter("sidecar_cache_stored_total", "Responses the cache filter stored.")),
+      served_while_revalidating(
+          *counter(kStaleServed, kStaleServedHelp, {{"reason", "stale-while-revalidate"}})),
+      served_on_error(*counter(kStaleServed, kStaleServedHelp, {{"reason", "stale-if-error"}})),
+      revalidated(*counter(kRevalidations, kRevalidationsHelp, {{"result", "not_modified"}})),
+      revalidation_stored(*counter(kRevalidations, kRevalidationsHelp, {{"result", "stored"}})),
+      revalidation_not_stored(
+          *counter(kRevalidations, kRevalidationsHelp, {{"result", "not_stored"}})),
+      revalidation_failed(*counter(kRevalidations, kRevalidationsHelp, {{"result", "failed"}})) {}
 
 std::unique_ptr<http::HttpFilter> Factory::create() const {
   return std::make_unique<Filter>(shared_from_this());
@@ -286,23 +201,45 @@ bool Filter::serve_if_fresh(http::FilterCallbacks& cb, bool collapsed) {
   if (!fresh) {
     reason_ = "stale";
     stale_ = e;
-    return false;
+    return !collapsed && serve_while_revalidating(cb, e, age);
   }
   (collapsed ? factory_->collapsed : factory_->hit).add();
-  respond(cb, *e, age,
+  respond(cb, e, age,
           fmt::format("sidecar; hit; ttl={}{}", e->freshness_lifetime - age,
                       collapsed ? "; collapsed" : ""));
   return true;
 }
 
-void Filter::respond(http::FilterCallbacks& cb, const Entry& e, int64_t age,
+// RFC 5861 3: within the entry's stale-while-revalidate window (and
+// nothing in the request or the entry asks for a validated answer) the
+// stale entry answers now and one background revalidation refreshes it.
+bool Filter::serve_while_revalidating(http::FilterCallbacks& cb,
+                                      const std::shared_ptr<const Entry>& e, int64_t age) {
+  if (e->stale_while_revalidate < 0 || e->must_revalidate || request_cc_.max_age >= 0 ||
+      request_cc_.min_fresh >= 0 || age - e->freshness_lifetime > e->stale_while_revalidate) {
+    return false;
+  }
+  if (factory_->store->begin_background_fill(key_)) {
+    revalidate_in_background(factory_, cb, key_, e, authorization_);
+  }
+  factory_->stale.add();
+  factory_->served_while_revalidating.add();
+  respond(cb, e, age,
+          fmt::format("sidecar; hit; ttl={}; detail=stale-while-revalidate",
+                      e->freshness_lifetime - age));
+  return true;
+}
+
+void Filter::respond(http::FilterCallbacks& cb, const std::shared_ptr<const Entry>& e, int64_t age,
                      std::string cache_status) {
   http::LocalResponse r;
-  r.status = e.status;
-  r.headers = e.headers;
+  r.status = e->status;
+  r.headers.reserve(e->headers.size() + 2);
+  r.headers = e->headers;
   r.headers.emplace_back("age", std::to_string(std::max<int64_t>(0, age)));
   r.headers.emplace_back("cache-status", std::move(cache_status));
-  r.body = e.body;
+  // The stored body itself, not a copy (the entry is immutable).
+  r.shared_body = std::shared_ptr<const std::string>(e, &e->body);
   state_ = State::kHit;
   cb.set_response_detail("cache_hit");
   cb.send_response(std::move(r));
@@ -324,65 +261,26 @@ void Filter::add_validators(http::FilterCallbacks& cb) {
 }
 
 // RFC 9111 4.3.4 (a 304 refreshes the stored entry) and RFC 5861 4
-// (stale-if-error); true when the filter answered.
+// (stale-if-error: the upstream's 500/502/503/504, or the proxy's own when
+// it could not reach it); true when the filter answered.
 bool Filter::answer_from_stale(const http::ResponseHead& response, http::FilterCallbacks& cb) {
   const int64_t now = now_seconds();
   if (response.status == 304 && revalidating_) {
-    auto e = std::make_shared<Entry>(*stale_);
-    // The 304's fields replace the stored ones of the same names.
-    std::vector<std::string> names;
-    Fields fresh_fields;
-    for (const http::HeaderField& f : response.headers) {
-      if (hop_by_hop_or_ours(f.name)) continue;
-      std::string name(f.name);
-      std::transform(name.begin(), name.end(), name.begin(),
-                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
-      fresh_fields.emplace_back(std::move(name), std::string(f.value));
-    }
-    std::erase_if(e->headers, [&](const auto& h) {
-      return std::find(names.begin(), names.end(), h.first) != names.end();
-    });
-    for (auto& f : fresh_fields) e->headers.push_back(std::move(f));
-    // Freshness from the merged fields.
-    CacheControl cc;
-    int64_t date = now;
-    const std::string* expires = nullptr;
-    for (const auto& [name, value] : e->headers) {
-      if (name == "cache-control") parse_cache_control(value, cc);
-      if (name == "date") {
-        if (auto d = parse_http_date(value)) date = *d;
-      }
-      if (name == "expires") expires = &value;
-    }
-    int64_t lifetime = 0;
-    if (cc.s_maxage >= 0) {
-      lifetime = cc.s_maxage;
-    } else if (cc.max_age >= 0) {
-      lifetime = cc.max_age;
-    } else if (expires != nullptr) {
-      const auto x = parse_http_date(*expires);
-      lifetime = x ? std::max<int64_t>(0, *x - date) : 0;
-    }
-    e->response_time = now;
-    e->corrected_initial_age = std::max<int64_t>(now - date, now - request_time_);
-    e->corrected_initial_age = std::max<int64_t>(0, e->corrected_initial_age);
-    e->freshness_lifetime = lifetime;
-    e->must_revalidate = cc.must_revalidate || cc.proxy_revalidate;
-    e->stale_if_error = cc.stale_if_error;
+    auto e = refreshed(*stale_, response, now, request_time_);
     factory_->store->insert(key_, e);
     factory_->stored.add();
     end_fill();
-    respond(cb, *e, e->corrected_initial_age, "sidecar; fwd=stale; fwd-status=304");
+    respond(cb, e, e->corrected_initial_age, "sidecar; fwd=stale; fwd-status=304");
     return true;
   }
-  if (response.status >= 500 && !stale_->must_revalidate) {
+  if (is_error(response.status) && !stale_->must_revalidate) {
     const int64_t staleness = stale_->current_age(now) - stale_->freshness_lifetime;
     const int64_t allowed = std::max(stale_->stale_if_error, request_cc_.stale_if_error);
     if (allowed >= 0 && staleness <= allowed) {
       end_fill();
+      factory_->served_on_error.add();
       respond(
-          cb, *stale_, stale_->current_age(now),
+          cb, stale_, stale_->current_age(now),
           fmt::format("sidecar; fwd=stale; fwd-status={}; detail=stale-if-error", response.status));
       return true;
     }
@@ -407,61 +305,24 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
   if (stale_ && answer_from_stale(response, cb)) return;
   const CacheControl cc = cache_control_of(response);
   const int64_t now = now_seconds();
-  const char* why = cb.request().method == http::Method::kGet
-                        ? not_storable(response, cc, authorization_, request_cc_)
-                        : "head";
-  std::vector<std::string> vary;
-  int64_t date = now;
-  int64_t lifetime = -1;
-  if (*why == '\0' && !vary_names(response, vary)) why = "vary";
-  if (*why == '\0') {
-    if (const http::HeaderField* d = response.find("date")) {
-      if (auto v = parse_http_date(d->value)) date = *v;
-    }
-    lifetime = freshness_lifetime(cc, response, date);
-    if (lifetime <= 0) why = "not fresh";
-  }
-  if (*why == '\0' && response.has_content_length &&
-      response.content_length > factory_->config->max_object_size) {
-    why = "too large";
-  }
+  const StoreDecision d =
+      storable(response, cc, cb.request().method == http::Method::kGet, authorization_, request_cc_,
+               factory_->config->max_object_size, now);
   cb.add_response_header("cache-status",
                          fmt::format("sidecar; fwd={}; fwd-status={}{}", reason_, response.status,
-                                     *why == '\0' ? "; stored" : ""));
-  if (*why != '\0') {
+                                     *d.why_not == '\0' ? "; stored" : ""));
+  if (*d.why_not != '\0') {
     end_fill();  // waiters go upstream themselves
     return;
   }
-  auto e = std::make_shared<Entry>();
-  e->status = response.status;
-  for (const http::HeaderField& f : response.headers) {
-    if (hop_by_hop_or_ours(f.name)) continue;
-    std::string name(f.name);
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    e->headers.emplace_back(std::move(name), std::string(f.value));
-  }
-  for (const std::string& name : vary) {
-    const http::HeaderField* f = cb.request().find(name);
-    std::string_view v = f == nullptr ? std::string_view() : f->value;
-    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    e->vary.emplace_back(name, std::string(v));
-  }
-  // RFC 9111 4.2.3.
-  int64_t age_value = 0;
-  if (const http::HeaderField* a = response.find("age")) {
-    CacheControl tmp;  // reuse the delta-seconds reading
-    parse_cache_control(fmt::format("max-age={}", a->value), tmp);
-    age_value = std::max<int64_t>(0, tmp.max_age);
-  }
-  const int64_t apparent_age = std::max<int64_t>(0, now - date);
-  const int64_t corrected_age_value = age_value + (now - request_time_);
-  e->response_time = now;
-  e->corrected_initial_age = std::max(apparent_age, corrected_age_value);
-  e->freshness_lifetime = lifetime;
-  e->must_revalidate = cc.must_revalidate || cc.proxy_revalidate;
-  e->stale_if_error = cc.stale_if_error;
+  const http::RequestHead& req = cb.request();
+  auto e = make_entry(
+      response, cc, d,
+      [&req](const std::string& name) {
+        const http::HeaderField* f = req.find(name);
+        return f == nullptr ? std::string_view() : f->value;
+      },
+      now, request_time_);
   if (response.body == http::BodyKind::kNone) {
     factory_->store->insert(key_, std::move(e));
     factory_->stored.add();

@@ -18,16 +18,24 @@
 // A stale entry with a validator is revalidated: the request goes upstream
 // with If-None-Match / If-Modified-Since (unless the client sent its own),
 // and a 304 refreshes the entry's fields and freshness [RFC 9111 4.3.3,
-// 4.3.4] and the entry is answered (`fwd=stale; fwd-status=304`). A 5xx
-// while an entry is stale within its stale-if-error (the response's or the
-// request's) answers the stale entry instead [RFC 5861 4].
+// 4.3.4] and the entry is answered (`fwd=stale; fwd-status=304`).
 //
-// Not done: stale-while-revalidate (background refresh), stale-if-error when
-// the upstream cannot be reached at all (the proxy's own 503), heuristic
-// freshness, an on-disk tier.
+// RFC 5861: within an entry's `stale-while-revalidate=N` the stale entry is
+// answered at once (`Cache-Status: sidecar; hit; ttl=-N;
+// detail=stale-while-revalidate`) and one background revalidation per key
+// refreshes it (revalidation.h). A 500/502/503/504, the upstream's or the
+// proxy's own when it cannot reach it (connect failure, timeout), while an
+// entry is stale within its stale-if-error (the response's or the
+// request's) answers the stale entry instead (`fwd=stale; fwd-status=503;
+// detail=stale-if-error`). Neither for must-revalidate entries.
 //
-// Counters: sidecar_cache_requests_total{result="hit|miss|stale|bypass|collapsed"},
-// sidecar_cache_stored_total. Thread safety: as every filter (filter.h).
+// Not done: heuristic freshness, an on-disk tier.
+//
+// Counters: sidecar_cache_requests_total{result="hit|miss|stale|bypass|collapsed"}
+// (stale: the entry found was stale), sidecar_cache_stored_total,
+// sidecar_cache_stale_served_total{reason="stale-while-revalidate|stale-if-error"},
+// sidecar_cache_revalidations_total{result="not_modified|stored|not_stored|failed"}. Thread safety:
+// as every filter (filter.h).
 #pragma once
 
 #include <cstdint>
@@ -36,6 +44,7 @@
 
 #include "filters/cache/cache_control.h"
 #include "filters/cache/config.h"
+#include "filters/cache/entry.h"
 #include "filters/cache/store.h"
 #include "filters/stats.h"
 #include "http/filter.h"
@@ -45,16 +54,6 @@ class io_context;
 }
 
 namespace sidecar::filters::cache {
-
-// RFC 9111 4.2.1: the freshness lifetime of a response (seconds), or -1
-// when it has none explicit. `date` is its Date (or the time it arrived).
-int64_t freshness_lifetime(const CacheControl& cc, const http::ResponseHead& response,
-                           int64_t date);
-
-// Whether a shared cache may store the response to a GET (RFC 9111 3, 3.5),
-// given its parsed Cache-Control; "" when it may, else why not.
-const char* not_storable(const http::ResponseHead& response, const CacheControl& cc,
-                         bool request_has_authorization, const CacheControl& request_cc);
 
 class Factory : public http::HttpFilterFactory, public std::enable_shared_from_this<Factory> {
  public:
@@ -69,6 +68,12 @@ class Factory : public http::HttpFilterFactory, public std::enable_shared_from_t
   FilterCounter& bypass;
   FilterCounter& collapsed;
   FilterCounter& stored;
+  FilterCounter& served_while_revalidating;
+  FilterCounter& served_on_error;
+  FilterCounter& revalidated;  // a background revalidation's 304
+  FilterCounter& revalidation_stored;
+  FilterCounter& revalidation_not_stored;
+  FilterCounter& revalidation_failed;
 };
 
 class Filter : public http::HttpFilter {
@@ -86,7 +91,10 @@ class Filter : public http::HttpFilter {
  private:
   enum class State : uint8_t { kIdle, kBypass, kHit, kWaiting, kForwarded, kUnsafe };
   bool serve_if_fresh(http::FilterCallbacks& cb, bool collapsed);
-  void respond(http::FilterCallbacks& cb, const Entry& e, int64_t age, std::string cache_status);
+  bool serve_while_revalidating(http::FilterCallbacks& cb, const std::shared_ptr<const Entry>& e,
+                                int64_t age);
+  void respond(http::FilterCallbacks& cb, const std::shared_ptr<const Entry>& e, int64_t age,
+               std::string cache_status);
   void add_validators(http::FilterCallbacks& cb);
   bool answer_from_stale(const http::ResponseHead& response, http::FilterCallbacks& cb);
   void forward(http::FilterCallbacks& cb, const char* reason);

@@ -153,6 +153,12 @@ bool Store::begin_fill(const std::string& key, std::function<void()> wake) {
   return first;
 }
 
+bool Store::begin_background_fill(const std::string& key) {
+  Stripe& s = stripe(key);
+  std::lock_guard lock(s.mutex);
+  return s.filling.try_emplace(key).second;
+}
+
 void Store::end_fill(const std::string& key) {
   std::vector<std::function<void()>> waiters;
   {

@@ -43,7 +43,10 @@ struct Entry {
   int64_t corrected_initial_age = 0;
   int64_t freshness_lifetime = 0;
   bool must_revalidate = false;  // must-revalidate or proxy-revalidate
-  int64_t stale_if_error = -1;   // seconds it may be served stale on errors [RFC 5861]
+  int64_t stale_if_error = -1;   // seconds it may be served stale on errors [RFC 5861 4]
+  // seconds it may be served stale while one background revalidation runs
+  // [RFC 5861 3]
+  int64_t stale_while_revalidate = -1;
   size_t bytes() const;
   int64_t current_age(int64_t now) const { return corrected_initial_age + (now - response_time); }
 };
@@ -85,6 +88,11 @@ class Store {
   // posts to its worker) when it ends.
   bool begin_fill(const std::string& key, std::function<void()> wake);
   void end_fill(const std::string& key);
+  // A background fill (stale-while-revalidate): true when the caller is now
+  // the filler of `key` (it calls end_fill when done, which wakes misses
+  // that came meanwhile); false when a fill is in progress (nothing is
+  // registered).
+  bool begin_background_fill(const std::string& key);
 
   uint64_t bytes() const;
   uint64_t entries() const;

@@ -57,12 +57,6 @@ struct Outbound {
   }
 };
 
-TEST(CredentialInjector, Base64) {
-  EXPECT_EQ(credential_injector::base64("user:pass"), "dXNlcjpwYXNz");
-  EXPECT_EQ(credential_injector::base64("a"), "YQ==");
-  EXPECT_EQ(credential_injector::base64("ab"), "YWI=");
-}
-
 TEST(CredentialInjector, FromFiles) {
   TempDir d;
   const std::string token = d.write("token", "eyJ.token.sig\n");

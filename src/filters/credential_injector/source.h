@@ -72,7 +72,4 @@ class Source : public std::enable_shared_from_this<Source> {
   FilterCounter& fetch_failed_;
 };
 
-// base64 (RFC 4648 4), padded: for Basic credentials (RFC 7617).
-std::string base64(std::string_view in);
-
 }  // namespace sidecar::filters::credential_injector

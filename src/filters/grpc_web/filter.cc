@@ -2,12 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/base64.h"
+
 namespace sidecar::filters::grpc_web {
 namespace {
 
 constexpr std::string_view kWeb = "application/grpc-web";
 constexpr std::string_view kWebText = "application/grpc-web-text";
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
@@ -57,25 +58,25 @@ bool Base64Decoder::decode(std::string_view in, std::string& out) {
 }
 
 void Base64Encoder::encode(std::string_view in, std::string& out) {
-  for (char c : in) {
-    bytes_[held_++] = static_cast<unsigned char>(c);
-    if (held_ < 3) continue;
-    held_ = 0;
-    const uint32_t n = (uint32_t{bytes_[0]} << 16) | (uint32_t{bytes_[1]} << 8) | bytes_[2];
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
+  // Complete the held group first, then whole groups at once (core/base64);
+  // what is left waits for the next batch.
+  while (held_ > 0 && held_ < 3 && !in.empty()) {
+    bytes_[held_++] = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
   }
+  if (held_ == 3) {
+    out += core::base64_encode(std::string_view(reinterpret_cast<const char*>(bytes_), 3));
+    held_ = 0;
+  }
+  const size_t whole = in.size() / 3 * 3;
+  if (whole > 0) out += core::base64_encode(in.substr(0, whole));
+  for (char c : in.substr(whole)) bytes_[held_++] = static_cast<unsigned char>(c);
 }
 
 void Base64Encoder::finish(std::string& out) {
   if (held_ == 0) return;
-  const uint32_t n = (uint32_t{bytes_[0]} << 16) | (held_ == 2 ? uint32_t{bytes_[1]} << 8 : 0);
-  out += kAlphabet[(n >> 18) & 63];
-  out += kAlphabet[(n >> 12) & 63];
-  out += held_ == 2 ? kAlphabet[(n >> 6) & 63] : '=';
-  out += '=';
+  out += core::base64_encode(
+      std::string_view(reinterpret_cast<const char*>(bytes_), static_cast<size_t>(held_)));
   held_ = 0;
 }
 

@@ -18,6 +18,7 @@ Cases (each against the same proxy without the feature):
              proxy_set_header, haproxy set-path + set-header)
 
 Usage: bench/filters.py SIDECAR_BINARY [--duration 5] [--runs 3]
+         [--only sidecar,nginx,haproxy] [--cases plain,gzip,...] [--perf DIR]
 """
 import argparse
 import json
@@ -135,7 +136,16 @@ def main():
     ap.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "5")))
     ap.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "3")))
     ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--only", default="sidecar,nginx,haproxy",
+                    help="targets, comma-separated (sidecar,nginx,haproxy)")
+    ap.add_argument("--cases", default=",".join(CASES),
+                    help="cases, comma-separated (" + ",".join(CASES) + ")")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="also record `perf record -g` of sidecar's worker per case into DIR "
+                         "(a profile: the CPU figures of those runs include perf's cost)")
     args = ap.parse_args()
+    targets = [t for t in args.only.split(",") if t]
+    cases = {c: CASES[c] for c in args.cases.split(",") if c}
     for tool in ("wrk", "nginx", "haproxy", "taskset"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: run scripts/install-deps.sh")
@@ -146,8 +156,8 @@ def main():
         f.write(JSON_BODY)
     results = {}
     try:
-        for target in ("sidecar", "nginx", "haproxy"):
-            for case, (path, headers) in CASES.items():
+        for target in targets:
+            for case, (path, headers) in cases.items():
                 port = bench.free_port()
                 make_config = {"sidecar": sidecar_config, "nginx": nginx_config,
                                "haproxy": haproxy_config}[target]
@@ -155,6 +165,10 @@ def main():
                                           make_config(case, port, upstream_port))
                 try:
                     url = f"http://127.0.0.1:{port}{path}"
+                    if args.perf and target == "sidecar":
+                        record(proc, args.perf, case,
+                               lambda d: wrk_with_headers(url, args.connections, d, headers),
+                               args.duration)
                     med = bench.measure(
                         proc, lambda d: wrk_with_headers(url, args.connections, d, headers),
                         args.duration, args.runs)
@@ -175,6 +189,26 @@ def main():
         plain = results.get((target, "plain"))
         added = f"{r['cpu_per_100k'] - plain['cpu_per_100k']:+.2f}" if plain and case != "plain" else "-"
         print(f"| {target} | {case} | {r['rps']:.0f} | {r['cpu_per_100k']:.2f} | {added} |")
+
+
+def record(proc, directory, case, run_wrk, duration):
+    """perf record -g of `proc` while run_wrk(duration) runs; the report
+    (self time, no children) goes to DIRECTORY/CASE.txt."""
+    import subprocess
+    import threading
+    os.makedirs(directory, exist_ok=True)
+    data = os.path.join(directory, f"{case}.data")
+    pid = str(proc.pids()[0])
+    perf = subprocess.Popen(["perf", "record", "-q", "-g", "-o", data, "-p", pid],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t = threading.Thread(target=run_wrk, args=(duration,))
+    t.start()
+    t.join()
+    perf.send_signal(2)
+    perf.wait(timeout=30)
+    with open(os.path.join(directory, f"{case}.txt"), "w") as out:
+        subprocess.run(["perf", "report", "-i", data, "--no-children", "--percent-limit", "0.7",
+                        "--stdio", "-g", "none"], stdout=out, stderr=subprocess.DEVNULL)
 
 
 def wrk_with_headers(url, connections, duration, headers):

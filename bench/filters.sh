@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The filters benchmark (see bench/filters.py): sidecar's local rate limit and
 # gzip against nginx (limit_req, gzip) and haproxy (stick table, compression).
-#   bench/filters.sh [build/sidecar] [--duration 5] [--runs 3]
+#   bench/filters.sh [build/sidecar] [--duration 5] [--runs 3] [--only sidecar,nginx]
+#                    [--cases plain,gzip] [--perf DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=build/sidecar

@@ -8,6 +8,11 @@
 // window to fill; the last batch ends the stream. Memory per encoder is
 // bounded by its window settings.
 //
+// gzip streams are reused per thread (deflateReset instead of a new
+// deflateInit2 per response, as its ~256 KiB would otherwise be allocated
+// and faulted in again each time); an encoder is destroyed on the thread
+// that made it.
+//
 // Not thread-safe: one encoder belongs to one stream.
 #pragma once
 

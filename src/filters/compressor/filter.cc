@@ -142,17 +142,27 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
     cb.set_response_header("etag", "W/" + std::string(etag->value));
   }
   cb.set_response_streamed();
-  const std::string_view encoding = token(*accepted_);
   const std::string_view listener = cb.listener_name(), route = cb.route_name();
-  counter("sidecar_compressor_responses_total", "Responses compressed, by encoding.",
-          {{"listener", listener}, {"route", route}, {"encoding", encoding}})
-      ->add(1);
-  in_counter_ = counter("sidecar_compressor_uncompressed_bytes_total",
-                        "Response body bytes before compression, by encoding.",
-                        {{"listener", listener}, {"route", route}, {"encoding", encoding}});
-  out_counter_ = counter("sidecar_compressor_compressed_bytes_total",
-                         "Response body bytes after compression, by encoding.",
-                         {{"listener", listener}, {"route", route}, {"encoding", encoding}});
+  Counters& c = counters_;
+  if (c.responses == nullptr || c.encoding != *accepted_ || c.listener != listener ||
+      c.route != route) {
+    const std::string_view encoding = token(*accepted_);
+    c.listener.assign(listener);
+    c.route.assign(route);
+    c.encoding = *accepted_;
+    c.responses =
+        counter("sidecar_compressor_responses_total", "Responses compressed, by encoding.",
+                {{"listener", listener}, {"route", route}, {"encoding", encoding}});
+    c.in = counter("sidecar_compressor_uncompressed_bytes_total",
+                   "Response body bytes before compression, by encoding.",
+                   {{"listener", listener}, {"route", route}, {"encoding", encoding}});
+    c.out = counter("sidecar_compressor_compressed_bytes_total",
+                    "Response body bytes after compression, by encoding.",
+                    {{"listener", listener}, {"route", route}, {"encoding", encoding}});
+  }
+  c.responses->add(1);
+  in_counter_ = c.in;
+  out_counter_ = c.out;
 }
 
 void Filter::on_response_data(http::Spans& data, bool end, http::FilterCallbacks&) {

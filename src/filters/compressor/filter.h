@@ -47,6 +47,16 @@ class Filter : public http::HttpFilter {
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   filters::FilterCounter* in_counter_ = nullptr;
   filters::FilterCounter* out_counter_ = nullptr;
+  // The counters of the last (listener, route, encoding): the next
+  // exchanges of a connection rarely change them, and counter() takes a
+  // process-wide mutex.
+  struct Counters {
+    std::string listener, route;
+    Encoding encoding = Encoding::kGzip;
+    filters::FilterCounter* responses = nullptr;
+    filters::FilterCounter* in = nullptr;
+    filters::FilterCounter* out = nullptr;
+  } counters_;
 };
 
 class Factory : public http::HttpFilterFactory {

@@ -5,6 +5,7 @@
 
 #include "config/loader.h"
 #include "filters/api_key/filter.h"
+#include "filters/query.h"
 #include "filters/registry.h"
 #include "test_callbacks.h"
 
@@ -87,6 +88,20 @@ listeners:
     EXPECT_EQ(r.detail, "api_key_missing");
   }
   std::filesystem::remove_all(dir);
+}
+
+// The query helpers api_key and jwt_authn share (filters/query.h).
+TEST(Query, ParamAndWithout) {
+  EXPECT_EQ(query_param("/p?a=1&key=abc&b", "key"), "abc");
+  EXPECT_EQ(query_param("/p?key&key=2", "key"), "2");  // a name alone has no value
+  EXPECT_FALSE(query_param("/p?key", "key"));
+  EXPECT_FALSE(query_param("/p", "key"));
+  EXPECT_FALSE(query_param("/p?keys=1", "key"));
+  EXPECT_EQ(query_param("/p?key=", "key"), "");
+  EXPECT_EQ(without_param("/p?a=1&key=abc&b", "key"), "/p?a=1&b");
+  EXPECT_EQ(without_param("/p?key=abc", "key"), "/p");
+  EXPECT_EQ(without_param("/p?key&key=1&&c=2", "key"), "/p?c=2");
+  EXPECT_EQ(without_param("/p", "key"), "/p");
 }
 
 }  // namespace

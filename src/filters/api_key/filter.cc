@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "crypto/crypto.h"
+#include "filters/query.h"
 
 namespace sidecar::filters::api_key {
 namespace {
@@ -27,40 +28,6 @@ int hex(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::optional<std::string_view> query_param(std::string_view path, std::string_view name) {
-  const size_t q = path.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
-  std::string_view query = path.substr(q + 1);
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name && eq != std::string_view::npos) return pair.substr(eq + 1);
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return std::nullopt;
-}
-
-std::string without_param(std::string_view path, std::string_view name) {
-  const size_t q = path.find('?');
-  std::string out(path.substr(0, q));
-  std::string_view query = path.substr(q + 1);
-  char sep = '?';
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    if (!pair.empty() && pair.substr(0, pair.find('=')) != name) {
-      out += sep;
-      out += pair;
-      sep = '&';
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return out;
 }
 
 }  // namespace

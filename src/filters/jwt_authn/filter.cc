@@ -7,6 +7,7 @@
 #include <boost/json/serialize.hpp>
 
 #include "crypto/crypto.h"
+#include "filters/query.h"
 
 namespace sidecar::filters::jwt_authn {
 namespace {
@@ -30,43 +31,6 @@ std::string_view trim(std::string_view s) {
 }
 
 std::string_view path_only(std::string_view path) { return path.substr(0, path.find('?')); }
-
-// The value of query parameter `name` in an origin-form path, if present.
-std::optional<std::string_view> query_param(std::string_view path, std::string_view name) {
-  const size_t q = path.find('?');
-  if (q == std::string_view::npos) return std::nullopt;
-  std::string_view query = path.substr(q + 1);
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name)
-      return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return std::nullopt;
-}
-
-// `path` without query parameter `name`.
-std::string without_param(std::string_view path, std::string_view name) {
-  const size_t q = path.find('?');
-  std::string out(path.substr(0, q));
-  std::string_view query = path.substr(q + 1);
-  char sep = '?';
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    if (pair.substr(0, pair.find('=')) != name && !pair.empty()) {
-      out += sep;
-      out += pair;
-      sep = '&';
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return out;
-}
 
 // A realm value safe inside a quoted-string.
 std::string realm_of(std::string_view authority) {

@@ -2,11 +2,11 @@
 // RFC 1952), br (brotli, RFC 7932) and zstd (RFC 8878), behind one
 // interface.
 //
-// Each batch is compressed and flushed (Z_SYNC_FLUSH, BROTLI_OPERATION_FLUSH,
-// ZSTD_e_flush) so a streamed response (server-sent events, long polls)
-// reaches the client batch by batch instead of waiting for the encoder's
-// window to fill; the last batch ends the stream. Memory per encoder is
-// bounded by its window settings.
+// The caller says when to flush (Z_SYNC_FLUSH, BROTLI_OPERATION_FLUSH,
+// ZSTD_e_flush): the compressor filter flushes each batch of a streamed
+// response (server-sent events, long polls: no Content-Length) so it
+// reaches the client batch by batch; the last batch ends the stream.
+// Memory per encoder is bounded by its window settings.
 //
 // gzip streams are reused per thread (deflateReset instead of a new
 // deflateInit2 per response, as its ~256 KiB would otherwise be allocated

@@ -135,6 +135,10 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
   if (!accepted_) return;
   encoder_ = make_encoder(*accepted_, config_->settings);
   if (!encoder_) return;
+  // A body of known length is one document: compressed without a flush per
+  // batch (as nginx), so the encoder emits whole blocks. A stream without
+  // one (server-sent events, a long poll) is flushed batch by batch.
+  flush_batches_ = !response.has_content_length;
   cb.remove_response_header("content-length");
   if (response.find("content-encoding") != nullptr) cb.remove_response_header("content-encoding");
   cb.add_response_header("content-encoding", token(*accepted_));
@@ -175,7 +179,8 @@ void Filter::on_response_data(http::Spans& data, bool end, http::FilterCallbacks
     // Flush once per batch, at its last piece.
     const Flush flush = i + 1 < data.size() ? Flush::kProcess
                         : end               ? Flush::kFinish
-                                            : Flush::kFlush;
+                        : flush_batches_    ? Flush::kFlush
+                                            : Flush::kProcess;
     ok = encoder_->encode(piece, flush, out_);
   }
   if (ok && data.empty() && end) ok = encoder_->encode({}, Flush::kFinish, out_);

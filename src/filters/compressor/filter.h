@@ -43,6 +43,7 @@ class Filter : public http::HttpFilter {
   bool request_allows_ = false;       // not HEAD, no Range
   std::unique_ptr<Encoder> encoder_;  // while compressing this response
   bool failed_ = false;               // the encoder failed: the rest is dropped
+  bool flush_batches_ = true;         // no Content-Length: flush each batch
   std::string out_;                   // the encoded batch handed to the stream
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   filters::FilterCounter* in_counter_ = nullptr;

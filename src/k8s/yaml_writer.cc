@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 #include <string_view>
 
 #include "core/json.h"
@@ -53,37 +52,9 @@ bool plain_safe(std::string_view s) {
   return s.find(": ") == std::string_view::npos && s.find(" #") == std::string_view::npos;
 }
 
-void write_double_quoted(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
+// A YAML 1.2 double-quoted scalar takes JSON's string syntax (YAML 1.2 is
+// a superset of JSON).
+void write_double_quoted(std::string& out, std::string_view s) { core::append_json_string(out, s); }
 
 // A literal block keeps a multi-line string readable (a config file in a
 // ConfigMap). Not for text a block cannot hold exactly.

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,13 +16,12 @@
 
 #include <fmt/format.h>
 
+#include "core/spawn.h"
 #include "module/module.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
-
-extern char** environ;
 
 namespace sidecar::sync {
 
@@ -175,49 +173,17 @@ bool feed(int fd, const std::string& input, size_t& written) {
 
 pid_t spawn_child(const std::string& path, const Command& command, int in, int out, int err,
                   int& spawn_errno) {
-  // The environment: ours, less what is unset or replaced, plus `env`.
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string_view kv(*e);
-    const std::string_view key = kv.substr(0, kv.find('='));
-    bool drop = false;
-    for (const auto& u : command.unset) drop = drop || key == u;
-    for (const auto& [k, v] : command.env) drop = drop || key == k;
-    if (!drop) env_strings.emplace_back(kv);
-  }
-  for (const auto& [k, v] : command.env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp;
-  for (std::string& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_strings(command.argv);
-  std::vector<char*> argv;
-  for (std::string& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty, all;
-  sigemptyset(&empty);
-  sigfillset(&all);
-  // sidecar ignores SIGPIPE and blocks signals it handles; the child starts
-  // with the defaults, leading a process group of its own.
-  posix_spawnattr_setsigmask(&attr, &empty);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in, 0);
-  posix_spawn_file_actions_adddup2(&actions, out, 1);
-  posix_spawn_file_actions_adddup2(&actions, err, 2);
-  if (!command.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, command.cwd.c_str());
-  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  pid_t pid = -1;
-  spawn_errno = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  return spawn_errno == 0 ? pid : -1;
+  core::SpawnSpec spec;
+  spec.argv = command.argv;
+  spec.program = path;
+  spec.env = command.env;
+  spec.unset = command.unset;
+  spec.cwd = command.cwd;
+  spec.stdin_fd = in;
+  spec.stdout_fd = out;
+  spec.stderr_fd = err;
+  spec.close_other_fds = true;
+  return core::spawn_process(spec, spawn_errno);
 }
 
 }  // namespace

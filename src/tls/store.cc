@@ -31,6 +31,9 @@ struct Stamp {
   bool operator==(const Stamp&) const = default;
 };
 
+// How long files must stay unchanged before a rebuild failure counts.
+constexpr std::chrono::milliseconds kSettle{150};
+
 Stamp stamp_of(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
@@ -82,7 +85,11 @@ struct Store::Entry {
   std::shared_ptr<void> tickets;
   std::optional<PemPair> provided;
   std::map<std::string, Stamp> stamps;  // the files, as last read
-  std::string content;                  // what they held: rebuild only on a change
+  // The files as they were when a rebuild first failed: a writer may be
+  // between the key and the certificate, so a failure counts only when the
+  // same files fail again after the settle time.
+  std::map<std::string, Stamp> failed_stamps;
+  std::string content;  // what they held: rebuild only on a change
   std::vector<CertificateInfo> in_use;
   uint64_t reloads = 0, failures = 0;
   bool built = false;
@@ -246,12 +253,22 @@ void Store::check() {
     bool changed = false;
     for (const auto& [path, st] : e->stamps) changed = changed || !(stamp_of(path) == st);
     if (!changed) continue;
+    std::map<std::string, Stamp> now;
+    for (const auto& [path, st] : e->stamps) now[path] = stamp_of(path);
     try {
       build(*e);
+      e->failed_stamps.clear();
     } catch (const std::exception& ex) {
+      if (now != e->failed_stamps) {
+        // First look at these files: maybe a write in progress. Look again.
+        e->failed_stamps = std::move(now);
+        schedule_check();
+        continue;
+      }
       ++e->failures;
       // Remember what was seen, so that one bad write is reported once.
-      for (auto& [path, st] : e->stamps) st = stamp_of(path);
+      e->stamps = std::move(now);
+      e->failed_stamps.clear();
       spdlog::error("{}: new certificate files rejected, still serving the previous ones: {}",
                     e->label(), ex.what());
     }
@@ -303,7 +320,7 @@ void Store::on_inotify() {
 void Store::schedule_check() {
   // Writers change a pair in several steps (cert, then key): look once
   // things settled for a moment.
-  watcher_->debounce.expires_after(std::chrono::milliseconds(150));
+  watcher_->debounce.expires_after(kSettle);
   watcher_->debounce.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) check();
   });

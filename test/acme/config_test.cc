@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "config/config_errors.h"
 #include "config/loader.h"
 
 namespace sidecar::acme {
@@ -21,21 +22,10 @@ listeners:
 
 std::vector<std::string> errors_of(const std::string& yaml) {
   register_module();
-  try {
-    config::load_string(yaml, "test.yaml");
-  } catch (const config::ConfigError& e) {
-    return e.messages();
-  }
-  ADD_FAILURE() << "no error for:\n" << yaml;
-  return {};
+  return config::testing::errors_of(yaml);
 }
 
-bool has_error(const std::vector<std::string>& errors, const std::string& text) {
-  for (const auto& e : errors) {
-    if (e.find(text) != std::string::npos) return true;
-  }
-  return false;
-}
+using config::testing::has_error;
 
 std::string all(const std::vector<std::string>& errors) {
   std::string s;

@@ -2,26 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "config/config_errors.h"
+
 namespace sidecar::config {
 namespace {
 
-// The messages of the ConfigError that loading `yaml` throws.
-std::vector<std::string> errors_of(const std::string& yaml) {
-  try {
-    load_string(yaml, "test.yaml");
-  } catch (const ConfigError& e) {
-    return e.messages();
-  }
-  ADD_FAILURE() << "no error for:\n" << yaml;
-  return {};
-}
-
-bool has_error(const std::vector<std::string>& errors, const std::string& text) {
-  for (const auto& e : errors) {
-    if (e.find(text) != std::string::npos) return true;
-  }
-  return false;
-}
+using testing::errors_of;
+using testing::has_error;
 
 TEST(Loader, EmbeddedDefaults) {
   auto c = load_string(default_yaml(), "<embedded default>");

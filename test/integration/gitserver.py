@@ -384,6 +384,10 @@ class BlackHole:
 
     def stop(self):
         self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
         self.sock.close()
         for c in self.held:
             c.close()

@@ -71,6 +71,12 @@ class LineReceiver:
     def stop(self):
         """Goes down: closes the listener and every connection."""
         if self.sock:
+            # close() alone leaves the socket listening while the accept
+            # thread is blocked in accept(): shutdown() wakes it and stops it.
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.sock.close()
             self.sock = None
         for c in self.conns:

@@ -1,26 +1,13 @@
 #include <gtest/gtest.h>
 
+#include "config/config_errors.h"
 #include "config/loader.h"
 
 namespace sidecar::config {
 namespace {
 
-std::vector<std::string> errors_of(const std::string& yaml) {
-  try {
-    load_string(yaml, "test.yaml");
-  } catch (const ConfigError& e) {
-    return e.messages();
-  }
-  ADD_FAILURE() << "no error for:\n" << yaml;
-  return {};
-}
-
-bool has_error(const std::vector<std::string>& errors, const std::string& text) {
-  for (const auto& e : errors) {
-    if (e.find(text) != std::string::npos) return true;
-  }
-  return false;
-}
+using testing::errors_of;
+using testing::has_error;
 
 TEST(HealthConfig, DefaultsAreEnvoys) {
   auto c = load_string(R"(

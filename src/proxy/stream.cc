@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/coarse_clock.h"
 #include "http/local_reply.h"
 #include "proxy/grpc.h"
 #include "proxy/http1_upstream.h"
@@ -47,13 +48,43 @@ std::string DownstreamInfo::peer_address() const {
                    : fmt::format("{}:{}", a.to_string(), peer.port());
 }
 
+namespace {
+// Appends `v` in decimal.
+void append_decimal(std::string& out, unsigned v) {
+  char digits[10];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out += digits[--n];
+}
+}  // namespace
+
+void DownstreamInfo::format_peer(std::string& ip, std::string& address) const {
+  const auto a = peer.address();
+  if (!a.is_v4()) {
+    ip = a.to_string();
+    address.assign("[").append(ip).append("]:");
+    append_decimal(address, peer.port());
+    return;
+  }
+  const auto bytes = a.to_v4().to_bytes();
+  ip.clear();
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i > 0) ip += '.';
+    append_decimal(ip, bytes[i]);
+  }
+  address.assign(ip).append(":");
+  append_decimal(address, peer.port());
+}
+
 void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
                    std::shared_ptr<const Snapshot> snapshot, const ListenerRuntime& listener,
                    http::RequestHead& request, Clock::time_point started) {
   codec_ = &codec;
   info_ = &info;
-  peer_ip_ = info.peer_ip();
-  peer_address_ = info.peer_address();
+  info.format_peer(peer_ip_, peer_address_);
   snapshot_ = std::move(snapshot);
   listener_ = &listener;
   req_ = &request;
@@ -86,7 +117,7 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   connecting_ = false;
   connect_deadline_ = response_deadline_ = kNever;
   req_start_ = started;
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   begin_request();
   req_remove_.clear();
   resp_remove_.clear();
@@ -124,8 +155,7 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
                             http::Method method, size_t reason, int status, std::string_view body,
                             uint32_t flags) {
   codec_ = &codec;
-  peer_ip_ = info.peer_ip();
-  peer_address_ = info.peer_address();
+  info.format_peer(peer_ip_, peer_address_);
   info_ = &info;
   snapshot_ = std::move(snapshot);
   listener_ = &listener;
@@ -150,7 +180,7 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
   connecting_ = false;
   connect_deadline_ = response_deadline_ = kNever;
   req_start_ = started;
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   begin_request();
   flags_ |= flags;
   reject(reason);
@@ -250,7 +280,7 @@ void Stream::acquire_upstream(bool fresh) {
   try_deadline_ = kNever;
   connecting_ = true;
   const auto t = cluster_->config().connect_timeout;
-  connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
+  connect_deadline_ = t.count() > 0 ? core::CoarseClock::now() + t : kNever;
   codec_->update_deadline(*this);
   upstream_->start();
 }
@@ -266,7 +296,13 @@ std::unique_ptr<UpstreamStream> Stream::new_upstream(UpstreamEvents& events, boo
   const bool h2 = p == P::kH2 || p == P::kH2c ||
                   (p == P::kAuto && cluster_->tls() != nullptr && upgrade_.empty() &&
                    endpoint.alpn != upstream::Endpoint::Alpn::kHttp1);
-  if (!h2) return std::make_unique<Http1UpstreamStream>(*cluster_, events, fresh, &endpoint);
+  if (!h2) {
+    if (spare_h1_) {
+      static_cast<Http1UpstreamStream&>(*spare_h1_).recycle(*cluster_, events, fresh, &endpoint);
+      return std::move(spare_h1_);
+    }
+    return std::make_unique<Http1UpstreamStream>(*cluster_, events, fresh, &endpoint);
+  }
   return std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, events, fresh, &endpoint);
 }
 
@@ -281,7 +317,7 @@ void Stream::on_request_invalid(int status, std::string_view why) {
 // ---- the response ----
 
 void Stream::on_response_interim(const http::ResponseHead& head) {
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   // 1xx go to HTTP/1.1 clients [RFC 9110 15.2], except a 100 when the
   // proxy already sent one for this request's Expect.
   if (version_minor_ == 0 || (head.status == 100 && continue_sent_) ||
@@ -308,7 +344,7 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
 }
 
 void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   attempt_.responded(head.status);
   if (ds_writing_ != DownWrite::kNone) {
     // Behind our own 100 Continue: go on once it is written.
@@ -420,7 +456,7 @@ void Stream::on_response_body() {
 }
 
 void Stream::pump_response() {
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   down_body_.clear();
   BodyBatch b = upstream_->response_body(
       down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
@@ -463,7 +499,7 @@ void Stream::on_downstream_written(const error_code& ec) {
     abort_stream();
     return;
   }
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   switch (what) {
     case DownWrite::kNone:
       return;
@@ -601,7 +637,12 @@ void Stream::release_upstream(bool reusable) {
   retry_token_.attempt_ended();
   if (req_pending_ > 0 && !active_) req_pending_ = 0;
   upstream_->release(reusable && !us_writing_);
-  upstream_.reset();
+  if (auto* h1 = dynamic_cast<Http1UpstreamStream*>(upstream_.get())) {
+    h1->detach();  // out of the cluster's queue too, as its destructor would
+    spare_h1_ = std::move(upstream_);
+  } else {
+    upstream_.reset();
+  }
   us_writing_ = false;  // a write still in flight is abandoned with the connection
   cluster_.reset();
 }

@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "core/coarse_clock.h"
 #include "http/local_reply.h"
 #include "proxy/grpc.h"
 #include "proxy/http1_upstream.h"
@@ -117,7 +116,7 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   connecting_ = false;
   connect_deadline_ = response_deadline_ = kNever;
   req_start_ = started;
-  last_activity_ = core::CoarseClock::now();
+  last_activity_ = Clock::now();
   begin_request();
   req_remove_.clear();
   resp_remove_.clear();
@@ -180,7 +179,7 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
   connecting_ = false;
   connect_deadline_ = response_deadline_ = kNever;
   req_start_ = started;
-  last_activity_ = core::CoarseClock::now();
+  last_activity_ = Clock::now();
   begin_request();
   flags_ |= flags;
   reject(reason);
@@ -280,7 +279,7 @@ void Stream::acquire_upstream(bool fresh) {
   try_deadline_ = kNever;
   connecting_ = true;
   const auto t = cluster_->config().connect_timeout;
-  connect_deadline_ = t.count() > 0 ? core::CoarseClock::now() + t : kNever;
+  connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
   codec_->update_deadline(*this);
   upstream_->start();
 }
@@ -317,7 +316,7 @@ void Stream::on_request_invalid(int status, std::string_view why) {
 // ---- the response ----
 
 void Stream::on_response_interim(const http::ResponseHead& head) {
-  last_activity_ = core::CoarseClock::now();
+  last_activity_ = Clock::now();
   // 1xx go to HTTP/1.1 clients [RFC 9110 15.2], except a 100 when the
   // proxy already sent one for this request's Expect.
   if (version_minor_ == 0 || (head.status == 100 && continue_sent_) ||
@@ -344,7 +343,7 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
 }
 
 void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
-  last_activity_ = core::CoarseClock::now();
+  last_activity_ = Clock::now();
   attempt_.responded(head.status);
   if (ds_writing_ != DownWrite::kNone) {
     // Behind our own 100 Continue: go on once it is written.
@@ -456,7 +455,7 @@ void Stream::on_response_body() {
 }
 
 void Stream::pump_response() {
-  last_activity_ = core::CoarseClock::now();
+  last_activity_ = Clock::now();
   down_body_.clear();
   BodyBatch b = upstream_->response_body(
       down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
@@ -499,7 +498,7 @@ void Stream::on_downstream_written(const error_code& ec) {
     abort_stream();
     return;
   }
-  last_activity_ = core::CoarseClock::now();
+  last_activity_ = Clock::now();
   switch (what) {
     case DownWrite::kNone:
       return;

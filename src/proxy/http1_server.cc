@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include "accesslog/entry.h"
+#include "core/coarse_clock.h"
 #include "http/local_reply.h"
 #include "proxy/http2_server.h"
 #include "proxy/trailers.h"
@@ -128,7 +129,7 @@ void Http1ServerConnection::start() {
   tcp::socket& socket = transport_.socket();
   socket.set_option(tcp::no_delay(true), ec);
   socket.non_blocking(true, ec);
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   if (listener_->tls) {
     // The handshake counts against the request headers timeout, so a client
     // that connects and says nothing is closed as soon as a silent HTTP one.
@@ -180,7 +181,7 @@ void Http1ServerConnection::on_handshake(const boost::system::error_code& ec) {
     return;
   }
   phase_ = Phase::kIdle;
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   arm_timer();
   read();
 }
@@ -353,8 +354,12 @@ void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t 
   }
   last_read_filled_ = in_.write_space() == bytes;
   in_.commit(bytes);
-  last_activity_ = Clock::now();
-  if (phase_ == Phase::kIdle) first_byte_ = last_activity_;
+  if (phase_ == Phase::kIdle) {
+    first_byte_ = Clock::now();  // the request's start: its duration is reported
+    last_activity_ = first_byte_;
+  } else {
+    last_activity_ = core::CoarseClock::now();
+  }
   take_exchange();
   if (phase_ == Phase::kActive) {
     if (awaiting_body_ && stream_) {
@@ -668,7 +673,7 @@ void Http1ServerConnection::write() {
 void Http1ServerConnection::on_written(const boost::system::error_code& ec) {
   writing_ = false;
   if (phase_ == Phase::kClosed || phase_ == Phase::kClosing) return;
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   if (stream_) stream_->on_downstream_written(ec);
 }
 
@@ -688,7 +693,7 @@ void Http1ServerConnection::finished(Stream&) {
   }
   phase_ = Phase::kIdle;
   parser_.reset();
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   arm_timer();
   if (in_.empty()) {
     read();
@@ -723,7 +728,7 @@ void Http1ServerConnection::begin_close() {
     close();
     return;
   }
-  head_deadline_ = Clock::now() + kLingerTimeout;
+  head_deadline_ = core::CoarseClock::now() + kLingerTimeout;
   arm_timer();
   if (!reading_) in_.clear();
   read();

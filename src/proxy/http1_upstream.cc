@@ -32,14 +32,41 @@ bool wants_trailers(const OutgoingRequest& req) {
 
 Http1UpstreamStream::Http1UpstreamStream(upstream::ClusterRuntime& cluster, UpstreamEvents& events,
                                          bool fresh, upstream::Endpoint* endpoint)
-    : cluster_(cluster), events_(events), fresh_(fresh), endpoint_(endpoint) {}
+    : cluster_(&cluster), events_(&events), fresh_(fresh), endpoint_(endpoint) {}
 
-Http1UpstreamStream::~Http1UpstreamStream() {
+Http1UpstreamStream::~Http1UpstreamStream() { detach(); }
+
+void Http1UpstreamStream::detach() {
   if (queued_) {
-    cluster_.cancel_wait(*this);
+    queued_ = false;
+    cluster_->cancel_wait(*this);
     if (endpoint_ != nullptr) endpoint_->stats->pending_requests.sub();
   }
   if (conn_) release(false);
+}
+
+void Http1UpstreamStream::recycle(upstream::ClusterRuntime& cluster, UpstreamEvents& events,
+                                  bool fresh, upstream::Endpoint* endpoint) {
+  detach();
+  cluster_ = &cluster;
+  events_ = &events;
+  fresh_ = fresh;
+  endpoint_ = endpoint;
+  reused_ = pending_counted_ = queued_ = writing_ = request_done_ = false;
+  chunk_encode_ = upgrade_ = tunnel_ = shutdown_after_ = false;
+  method_ = http::Method::kGet;
+  out_.clear();
+  head_.clear();
+  host_line_.clear();
+  chunks_.set_trailers({});
+  // The response state is set again by send_request.
+  head_size_ = 0;
+  head_done_ = head_pending_ = interim_ = awaiting_ = eof_ = done_ = broken_ = false;
+  body_ = http::BodyKind::kNone;
+  remaining_ = 0;
+  resp_.clear();
+  chunk_views_.clear();
+  response_trailers_.clear();
 }
 
 stats::EndpointStats* Http1UpstreamStream::endpoint_stats() const {
@@ -67,23 +94,23 @@ void Http1UpstreamStream::on_connection_available() {
 }
 
 void Http1UpstreamStream::acquire(bool woken) {
-  conn_ = endpoint_ != nullptr ? cluster_.acquire(*endpoint_, reused_, fresh_)
-                               : cluster_.acquire(reused_, fresh_);
+  conn_ = endpoint_ != nullptr ? cluster_->acquire(*endpoint_, reused_, fresh_)
+                               : cluster_->acquire(reused_, fresh_);
   if (!conn_) {
     // At max_connections: wait for one in the cluster's queue (bounded by
     // max_pending_requests; the stream's connect deadline ends the wait
     // with 503 UO); any other refusal, or a full queue: 503 UO at once.
-    if (endpoint_ != nullptr && cluster_.wait_for_connection(*this, woken)) {
+    if (endpoint_ != nullptr && cluster_->wait_for_connection(*this, woken)) {
       queued_ = true;
       endpoint_->stats->pending_requests.add();
       return;
     }
-    events_.on_upstream_ready(make_error_code(upstream::AttemptError::kOverflow));
+    events_->on_upstream_ready(make_error_code(upstream::AttemptError::kOverflow));
     return;
   }
   conn_->set_owner(this);
   if (reused_) {
-    events_.on_upstream_ready({});  // may end the stream: nothing after this
+    events_->on_upstream_ready({});  // may end the stream: nothing after this
     return;
   }
   pending_counted_ = true;
@@ -97,8 +124,8 @@ void Http1UpstreamStream::on_upstream_connected(const boost::system::error_code&
     conn_->endpoint().stats->pending_requests.sub();
   }
   if (ec) conn_->endpoint().stats->connect_failures.add();
-  if (!ec && cluster_.config().protocol == config::UpstreamProtocol::kAuto &&
-      cluster_.tls() != nullptr) {
+  if (!ec && cluster_->config().protocol == config::UpstreamProtocol::kAuto &&
+      cluster_->tls() != nullptr) {
     // `protocol: auto`: the endpoint picked by ALPN. Remembered; when it
     // took h2 (it learned HTTP/2 since), this connection cannot carry an
     // HTTP/1.1 request and the stream starts again with the HTTP/2 codec.
@@ -106,20 +133,20 @@ void Http1UpstreamStream::on_upstream_connected(const boost::system::error_code&
     const bool h2 = tls != nullptr && tls->info().alpn == "h2";
     conn_->endpoint().alpn = h2 ? upstream::Endpoint::Alpn::kH2 : upstream::Endpoint::Alpn::kHttp1;
     if (h2) {
-      cluster_.release(std::move(conn_), false);
+      cluster_->release(std::move(conn_), false);
       conn_ = nullptr;
-      events_.on_upstream_ready(make_error_code(upstream::AttemptError::kAlpnMismatch));
+      events_->on_upstream_ready(make_error_code(upstream::AttemptError::kAlpnMismatch));
       return;
     }
   }
-  events_.on_upstream_ready(ec);
+  events_->on_upstream_ready(ec);
 }
 
 void Http1UpstreamStream::send_request(const OutgoingRequest& req, Spans& body, bool raw_chunked,
                                        bool end) {
   ++conn_->requests;
   method_ = req.request != nullptr ? req.request->method : http::Method::kGet;
-  const config::Cluster& cluster = cluster_.config();
+  const config::Cluster& cluster = cluster_->config();
   http::Limits limits;
   limits.max_head_size = cluster.max_response_headers_size;
   limits.max_headers = cluster.max_response_headers_count;
@@ -221,7 +248,7 @@ void Http1UpstreamStream::on_written(const boost::system::error_code& ec) {
     boost::system::error_code ignored;
     conn_->transport().shutdown_send(ignored);
   }
-  events_.on_upstream_written(ec);
+  events_->on_upstream_written(ec);
 }
 
 // ---- the response ----
@@ -234,11 +261,11 @@ void Http1UpstreamStream::on_upstream_read(const boost::system::error_code& ec, 
       eof_ = true;  // this response is delimited by the close
       if (awaiting_) {
         awaiting_ = false;
-        events_.on_response_body();
+        events_->on_response_body();
       }
       return;
     }
-    events_.on_upstream_failed(
+    events_->on_upstream_failed(
         eof ? UpstreamEvents::Failure::kClosed : UpstreamEvents::Failure::kReset,
         ec ? ec : boost::asio::error::eof);
     return;
@@ -249,7 +276,7 @@ void Http1UpstreamStream::on_upstream_read(const boost::system::error_code& ec, 
   }
   if (awaiting_) {
     awaiting_ = false;
-    events_.on_response_body();
+    events_->on_response_body();
   }
 }
 
@@ -263,7 +290,7 @@ void Http1UpstreamStream::process_response() {
     }
     if (r.status == http::HeadResult::kError) {
       broken_ = true;
-      events_.on_upstream_failed(
+      events_->on_upstream_failed(
           UpstreamEvents::Failure::kProtocol,
           boost::system::errc::make_error_code(boost::system::errc::protocol_error));
       return;
@@ -277,7 +304,7 @@ void Http1UpstreamStream::process_response() {
       const Framing framing = body_ == http::BodyKind::kNone            ? Framing::kNone
                               : body_ == http::BodyKind::kContentLength ? Framing::kLength
                                                                         : Framing::kUnknown;
-      events_.on_response_headers(resp_, framing);
+      events_->on_response_headers(resp_, framing);
       return;
     }
     if (resp_.status == 101 && upgrade_) {
@@ -288,18 +315,18 @@ void Http1UpstreamStream::process_response() {
       broken_ = true;  // never back to the pool
       chunk_encode_ = false;
       body_ = http::BodyKind::kUntilClose;
-      events_.on_response_headers(resp_, Framing::kNone);
+      events_->on_response_headers(resp_, Framing::kNone);
       return;
     }
     if (resp_.status == 101) {
       broken_ = true;
-      events_.on_upstream_failed(
+      events_->on_upstream_failed(
           UpstreamEvents::Failure::kProtocol,
           boost::system::errc::make_error_code(boost::system::errc::protocol_error));
       return;
     }
     interim_ = true;
-    events_.on_response_interim(resp_);  // then consume_response_body(0)
+    events_->on_response_interim(resp_);  // then consume_response_body(0)
     return;
   }
 }
@@ -371,7 +398,7 @@ void Http1UpstreamStream::consume_response_body(size_t bytes) {
 
 void Http1UpstreamStream::await_response_body() {
   if (eof_) {
-    events_.on_response_body();
+    events_->on_response_body();
     return;
   }
   awaiting_ = true;
@@ -386,7 +413,7 @@ void Http1UpstreamStream::release(bool reusable) {
   }
   const bool ok = reusable && !writing_ && !broken_ && request_done_ && done_ && !head_pending_ &&
                   resp_.keep_alive() && body_ != http::BodyKind::kUntilClose;
-  cluster_.release(std::move(conn_), ok);
+  cluster_->release(std::move(conn_), ok);
   conn_ = nullptr;
 }
 

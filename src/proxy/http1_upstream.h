@@ -32,6 +32,16 @@ class Http1UpstreamStream final : public UpstreamStream,
                       upstream::Endpoint* endpoint = nullptr);
   ~Http1UpstreamStream() override;
 
+  // Makes a released stream (release() was called) new for another
+  // attempt, as the constructor would, keeping the capacity of its arrays
+  // and strings: a stream recycled this way allocates nothing per request
+  // (issue 17; a new one took about four allocations per request).
+  void recycle(upstream::ClusterRuntime& cluster, UpstreamEvents& events, bool fresh,
+               upstream::Endpoint* endpoint);
+  // Leaves the connection (release(false) unless released already) and
+  // the cluster's queue of waiters, as the destructor does.
+  void detach();
+
   void start() override;
   void send_request(const OutgoingRequest& req, Spans& body, bool raw_chunked, bool end) override;
   void send_body(Spans& body, bool raw_chunked, bool end) override;
@@ -61,10 +71,10 @@ class Http1UpstreamStream final : public UpstreamStream,
   void add_body(Spans& body, bool raw_chunked, bool end);
   void process_response();
 
-  upstream::ClusterRuntime& cluster_;
-  UpstreamEvents& events_;
-  const bool fresh_;
-  upstream::Endpoint* const endpoint_;
+  upstream::ClusterRuntime* cluster_;
+  UpstreamEvents* events_;
+  bool fresh_;
+  upstream::Endpoint* endpoint_;
   core::Ref<upstream::UpstreamConnection> conn_;
   bool reused_ = false;
   bool pending_counted_ = false;  // in the endpoint's pending_requests gauge

@@ -47,13 +47,43 @@ std::string DownstreamInfo::peer_address() const {
                    : fmt::format("{}:{}", a.to_string(), peer.port());
 }
 
+namespace {
+// Appends `v` in decimal.
+void append_decimal(std::string& out, unsigned v) {
+  char digits[10];
+  size_t n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out += digits[--n];
+}
+}  // namespace
+
+void DownstreamInfo::format_peer(std::string& ip, std::string& address) const {
+  const auto a = peer.address();
+  if (!a.is_v4()) {
+    ip = a.to_string();
+    address.assign("[").append(ip).append("]:");
+    append_decimal(address, peer.port());
+    return;
+  }
+  const auto bytes = a.to_v4().to_bytes();
+  ip.clear();
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i > 0) ip += '.';
+    append_decimal(ip, bytes[i]);
+  }
+  address.assign(ip).append(":");
+  append_decimal(address, peer.port());
+}
+
 void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
                    std::shared_ptr<const Snapshot> snapshot, const ListenerRuntime& listener,
                    http::RequestHead& request, Clock::time_point started) {
   codec_ = &codec;
   info_ = &info;
-  peer_ip_ = info.peer_ip();
-  peer_address_ = info.peer_address();
+  info.format_peer(peer_ip_, peer_address_);
   snapshot_ = std::move(snapshot);
   listener_ = &listener;
   req_ = &request;
@@ -124,8 +154,7 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
                             http::Method method, size_t reason, int status, std::string_view body,
                             uint32_t flags) {
   codec_ = &codec;
-  peer_ip_ = info.peer_ip();
-  peer_address_ = info.peer_address();
+  info.format_peer(peer_ip_, peer_address_);
   info_ = &info;
   snapshot_ = std::move(snapshot);
   listener_ = &listener;
@@ -266,7 +295,13 @@ std::unique_ptr<UpstreamStream> Stream::new_upstream(UpstreamEvents& events, boo
   const bool h2 = p == P::kH2 || p == P::kH2c ||
                   (p == P::kAuto && cluster_->tls() != nullptr && upgrade_.empty() &&
                    endpoint.alpn != upstream::Endpoint::Alpn::kHttp1);
-  if (!h2) return std::make_unique<Http1UpstreamStream>(*cluster_, events, fresh, &endpoint);
+  if (!h2) {
+    if (spare_h1_) {
+      static_cast<Http1UpstreamStream&>(*spare_h1_).recycle(*cluster_, events, fresh, &endpoint);
+      return std::move(spare_h1_);
+    }
+    return std::make_unique<Http1UpstreamStream>(*cluster_, events, fresh, &endpoint);
+  }
   return std::make_unique<Http2UpstreamStream>(*info_->worker, *cluster_, events, fresh, &endpoint);
 }
 
@@ -612,7 +647,12 @@ void Stream::release_upstream(bool reusable) {
   retry_token_.attempt_ended();
   if (req_pending_ > 0 && !active_) req_pending_ = 0;
   upstream_->release(reusable && !us_writing_);
-  upstream_.reset();
+  if (auto* h1 = dynamic_cast<Http1UpstreamStream*>(upstream_.get())) {
+    h1->detach();  // out of the cluster's queue too, as its destructor would
+    spare_h1_ = std::move(upstream_);
+  } else {
+    upstream_.reset();
+  }
   us_writing_ = false;  // a write still in flight is abandoned with the connection
   cluster_.reset();
 }

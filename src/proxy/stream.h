@@ -66,6 +66,10 @@ struct DownstreamInfo {
 
   std::string peer_ip() const;       // "10.0.0.1", "::1"
   std::string peer_address() const;  // "10.0.0.1:5432", "[::1]:5432"
+  // Both into existing strings: no allocation once they have the capacity
+  // and, for IPv4, no printf (glibc's inet_ntop formats with sprintf): the
+  // stream does this for every request.
+  void format_peer(std::string& ip, std::string& address) const;
   std::string_view xfcc() const { return client_cert ? client_cert->xfcc : std::string_view(); }
   std::string_view peer_uri_sans() const {
     return client_cert ? client_cert->peer_uri_sans : std::string_view();
@@ -342,6 +346,9 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   upstream::Attempt hedge_attempt_;              // ... and the hedge's
   upstream::RetryToken retry_token_;             // a retry counted in the breaker
   std::unique_ptr<UpstreamStream> upstream_;
+  // The last attempt's Http1UpstreamStream, released, for the next attempt
+  // or request (recycled: its arrays keep their capacity).
+  std::unique_ptr<UpstreamStream> spare_h1_;
   bool connecting_ = false;
   bool alpn_switched_ = false;  // this attempt changed codec once (protocol: auto)
   http::ResponseHead* resp_ = nullptr;

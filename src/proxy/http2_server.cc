@@ -90,6 +90,7 @@ namespace {
 constexpr auto kNever = Clock::time_point::max();
 constexpr size_t kReadSize = 16 * 1024;
 constexpr size_t kMaxOutput = 64 * 1024;  // bytes gathered from nghttp2 per write
+constexpr size_t kOutputBlock = core::BufferPool::kBlockSize;
 // A request header block of more frames than this is a CONTINUATION flood.
 constexpr uint32_t kMaxHeaderFrames = 64;
 // PING or SETTINGS frames per second of one connection that are a flood
@@ -872,14 +873,19 @@ void Http2ServerConnection::flush() {
         break;
       }
       if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+      const size_t len = static_cast<size_t>(n);
+      // A pooled block first; a larger batch grows it (allocated directly).
+      if (out_.write_space() < len)
+        out_.reserve(std::max({out_.size() + len, 2 * out_.capacity(), kOutputBlock}));
+      std::memcpy(out_.write_ptr(), data, len);
+      out_.commit(len);
     }
     if (out_.empty() || broken_) break;
     out_spans_.clear();
-    http::add_span(out_spans_, out_);
+    http::add_span(out_spans_, out_.readable());
     boost::system::error_code ec;
     if (transport_.write_now(out_spans_, ec)) {
-      out_.clear();
+      written_out();
       continue;
     }
     if (ec) {
@@ -904,6 +910,13 @@ void Http2ServerConnection::flush() {
   if (!writing_) maybe_close();
 }
 
+void Http2ServerConnection::written_out() {
+  // The block goes back to the worker's pool between turns (a pop and a
+  // push there): an idle connection holds no write buffer.
+  out_.clear();
+  out_.release();
+}
+
 void Http2ServerConnection::on_written(const boost::system::error_code& ec) {
   writing_ = false;
   if (closed_) return;
@@ -911,7 +924,7 @@ void Http2ServerConnection::on_written(const boost::system::error_code& ec) {
     close();
     return;
   }
-  out_.clear();
+  written_out();
   last_activity_ = Clock::now();
   flush();
   arm_timer();

@@ -139,6 +139,7 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   // completes on its own) go out in one write instead of one each.
   void schedule();
   void on_written(const boost::system::error_code& ec);
+  void written_out();  // out_ was written whole
   void protect(Http2Protection why, uint32_t goaway_code);
   void maybe_close();
 
@@ -166,7 +167,7 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   std::vector<int32_t> events_;
 
   core::Buffer in_;  // read buffer, from the worker's pool while a read is processed
-  std::string out_;  // frames being written
+  core::Buffer out_;  // frames being written; a pooled block, none when idle
   Spans out_spans_;
   bool reading_ = false;
   bool writing_ = false;

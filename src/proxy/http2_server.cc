@@ -843,9 +843,9 @@ void Http2ServerConnection::finished(Stream& s) {
   end_stream(*h);
   // The response is complete and the request is not: the rest is not
   // wanted [RFC 9113 8.1].
-  if (!h->remote_end && !h->closed) {
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_NO_ERROR);
-  }
+  // Submitted by flush once the response's frames are out: nghttp2 sends
+  // RST_STREAM ahead of queued HEADERS, which the reset would then drop.
+  if (!h->remote_end && !h->closed) pending_resets_.push_back(h->id);
   schedule();
 }
 
@@ -872,7 +872,16 @@ void Http2ServerConnection::flush() {
         broken_ = true;
         break;
       }
-      if (n == 0) break;
+      if (n == 0) {
+        if (pending_resets_.empty()) break;
+        for (const int32_t id : pending_resets_) {
+          const H2Stream* h = find(id);
+          if (h != nullptr && !h->closed)
+            nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+        }
+        pending_resets_.clear();
+        continue;
+      }
       const size_t len = static_cast<size_t>(n);
       // A pooled block first; a larger batch grows it (allocated directly).
       if (out_.write_space() < len)

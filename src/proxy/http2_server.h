@@ -165,8 +165,11 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   std::vector<std::pair<const Stream*, H2Stream*>> by_stream_;
   // Stream events seen inside nghttp2's callbacks, run after it returns.
   std::vector<int32_t> events_;
+  // Streams whose response is complete and whose request is not: reset
+  // (NO_ERROR) once their frames are written [RFC 9113 8.1].
+  std::vector<int32_t> pending_resets_;
 
-  core::Buffer in_;  // read buffer, from the worker's pool while a read is processed
+  core::Buffer in_;   // read buffer, from the worker's pool while a read is processed
   core::Buffer out_;  // frames being written; a pooled block, none when idle
   Spans out_spans_;
   bool reading_ = false;

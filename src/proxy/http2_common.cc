@@ -52,6 +52,57 @@ std::vector<nghttp2_nv> to_nv(std::string_view pseudo_name, std::string_view pse
   return out;
 }
 
+void NvList::reset(size_t name_bytes, size_t count) {
+  names_.clear();
+  names_.reserve(name_bytes);
+  nva_.clear();
+  nva_.reserve(count);
+  name_at_.clear();
+  name_at_.reserve(count);
+}
+
+void NvList::add_lower(std::string_view name, std::string_view value) {
+  nva_.push_back(nv(name, value));
+  name_at_.push_back(kExternal);
+}
+
+bool NvList::add(std::string_view name, std::string_view value) {
+  const size_t at = names_.size();
+  for (char c : name) names_.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c);
+  if (hop_by_hop(std::string_view(names_).substr(at))) {
+    names_.resize(at);
+    return false;
+  }
+  // The name's pointer is set by data(): names_ may still grow.
+  nva_.push_back(nv(std::string_view(), value));
+  nva_.back().namelen = name.size();
+  name_at_.push_back(at);
+  return true;
+}
+
+const nghttp2_nv* NvList::data() {
+  for (size_t i = 0; i < nva_.size(); ++i) {
+    if (name_at_[i] != kExternal)
+      nva_[i].name = reinterpret_cast<uint8_t*>(names_.data() + name_at_[i]);
+  }
+  return nva_.data();
+}
+
+void NvList::add_lines(std::string_view lines) {
+  while (!lines.empty()) {
+    const size_t eol = lines.find("\r\n");
+    const std::string_view line = lines.substr(0, eol);
+    lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    add(line.substr(0, colon), value);
+  }
+}
+
 size_t SpanSource::copy(uint8_t* buf, size_t length) {
   size_t n = 0;
   while (n < length && index < spans.size()) {

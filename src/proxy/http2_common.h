@@ -27,6 +27,33 @@ void add_lines(std::string_view lines, Fields& out);
 std::vector<nghttp2_nv> to_nv(std::string_view pseudo_name, std::string_view pseudo_value,
                               const Fields& fields);
 
+// The header list of one HEADERS frame built without a string per field:
+// names are lower-cased into one buffer the list owns (reused from list to
+// list), values point at the caller's memory. nghttp2 copies the list when
+// it is submitted, so that memory need only outlive the submit call.
+// Hop-by-hop fields are left out [RFC 9113 8.2.2].
+class NvList {
+ public:
+  // Starts a new list; `name_bytes` and `count` are capacity hints.
+  void reset(size_t name_bytes, size_t count);
+  // A pseudo-header or an already lower-case name.
+  void add_lower(std::string_view name, std::string_view value);
+  // Any field: its name is lower-cased; false when it was left out.
+  bool add(std::string_view name, std::string_view value);
+  // "name: value\r\n" lines (what a proxy adds); their bytes count in
+  // `name_bytes`.
+  void add_lines(std::string_view lines);
+  // The entries, valid until the next change to the list.
+  const nghttp2_nv* data();
+  size_t size() const { return nva_.size(); }
+
+ private:
+  static constexpr size_t kExternal = ~size_t{0};
+  std::string names_;
+  std::vector<nghttp2_nv> nva_;
+  std::vector<size_t> name_at_;  // offset in names_, or kExternal
+};
+
 // A body being sent as DATA frames: spans handed over by a stream, copied
 // into frames as flow control allows.
 struct SpanSource {

@@ -1,6 +1,7 @@
 #include "proxy/http2_server.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -29,7 +30,10 @@ struct Http2ServerConnection::H2Stream {
   // The request as received.
   std::string method, scheme, authority, path;
   std::string protocol;  // ":protocol" of an extended CONNECT [RFC 8441 4]
+  // The request's fields are fields[0, field_count); entries past it are
+  // kept from earlier requests of a reused object for their capacity.
   Fields fields;
+  size_t field_count = 0;
   std::string cookie;  // cookie fields joined with "; " [RFC 9113 8.2.3]
   size_t header_bytes = 0;
   bool too_large = false;
@@ -55,6 +59,30 @@ struct Http2ServerConnection::H2Stream {
   std::string local_body;
   Fields trailers;          // of the response
   Fields request_trailers;  // received after the request body
+
+  // Back to the state of a new stream, keeping small buffers' capacity.
+  void recycle() {
+    id = 0;
+    method.clear(), scheme.clear(), authority.clear(), path.clear(), protocol.clear();
+    field_count = 0;
+    cookie.clear();
+    header_bytes = 0;
+    too_large = in_trailers = started = finished = remote_end = closed = tunnel = is_head = false;
+    ev_start = ev_body = ev_written = ev_close = awaiting_body = false;
+    close_code = 0;
+    head.clear();
+    req.clear();
+    stream.reset();
+    // A request body buffer is reserved to the stream window: not kept.
+    if (body.capacity() > kKeepCapacity) std::string().swap(body);
+    body.clear();
+    out = h2::SpanSource{};
+    if (local_body.capacity() > kKeepCapacity) std::string().swap(local_body);
+    local_body.clear();
+    trailers.clear();
+    request_trailers.clear();
+  }
+  static constexpr size_t kKeepCapacity = 4096;
 };
 
 namespace {
@@ -62,6 +90,7 @@ namespace {
 constexpr auto kNever = Clock::time_point::max();
 constexpr size_t kReadSize = 16 * 1024;
 constexpr size_t kMaxOutput = 64 * 1024;  // bytes gathered from nghttp2 per write
+constexpr size_t kOutputBlock = core::BufferPool::kBlockSize;
 // A request header block of more frames than this is a CONTINUATION flood.
 constexpr uint32_t kMaxHeaderFrames = 64;
 // PING or SETTINGS frames per second of one connection that are a flood
@@ -71,6 +100,21 @@ constexpr uint64_t kMaxControlFramesPerSecond = 1000;
 // were mostly reset by the client before their response ended is closed
 // (Envoy's premature reset check).
 constexpr uint64_t kMinStreamsForResetCheck = 100;
+
+// Stream objects of this worker's connections not in use: a stream's
+// strings and vectors keep their capacity, so a request usually allocates
+// nothing here. Each worker thread has its own list.
+constexpr size_t kMaxFreeStreams = 128;
+thread_local std::vector<std::unique_ptr<Http2ServerConnection::H2Stream>> free_streams;
+
+// The header list of the response being submitted (nghttp2 copies it).
+thread_local h2::NvList response_nv;
+
+// ":status" as three digits in `buf`.
+std::string_view status_code(int status, char (&buf)[8]) {
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, status);
+  return std::string_view(buf, static_cast<size_t>(end - buf));
+}
 
 Http2ServerConnection* self_of(void* user) { return static_cast<Http2ServerConnection*>(user); }
 
@@ -168,14 +212,45 @@ void Http2ServerConnection::start(std::string_view received) {
   read();
 }
 
+namespace {
+auto lower_bound_id(std::vector<std::unique_ptr<Http2ServerConnection::H2Stream>>& v, int32_t id) {
+  return std::lower_bound(v.begin(), v.end(), id,
+                          [](const auto& h, int32_t want) { return h->id < want; });
+}
+}  // namespace
+
 Http2ServerConnection::H2Stream* Http2ServerConnection::find(int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  // Most lookups are for the newest stream (its headers, its data).
+  if (!streams_.empty() && streams_.back()->id == id) return streams_.back().get();
+  auto it = lower_bound_id(streams_, id);
+  return it == streams_.end() || (*it)->id != id ? nullptr : it->get();
 }
 
 Http2ServerConnection::H2Stream* Http2ServerConnection::of(const Stream& s) {
-  auto it = by_stream_.find(&s);
-  return it == by_stream_.end() ? nullptr : it->second;
+  for (const auto& [stream, h] : by_stream_)
+    if (stream == &s) return h;
+  return nullptr;
+}
+
+void Http2ServerConnection::erase_stream(int32_t id) {
+  auto it = lower_bound_id(streams_, id);
+  if (it == streams_.end() || (*it)->id != id) return;
+  std::unique_ptr<H2Stream> h = std::move(*it);
+  streams_.erase(it);
+  if (free_streams.size() < kMaxFreeStreams) {
+    h->recycle();
+    free_streams.push_back(std::move(h));
+  }
+}
+
+void Http2ServerConnection::unlink_stream(const Stream* s) {
+  for (size_t i = 0; i < by_stream_.size(); ++i) {
+    if (by_stream_[i].first == s) {
+      by_stream_[i] = by_stream_.back();
+      by_stream_.pop_back();
+      return;
+    }
+  }
 }
 
 // ---- reading ----
@@ -310,10 +385,17 @@ int Http2ServerConnection::on_begin_headers(int32_t id) {
     h->in_trailers = true;  // request trailers
     return 0;
   }
-  auto h = std::make_unique<H2Stream>();
+  std::unique_ptr<H2Stream> h;
+  if (free_streams.empty()) {
+    h = std::make_unique<H2Stream>();
+  } else {
+    h = std::move(free_streams.back());
+    free_streams.pop_back();
+  }
   h->id = id;
   h->first_byte = Clock::now();
-  streams_.emplace(id, std::move(h));
+  // nghttp2 accepts only ever higher ids for new streams: still sorted.
+  streams_.push_back(std::move(h));
   return 0;
 }
 
@@ -348,7 +430,14 @@ int Http2ServerConnection::on_header(int32_t id, std::string_view name, std::str
     h->cookie.append(value);
     return 0;
   }
-  h->fields.emplace_back(std::string(name), std::string(value));
+  if (h->field_count < h->fields.size()) {
+    auto& [n, v] = h->fields[h->field_count];
+    n.assign(name);
+    v.assign(value);
+  } else {
+    h->fields.emplace_back(std::string(name), std::string(value));
+  }
+  ++h->field_count;
   return 0;
 }
 
@@ -466,7 +555,7 @@ void Http2ServerConnection::dispatch() {
       if (!h->body.empty()) {
         nghttp2_session_consume_connection(session_, h->body.size());
       }
-      streams_.erase(id);
+      erase_stream(id);
     }
   }
   events_.clear();
@@ -482,6 +571,12 @@ void Http2ServerConnection::schedule() {
     if (self->closed_) return;
     self->dispatch();
     self->flush();
+    // Writing usually raised "written" events (the bodies were taken):
+    // run them now, so a stream that finishes frees its slot this turn.
+    if (!self->events_.empty() && !self->closed_) {
+      self->dispatch();
+      self->flush();
+    }
     self->arm_timer();
   });
 }
@@ -494,7 +589,7 @@ void Http2ServerConnection::start_stream(H2Stream& h) {
   std::unique_ptr<Stream> s = worker_.acquire_stream();
   Stream* raw = s.get();
   h.stream = std::move(s);
-  by_stream_[raw] = &h;
+  by_stream_.emplace_back(raw, &h);
   if (h.too_large) {
     info_.listener_stats
         ->http2_protections[static_cast<size_t>(Http2Protection::kHeaderListTooLarge)]
@@ -527,7 +622,8 @@ void Http2ServerConnection::start_stream(H2Stream& h) {
   // that hop, as Envoy does.)
   const bool chunked_for_trailers = h.remote_end && !h.request_trailers.empty();
   if (!h.authority.empty()) head.append("host: ").append(h.authority).append("\r\n");
-  for (const auto& [name, value] : h.fields) {
+  for (size_t i = 0; i < h.field_count; ++i) {
+    const auto& [name, value] = h.fields[i];
     if (name == "host" && !h.authority.empty()) continue;
     if (name == "content-length") {
       if (chunked_for_trailers) continue;
@@ -568,7 +664,7 @@ void Http2ServerConnection::start_stream(H2Stream& h) {
 
 void Http2ServerConnection::end_stream(H2Stream& h) {
   if (!h.stream) return;
-  by_stream_.erase(h.stream.get());
+  unlink_stream(h.stream.get());
   h.finished = true;
   h.awaiting_body = false;
   h.out.write_outstanding = false;
@@ -597,7 +693,7 @@ void Http2ServerConnection::consume_request_body(Stream& s, size_t bytes) {
   bytes = std::min(bytes, h->body.size());
   h->body.erase(0, bytes);
   nghttp2_session_consume(session_, h->id, bytes);
-  flush();
+  schedule();
 }
 
 void Http2ServerConnection::await_request_body(Stream& s) {
@@ -614,10 +710,7 @@ void Http2ServerConnection::await_request_body(Stream& s) {
 
 // ---- DownstreamCodec: the response ----
 
-void Http2ServerConnection::submit_response(H2Stream& h, int status, const Fields& fields,
-                                            bool has_body) {
-  const std::string code = std::to_string(status);
-  const std::vector<nghttp2_nv> nva = h2::to_nv(":status", code, fields);
+void Http2ServerConnection::submit_response(H2Stream& h, h2::NvList& nva, bool has_body) {
   nghttp2_data_provider provider{};
   provider.source.ptr = &h;
   provider.read_callback = cb_read;
@@ -638,15 +731,13 @@ void Http2ServerConnection::send_interim(Stream& s, const http::ResponseHead& he
                          nullptr);
   h->ev_written = true;
   events_.push_back(h->id);
-  flush();
-  schedule();
+  schedule();  // flushed once at the end of this event loop turn
 }
 
 void Http2ServerConnection::send_response(Stream& s, const OutgoingResponse& o, Spans& body, bool,
                                           bool end) {
   H2Stream* h = of(s);
   if (h == nullptr) return;
-  Fields fields;
   const http::ResponseHead* r = o.response;
   int status = o.status;
   if (status == 0 && r != nullptr) status = r->status;
@@ -655,15 +746,22 @@ void Http2ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   // (to the proxy's key) is not the client's.
   const bool switched = status == 101 && h->tunnel;
   if (switched) status = 200;
-  if (r != nullptr) {
-    for (size_t i = 0; i < r->headers.size(); ++i) {
-      if (o.skip != nullptr && (*o.skip)[i] != 0) continue;
-      std::string name = lower(r->headers[i].name);
-      if (switched && name == "sec-websocket-accept") continue;
-      if (!hop_by_hop(name)) fields.emplace_back(std::move(name), std::string(r->headers[i].value));
-    }
+  // The fields point into the upstream's head and o.extra, which outlive
+  // the submit (nghttp2 copies them).
+  const size_t count = r != nullptr ? r->headers.size() : 0;
+  size_t name_bytes = o.extra.size();
+  for (size_t i = 0; i < count; ++i) name_bytes += r->headers[i].name.size();
+  char code[8];
+  h2::NvList& nva = response_nv;
+  nva.reset(name_bytes, count + 8);
+  nva.add_lower(":status", status_code(status, code));
+  for (size_t i = 0; i < count; ++i) {
+    if (o.skip != nullptr && (*o.skip)[i] != 0) continue;
+    const http::HeaderField& f = r->headers[i];
+    if (switched && http::iequals(f.name, "sec-websocket-accept")) continue;
+    nva.add(f.name, f.value);
   }
-  add_lines(o.extra, fields);
+  nva.add_lines(o.extra);
   size_t body_bytes = 0;
   for (const auto& b : body) body_bytes += b.size();
   const bool has_body = !h->is_head && (!(end && body_bytes == 0) || !h->trailers.empty());
@@ -675,9 +773,8 @@ void Http2ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
     h->ev_written = true;
     events_.push_back(h->id);
   }
-  submit_response(*h, status, fields, has_body);
-  flush();
-  schedule();
+  submit_response(*h, nva, has_body);
+  schedule();  // flushed once at the end of this event loop turn
 }
 
 void Http2ServerConnection::send_body(Stream& s, Spans& body, bool, bool end) {
@@ -695,8 +792,7 @@ void Http2ServerConnection::send_body(Stream& s, Spans& body, bool, bool end) {
     h->out.deferred = false;
     nghttp2_session_resume_data(session_, h->id);
   }
-  flush();
-  schedule();
+  schedule();  // flushed once at the end of this event loop turn
 }
 
 void Http2ServerConnection::send_local_reply(Stream& s, int status, std::string_view content_type,
@@ -704,10 +800,14 @@ void Http2ServerConnection::send_local_reply(Stream& s, int status, std::string_
                                              bool) {
   H2Stream* h = of(s);
   if (h == nullptr) return;
-  Fields fields;
-  fields.emplace_back("content-type", std::string(content_type));
-  fields.emplace_back("content-length", std::to_string(body.size()));
-  add_lines(extra_headers, fields);
+  char code[8], length[24];
+  const auto [end, ec] = std::to_chars(length, length + sizeof length, body.size());
+  h2::NvList& nva = response_nv;
+  nva.reset(extra_headers.size(), 8);
+  nva.add_lower(":status", status_code(status, code));
+  nva.add_lower("content-type", content_type);
+  nva.add_lower("content-length", std::string_view(length, static_cast<size_t>(end - length)));
+  nva.add_lines(extra_headers);
   const bool has_body = !h->is_head && !body.empty();
   h->local_body.assign(has_body ? body : std::string_view());
   Spans spans;
@@ -721,9 +821,8 @@ void Http2ServerConnection::send_local_reply(Stream& s, int status, std::string_
     h->ev_written = true;
     events_.push_back(h->id);
   }
-  submit_response(*h, status, fields, has_body);
-  flush();
-  schedule();
+  submit_response(*h, nva, has_body);
+  schedule();  // flushed once at the end of this event loop turn
 }
 
 void Http2ServerConnection::start_tunnel(Stream& s) {
@@ -744,10 +843,10 @@ void Http2ServerConnection::finished(Stream& s) {
   end_stream(*h);
   // The response is complete and the request is not: the rest is not
   // wanted [RFC 9113 8.1].
-  if (!h->remote_end && !h->closed) {
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_NO_ERROR);
-  }
-  flush();
+  // Submitted by flush once the response's frames are out: nghttp2 sends
+  // RST_STREAM ahead of queued HEADERS, which the reset would then drop.
+  if (!h->remote_end && !h->closed) pending_resets_.push_back(h->id);
+  schedule();
 }
 
 void Http2ServerConnection::reset(Stream& s) {
@@ -757,7 +856,7 @@ void Http2ServerConnection::reset(Stream& s) {
   if (!h->closed) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, h->id, NGHTTP2_INTERNAL_ERROR);
   }
-  flush();
+  schedule();
 }
 
 // ---- writing ----
@@ -773,15 +872,29 @@ void Http2ServerConnection::flush() {
         broken_ = true;
         break;
       }
-      if (n == 0) break;
-      out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+      if (n == 0) {
+        if (pending_resets_.empty()) break;
+        for (const int32_t id : pending_resets_) {
+          const H2Stream* h = find(id);
+          if (h != nullptr && !h->closed)
+            nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+        }
+        pending_resets_.clear();
+        continue;
+      }
+      const size_t len = static_cast<size_t>(n);
+      // A pooled block first; a larger batch grows it (allocated directly).
+      if (out_.write_space() < len)
+        out_.reserve(std::max({out_.size() + len, 2 * out_.capacity(), kOutputBlock}));
+      std::memcpy(out_.write_ptr(), data, len);
+      out_.commit(len);
     }
     if (out_.empty() || broken_) break;
     out_spans_.clear();
-    http::add_span(out_spans_, out_);
+    http::add_span(out_spans_, out_.readable());
     boost::system::error_code ec;
     if (transport_.write_now(out_spans_, ec)) {
-      out_.clear();
+      written_out();
       continue;
     }
     if (ec) {
@@ -806,6 +919,13 @@ void Http2ServerConnection::flush() {
   if (!writing_) maybe_close();
 }
 
+void Http2ServerConnection::written_out() {
+  // The block goes back to the worker's pool between turns (a pop and a
+  // push there): an idle connection holds no write buffer.
+  out_.clear();
+  out_.release();
+}
+
 void Http2ServerConnection::on_written(const boost::system::error_code& ec) {
   writing_ = false;
   if (closed_) return;
@@ -813,7 +933,7 @@ void Http2ServerConnection::on_written(const boost::system::error_code& ec) {
     close();
     return;
   }
-  out_.clear();
+  written_out();
   last_activity_ = Clock::now();
   flush();
   arm_timer();
@@ -850,13 +970,13 @@ void Http2ServerConnection::close() {
   }
   closed_ = true;
   const core::Ref<Http2ServerConnection> keep(this);  // cancel_timer() may drop the last other one
-  for (auto& [id, h] : streams_) {
+  for (auto& h : streams_) {
     if (h->stream) {
       h->stream->on_downstream_reset(boost::asio::error::operation_aborted);
       end_stream(*h);
     }
   }
-  streams_.clear();
+  while (!streams_.empty()) erase_stream(streams_.back()->id);
   by_stream_.clear();
   info_.listener_stats->connections_active.sub();
   cancel_timer();
@@ -907,7 +1027,7 @@ void Http2ServerConnection::on_expired() {
   for (const auto& [s, h] : by_stream_)
     if (s->deadline() <= now) due.push_back(const_cast<Stream*>(s));
   for (Stream* s : due)
-    if (by_stream_.count(s) != 0) s->on_timeout(now);
+    if (of(*s) != nullptr) s->on_timeout(now);
   flush();
   arm_timer();
 }

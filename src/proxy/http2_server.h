@@ -32,7 +32,6 @@
 #include <chrono>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "core/buffer.h"
@@ -40,6 +39,7 @@
 #include "core/timer_queue.h"
 #include "net/transport.h"
 #include "proxy/codec.h"
+#include "proxy/http2_common.h"
 #include "proxy/snapshot.h"
 #include "proxy/stream.h"
 
@@ -121,6 +121,8 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
  private:
   H2Stream* find(int32_t id);
   H2Stream* of(const Stream& s);
+  void erase_stream(int32_t id);  // back to the free list
+  void unlink_stream(const Stream* s);
   void read();
   void on_read(const boost::system::error_code& ec, size_t bytes);
   void on_readable(const boost::system::error_code& ec);
@@ -130,13 +132,14 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   void dispatch();
   void start_stream(H2Stream& h);
   void end_stream(H2Stream& h);  // the Stream goes back to the worker
-  void submit_response(H2Stream& h, int status,
-                       const std::vector<std::pair<std::string, std::string>>& fields,
-                       bool has_body);
+  void submit_response(H2Stream& h, h2::NvList& nva, bool has_body);
   void flush();
-  // Runs dispatch from the event loop (events raised outside it).
+  // Runs dispatch and flush from the event loop, once for all the calls
+  // of this turn: the responses of many streams (each upstream read
+  // completes on its own) go out in one write instead of one each.
   void schedule();
   void on_written(const boost::system::error_code& ec);
+  void written_out();  // out_ was written whole
   void protect(Http2Protection why, uint32_t goaway_code);
   void maybe_close();
 
@@ -153,13 +156,21 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   net::Transport transport_;
   DownstreamInfo info_;
   nghttp2_session* session_ = nullptr;
-  std::unordered_map<int32_t, std::unique_ptr<H2Stream>> streams_;
-  std::unordered_map<const Stream*, H2Stream*> by_stream_;
+  // Open streams in ascending id order (a client's new streams have ever
+  // higher ids [RFC 9113 5.1.1]): found by binary search, no node per
+  // stream. Their objects come from a per-worker free list.
+  std::vector<std::unique_ptr<H2Stream>> streams_;
+  // The streams whose exchange is on, by their Stream: at most
+  // max_concurrent_streams, scanned linearly (contiguous, no allocation).
+  std::vector<std::pair<const Stream*, H2Stream*>> by_stream_;
   // Stream events seen inside nghttp2's callbacks, run after it returns.
   std::vector<int32_t> events_;
+  // Streams whose response is complete and whose request is not: reset
+  // (NO_ERROR) once their frames are written [RFC 9113 8.1].
+  std::vector<int32_t> pending_resets_;
 
-  core::Buffer in_;  // read buffer, from the worker's pool while a read is processed
-  std::string out_;  // frames being written
+  core::Buffer in_;   // read buffer, from the worker's pool while a read is processed
+  core::Buffer out_;  // frames being written; a pooled block, none when idle
   Spans out_spans_;
   bool reading_ = false;
   bool writing_ = false;

@@ -299,7 +299,7 @@ void Http2ClientConnection::submit(Http2UpstreamStream& s, const OutgoingRequest
     s.ev_written_ = true;
     raise_event(s);
   }
-  flush();
+  schedule();  // one write for the requests submitted this event loop turn
 }
 
 void Http2ClientConnection::resume(Http2UpstreamStream& s) {
@@ -308,13 +308,13 @@ void Http2ClientConnection::resume(Http2UpstreamStream& s) {
     s.out_.deferred = false;
     nghttp2_session_resume_data(session_, s.id_);
   }
-  flush();
+  schedule();
 }
 
 void Http2ClientConnection::consume(Http2UpstreamStream& s, size_t bytes) {
   if (session_ == nullptr || closed_ || s.id_ <= 0) return;
   nghttp2_session_consume(session_, s.id_, bytes);
-  flush();
+  schedule();
 }
 
 void Http2ClientConnection::on_upstream_connected(const boost::system::error_code& ec) {

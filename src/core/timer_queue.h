@@ -98,4 +98,28 @@ class TimerQueue {
   Clock::time_point waiting_for_{};
 };
 
+// "No deadline".
+inline constexpr TimerEntry::Clock::time_point kNever = TimerEntry::Clock::time_point::max();
+
+// The connections' pattern: one entry per ref-counted owner (core::RefCounted,
+// found by intrusive_ptr_add_ref/release), armed for the owner's earliest
+// deadline. While armed, the entry holds a reference to `owner`; the
+// owner's on_expired() adopts it (core::Ref<Owner>(this, false)).
+//
+// Arms `e` for `at` unless it is armed for no later already; kNever: nothing.
+template <class Owner>
+void arm_no_later(TimerQueue& q, TimerEntry& e, Owner& owner, TimerEntry::Clock::time_point at) {
+  if (at == kNever || (e.armed() && e.expiry() <= at)) return;
+  if (!e.armed()) intrusive_ptr_add_ref(&owner);
+  q.schedule(e, at);
+}
+
+// Disarms `e` and drops the reference it held to `owner`.
+template <class Owner>
+void disarm(TimerQueue& q, TimerEntry& e, Owner& owner) {
+  if (!e.armed()) return;
+  q.cancel(e);
+  intrusive_ptr_release(&owner);
+}
+
 }  // namespace sidecar::core

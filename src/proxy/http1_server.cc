@@ -20,7 +20,7 @@ using boost::asio::ip::tcp;
 using http::add_span;
 using Clock = Http1ServerConnection::Clock;
 
-constexpr auto kNever = Clock::time_point::max();
+using core::kNever;
 // How long a closing connection keeps reading (and discarding) so that the
 // client gets the response before the kernel answers its unread bytes with
 // a reset [RFC 9112 9.6].
@@ -754,17 +754,10 @@ Clock::time_point Http1ServerConnection::deadline() const {
 }
 
 void Http1ServerConnection::arm_timer() {
-  const Clock::time_point d = deadline();
-  if (d == kNever || (armed() && expiry() <= d)) return;
-  if (!armed()) intrusive_ptr_add_ref(this);  // released by cancel_timer or on_expired
-  worker_.timers().schedule(*this, d);
+  core::arm_no_later(worker_.timers(), *this, *this, deadline());
 }
 
-void Http1ServerConnection::cancel_timer() {
-  if (!armed()) return;
-  worker_.timers().cancel(*this);
-  intrusive_ptr_release(this);
-}
+void Http1ServerConnection::cancel_timer() { core::disarm(worker_.timers(), *this, *this); }
 
 void Http1ServerConnection::on_expired() {
   const core::Ref<Http1ServerConnection> self(this, false);  // the armed entry's reference

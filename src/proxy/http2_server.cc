@@ -87,7 +87,7 @@ struct Http2ServerConnection::H2Stream {
 
 namespace {
 
-constexpr auto kNever = Clock::time_point::max();
+using core::kNever;
 constexpr size_t kReadSize = 16 * 1024;
 constexpr size_t kMaxOutput = 64 * 1024;  // bytes gathered from nghttp2 per write
 constexpr size_t kOutputBlock = core::BufferPool::kBlockSize;
@@ -998,17 +998,10 @@ Clock::time_point Http2ServerConnection::deadline() const {
 }
 
 void Http2ServerConnection::arm_timer() {
-  const Clock::time_point d = deadline();
-  if (d == kNever || (armed() && expiry() <= d)) return;
-  if (!armed()) intrusive_ptr_add_ref(this);  // released by cancel_timer or on_expired
-  worker_.timers().schedule(*this, d);
+  core::arm_no_later(worker_.timers(), *this, *this, deadline());
 }
 
-void Http2ServerConnection::cancel_timer() {
-  if (!armed()) return;
-  worker_.timers().cancel(*this);
-  intrusive_ptr_release(this);
-}
+void Http2ServerConnection::cancel_timer() { core::disarm(worker_.timers(), *this, *this); }
 
 void Http2ServerConnection::on_expired() {
   const core::Ref<Http2ServerConnection> self(this, false);  // the armed entry's reference

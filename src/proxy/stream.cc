@@ -18,7 +18,7 @@ namespace sidecar::proxy {
 namespace {
 
 using Clock = Stream::Clock;
-constexpr auto kNever = Clock::time_point::max();
+using core::kNever;
 
 size_t spans_size(const Spans& spans) { return boost::asio::buffer_size(spans); }
 

@@ -11,7 +11,7 @@ namespace sidecar::proxy {
 namespace {
 
 using Clock = Stream::Clock;
-constexpr auto kNever = Clock::time_point::max();
+using core::kNever;
 
 }  // namespace
 

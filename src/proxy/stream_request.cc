@@ -16,7 +16,7 @@ namespace sidecar::proxy {
 namespace {
 
 using Clock = Stream::Clock;
-constexpr auto kNever = Clock::time_point::max();
+using core::kNever;
 
 // The 100 Continue the proxy sends for a request's Expect.
 const http::ResponseHead& continue_head() {

@@ -22,7 +22,7 @@ using Clock = TcpProxyConnection::Clock;
 
 namespace {
 
-constexpr auto kNever = Clock::time_point::max();
+using core::kNever;
 // The most one splice pump moves before it lets the worker's other
 // connections run (it yields with a post).
 constexpr size_t kSpliceBudget = 1024 * 1024;  // bytes
@@ -531,17 +531,10 @@ Clock::time_point TcpProxyConnection::deadline() const {
 }
 
 void TcpProxyConnection::arm_timer() {
-  const Clock::time_point d = deadline();
-  if (d == kNever || (armed() && expiry() <= d)) return;
-  if (!armed()) intrusive_ptr_add_ref(this);  // released by cancel_timer or on_expired
-  worker_.timers().schedule(*this, d);
+  core::arm_no_later(worker_.timers(), *this, *this, deadline());
 }
 
-void TcpProxyConnection::cancel_timer() {
-  if (!armed()) return;
-  worker_.timers().cancel(*this);
-  intrusive_ptr_release(this);
-}
+void TcpProxyConnection::cancel_timer() { core::disarm(worker_.timers(), *this, *this); }
 
 void TcpProxyConnection::on_expired() {
   const core::Ref<TcpProxyConnection> self(this, false);  // the armed entry's reference

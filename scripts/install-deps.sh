@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsimdjson-dev
   libbrotli-dev libhiredis-dev  # the compressor; the global rate limit's Redis client
+  libisal-dev  # the compressor: gzip levels 1..3 by ISA-L igzip (src/filters/compressor)
   libc-ares-dev  # DNS discovery of clusters (src/upstream/dns_discovery.cc)
   libcrypt-dev  # basic_auth: bcrypt, SHA-crypt and yescrypt by crypt_rn (libxcrypt)
   libprotobuf-dev protobuf-compiler python3-protobuf  # tracing: OTLP (third_party/opentelemetry-proto)

@@ -175,6 +175,116 @@ TEST(Compressor, KnownLengthIsNotFlushedPerBatch) {
   f->on_stream_end();
 }
 
+// A stream inflated piece by piece: what a client has decoded after each
+// flush must be everything sent so far (a byte-aligned sync flush).
+class Inflater {
+ public:
+  Inflater() { inflateInit2(&z_, 15 + 16); }
+  ~Inflater() { inflateEnd(&z_); }
+  // Feeds `in`; the bytes decoded, or "<gzip error>". `done` is set at the
+  // end of the gzip member.
+  std::string feed(const std::string& in, bool& done) {
+    std::string out(in.size() * 50 + 65536, '\0');
+    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z_.avail_in = static_cast<uInt>(in.size());
+    z_.next_out = reinterpret_cast<Bytef*>(out.data());
+    z_.avail_out = static_cast<uInt>(out.size());
+    const int rc = inflate(&z_, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) return "<gzip error>";
+    done = rc == Z_STREAM_END;
+    out.resize(out.size() - z_.avail_out);
+    return out;
+  }
+
+ private:
+  z_stream z_{};
+};
+
+// Each level (1..3 on ISA-L, 4..9 on zlib) and window sizes (9 on zlib): every
+// flush is decodable at once, the end is a complete gzip member, and a
+// stream reused from the thread's pool starts clean.
+TEST(Compressor, GzipEncoderLevelsFlushAndReuse) {
+  std::string body;
+  for (int i = 0; i < 900; ++i)
+    body += "{\"id\":" + std::to_string(i * 7919 % 1000) + ",\"name\":\"item " + std::to_string(i) +
+            "\"},";
+  for (int level = 1; level <= 9; ++level) {
+    for (int window_bits : {9, 11, 12, 15}) {
+      for (int round = 0; round < 2; ++round) {  // the second from the pool
+        SCOPED_TRACE(::testing::Message()
+                     << "level " << level << " window_bits " << window_bits << " round " << round);
+        compressor::EncoderSettings s;
+        s.gzip_level = level;
+        s.gzip_window_bits = window_bits;
+        auto e = compressor::make_encoder(Encoding::kGzip, s);
+        ASSERT_NE(e, nullptr);
+        Inflater inflater;
+        std::string decoded;
+        bool done = false;
+        size_t at = 0;
+        for (size_t piece : {1u, 700u, 5000u, 0u, 9000u}) {
+          std::string out;
+          const std::string_view in = std::string_view(body).substr(at, piece);
+          ASSERT_TRUE(e->encode(in, compressor::Flush::kProcess, out));
+          ASSERT_TRUE(e->encode({}, compressor::Flush::kFlush, out));
+          at += in.size();
+          decoded += inflater.feed(out, done);
+          ASSERT_EQ(decoded, body.substr(0, at));  // all of it, at once
+          ASSERT_FALSE(done);
+        }
+        std::string out;
+        ASSERT_TRUE(e->encode(std::string_view(body).substr(at), compressor::Flush::kFinish, out));
+        decoded += inflater.feed(out, done);
+        EXPECT_TRUE(done);
+        EXPECT_EQ(decoded, body);
+        // One-shot, as a response with a Content-Length: as small as zlib
+        // at that level or within 3% (docs/filters.md "gzip").
+        std::string whole;
+        auto one = compressor::make_encoder(Encoding::kGzip, s);
+        ASSERT_TRUE(one->encode(body, compressor::Flush::kFinish, whole));
+        EXPECT_EQ(gunzip(whole), body);
+        z_stream z{};
+        ASSERT_EQ(deflateInit2(&z, level, Z_DEFLATED, window_bits + 16, 8, Z_DEFAULT_STRATEGY),
+                  Z_OK);
+        std::string zlib_out(deflateBound(&z, body.size()), '\0');
+        z.next_in = reinterpret_cast<Bytef*>(body.data());
+        z.avail_in = static_cast<uInt>(body.size());
+        z.next_out = reinterpret_cast<Bytef*>(zlib_out.data());
+        z.avail_out = static_cast<uInt>(zlib_out.size());
+        ASSERT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+        EXPECT_LE(whole.size(), z.total_out * 103 / 100) << "zlib: " << z.total_out;
+        deflateEnd(&z);
+      }
+    }
+  }
+}
+
+// The ISA-L level (1) with a Content-Length: still one open block per
+// batch, decoded back whole.
+TEST(Compressor, IsalLevelKnownLength) {
+  auto c = load("        config: { gzip: { level: 1 } }\n");
+  auto f = make_factory(c->listeners[0].filters[0])->create();
+  Recorder r;
+  Request q;
+  q.add(r, "accept-encoding", "gzip");
+  f->on_request_headers(r);
+  std::string body;
+  for (int i = 0; i < 2000; ++i) body += "{\"id\":" + std::to_string(i) + ",\"name\":\"item\"},";
+  auto head = response({{"content-type", "application/json"}}, 200, body.size());
+  f->on_response_headers(head, r);
+  std::string encoded;
+  const std::string a = body.substr(0, 2000), rest = body.substr(2000);
+  http::Spans batch{{a.data(), a.size()}};
+  f->on_response_data(batch, false, r);
+  for (auto& s : batch) encoded.append(static_cast<const char*>(s.data()), s.size());
+  batch = {{rest.data(), rest.size()}};
+  f->on_response_data(batch, true, r);
+  for (auto& s : batch) encoded.append(static_cast<const char*>(s.data()), s.size());
+  EXPECT_LT(encoded.size(), body.size() / 5);
+  EXPECT_EQ(gunzip(encoded), body);
+  f->on_stream_end();
+}
+
 TEST(Compressor, LeavesAloneWhatMustNotBeCompressed) {
   auto c = load("        config: { gzip: {}, min_content_length: 1KiB }\n");
   auto f = make_factory(c->listeners[0].filters[0])->create();
@@ -250,6 +360,23 @@ TEST(Compressor, ConfigErrors) {
     EXPECT_NE(all.find("compressor.gzip.level"), std::string::npos) << all;
     EXPECT_NE(all.find("unknown key 'lz4'"), std::string::npos) << all;
     EXPECT_NE(all.find("'html' is not a media type"), std::string::npos) << all;
+  }
+}
+
+// memory_level is zlib's: at an ISA-L level it would change nothing.
+TEST(Compressor, MemoryLevelOnlyAtZlibLevels) {
+  EXPECT_NO_THROW(load("        config: { gzip: { level: 6, memory_level: 9 } }\n"));
+  EXPECT_NO_THROW(load("        config: { gzip: { level: 2, window_bits: 12 } }\n"));
+  // A window below 2^11 is zlib's at every level.
+  EXPECT_NO_THROW(
+      load("        config: { gzip: { level: 1, window_bits: 9, memory_level: 2 } }\n"));
+  try {
+    load("        config: { gzip: { level: 1, memory_level: 9 } }\n");
+    FAIL();
+  } catch (const config::ConfigError& e) {
+    const std::string all = e.what();
+    EXPECT_NE(all.find("compressor.gzip.memory_level: has no effect at level 1"), std::string::npos)
+        << all;
   }
 }
 

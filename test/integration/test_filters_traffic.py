@@ -192,6 +192,37 @@ listeners:
                 _, _, raw_body = fetch(self.sc, "/json", "-H", f"Accept-Encoding: {encoding}")
                 self.assertLess(len(raw_body), len(JSON_BODY) // 3)
 
+    def test_gzip_levels_on_isal_and_zlib(self):
+        # Levels 1..3 are ISA-L's igzip, 4..9 zlib's: curl (libz) decodes
+        # both, fixed-length and streamed (a sync flush per batch), also
+        # from a stream reused by the worker (second request).
+        for level in (1, 3, 9):
+            with self.subTest(level=level):
+                sc = Sidecar(f"""
+workers: 1
+clusters: [ {{ name: app, endpoints: [ "{self.origin}" ] }} ]
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    filters:
+      - name: compressor
+        config: {{ gzip: {{ level: {level} }}, min_content_length: 1KiB }}
+    routes: [ {{ cluster: app }} ]
+""")
+                try:
+                    for _ in range(2):
+                        status, h, body = fetch(sc, "/json", "--compressed")
+                        self.assertEqual(h["content-encoding"], "gzip")
+                        self.assertEqual(body, JSON_BODY)
+                        _, _, raw = fetch(sc, "/json", "-H", "Accept-Encoding: gzip")
+                        self.assertLess(len(raw), len(JSON_BODY) // 3)
+                        status, h, body = fetch(sc, "/stream", "--compressed")
+                        self.assertEqual(h["content-encoding"], "gzip")
+                        self.assertEqual(
+                            body, b"".join((f"<p>part {i}</p>" * 200).encode() for i in range(3)))
+                finally:
+                    sc.stop()
+
     def test_q_values_choose(self):
         _, h, _ = fetch(self.sc, "/json", "-H", "Accept-Encoding: gzip;q=0.2, zstd;q=0.9, br;q=0")
         self.assertEqual(h["content-encoding"], "zstd")

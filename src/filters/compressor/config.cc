@@ -51,6 +51,15 @@ std::shared_ptr<const void> parse(const YAML::Node& node, config::Reader& reader
                                        s.gzip_window_bits, 9, 15);
           s.gzip_memory_level = get_int(v["memory_level"], where + ".gzip.memory_level", reader,
                                         s.gzip_memory_level, 1, 9);
+          // ISA-L serves the low levels and has no memory level: a key
+          // that would change nothing is an error, not silently accepted.
+          if (v["memory_level"] && uses_isal(s.gzip_level, s.gzip_window_bits)) {
+            reader.error(v["memory_level"],
+                         fmt::format("{}.gzip.memory_level: has no effect at level {} (levels "
+                                     "1..{} with window_bits {}..15 are ISA-L's igzip; "
+                                     "memory_level is zlib's): remove it",
+                                     where, s.gzip_level, kIsalMaxLevel, kIsalMinWindowBits));
+          }
         }
         c->encodings.push_back(Encoding::kGzip);
       } else if (k == "brotli") {

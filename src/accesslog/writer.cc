@@ -42,6 +42,16 @@ void append_ms(std::string& out, uint64_t us) {
   fmt::format_to(std::back_inserter(out), "{}.{:03}", us / 1000, us % 1000);
 }
 
+// %HOSTNAME%: read once (Envoy reads it at startup too).
+const std::string& host_name() {
+  static const std::string name = [] {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0) return std::string();
+    return std::string(host);
+  }();
+  return name;
+}
+
 void append_time(std::string& out, int64_t us) {
   const time_t secs = static_cast<time_t>(us / 1'000'000);
   tm t{};
@@ -190,6 +200,9 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       break;
     case Kind::kGrpcStatusNumber:
       if (e.grpc_status >= 0) fmt::format_to(std::back_inserter(out), "{}", e.grpc_status);
+      break;
+    case Kind::kHostname:
+      text(host_name());
       break;
     case Kind::kDownstreamRemoteAddressWithoutPort: {
       std::string_view a = e.remote_address;

@@ -34,6 +34,7 @@ constexpr Simple kSimple[] = {
     {"UPSTREAM_REQUEST_ATTEMPT_COUNT", LogToken::Kind::kUpstreamRequestAttemptCount},
     {"GRPC_STATUS", LogToken::Kind::kGrpcStatus},
     {"GRPC_STATUS_NUMBER", LogToken::Kind::kGrpcStatusNumber},
+    {"HOSTNAME", LogToken::Kind::kHostname},
 };
 
 }  // namespace
@@ -122,6 +123,16 @@ std::optional<std::vector<LogToken>> parse_log_format(std::string_view format, s
     }
     if (pct > i)
       tokens.push_back({LogToken::Kind::kLiteral, std::string(format.substr(i, pct - i)), "", 0});
+    if (pct + 1 < format.size() && format[pct + 1] == '%') {
+      // "%%": a literal percent sign (Envoy's escape).
+      if (!tokens.empty() && tokens.back().kind == LogToken::Kind::kLiteral) {
+        tokens.back().text += '%';
+      } else {
+        tokens.push_back({LogToken::Kind::kLiteral, "%", "", 0});
+      }
+      i = pct + 2;
+      continue;
+    }
     const size_t end = format.find('%', pct + 1);
     if (end == std::string_view::npos) {
       error = "unterminated % operator";

@@ -45,6 +45,7 @@ struct LogToken {
     // `text` is the form ("" = CAMEL_STRING: "Ok", "FailedPrecondition").
     kGrpcStatus,
     kGrpcStatusNumber,  // %GRPC_STATUS_NUMBER%: the same as a number
+    kHostname,          // %HOSTNAME%: this machine's host name (gethostname), read once
   };
   Kind kind = Kind::kLiteral;
   std::string text;       // the literal, or the header name in lower case
@@ -60,7 +61,7 @@ struct LogField {
   bool operator==(const LogField&) const = default;
 };
 
-// Parses a format string. On error, returns nothing and sets `error` and
+// Parses a format string ("%%" is a literal '%', as in Envoy). On error, returns nothing and sets `error` and
 // `offset` (the byte of `format` where the problem is).
 std::optional<std::vector<LogToken>> parse_log_format(std::string_view format, std::string& error,
                                                       size_t& offset);

@@ -142,6 +142,14 @@ class FilterCallbacks {
   // its bound port when configured with 0 (rbac destination_port; Envoy's
   // destination port without original-dst).
   virtual uint16_t local_port() const = 0;
+  // The endpoint ("10.0.0.5:8080") of the current upstream attempt, as
+  // %UPSTREAM_HOST% logs it; "" before one is chosen (on the request path)
+  // and for answers that never went upstream.
+  virtual std::string_view upstream_host() const { return {}; }
+  // The wall clock when the request's first byte arrived (%START_TIME%).
+  virtual std::chrono::system_clock::time_point start_time() const {
+    return std::chrono::system_clock::now();
+  }
   // The typed per-route config of filter `name` on the chosen route
   // (`typed_per_filter_config`), or null: it overrides the listener's.
   virtual const void* route_config(std::string_view name) const = 0;

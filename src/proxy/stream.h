@@ -125,6 +125,8 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::string_view path() const override;
   std::string_view authority() const override;
   std::string_view peer_ip() const override { return peer_ip_; }
+  std::string_view upstream_host() const override { return upstream_host_; }
+  std::chrono::system_clock::time_point start_time() const override;
   const net::TlsInfo* tls() const override { return info_->tls; }
   std::string_view listener_name() const override { return listener_->config->name; }
   std::string_view route_name() const override;

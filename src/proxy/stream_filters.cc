@@ -139,6 +139,13 @@ bool Stream::listed(const std::vector<std::string>& names, std::string_view name
   return false;
 }
 
+std::chrono::system_clock::time_point Stream::start_time() const {
+  // req_start_ is the monotonic clock: the wall clock now, minus the time since.
+  return std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+      std::chrono::system_clock::now() -
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - req_start_));
+}
+
 void Stream::add_request_header(std::string_view name, std::string_view value) {
   req_add_.append(name).append(": ").append(value).append("\r\n");
 }

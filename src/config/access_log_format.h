@@ -61,8 +61,8 @@ struct LogField {
   bool operator==(const LogField&) const = default;
 };
 
-// Parses a format string ("%%" is a literal '%', as in Envoy). On error, returns nothing and sets `error` and
-// `offset` (the byte of `format` where the problem is).
+// Parses a format string ("%%" is a literal '%', as in Envoy). On error, returns nothing and sets
+// `error` and `offset` (the byte of `format` where the problem is).
 std::optional<std::vector<LogToken>> parse_log_format(std::string_view format, std::string& error,
                                                       size_t& offset);
 

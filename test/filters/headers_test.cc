@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "config/access_log_format.h"
 #include "config/loader.h"
 #include "filters/headers/filter.h"
 #include "filters/registry.h"
@@ -199,6 +200,23 @@ TEST(HeadersFilter, VariableErrorsPointAtTheOperator) {
 )");
   EXPECT_NE(e.find("append"), std::string::npos) << e;
   EXPECT_NE(e.find("t:11:38: unknown key 'append'"), std::string::npos) << e;
+}
+
+TEST(HeadersFilter, SharedFormatParserEscapesPercentAndKnowsHostname) {
+  std::string error;
+  size_t offset = 0;
+  auto t = config::parse_log_format("a%%b%START_TIME%%HOSTNAME%%%", error, offset);
+  ASSERT_TRUE(t.has_value()) << error;
+  using K = config::LogToken::Kind;
+  ASSERT_EQ(t->size(), 5u);
+  EXPECT_EQ((*t)[0].kind, K::kLiteral);
+  EXPECT_EQ((*t)[0].text, "a%");
+  EXPECT_EQ((*t)[1].text, "b");
+  EXPECT_EQ((*t)[2].kind, K::kStartTime);
+  EXPECT_EQ((*t)[3].kind, K::kHostname);
+  EXPECT_EQ((*t)[4].text, "%");
+  EXPECT_FALSE(config::parse_log_format("x%%%", error, offset).has_value());
+  EXPECT_EQ(offset, 3u);
 }
 
 }  // namespace

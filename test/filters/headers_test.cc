@@ -196,10 +196,26 @@ TEST(HeadersFilter, VariableErrorsPointAtTheOperator) {
             std::string::npos)
       << e;
   e = config_error(R"(          request_headers_to_add:
-            - { name: x-a, value: b, append: true }
+            - { name: x-a, value: b, append: true, append_action: ADD_IF_ABSENT }
 )");
-  EXPECT_NE(e.find("append"), std::string::npos) << e;
-  EXPECT_NE(e.find("t:11:38: unknown key 'append'"), std::string::npos) << e;
+  EXPECT_NE(e.find("t:11:46: request_headers_to_add[0]: append and append_action are both set"),
+            std::string::npos)
+      << e;
+  e = config_error(R"(          request_headers_to_add:
+            - { name: x-a, value: b, apend: true }
+)");
+  EXPECT_NE(e.find("t:11:38: unknown key 'apend'"), std::string::npos) << e;
+}
+
+TEST(HeadersFilter, EnvoysDeprecatedAppendFlag) {
+  auto filter = make(R"(          request_headers_to_add:
+            - { name: x-a, value: new, append: false }
+            - { name: x-b, value: more, append: true }
+)");
+  Recorder r;
+  r.head.headers = {field("x-a", "old"), field("x-b", "old")};
+  filter->on_request_headers(r);
+  EXPECT_EQ(r.log, "-req x-a;+req x-a=new;+req x-b=more;");
 }
 
 TEST(HeadersFilter, SharedFormatParserEscapesPercentAndKnowsHostname) {

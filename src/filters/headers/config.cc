@@ -100,13 +100,27 @@ void parse_add(const YAML::Node& n, const std::string& what, config::Reader& rea
       reader.error(item, where + " must be { name, value, append_action }");
       continue;
     }
-    reader.check_keys(item, where, {"name", "value", "append_action", "keep_empty_value"});
+    reader.check_keys(item, where,
+                      {"name", "value", "append_action", "append", "keep_empty_value"});
     HeaderToAdd h;
     h.name = item["name"].Scalar();
     const std::string value = item["value"].Scalar();
     if (!valid_name(h.name))
       reader.error(item["name"], fmt::format("{}: '{}' is not a field name", where, h.name));
     if (const YAML::Node a = item["append_action"]) parse_action(a, where, reader, h.action);
+    // Envoy's deprecated `append` (true: APPEND_IF_EXISTS_OR_ADD, false:
+    // OVERWRITE_IF_EXISTS_OR_ADD); with append_action it is an error, as there.
+    if (const YAML::Node a = item["append"]) {
+      bool append = true;
+      if (!a.IsScalar() || !YAML::convert<bool>::decode(a, append)) {
+        reader.error(a, where + ": append must be true or false");
+      } else if (item["append_action"]) {
+        reader.error(a, where + ": append and append_action are both set (use append_action)");
+      } else {
+        h.action =
+            append ? AppendAction::kAppendIfExistsOrAdd : AppendAction::kOverwriteIfExistsOrAdd;
+      }
+    }
     if (const YAML::Node k = item["keep_empty_value"]) {
       bool keep = false;
       if (!k.IsScalar() || !YAML::convert<bool>::decode(k, keep)) {

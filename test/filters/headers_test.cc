@@ -179,8 +179,8 @@ TEST(HeadersFilter, VariableErrorsPointAtTheOperator) {
   e = config_error(R"(          response_headers_to_add:
             - { name: x-a, value: x%DURATION% }
 )");
-  EXPECT_NE(e.find("t:11:36: response_headers_to_add[0]: %DURATION% is not known when the "
-                   "headers filter runs"),
+  EXPECT_NE(e.find("t:11:36: response_headers_to_add[0]: %DURATION% is not available in the "
+                   "headers filter"),
             std::string::npos)
       << e;
   e = config_error(R"(          request_headers_to_add:

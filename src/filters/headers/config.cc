@@ -152,8 +152,9 @@ void parse_add(const YAML::Node& n, const std::string& what, config::Reader& rea
       if (!available(t.kind)) {
         const size_t end = value.find('%', at + 1);
         reader.error(mark_at(item["value"], at),
-                     fmt::format("{}: {} is not known when the headers filter runs", where,
-                                 value.substr(at, end - at + 1)));
+                     fmt::format("{}: {} is not available in the headers filter (only at the end "
+                                 "of a request, or not built)",
+                                 where, value.substr(at, end - at + 1)));
         ok = false;
       }
       if (at != std::string::npos) at = value.find('%', at + 1) + 1;

@@ -142,6 +142,9 @@ class FilterCallbacks {
   // its bound port when configured with 0 (rbac destination_port; Envoy's
   // destination port without original-dst).
   virtual uint16_t local_port() const = 0;
+  // The client's address with its port ("10.0.0.1:53000", "[::1]:53000"),
+  // as %DOWNSTREAM_REMOTE_ADDRESS% logs it.
+  virtual std::string_view peer_address() const { return {}; }
   // The endpoint ("10.0.0.5:8080") of the current upstream attempt, as
   // %UPSTREAM_HOST% logs it; "" before one is chosen (on the request path)
   // and for answers that never went upstream.

@@ -125,6 +125,7 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::string_view path() const override;
   std::string_view authority() const override;
   std::string_view peer_ip() const override { return peer_ip_; }
+  std::string_view peer_address() const override { return peer_address_; }
   std::string_view upstream_host() const override { return upstream_host_; }
   std::chrono::system_clock::time_point start_time() const override;
   const net::TlsInfo* tls() const override { return info_->tls; }

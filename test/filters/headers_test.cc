@@ -119,6 +119,7 @@ TEST(HeadersFilter, AppendActionsOnTheResponse) {
 TEST(HeadersFilter, RendersEachVariable) {
   auto filter = make(R"(          request_headers_to_add:
             - { name: x-ip, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" }
+            - { name: x-addr, value: "%DOWNSTREAM_REMOTE_ADDRESS%" }
             - { name: x-in, value: "in=%REQ(X-In)%;ua=%REQ(user-agent):3%;alt=%REQ(x-no?x-in)%" }
             - { name: x-req, value: "%REQ(:METHOD)% %REQ(:PATH)% %REQ(:AUTHORITY)% %PROTOCOL%" }
             - { name: x-start, value: "%START_TIME%" }
@@ -131,6 +132,7 @@ TEST(HeadersFilter, RendersEachVariable) {
 )");
   Recorder r;
   r.peer = "192.0.2.7";
+  r.peer_address_value = "192.0.2.7:4321";
   r.authority_value = "svc.local";
   r.head.method_name = "GET";
   r.head.target = "/a?b";
@@ -140,7 +142,7 @@ TEST(HeadersFilter, RendersEachVariable) {
   char host[256] = {};
   ASSERT_EQ(::gethostname(host, sizeof(host) - 1), 0);
   EXPECT_EQ(r.log,
-            "+req x-ip=192.0.2.7;+req x-in=in=v1;ua=cur;alt=v1;"
+            "+req x-ip=192.0.2.7;+req x-addr=192.0.2.7:4321;+req x-in=in=v1;ua=cur;alt=v1;"
             "+req x-req=GET /a?b svc.local HTTP/1.1;+req x-start=2023-11-14T22:13:20.123Z;"
             "+req x-host=" +
                 std::string(host) +

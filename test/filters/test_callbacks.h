@@ -36,6 +36,7 @@ class TestCallbacks : public http::FilterCallbacks {
   bool streamed = false;
   bool request_streamed = false;
   uint16_t port = 8000;
+  std::string peer_address_value = "10.0.0.1:50000";
   std::string upstream_host_value;  // "" until the test sets an endpoint
   std::chrono::system_clock::time_point start = std::chrono::system_clock::time_point(
       std::chrono::milliseconds(1'700'000'000'123));  // 2023-11-14T22:13:20.123Z
@@ -66,6 +67,7 @@ class TestCallbacks : public http::FilterCallbacks {
   std::string_view listener_name() const override { return listener; }
   std::string_view route_name() const override { return route; }
   uint16_t local_port() const override { return port; }
+  std::string_view peer_address() const override { return peer_address_value; }
   std::string_view upstream_host() const override { return upstream_host_value; }
   std::chrono::system_clock::time_point start_time() const override { return start; }
   const void* route_config(std::string_view name) const override {

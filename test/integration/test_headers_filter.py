@@ -79,6 +79,7 @@ listeners:
             - name: x-real-ip
               value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"
               append_action: OVERWRITE_IF_EXISTS_OR_ADD
+            - {{ name: x-peer, value: "%DOWNSTREAM_REMOTE_ADDRESS%" }}
             - {{ name: x-copied, value: "in=%REQ(x-in)%, 100%%" }}
             - {{ name: x-missing, value: "%REQ(x-nothing)%" }}
             - {{ name: x-upstream-req, value: "%UPSTREAM_HOST%" }}
@@ -98,6 +99,7 @@ listeners:
         self.assertEqual(status, 200)
         # OVERWRITE_IF_EXISTS_OR_ADD replaces the client's field.
         self.assertEqual(values(req, "x-real-ip"), ["127.0.0.1"])
+        self.assertRegex(values(req, "x-peer")[0], r"^127\.0\.0\.1:\d+$")
         self.assertEqual(values(req, "x-copied"), ["in=hello, 100%"])
         # An empty value (a missing field; no upstream yet) adds nothing.
         self.assertEqual(values(req, "x-missing"), [])

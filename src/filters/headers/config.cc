@@ -44,6 +44,7 @@ bool available(Kind k) {
     case Kind::kUpstreamCluster:
     case Kind::kRouteName:
     case Kind::kListenerName:
+    case Kind::kDownstreamRemoteAddress:
     case Kind::kDownstreamRemoteAddressWithoutPort:
     case Kind::kDownstreamTlsVersion:
     case Kind::kDownstreamPeerSubject:

@@ -123,6 +123,9 @@ std::string render(const std::vector<config::LogToken>& tokens, http::FilterCall
       case Kind::kListenerName:
         text(cb.listener_name());
         break;
+      case Kind::kDownstreamRemoteAddress:
+        text(cb.peer_address());
+        break;
       case Kind::kDownstreamRemoteAddressWithoutPort:
         text(cb.peer_ip());
         break;

@@ -120,6 +120,16 @@ listeners:
         self.assertEqual(values(req, "x-env"), ["prod"])
         self.assertEqual(values(req, "x-copied"), ["in=, 100%"])
 
+        # The same over HTTP/2 (h2c prior knowledge) from the client.
+        status, resp, req = fetch(sc, "/z", "--http2-prior-knowledge", "-H", "x-in: h2",
+                                  "-H", "x-real-ip: 6.6.6.6", "-H", "x-env: staging")
+        self.assertEqual(status, 200)
+        self.assertEqual(values(req, "x-real-ip"), ["127.0.0.1"])
+        self.assertEqual(values(req, "x-copied"), ["in=h2, 100%"])
+        self.assertEqual(values(req, "x-env"), ["staging"])
+        self.assertEqual(values(resp, "x-upstream"), [origin])
+        self.assertEqual(values(resp, "x-origin"), ["replaced"])
+
     def test_unknown_variable_is_a_config_error(self):
         with tempfile.TemporaryDirectory() as tmp:
             cfg = os.path.join(tmp, "bad.yaml")

@@ -2,7 +2,8 @@
 """The headers filter through the real binary: variables in values
 (%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%, %REQ(x)%, %UPSTREAM_HOST%,
 %START_TIME%, %HOSTNAME%) and Envoy's append_action, against an upstream
-that echoes the request fields it received."""
+that echoes the request fields it received; %HOSTNAME% and %% in the
+access log, which shares the parser."""
 import json
 import os
 import socket
@@ -12,7 +13,7 @@ import threading
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import BIN, Sidecar, curl, run_tests
+from harness import BIN, Sidecar, curl, run_tests, wait_for
 
 
 class Echo(BaseHTTPRequestHandler):
@@ -67,7 +68,11 @@ def values(fields, name):
 class HeadersFilterTest(unittest.TestCase):
     def test_variables_and_append_actions(self):
         origin = start_echo(self)
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        log_path = os.path.join(tmp.name, "access.log")
         sc = Sidecar(f"""
+access_log: {{ path: "{log_path}", format: text, text_format: "%HOSTNAME% 100%% %REQ(:PATH)%" }}
 clusters: [ {{ name: app, endpoints: [ "{origin}" ] }} ]
 listeners:
   - name: inbound
@@ -119,6 +124,16 @@ listeners:
         _, _, req = fetch(sc, "/y")
         self.assertEqual(values(req, "x-env"), ["prod"])
         self.assertEqual(values(req, "x-copied"), ["in=, 100%"])
+
+        # The access log shares the parser: %HOSTNAME% and %% there too.
+        host = socket.gethostname()
+
+        def logged():
+            if not os.path.exists(log_path):
+                return False
+            with open(log_path) as f:
+                return f"{host} 100% /y\n" in f.read()
+        wait_for(logged, what="access log line")
 
         # The same over HTTP/2 (h2c prior knowledge) from the client.
         status, resp, req = fetch(sc, "/z", "--http2-prior-knowledge", "-H", "x-in: h2",

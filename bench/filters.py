@@ -13,9 +13,12 @@ Cases (each against the same proxy without the feature):
              max-age=60): sidecar cache, nginx proxy_cache, haproxy cache
   cache_miss the cache on, the body not cacheable (no freshness): every
              request looked up, then proxied
-  rewrite    a path prefix rewrite and an added request header (sidecar
-             route prefix_rewrite + headers filter, nginx rewrite +
-             proxy_set_header, haproxy set-path + set-header)
+  rewrite    a path prefix rewrite and two added request headers, one a
+             literal and one the client's address from a variable (sidecar
+             route prefix_rewrite + headers filter with
+             %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%, nginx rewrite +
+             proxy_set_header $remote_addr, haproxy set-path + set-header
+             %[src])
 
 Usage: bench/filters.py SIDECAR_BINARY [--duration 5] [--runs 3]
          [--only sidecar,nginx,haproxy] [--cases plain,gzip,...] [--perf DIR]
@@ -51,7 +54,9 @@ def sidecar_config(case, port, upstream):
         "cache_hit": "filters: [ { name: cache, config: { max_size: 64MiB } } ]",
         "cache_miss": "filters: [ { name: cache, config: { max_size: 64MiB } } ]",
         "rewrite": "filters: [ { name: headers, config: { request_headers_to_add: "
-                   "[ { name: x-team, value: payments } ] } } ]",
+                   "[ { name: x-team, value: payments }, { name: x-client, value: "
+                   "'%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%', "
+                   "append_action: OVERWRITE_IF_EXISTS_OR_ADD } ] } } ]",
     }[case]
     routes = "[ { cluster: up } ]"
     if case == "rewrite":
@@ -76,7 +81,7 @@ def nginx_config(case, port, upstream):
         extra = f"proxy_cache_path {bench.WORK}/nginx-cache keys_zone=c:10m max_size=64m;"
         location = "proxy_cache c;"
     elif case == "rewrite":
-        location = "rewrite ^/r/(.*)$ /$1 break; proxy_set_header X-Team payments;"
+        location = "rewrite ^/r/(.*)$ /$1 break; proxy_set_header X-Team payments; proxy_set_header X-Client $remote_addr;"
     W = bench.WORK
     return f"""
 worker_processes 1;
@@ -117,7 +122,8 @@ def haproxy_config(case, port, upstream):
         fe = ("  filter cache c\n  http-request cache-use c\n  http-response cache-store c\n")
     elif case == "rewrite":
         fe = ("  http-request set-path %[path,regsub(^/r/,/)]\n"
-              "  http-request set-header X-Team payments\n")
+              "  http-request set-header X-Team payments\n"
+              "  http-request set-header X-Client %[src]\n")
     tail = ""
     if case in ("cache_hit", "cache_miss"):
         tail = "cache c\n  total-max-size 64\n  max-object-size 65536\n  max-age 60\n"

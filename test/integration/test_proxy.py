@@ -339,7 +339,7 @@ listeners:
         # The list of known filters grows with every filter: only its shape is checked.
         self.assertRegex(p.stderr, r":6:17: listeners\[0\]\.filters\[0\]: unknown filter 'gzip' "
                                    r"\(known: [a-z_, ]*\bheaders\b[a-z_, ]*\)")
-        self.assertIn("request_headers_to_add: 'bad name' is not a field name", p.stderr)
+        self.assertIn("request_headers_to_add[0]: 'bad name' is not a field name", p.stderr)
 
 
 class RoutingTest(unittest.TestCase):

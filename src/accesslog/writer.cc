@@ -42,25 +42,6 @@ void append_ms(std::string& out, uint64_t us) {
   fmt::format_to(std::back_inserter(out), "{}.{:03}", us / 1000, us % 1000);
 }
 
-// %HOSTNAME%: read once (Envoy reads it at startup too).
-const std::string& host_name() {
-  static const std::string name = [] {
-    char host[256] = {};
-    if (::gethostname(host, sizeof(host) - 1) != 0) return std::string();
-    return std::string(host);
-  }();
-  return name;
-}
-
-void append_time(std::string& out, int64_t us) {
-  const time_t secs = static_cast<time_t>(us / 1'000'000);
-  tm t{};
-  gmtime_r(&secs, &t);
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                 t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-                 (us / 1000) % 1000);
-}
-
 // gRPC status names (grpc/include/grpcpp/impl/codegen/status_code_enum.h),
 // as Envoy's %GRPC_STATUS% writes them.
 constexpr std::string_view kGrpcSnake[] = {
@@ -109,7 +90,7 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       text(t.text);
       break;
     case Kind::kStartTime:
-      append_time(out, e.start_time_us);
+      config::append_start_time(out, e.start_time_us);
       break;
     case Kind::kMethod:
       text(e.method);
@@ -202,7 +183,7 @@ void Formatter::render(const config::LogToken& t, const Entry& e, std::string& o
       if (e.grpc_status >= 0) fmt::format_to(std::back_inserter(out), "{}", e.grpc_status);
       break;
     case Kind::kHostname:
-      text(host_name());
+      text(config::host_name());
       break;
     case Kind::kDownstreamRemoteAddressWithoutPort: {
       std::string_view a = e.remote_address;

@@ -1,7 +1,13 @@
 #include "config/access_log_format.h"
 
+#include <time.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
+#include <iterator>
+
+#include <fmt/format.h>
 
 namespace sidecar::config {
 namespace {
@@ -208,6 +214,24 @@ std::vector<LogField> default_log_fields() {
     fields.push_back({std::string(key), *parse_log_format(format, error, offset)});
   }
   return fields;
+}
+
+void append_start_time(std::string& out, int64_t unix_us) {
+  const time_t secs = static_cast<time_t>(unix_us / 1'000'000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                 t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+                 (unix_us / 1000) % 1000);
+}
+
+const std::string& host_name() {
+  static const std::string name = [] {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0) return std::string();
+    return std::string(host);
+  }();
+  return name;
 }
 
 }  // namespace sidecar::config

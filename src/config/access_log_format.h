@@ -70,6 +70,13 @@ std::optional<std::vector<LogToken>> parse_log_format(std::string_view format, s
 // header operators, which carry arguments.
 std::string_view log_operator_name(LogToken::Kind kind);
 
+// The values two operators render to, the same for the access log and the
+// headers filter: %START_TIME% in Envoy's default form (RFC 3339, UTC,
+// milliseconds; `unix_us`: microseconds since the epoch) and %HOSTNAME%
+// (gethostname(), read once; empty when it fails).
+void append_start_time(std::string& out, int64_t unix_us);
+const std::string& host_name();
+
 // The fields of the default JSON line (see docs/config.md).
 std::vector<LogField> default_log_fields();
 

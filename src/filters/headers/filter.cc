@@ -1,8 +1,5 @@
 #include "filters/headers/filter.h"
 
-#include <unistd.h>
-
-#include <ctime>
 #include <iterator>
 
 #include <fmt/format.h>
@@ -14,28 +11,6 @@ namespace sidecar::filters::headers {
 namespace {
 
 using Kind = config::LogToken::Kind;
-
-// %HOSTNAME%: read once, as Envoy does at startup.
-const std::string& host_name() {
-  static const std::string name = [] {
-    char host[256] = {};
-    if (::gethostname(host, sizeof(host) - 1) != 0) return std::string();
-    return std::string(host);
-  }();
-  return name;
-}
-
-// Envoy's default %START_TIME%: RFC 3339, UTC, milliseconds.
-void append_time(std::string& out, std::chrono::system_clock::time_point tp) {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
-  const time_t secs = static_cast<time_t>(ms / 1000);
-  tm t{};
-  gmtime_r(&secs, &t);
-  fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                 t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-                 ms % 1000);
-}
 
 std::string_view find(const std::vector<http::HeaderField>& fields, std::string_view name) {
   for (const http::HeaderField& f : fields) {
@@ -78,7 +53,9 @@ std::string render(const std::vector<config::LogToken>& tokens, http::FilterCall
         out += t.text;
         break;
       case Kind::kStartTime:
-        append_time(out, cb.start_time());
+        config::append_start_time(out, std::chrono::duration_cast<std::chrono::microseconds>(
+                                           cb.start_time().time_since_epoch())
+                                           .count());
         break;
       case Kind::kMethod:
         text(cb.request().method_name);
@@ -147,7 +124,7 @@ std::string render(const std::vector<config::LogToken>& tokens, http::FilterCall
         if (tls != nullptr) text(tls->server_name);
         break;
       case Kind::kHostname:
-        text(host_name());
+        text(config::host_name());
         break;
       default:
         break;  // rejected at config load

@@ -25,6 +25,8 @@ namespace {
 
 using core::kNever;
 constexpr size_t kReadSize = 16 * 1024;
+// SETTINGS_MAX_CONCURRENT_STREAMS given to nghttp2: its "unlimited".
+constexpr uint32_t kNoStreamLimit = 0xffffffffu;
 
 }  // namespace
 
@@ -45,10 +47,18 @@ Http2ServerConnection::Http2ServerConnection(Worker& worker,
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_option_set_max_settings(opt, 32);
+  // nghttp2 keeps closed streams for RFC 7540 priorities, as many as its
+  // stream limit, which is unbounded below: none kept (RFC 9113 dropped
+  // that priority scheme).
+  nghttp2_option_set_no_closed_streams(opt, 1);
   nghttp2_session_server_new2(&session_, h2server::callbacks(), this, opt);
   nghttp2_option_del(opt);
+  // max_concurrent_streams: nghttp2 gets no limit (a stream over the one
+  // the peer acknowledged is a connection error in nghttp2 1.52); the
+  // configured value goes on the wire (advertise_settings) and
+  // on_begin_headers refuses the streams over it [RFC 9113 5.1.2].
   const nghttp2_settings_entry iv[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kNoStreamLimit},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h.initial_stream_window_size},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h.max_header_list_size},
       {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
@@ -146,8 +156,10 @@ bool Http2ServerConnection::receive(std::string_view bytes) {
   // peer still reads, then close.
   const uint8_t* data = nullptr;
   std::string last;
-  for (ssize_t n; (n = nghttp2_session_mem_send(session_, &data)) > 0;)
+  for (ssize_t n; (n = nghttp2_session_mem_send(session_, &data)) > 0;) {
     last.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    if (!settings_advertised_) advertise_settings(last.data(), last.size());
+  }
   if (!last.empty()) {
     Spans spans;
     http::add_span(spans, last);
@@ -309,6 +321,31 @@ void Http2ServerConnection::protect(Http2Protection why, uint32_t goaway_code) {
                stats::kHttp2Protections[static_cast<size_t>(why)]);
   info_.listener_stats->http2_protections[static_cast<size_t>(why)].add();
   nghttp2_session_terminate_session(session_, goaway_code);
+}
+
+void Http2ServerConnection::advertise_settings(char* frames, size_t len) {
+  settings_advertised_ = true;
+  // The first frame a server session writes is the SETTINGS frame
+  // submitted in the constructor [RFC 9113 3.4]: a 9-byte header (length
+  // 24 bits, type, flags, stream id), then 6-byte entries (id 16 bits,
+  // value 32 bits) [RFC 9113 6.5.1], all big-endian.
+  auto* p = reinterpret_cast<uint8_t*>(frames);
+  const size_t length = len < 9 ? 0 : size_t{p[0]} << 16 | size_t{p[1]} << 8 | p[2];
+  if (len < 9 || p[3] != NGHTTP2_SETTINGS || (p[4] & NGHTTP2_FLAG_ACK) != 0 || length % 6 != 0 ||
+      9 + length > len) {
+    SPDLOG_ERROR(
+        "HTTP/2: the first frame out is not our SETTINGS: max_concurrent_streams "
+        "not advertised");
+    return;
+  }
+  const uint32_t limit = listener_->config->http2.max_concurrent_streams;
+  for (uint8_t* e = p + 9; e < p + 9 + length; e += 6) {
+    if ((e[0] << 8 | e[1]) != NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) continue;
+    e[2] = static_cast<uint8_t>(limit >> 24);
+    e[3] = static_cast<uint8_t>(limit >> 16);
+    e[4] = static_cast<uint8_t>(limit >> 8);
+    e[5] = static_cast<uint8_t>(limit);
+  }
 }
 
 void Http2ServerConnection::maybe_close() {

@@ -24,7 +24,17 @@
 // of too many frames closes the connection), a header list over
 // max_header_list_size (431 for that stream), PING/SETTINGS floods and any
 // queue of unread control frames (nghttp2's outbound limit closes the
-// connection), invalid streams (reset by nghttp2's checks).
+// connection), invalid streams (reset by nghttp2's checks), streams over
+// max_concurrent_streams (refused_stream: RST_STREAM REFUSED_STREAM, a
+// stream error as RFC 9113 5.1.2 asks; a connection whose streams are
+// mostly refused, or with over 1,000 refusals not yet written, is closed:
+// refused_stream_flood).
+//
+// max_concurrent_streams is enforced here, not by nghttp2: Debian's
+// nghttp2 1.52 makes a stream over the limit the peer acknowledged a
+// connection error. nghttp2 is given no limit of its own; the SETTINGS
+// frame it packs first carries it and is rewritten on the way out to the
+// configured value (advertise_settings), so the peer sees that value.
 //
 // Lifetime: reference counted; used only on its worker's thread.
 #pragma once
@@ -58,6 +68,8 @@ enum class Http2Protection : uint8_t {
   kSettingsFlood,
   kOutboundFlood,
   kInvalidStream,
+  kRefusedStream,
+  kRefusedStreamFlood,
 };
 
 // The client connection preface [RFC 9113 3.4].
@@ -109,7 +121,7 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
 
   // nghttp2 callbacks (C linkage shims call these).
   struct H2Stream;
-  int on_begin_headers(int32_t id);
+  int on_begin_headers(int32_t id, bool request);
   int on_header(int32_t id, std::string_view name, std::string_view value);
   int on_begin_frame(uint8_t type, uint8_t flags, int32_t id, size_t length);
   int on_frame_recv(uint8_t type, uint8_t flags, int32_t id);
@@ -141,6 +153,15 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   void on_written(const boost::system::error_code& ec);
   void written_out();  // out_ was written whole
   void protect(Http2Protection why, uint32_t goaway_code);
+  // A new stream over max_concurrent_streams: RST_STREAM REFUSED_STREAM
+  // before any state of ours; its header block still goes through
+  // nghttp2's HPACK decoder. 0, or NGHTTP2_ERR_CALLBACK_FAILURE when the
+  // refusals are a flood (the connection is closed).
+  int refuse_stream(int32_t id);
+  // Writes the configured max_concurrent_streams into the first bytes
+  // nghttp2 produces (its server preface SETTINGS frame), once per
+  // connection; `frames` is our copy of those bytes.
+  void advertise_settings(char* frames, size_t len);
   void maybe_close();
 
   Clock::time_point deadline() const;
@@ -193,6 +214,12 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   int32_t header_block_stream_ = 0;  // the stream whose header block is open
   size_t header_block_bytes_ = 0;    // its frames' payload so far
   uint32_t header_block_frames_ = 0;
+  // Stream limit (ours, not nghttp2's: see the top of this file).
+  bool settings_advertised_ = false;
+  uint32_t open_streams_ = 0;      // accepted and not closed by nghttp2
+  uint64_t streams_accepted_ = 0;  // over the connection's life
+  uint64_t streams_refused_ = 0;
+  uint64_t refusals_unsent_ = 0;  // refused streams nghttp2 has not closed yet
 };
 
 }  // namespace sidecar::proxy

@@ -254,6 +254,7 @@ void Http2ServerConnection::flush() {
       if (out_.write_space() < len)
         out_.reserve(std::max({out_.size() + len, 2 * out_.capacity(), kOutputBlock}));
       std::memcpy(out_.write_ptr(), data, len);
+      if (!settings_advertised_) advertise_settings(out_.write_ptr(), len);
       out_.commit(len);
     }
     if (out_.empty() || broken_) break;

@@ -23,6 +23,10 @@ constexpr uint64_t kMaxControlFramesPerSecond = 1000;
 // were mostly reset by the client before their response ended is closed
 // (Envoy's premature reset check).
 constexpr uint64_t kMinStreamsForResetCheck = 100;
+// Refused streams whose RST_STREAM is not written yet (a peer that does
+// not read): more is a flood (nghttp2's own limit for queued PING and
+// SETTINGS acknowledgements is the same).
+constexpr uint64_t kMaxUnsentRefusals = 1000;
 
 // Stream objects of this worker's connections not in use: a stream's
 // strings and vectors keep their capacity, so a request usually allocates
@@ -33,7 +37,7 @@ thread_local std::vector<std::unique_ptr<Http2ServerConnection::H2Stream>> free_
 Http2ServerConnection* self_of(void* user) { return static_cast<Http2ServerConnection*>(user); }
 
 int cb_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* u) {
-  return self_of(u)->on_begin_headers(f->hd.stream_id);
+  return self_of(u)->on_begin_headers(f->hd.stream_id, f->headers.cat == NGHTTP2_HCAT_REQUEST);
 }
 int cb_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
               const uint8_t* value, size_t valuelen, uint8_t, void* u) {
@@ -169,11 +173,17 @@ int Http2ServerConnection::on_begin_frame(uint8_t type, uint8_t flags, int32_t i
   return 0;
 }
 
-int Http2ServerConnection::on_begin_headers(int32_t id) {
+int Http2ServerConnection::on_begin_headers(int32_t id, bool request) {
   if (H2Stream* h = find(id)) {
     h->in_trailers = true;  // request trailers
     return 0;
   }
+  if (!request) return 0;  // trailers of a stream refused (no state of ours)
+  // RFC 9113 5.1.2: open and half-closed streams count; ours close when
+  // nghttp2 closes them (on_stream_close).
+  if (open_streams_ >= listener_->config->http2.max_concurrent_streams) return refuse_stream(id);
+  ++open_streams_;
+  ++streams_accepted_;
   std::unique_ptr<H2Stream> h;
   if (free_streams.empty()) {
     h = std::make_unique<H2Stream>();
@@ -285,8 +295,31 @@ int Http2ServerConnection::on_data(int32_t id, const uint8_t* data, size_t len) 
   return 0;
 }
 
+int Http2ServerConnection::refuse_stream(int32_t id) {
+  ++streams_refused_;
+  ++refusals_unsent_;
+  info_.listener_stats->http2_protections[static_cast<size_t>(Http2Protection::kRefusedStream)]
+      .add();
+  // A client that keeps opening streams over the limit it was told costs a
+  // header block decode and a frame each: bounded as rapid reset is (once
+  // 100 were refused, more refused than accepted closes the connection),
+  // and by the refusals queued for a peer that does not read them.
+  if ((streams_refused_ >= kMinStreamsForResetCheck && streams_refused_ > streams_accepted_) ||
+      refusals_unsent_ > kMaxUnsentRefusals) {
+    protect(Http2Protection::kRefusedStreamFlood, NGHTTP2_ENHANCE_YOUR_CALM);
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
+  // Queued now, written with this turn's frames; the stream is closed
+  // once it is out (RFC 9113 8.7: not processed, safe to retry).
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+  return 0;
+}
+
 int Http2ServerConnection::on_stream_close(int32_t id, uint32_t code) {
-  if (H2Stream* h = find(id)) {
+  if (H2Stream* h = find(id); h == nullptr) {
+    if (refusals_unsent_ > 0) --refusals_unsent_;  // a refused stream
+  } else if (!h->closed) {
+    --open_streams_;
     h->closed = true;
     h->close_code = code;
     h->ev_close = true;

@@ -108,8 +108,9 @@ inline constexpr const char* kTlsErrors[] = {
 // Why an HTTP/2 connection or stream was cut by a protection (docs/proxy.md
 // "HTTP/2"); the order is proxy::Http2Protection's.
 inline constexpr const char* kHttp2Protections[] = {
-    "rapid_reset",    "continuation_flood", "header_list_too_large", "ping_flood",
-    "settings_flood", "outbound_flood",     "invalid_stream"};
+    "rapid_reset",    "continuation_flood", "header_list_too_large",
+    "ping_flood",     "settings_flood",     "outbound_flood",
+    "invalid_stream", "refused_stream",     "refused_stream_flood"};
 
 // Per listener, per worker.
 struct alignas(64) ListenerStats {

@@ -197,6 +197,15 @@ SEEDS = {
                                                (":path", "/"), (":scheme", "http")]),
     "content-length-mismatch": start() + hdrs(1, post(extra=[("content-length", "10")]),
                                               end_stream=False) + frame(DATA, END_STREAM, 1, b"12345"),
+    # Streams over max_concurrent_streams (100 in the target's config):
+    # refused with REFUSED_STREAM, their DATA and trailers dropped, their
+    # header blocks still decoded; then a flood of them closes the connection.
+    "over-stream-limit": start() + settings(ack=True) +
+    b"".join(hdrs(i, get(), end_stream=False) for i in range(1, 221, 2)) +
+    frame(DATA, 0, 203, b"refused") + hdrs(205, [("x-trailer", "1")]) +
+    frame(RST_STREAM, 0, 207, struct.pack(">I", 8)) + hdrs(221, get(), index_new=True),
+    "refused-stream-flood": start() + b"".join(hdrs(i, get(), end_stream=False)
+                                               for i in range(1, 601, 2)),
     "rapid-reset": start() + b"".join(hdrs(i, get()) + frame(RST_STREAM, 0, i, struct.pack(">I", 8))
                                       for i in range(1, 80, 2)),
     "settings-flood": start() + settings(((0x4, 65535),)) * 200,

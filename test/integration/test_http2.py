@@ -14,6 +14,7 @@ import unittest
 
 import certs
 import h2peer
+import h2raw
 from h2peer import H2Client, RawH2
 from harness import (Sidecar, Upstream, _PROCESSES, curl, free_port, raw, run_tests, wait_for)
 from scripted import ScriptedUpstream
@@ -629,21 +630,70 @@ listeners:
         rc, out, err = curl("--http2-prior-knowledge", "-m", "5", self.sc.url("/hello", "guarded"))
         self.assertEqual((rc, out), (0, b"hello\n"), err)
 
-    @unittest.skip("RFC 9113 5.1.2 wants a stream error for a stream over an acknowledged max_concurrent_streams; Debian's nghttp2 1.52 ends the connection (GOAWAY PROTOCOL_ERROR), which Envoy patches out of its nghttp2: known deviation, docs/proxy.md")
     def test_configured_settings_and_stream_limit(self):
         port = self.sc.port("tuned")
+        before = protection_count(self.sc, "refused_stream\"")
         with RawH2(port) as c:
             s = c.wait_settings()
             self.assertEqual(s.get(h2peer.MAX_CONCURRENT_STREAMS), 20, s)
             self.assertEqual(s.get(h2peer.INITIAL_WINDOW_SIZE), 64 * 1024, s)
             self.assertEqual(s.get(h2peer.MAX_HEADER_LIST_SIZE), 16 * 1024, s)
             self.assertEqual(connection_window(c), 128 * 1024)
-            sids = [c.request("GET", "/slow?delay=1") for _ in range(21)]
+            # Our SETTINGS acknowledged (wait_settings sent the ACK; a PING
+            # round trip orders it before the streams below).
+            c.send(h2raw.ping(b"settled!"))
+            deadline = time.monotonic() + 5
+            while not any(f.type == h2raw.PING and f.flags & h2raw.ACK
+                          for f in c.frames_read) and time.monotonic() < deadline:
+                c.read_frame(deadline - time.monotonic())
+            sids = [c.request("GET", "/slow?delay=1") for _ in range(22)]
             outs = [c.wait(sid, 10) for sid in sids]
-        # The 21st stream is refused (RFC 9113 5.1.2), the others served.
-        self.assertEqual([o.status for o in outs[:20]], [200] * 20)
-        self.assertIsNotNone(outs[20].reset, outs[20])
-        self.assertIn(outs[20].reset, (h2peer.REFUSED_STREAM, h2peer.PROTOCOL_ERROR))
+            # The connection keeps serving: a stream after the refusals.
+            after = c.wait(c.request("GET", "/hello"), 10)
+            goaway = c.goaway
+        # The 21st and 22nd streams are refused (RFC 9113 5.1.2: a stream
+        # error, REFUSED_STREAM: not processed), the others served.
+        self.assertEqual([o.status for o in outs[:20]], [200] * 20, outs[:20])
+        self.assertEqual([(o.reset, o.status) for o in outs[20:]],
+                         [(h2peer.REFUSED_STREAM, None)] * 2, outs[20:])
+        self.assertIsNone(goaway)
+        self.assertEqual((after.status, after.body), (200, b"hello\n"), after)
+        self.assertEqual(protection_count(self.sc, "refused_stream\"") - before, 2,
+                         metric_lines(self.sc, "sidecar_http2"))
+
+    def test_refused_stream_flood_is_bounded(self):
+        """A client that keeps opening streams over the limit: each refused,
+        and once most of its streams were refused the connection is closed
+        (GOAWAY ENHANCE_YOUR_CALM), counted; other connections are served."""
+        port = self.sc.port("tuned")
+        before = self.up.stats()["requests"]
+        block = h2raw.encode_headers(h2raw.request_headers("GET", "/slow?delay=2"))
+        with RawH2(port) as c:
+            c.wait_settings()
+            # In batches, reading between them: each refusal is written.
+            for batch in range(40):
+                buf = bytearray()
+                for i in range(50):
+                    buf += h2raw.frame(h2raw.HEADERS, h2raw.END_HEADERS | h2raw.END_STREAM,
+                                       c.new_stream_id(), block)
+                if c.closed or c.send(bytes(buf)) < len(buf):
+                    break
+                while not c.closed and c.read_frame(0.2) is not None:
+                    pass
+            c.drain_until_closed(10)
+            refused = sum(1 for f in c.frames_read if f.type == h2raw.RST_STREAM
+                          and f.error_code == h2peer.REFUSED_STREAM)
+            goaway = c.goaway
+        self.assertIsNotNone(goaway)
+        self.assertEqual(goaway[0], h2raw.ENHANCE_YOUR_CALM, goaway)
+        # 20 accepted, then refused until the bound (100 refusals, more than
+        # accepted): not the 1,980 on offer.
+        self.assertGreater(refused, 0)
+        self.assertLess(refused, 100)
+        self.assertLessEqual(self.up.stats()["requests"] - before, 20 + 1)  # + the stats call
+        self.assertGreater(protection_count(self.sc, "refused_stream_flood"), 0,
+                           metric_lines(self.sc, "sidecar_http2"))
+        self.assert_served()
 
     def test_reader_that_never_opens_its_window(self):
         base = self.sc.rss_kib()

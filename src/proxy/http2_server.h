@@ -28,7 +28,8 @@
 // max_concurrent_streams (refused_stream: RST_STREAM REFUSED_STREAM, a
 // stream error as RFC 9113 5.1.2 asks; a connection whose streams are
 // mostly refused, or with over 1,000 refusals not yet written, is closed:
-// refused_stream_flood).
+// refused_stream_flood; up to 1,000 refusals before the peer acknowledged
+// our SETTINGS, a first burst that did not know the limit, are excused).
 //
 // max_concurrent_streams is enforced here, not by nghttp2: Debian's
 // nghttp2 1.52 makes a stream over the limit the peer acknowledged a
@@ -219,7 +220,9 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   uint32_t open_streams_ = 0;      // accepted and not closed by nghttp2
   uint64_t streams_accepted_ = 0;  // over the connection's life
   uint64_t streams_refused_ = 0;
-  uint64_t refusals_unsent_ = 0;  // refused streams nghttp2 has not closed yet
+  uint64_t refusals_unsent_ = 0;   // refused streams nghttp2 has not closed yet
+  bool settings_acked_ = false;    // the peer acknowledged our SETTINGS
+  uint64_t refusals_excused_ = 0;  // refusals before that (up to 1,000)
 };
 
 }  // namespace sidecar::proxy

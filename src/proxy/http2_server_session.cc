@@ -260,6 +260,9 @@ int Http2ServerConnection::on_frame_recv(uint8_t type, uint8_t flags, int32_t id
         }
       }
       break;
+    case NGHTTP2_SETTINGS:
+      if (flags & NGHTTP2_FLAG_ACK) settings_acked_ = true;  // we send one SETTINGS only
+      break;
     case NGHTTP2_RST_STREAM:
       if (h != nullptr && !h->finished) {
         ++premature_resets_;
@@ -304,7 +307,12 @@ int Http2ServerConnection::refuse_stream(int32_t id) {
   // header block decode and a frame each: bounded as rapid reset is (once
   // 100 were refused, more refused than accepted closes the connection),
   // and by the refusals queued for a peer that does not read them.
-  if ((streams_refused_ >= kMinStreamsForResetCheck && streams_refused_ > streams_accepted_) ||
+  // Before the peer acknowledged our SETTINGS it may not know the limit
+  // (its initial value is unlimited [RFC 9113 6.5.2]): up to 1,000 of those
+  // refusals (a first burst) are not held against it.
+  if (!settings_acked_ && refusals_excused_ < kMaxUnsentRefusals) ++refusals_excused_;
+  const uint64_t counted = streams_refused_ - refusals_excused_;
+  if ((counted >= kMinStreamsForResetCheck && counted > streams_accepted_) ||
       refusals_unsent_ > kMaxUnsentRefusals) {
     protect(Http2Protection::kRefusedStreamFlood, NGHTTP2_ENHANCE_YOUR_CALM);
     return NGHTTP2_ERR_CALLBACK_FAILURE;

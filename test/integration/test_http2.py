@@ -661,6 +661,24 @@ listeners:
         self.assertEqual(protection_count(self.sc, "refused_stream\"") - before, 2,
                          metric_lines(self.sc, "sidecar_http2"))
 
+    def test_first_burst_over_the_limit_is_refused_not_closed(self):
+        """A client that opens streams before it read our SETTINGS (it may:
+        the initial limit is unlimited) gets REFUSED_STREAM for the excess,
+        and the connection stays: a burst is not a flood."""
+        with RawH2(self.sc.port("tuned")) as c:
+            sids = [c.headers(h2raw.request_headers("GET", "/hello")) for _ in range(300)]
+            outs = [c.wait(sid, 10) for sid in sids]
+            after = c.wait(c.request("GET", "/hello"), 10)
+            goaway = c.goaway
+        served = [o for o in outs if o.status == 200]
+        refused = [o for o in outs if o.reset == h2peer.REFUSED_STREAM]
+        self.assertEqual(len(served) + len(refused), 300, [o for o in outs if o not in served
+                                                           and o not in refused][:3])
+        self.assertGreaterEqual(len(served), 20)
+        self.assertGreater(len(refused), 200)
+        self.assertIsNone(goaway)
+        self.assertEqual(after.status, 200, after)
+
     def test_refused_stream_flood_is_bounded(self):
         """A client that keeps opening streams over the limit: each refused,
         and once most of its streams were refused the connection is closed

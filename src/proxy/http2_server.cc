@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 
 #include "accesslog/entry.h"
+#include "core/coarse_clock.h"
 #include "http/local_reply.h"
 #include "http/spans.h"
 #include "proxy/http2_common.h"
@@ -76,7 +77,7 @@ Http2ServerConnection::~Http2ServerConnection() {
 }
 
 void Http2ServerConnection::start(std::string_view received) {
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   if (!received.empty() && !receive(received)) return;
   dispatch();
   flush();
@@ -122,7 +123,7 @@ void Http2ServerConnection::on_read(const boost::system::error_code& ec, size_t 
     close();
     return;
   }
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   in_.commit(bytes);
   const std::string_view received = in_.readable();
   in_.clear();

@@ -202,8 +202,8 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   bool broken_ = false;  // a write failed: close from the event loop
   bool in_dispatch_ = false;
   bool dispatch_posted_ = false;
-  bool close_requested_ = false;  // close() during dispatch: at its end
-  Clock::time_point last_activity_;
+  bool close_requested_ = false;     // close() during dispatch: at its end
+  Clock::time_point last_activity_;  // core::CoarseClock: at most a tick late
 
   // Protection state.
   uint64_t streams_started_ = 0;

@@ -9,6 +9,7 @@
 #include <nghttp2/nghttp2.h>
 #include <boost/asio/post.hpp>
 
+#include "core/coarse_clock.h"
 #include "http/spans.h"
 #include "proxy/http2_common.h"
 #include "proxy/http2_server.h"
@@ -302,7 +303,7 @@ void Http2ServerConnection::on_written(const boost::system::error_code& ec) {
     return;
   }
   written_out();
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   flush();
   arm_timer();
 }

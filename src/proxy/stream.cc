@@ -411,12 +411,25 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
     o.framing = Framing::kUnknown;
   }
 
+  BodyBatch b;
+  if (!next_response_body(b)) return;
+  resp_pending_ = b.consumed;
+  resp_done_ = b.end;
+  resp_body_bytes_ += spans_size(down_body_);
+  resp_started_ = true;
+  ds_writing_ = DownWrite::kResponse;
+  pass_response_trailers(b);
+  codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
+  if (tunnel_) pump_tunnel_request();
+}
+
+bool Stream::next_response_body(BodyBatch& b) {
   down_body_.clear();
-  BodyBatch b = upstream_->response_body(
-      down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
+  b = upstream_->response_body(down_body_,
+                               codec_->accepts_raw_chunked(*this) && !wants_response_data_);
   if (b.error != http::ParseError::kNone) {
     response_invalid();
-    return;
+    return false;
   }
   if (wants_response_data_) {
     // A filter may take the trailers into the body (grpc_web).
@@ -424,19 +437,15 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
       b.trailers = nullptr;
     }
     filters_response_data(down_body_, b.end);
-    if (data_hook_answered()) return;
+    if (data_hook_answered()) return false;
   }
-  resp_pending_ = b.consumed;
-  resp_done_ = b.end;
-  resp_body_bytes_ += spans_size(down_body_);
-  resp_started_ = true;
-  ds_writing_ = DownWrite::kResponse;
-  if (b.end && b.trailers != nullptr) {
-    if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
-    codec_->set_response_trailers(*this, *b.trailers);
-  }
-  codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
-  if (tunnel_) pump_tunnel_request();
+  return true;
+}
+
+void Stream::pass_response_trailers(const BodyBatch& b) {
+  if (!b.end || b.trailers == nullptr) return;
+  if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
+  codec_->set_response_trailers(*this, *b.trailers);
 }
 
 bool Stream::chunk_for_trailers() const {
@@ -456,21 +465,8 @@ void Stream::on_response_body() {
 
 void Stream::pump_response() {
   last_activity_ = Clock::now();
-  down_body_.clear();
-  BodyBatch b = upstream_->response_body(
-      down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
-  if (b.error != http::ParseError::kNone) {
-    response_invalid();
-    return;
-  }
-  if (wants_response_data_) {
-    // A filter may take the trailers into the body (grpc_web).
-    if (b.end && b.trailers != nullptr && filters_response_trailers(*b.trailers)) {
-      b.trailers = nullptr;
-    }
-    filters_response_data(down_body_, b.end);
-    if (data_hook_answered()) return;
-  }
+  BodyBatch b;
+  if (!next_response_body(b)) return;
   resp_done_ = b.end;
   if (down_body_.empty() && !b.end) {
     // Nothing to forward yet (none, or only framing): wait for more.
@@ -481,10 +477,7 @@ void Stream::pump_response() {
   resp_pending_ = b.consumed;
   resp_body_bytes_ += spans_size(down_body_);
   ds_writing_ = DownWrite::kResponse;
-  if (b.end && b.trailers != nullptr) {
-    if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
-    codec_->set_response_trailers(*this, *b.trailers);
-  }
+  pass_response_trailers(b);
   codec_->send_body(*this, down_body_, b.raw_chunked, b.end);
 }
 

@@ -263,6 +263,12 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   // lines of `extra`; no body (mirror_request, upstream_request).
   void copy_request_head(http::ClientRequest& c, std::string_view extra) const;
   void on_request_sent();
+  // The next response body batch from the upstream into down_body_, through
+  // the response-data hooks; false when the stream was answered or reset
+  // instead (an invalid body, a filter's reply).
+  bool next_response_body(BodyBatch& b);
+  // A last batch's trailers go downstream (their grpc-status to the log).
+  void pass_response_trailers(const BodyBatch& b);
   void pump_response();
   // The proxy's own answer (text/plain; for a gRPC client a trailers-only
   // gRPC error), unless a response hook answers in its place.

@@ -1,9 +1,9 @@
-// Noticing that a file changed, for the stores that reload one (API keys,
-// htpasswd, local JWKS, credential files): its inode, size and modification
-// time (nanoseconds). A new inode catches a rename over the file, the way
-// Kubernetes' atomic writer and most editors replace it.
+// Files the process reads whole: noticing that one changed, for the stores
+// that reload one (API keys, htpasswd, local JWKS, credential files,
+// certificates), and reading it.
 //
-// Thread safety: none; each store calls it under its own lock.
+// Thread safety: FileVersion none (each store calls it under its own lock);
+// read_file is reentrant.
 #pragma once
 
 #include <sys/types.h>
@@ -14,6 +14,13 @@
 
 namespace sidecar::core {
 
+// Reads the whole file at `path` into `out` (its bytes, unchanged). False,
+// with errno set and `out` unspecified, when it cannot be opened or read.
+bool read_file(const std::string& path, std::string& out);
+
+// A file's version: its inode, size and modification time (nanoseconds). A
+// new inode catches a rename over the file, the way Kubernetes' atomic
+// writer and most editors replace it.
 class FileVersion {
  public:
   enum class Check {

@@ -246,4 +246,27 @@ void for_each_token(std::string_view value, Fn&& fn) {
   }
 }
 
+// OWS trimmed from both ends of a field value or list element [RFC 9110 5.6.3].
+inline std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Calls `fn(name, value)` for each "Name: value\r\n" line of `lines` (field
+// lines the proxy composed itself: headers to add, trailers), the value
+// OWS-trimmed; a line without a colon is skipped, the last line may lack
+// its CRLF.
+template <typename Fn>
+void for_each_field_line(std::string_view lines, Fn&& fn) {
+  while (!lines.empty()) {
+    const size_t eol = lines.find("\r\n");
+    const std::string_view line = lines.substr(0, eol);
+    lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 2);
+    const size_t colon = line.find(':');
+    if (colon != std::string_view::npos)
+      fn(line.substr(0, colon), trim_ows(line.substr(colon + 1)));
+  }
+}
+
 }  // namespace sidecar::http

@@ -4,6 +4,8 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "http/http1_parser.h"
+
 namespace sidecar::proxy::h2 {
 
 bool hop_by_hop(std::string_view name) {
@@ -18,28 +20,8 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-namespace {
-// Calls fn(name, value) for each "Name: value\r\n" line of `lines`, the
-// value without surrounding whitespace; lines without a colon are skipped.
-template <class Fn>
-void for_each_field_line(std::string_view lines, Fn&& fn) {
-  while (!lines.empty()) {
-    const size_t eol = lines.find("\r\n");
-    const std::string_view line = lines.substr(0, eol);
-    lines.remove_prefix(eol == std::string_view::npos ? lines.size() : eol + 2);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    fn(line.substr(0, colon), value);
-  }
-}
-}  // namespace
-
 void add_lines(std::string_view lines, Fields& out) {
-  for_each_field_line(lines, [&](std::string_view n, std::string_view value) {
+  http::for_each_field_line(lines, [&](std::string_view n, std::string_view value) {
     std::string name = lower(n);
     if (!hop_by_hop(name)) out.emplace_back(std::move(name), std::string(value));
   });
@@ -99,8 +81,8 @@ const nghttp2_nv* NvList::data() {
 }
 
 void NvList::add_lines(std::string_view lines) {
-  for_each_field_line(lines,
-                      [&](std::string_view name, std::string_view value) { add(name, value); });
+  http::for_each_field_line(
+      lines, [&](std::string_view name, std::string_view value) { add(name, value); });
 }
 
 size_t SpanSource::copy(uint8_t* buf, size_t length) {

@@ -117,7 +117,10 @@ http::LocalResponse route_answer(const config::Route& route, bool tls, std::stri
     const config::DirectResponse& d = *route.direct_response;
     r.status = d.status;
     if (!d.body.empty()) r.headers.emplace_back("content-type", d.content_type);
-    r.body = d.body;
+    // The configured body is shared (aliasing the config's pointer), not
+    // copied per request: it may be a whole page from a file.
+    if (!d.body.empty())
+      r.shared_body = std::shared_ptr<const std::string>(route.direct_response, &d.body);
   }
   return r;
 }

@@ -4,16 +4,11 @@
 
 #include <fmt/format.h>
 
+#include "http/http1_parser.h"
 #include "upstream/load_balancer.h"
 
 namespace sidecar::proxy {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // A different mix of the same key for the cluster split than for the
 // endpoint choice, so that the two are independent.
@@ -35,12 +30,12 @@ std::optional<std::string_view> find_cookie(const http::RequestHead& request,
     std::string_view v = f.value;
     while (!v.empty()) {
       const size_t semi = v.find(';');
-      std::string_view pair = trim(v.substr(0, semi));
+      std::string_view pair = http::trim_ows(v.substr(0, semi));
       v = semi == std::string_view::npos ? std::string_view() : v.substr(semi + 1);
       const size_t eq = pair.find('=');
       if (eq == std::string_view::npos) continue;
-      if (trim(pair.substr(0, eq)) != name) continue;
-      std::string_view value = trim(pair.substr(eq + 1));
+      if (http::trim_ows(pair.substr(0, eq)) != name) continue;
+      std::string_view value = http::trim_ows(pair.substr(eq + 1));
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
         value = value.substr(1, value.size() - 2);  // RFC 6265 quoted cookie-value
       }

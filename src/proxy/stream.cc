@@ -411,12 +411,25 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
     o.framing = Framing::kUnknown;
   }
 
+  BodyBatch b;
+  if (!next_response_body(b)) return;
+  resp_pending_ = b.consumed;
+  resp_done_ = b.end;
+  resp_body_bytes_ += spans_size(down_body_);
+  resp_started_ = true;
+  ds_writing_ = DownWrite::kResponse;
+  pass_response_trailers(b);
+  codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
+  if (tunnel_) pump_tunnel_request();
+}
+
+bool Stream::next_response_body(BodyBatch& b) {
   down_body_.clear();
-  BodyBatch b = upstream_->response_body(
-      down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
+  b = upstream_->response_body(down_body_,
+                               codec_->accepts_raw_chunked(*this) && !wants_response_data_);
   if (b.error != http::ParseError::kNone) {
     response_invalid();
-    return;
+    return false;
   }
   if (wants_response_data_) {
     // A filter may take the trailers into the body (grpc_web).
@@ -424,19 +437,15 @@ void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
       b.trailers = nullptr;
     }
     filters_response_data(down_body_, b.end);
-    if (data_hook_answered()) return;
+    if (data_hook_answered()) return false;
   }
-  resp_pending_ = b.consumed;
-  resp_done_ = b.end;
-  resp_body_bytes_ += spans_size(down_body_);
-  resp_started_ = true;
-  ds_writing_ = DownWrite::kResponse;
-  if (b.end && b.trailers != nullptr) {
-    if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
-    codec_->set_response_trailers(*this, *b.trailers);
-  }
-  codec_->send_response(*this, o, down_body_, b.raw_chunked, b.end);
-  if (tunnel_) pump_tunnel_request();
+  return true;
+}
+
+void Stream::pass_response_trailers(const BodyBatch& b) {
+  if (!b.end || b.trailers == nullptr) return;
+  if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
+  codec_->set_response_trailers(*this, *b.trailers);
 }
 
 bool Stream::chunk_for_trailers() const {
@@ -456,21 +465,8 @@ void Stream::on_response_body() {
 
 void Stream::pump_response() {
   last_activity_ = Clock::now();
-  down_body_.clear();
-  BodyBatch b = upstream_->response_body(
-      down_body_, codec_->accepts_raw_chunked(*this) && !wants_response_data_);
-  if (b.error != http::ParseError::kNone) {
-    response_invalid();
-    return;
-  }
-  if (wants_response_data_) {
-    // A filter may take the trailers into the body (grpc_web).
-    if (b.end && b.trailers != nullptr && filters_response_trailers(*b.trailers)) {
-      b.trailers = nullptr;
-    }
-    filters_response_data(down_body_, b.end);
-    if (data_hook_answered()) return;
-  }
+  BodyBatch b;
+  if (!next_response_body(b)) return;
   resp_done_ = b.end;
   if (down_body_.empty() && !b.end) {
     // Nothing to forward yet (none, or only framing): wait for more.
@@ -481,10 +477,7 @@ void Stream::pump_response() {
   resp_pending_ = b.consumed;
   resp_body_bytes_ += spans_size(down_body_);
   ds_writing_ = DownWrite::kResponse;
-  if (b.end && b.trailers != nullptr) {
-    if (const int g = grpc_ ? grpc_status_of(*b.trailers) : -1; g >= 0) grpc_status_ = int8_t(g);
-    codec_->set_response_trailers(*this, *b.trailers);
-  }
+  pass_response_trailers(b);
   codec_->send_body(*this, down_body_, b.raw_chunked, b.end);
 }
 
@@ -536,13 +529,18 @@ void Stream::on_downstream_written(const error_code& ec) {
 
 // ---- ends ----
 
-void Stream::local_reply(int status, std::string_view body, bool close) {
+bool Stream::begin_local_reply(int status) {
   if (resp_started_ || ds_writing_ != DownWrite::kNone) {
     abort_stream();
-    return;
+    return false;
   }
   release_upstream(false);
   status_ = static_cast<uint16_t>(status);
+  return true;
+}
+
+void Stream::local_reply(int status, std::string_view body, bool close) {
+  if (!begin_local_reply(status)) return;
   const bool closing = close || !req_done_ || us_writing_ || draining();
   filter_local_reply(status, "text/plain", body.size());
   if (filter_response_) {
@@ -551,58 +549,33 @@ void Stream::local_reply(int status, std::string_view body, bool close) {
     send_filter_response();
     return;
   }
-  if (log_this_) {
-    // The headers of the reply the proxy writes, for %RESP(...)%.
-    const auto& names = info_->worker->access_log()->config().response_headers;
-    log_response_headers_.resize(names.size());
-    for (size_t i = 0; i < names.size(); ++i) {
-      std::string& v = log_response_headers_[i];
-      if (names[i] == "content-type") {
-        v = "text/plain";
-      } else if (names[i] == "content-length") {
-        v = std::to_string(body.size());
-      } else if (names[i] == "connection" && closing) {
-        v = "close";
-      } else {
-        v.clear();
-      }
-    }
-  }
-  resp_started_ = true;
-  resp_done_ = true;
-  ds_writing_ = DownWrite::kLocalReply;
-  if (grpc_) {
-    // gRPC clients read errors from grpc-status: a trailers-only response,
-    // HTTP 200 (what Envoy does). The log keeps the proxy's HTTP status.
-    std::string extra = resp_add_;
-    std::string_view message = body;
-    while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
-    grpc_status_ = static_cast<int8_t>(grpc_status_for(status));
-    extra += fmt::format("grpc-status: {}\r\ngrpc-message: ", int{grpc_status_});
-    for (char c : message) {
-      // Percent-encoded outside printable ASCII and '%' [gRPC over HTTP/2].
-      if (c < 0x20 || c > 0x7e || c == '%') {
-        extra += fmt::format("%{:02X}", static_cast<unsigned char>(c));
-      } else {
-        extra += c;
-      }
-    }
-    extra += "\r\n";
-    codec_->send_local_reply(*this, 200, "application/grpc", {}, extra, closing);
+  if (!grpc_) {
+    write_local_reply(status, "text/plain", body, resp_add_, closing);
     return;
   }
-  codec_->send_local_reply(*this, status, "text/plain", body, resp_add_, closing);
+  // gRPC clients read errors from grpc-status: a trailers-only response,
+  // HTTP 200 (what Envoy does). The log keeps the proxy's HTTP status.
+  std::string extra = resp_add_;
+  std::string_view message = body;
+  while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
+  grpc_status_ = static_cast<int8_t>(grpc_status_for(status));
+  extra += fmt::format("grpc-status: {}\r\ngrpc-message: ", int{grpc_status_});
+  for (char c : message) {
+    // Percent-encoded outside printable ASCII and '%' [gRPC over HTTP/2].
+    if (c < 0x20 || c > 0x7e || c == '%') {
+      extra += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    } else {
+      extra += c;
+    }
+  }
+  extra += "\r\n";
+  write_local_reply(200, "application/grpc", {}, extra, closing);
 }
 
 void Stream::send_filter_response() {
   http::LocalResponse r = std::move(*filter_response_);
   filter_response_.reset();
-  if (resp_started_ || ds_writing_ != DownWrite::kNone) {
-    abort_stream();
-    return;
-  }
-  release_upstream(false);
-  status_ = static_cast<uint16_t>(r.status);
+  if (!begin_local_reply(r.status)) return;
   std::string content_type;
   std::string lines;
   for (const auto& [name, value] : r.headers) {
@@ -618,14 +591,34 @@ void Stream::send_filter_response() {
   lines.append(resp_add_);
   resp_add_ = std::move(lines);
   filter_reply_body_ = std::move(r.body);
-  const bool closing = !req_done_ || us_writing_ || draining();
+  // The codecs copy the body into their output: a shared one is not kept.
+  write_local_reply(r.status, content_type, shared ? std::string_view(*shared) : filter_reply_body_,
+                    resp_add_, !req_done_ || us_writing_ || draining());
+}
+
+void Stream::write_local_reply(int status, std::string_view content_type, std::string_view body,
+                               std::string_view extra_lines, bool closing) {
+  if (log_this_) {
+    // The headers of the reply the proxy writes, for %RESP(...)%.
+    const auto& names = info_->worker->access_log()->config().response_headers;
+    log_response_headers_.resize(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::string& v = log_response_headers_[i];
+      if (names[i] == "content-type") {
+        v = content_type;
+      } else if (names[i] == "content-length") {
+        v = std::to_string(body.size());
+      } else if (names[i] == "connection" && closing) {
+        v = "close";
+      } else {
+        v.clear();
+      }
+    }
+  }
   resp_started_ = true;
   resp_done_ = true;
   ds_writing_ = DownWrite::kLocalReply;
-  // The codecs copy the body into their output: a shared one is not kept.
-  codec_->send_local_reply(*this, r.status, content_type,
-                           shared ? std::string_view(*shared) : filter_reply_body_, resp_add_,
-                           closing);
+  codec_->send_local_reply(*this, status, content_type, body, extra_lines, closing);
 }
 
 void Stream::finish() {

@@ -220,6 +220,13 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   std::string_view cluster_name() const;
   // The request head for the attempt on `up`, into `o` and `extra`.
   void build_request_head(const UpstreamStream& up, OutgoingRequest& o, std::string& extra);
+  // The next request body batch from the codec into up_body_ (raw chunked
+  // when the upstream takes it and nothing looks at the bytes).
+  BodyBatch read_request_body();
+  // A batch on its way upstream: its framing error answered, the
+  // request-data hooks run, its trailers handed on; false when the stream
+  // was answered instead.
+  bool pass_request_body(const BodyBatch& b);
   // Keeps request body bytes for a retry while they fit kReplayLimit.
   void hold_for_replay(const Spans& body, bool end);
   // Copies the request head out of the codec's read buffer, which a streamed
@@ -256,8 +263,25 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   // lines of `extra`; no body (mirror_request, upstream_request).
   void copy_request_head(http::ClientRequest& c, std::string_view extra) const;
   void on_request_sent();
+  // The next response body batch from the upstream into down_body_, through
+  // the response-data hooks; false when the stream was answered or reset
+  // instead (an invalid body, a filter's reply).
+  bool next_response_body(BodyBatch& b);
+  // A last batch's trailers go downstream (their grpc-status to the log).
+  void pass_response_trailers(const BodyBatch& b);
   void pump_response();
+  // The proxy's own answer (text/plain; for a gRPC client a trailers-only
+  // gRPC error), unless a response hook answers in its place.
   void local_reply(int status, std::string_view body, bool close);
+  // A filter's answer (send_response, or a response hook's).
+  void send_filter_response();
+  // What both answers share: false when the response already started (the
+  // stream is reset instead); else the upstream is released.
+  bool begin_local_reply(int status);
+  // Writes the answer: %RESP(...)% values for the access log, the stream's
+  // state, then the codec; `extra_lines` are "name: value\r\n" lines.
+  void write_local_reply(int status, std::string_view content_type, std::string_view body,
+                         std::string_view extra_lines, bool closing);
   void finish();
   // Ends the stream now (accounting first); the codec cuts the response.
   void abort_stream();
@@ -265,7 +289,6 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   bool can_retry() const;
   void upstream_connect_failed(const error_code& ec);
   void response_invalid();
-  void send_filter_response();
 
   // Upgrades (stream_upgrade.cc, proxy/upgrade.h).
   // After routing: whether the request may go on (false: answered 403).

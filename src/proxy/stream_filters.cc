@@ -254,16 +254,9 @@ void Stream::copy_request_head(http::ClientRequest& c, std::string_view extra) c
     }
     c.headers.emplace_back(f.name, f.value);
   }
-  while (!extra.empty()) {
-    const size_t eol = extra.find("\r\n");
-    const std::string_view line = extra.substr(0, eol);
-    extra.remove_prefix(eol == std::string_view::npos ? extra.size() : eol + 2);
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-    c.headers.emplace_back(line.substr(0, colon), value);
-  }
+  http::for_each_field_line(extra, [&](std::string_view name, std::string_view value) {
+    c.headers.emplace_back(name, value);
+  });
 }
 
 void Stream::set_metadata(std::string_view key, std::string_view value) {

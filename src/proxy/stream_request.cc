@@ -75,23 +75,9 @@ void Stream::on_upstream_ready(const error_code& ec) {
         up_body_.clear();
         if (!prebuffer_.empty()) up_body_.emplace_back(prebuffer_.data(), prebuffer_.size());
       } else {
-        b = codec_->request_body(*this, up_body_,
-                                 upstream_->accepts_raw_chunked() && !wants_request_data_ &&
-                                     !body_was_buffered_ &&
-                                     route_->config->request_mirror_policies.empty());
+        b = read_request_body();
       }
-      if (b.error != http::ParseError::kNone) {
-        on_request_invalid(http::status_for(b.error), http::to_string(b.error));
-        return;
-      }
-      if (wants_request_data_) {
-        filters_request_data(up_body_, b.end);
-        if (data_hook_answered()) return;
-      }
-      if (b.end && b.trailers != nullptr) {
-        req_trailers_ = b.trailers;
-        upstream_->set_request_trailers(*b.trailers);
-      }
+      if (!pass_request_body(b)) return;
       req_raw_chunked_ = b.raw_chunked;
       req_pending_ = b.consumed;
       req_done_ = b.end;
@@ -266,22 +252,8 @@ void Stream::on_request_body() {
   if (!active_ || us_writing_ || upstream_ == nullptr || connecting_) return;
   last_activity_ = Clock::now();
   up_body_.clear();
-  const BodyBatch b = codec_->request_body(*this, up_body_,
-                                           upstream_->accepts_raw_chunked() &&
-                                               !wants_request_data_ && !body_was_buffered_ &&
-                                               route_->config->request_mirror_policies.empty());
-  if (b.error != http::ParseError::kNone) {
-    on_request_invalid(http::status_for(b.error), http::to_string(b.error));
-    return;
-  }
-  if (wants_request_data_) {
-    filters_request_data(up_body_, b.end);
-    if (data_hook_answered()) return;
-  }
-  if (b.end && b.trailers != nullptr) {
-    req_trailers_ = b.trailers;
-    upstream_->set_request_trailers(*b.trailers);
-  }
+  const BodyBatch b = read_request_body();
+  if (!pass_request_body(b)) return;
   req_done_ = b.end;
   req_body_bytes_ += boost::asio::buffer_size(up_body_);
   if (replay_ok_) hold_for_replay(up_body_, b.end);
@@ -294,6 +266,29 @@ void Stream::on_request_body() {
   req_pending_ = b.consumed;
   us_writing_ = true;
   upstream_->send_body(up_body_, b.raw_chunked, b.end);
+}
+
+BodyBatch Stream::read_request_body() {
+  return codec_->request_body(*this, up_body_,
+                              upstream_->accepts_raw_chunked() && !wants_request_data_ &&
+                                  !body_was_buffered_ &&
+                                  route_->config->request_mirror_policies.empty());
+}
+
+bool Stream::pass_request_body(const BodyBatch& b) {
+  if (b.error != http::ParseError::kNone) {
+    on_request_invalid(http::status_for(b.error), http::to_string(b.error));
+    return false;
+  }
+  if (wants_request_data_) {
+    filters_request_data(up_body_, b.end);
+    if (data_hook_answered()) return false;
+  }
+  if (b.end && b.trailers != nullptr) {
+    req_trailers_ = b.trailers;
+    upstream_->set_request_trailers(*b.trailers);
+  }
+  return true;
 }
 
 void Stream::start_buffering(size_t filter) {

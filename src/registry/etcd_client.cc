@@ -52,6 +52,23 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   return static_cast<Sink*>(user)->stop->load() ? 1 : 0;
 }
 
+// Sends the request set up on `c` (JSON, with etcd's auth token when there
+// is one) into `sink`.
+CURLcode perform_json(CURL* c, Sink& sink, const std::string& token) {
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &sink);
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  std::string auth;
+  if (!token.empty()) {
+    auth = "Authorization: " + token;
+    headers = curl_slist_append(headers, auth.c_str());
+  }
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  const CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(headers);
+  return rc;
+}
+
 bool invalid_token(const EtcdClient::Reply& r) {
   return r.answered && (r.status == 401 || r.error.code == etcd::kUnauthenticated ||
                         r.error.message.find("auth token") != std::string::npos);
@@ -111,17 +128,7 @@ EtcdClient::Reply EtcdClient::post_once(const std::string& base, std::string_vie
   setup(url, body, settings_.timeout);
   CURL* c = static_cast<CURL*>(curl_);
   Sink sink{&r.body, nullptr, &stop_};
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &sink);
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  std::string auth;
-  if (!token_.empty()) {
-    auth = "Authorization: " + token_;
-    headers = curl_slist_append(headers, auth.c_str());
-  }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  const CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(headers);
+  const CURLcode rc = perform_json(c, sink, token_);
   if (rc != CURLE_OK) {
     r.transport_error =
         fmt::format("{}: {}", url, sink.too_large ? "answer too large" : curl_easy_strerror(rc));
@@ -227,17 +234,7 @@ bool EtcdClient::stream(std::string_view path, const std::string& body,
       return on_line(line);
     };
     Sink sink{&buffer, &check, &stop_};
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &sink);
-    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-    std::string auth;
-    if (!token_.empty()) {
-      auth = "Authorization: " + token_;
-      headers = curl_slist_append(headers, auth.c_str());
-    }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    const CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(headers);
+    const CURLcode rc = perform_json(c, sink, token_);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (unauthenticated && round == 0 && !settings_.username.empty()) {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/file_version.h"
+
 namespace sidecar::stats {
 namespace {
 
@@ -91,15 +93,6 @@ void add(ProcessUsage& u, const Stat& s, pid_t pid) {
   ++u.processes;
 }
 
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 }  // namespace
 
 std::optional<ProcessUsage> read_process(pid_t pid) {
@@ -127,7 +120,7 @@ std::optional<ProcessUsage> read_process_group(pid_t pgid) {
 
 std::optional<ProcessUsage> read_cgroup(const std::string& path) {
   std::string procs;
-  if (!read_file(path + "/cgroup.procs", procs)) return std::nullopt;
+  if (!core::read_file(path + "/cgroup.procs", procs)) return std::nullopt;
   ProcessUsage u;
   std::istringstream in(procs);
   pid_t pid;
@@ -135,7 +128,7 @@ std::optional<ProcessUsage> read_cgroup(const std::string& path) {
     if (auto s = read_stat(pid)) add(u, *s, pid);
   }
   std::string text;
-  if (read_file(path + "/cpu.stat", text)) {
+  if (core::read_file(path + "/cpu.stat", text)) {
     std::istringstream cs(text);
     std::string key;
     uint64_t value;
@@ -143,7 +136,7 @@ std::optional<ProcessUsage> read_cgroup(const std::string& path) {
       if (key == "usage_usec") u.cpu_seconds = static_cast<double>(value) / 1e6;
     }
   }
-  if (read_file(path + "/memory.current", text))
+  if (core::read_file(path + "/memory.current", text))
     u.resident_bytes = std::strtoull(text.c_str(), nullptr, 10);
   u.virtual_bytes = 0;
   return u;

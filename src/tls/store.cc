@@ -7,9 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -17,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/registry.h"
+#include "core/file_version.h"
 #include "core/json.h"
 #include "stats/metric_writer.h"
 
@@ -39,14 +38,6 @@ Stamp stamp_of(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return {};
   return {st.st_dev, st.st_ino, st.st_size,
           static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 std::string dir_of(const std::string& path) {
@@ -201,7 +192,9 @@ void Store::build(Entry& e) {
   std::map<std::string, std::string> text;
   for (const std::string& f : e.files()) {
     stamps[f] = stamp_of(f);
-    if (!text.count(f)) text[f] = read_file(f);
+    if (!text.count(f) && !core::read_file(f, text[f])) {
+      throw std::runtime_error(fmt::format("cannot read {}: {}", f, std::strerror(errno)));
+    }
     content += f;
     content += '\0';
     content += text[f];

@@ -228,7 +228,11 @@ access_log:
   status: [ "5xx", 404 ]
 clusters: [ {{ name: app, endpoints: [ "{up.address}" ] }} ]
 listeners:
-  - {{ name: a, address: "127.0.0.1:0", routes: [ {{ match: {{ prefix: /hello }}, cluster: app }} ] }}
+  - name: a
+    address: "127.0.0.1:0"
+    routes:
+      - {{ match: {{ prefix: /hello }}, cluster: app }}
+      - {{ match: {{ path: /down }}, direct_response: {{ status: 503, body: "down", content_type: text/html }} }}
   - {{ name: b, address: "127.0.0.1:0", access_log: false, routes: [ {{ cluster: app }} ] }}
 """)
         self.addCleanup(sc.stop)
@@ -248,9 +252,13 @@ listeners:
         sc.signal(signal.SIGUSR1)
         time.sleep(0.3)
         curl("-A", "curl", sc.url("/nothing", "a"))
-        wait_for(lambda: os.path.exists(log) and read(log), 5, what="the reopened log")
+        # A route's direct_response logs the content type it was written with.
+        curl("-A", "curl", sc.url("/down", "a"))
+        wait_for(lambda: os.path.exists(log) and read(log).count("\n") >= 2, 5,
+                 what="the reopened log")
         with open(log) as f:
-            self.assertEqual(f.read(), "404 GET /nothing curl text/plain NR\n")
+            self.assertEqual(f.read().splitlines(),
+                             ["404 GET /nothing curl text/plain NR", "503 GET /down curl text/html -"])
 
 
 class AppMetricsTest(unittest.TestCase):

@@ -137,15 +137,20 @@ TEST(RouteAction, DirectResponse) {
       "body: { inline_string: \"<p>down</p>\" }, content_type: text/html } }\n");
   http::LocalResponse a = route_answer(c->listeners[0].routes[0], false, "h", "/healthz");
   EXPECT_EQ(a.status, 200);
-  EXPECT_EQ(a.body, "ok\n");
+  // The configured body is shared with the config, not copied.
+  ASSERT_NE(a.shared_body, nullptr);
+  EXPECT_EQ(a.shared_body.get(), &c->listeners[0].routes[0].direct_response->body);
+  EXPECT_EQ(*a.shared_body, "ok\n");
   ASSERT_EQ(a.headers.size(), 1u);
   EXPECT_EQ(a.headers[0].second, "text/plain");
   a = route_answer(c->listeners[0].routes[1], false, "h", "/gone");
   EXPECT_EQ(a.status, 410);
   EXPECT_TRUE(a.headers.empty());
+  EXPECT_EQ(a.shared_body, nullptr);
   a = route_answer(c->listeners[0].routes[2], false, "h", "/page");
   EXPECT_EQ(a.headers[0].second, "text/html");
-  EXPECT_EQ(a.body, "<p>down</p>");
+  ASSERT_NE(a.shared_body, nullptr);
+  EXPECT_EQ(*a.shared_body, "<p>down</p>");
   EXPECT_TRUE(c->listeners[0].routes[0].cluster.empty());
 }
 

@@ -1,9 +1,8 @@
 #include "filters/api_key/filter.h"
 
+#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -101,12 +100,15 @@ void KeyStore::load() {
     case core::FileVersion::Check::kChanged:
       break;
   }
-  std::ifstream in(path_, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text;
+  if (!core::read_file(path_, text)) {
+    spdlog::error("api_key: cannot read {}: {}", path_, std::strerror(errno));
+    version_ = {};  // read again at the next check
+    return;
+  }
   auto entries = std::make_shared<std::vector<Entry>>();
   std::string why;
-  if (!parse_keys(text.str(), *entries, why)) {
+  if (!parse_keys(text, *entries, why)) {
     spdlog::error("api_key: {}: {}{}", path_, why, entries_ ? " (keeping the previous keys)" : "");
     return;
   }

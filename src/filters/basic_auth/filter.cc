@@ -1,12 +1,12 @@
 #include "filters/basic_auth/filter.h"
 
 #include <string.h>
+#include <cerrno>
+#include <cstring>
 
 #include <condition_variable>
 #include <deque>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -124,12 +124,15 @@ void UserStore::load() {
     case core::FileVersion::Check::kChanged:
       break;
   }
-  std::ifstream in(path_, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text;
+  if (!core::read_file(path_, text)) {
+    spdlog::error("basic_auth: cannot read {}: {}", path_, std::strerror(errno));
+    version_ = {};  // read again at the next check
+    return;
+  }
   auto users = std::make_shared<std::vector<User>>();
   std::string why;
-  if (!parse_htpasswd(text.str(), *users, why)) {
+  if (!parse_htpasswd(text, *users, why)) {
     spdlog::error("basic_auth: {}: {}{}", path_, why,
                   users_ ? " (keeping the previous users)" : "");
     return;

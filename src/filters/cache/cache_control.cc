@@ -3,26 +3,15 @@
 #include <cstdio>
 #include <ctime>
 
+#include "http/http1_parser.h"
+
 namespace sidecar::filters::cache {
 namespace {
 
 constexpr int64_t kMaxDelta = 2147483648;  // RFC 9111 1.2.2
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != b[i]) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using http::iequals;
+using http::trim_ows;
 
 // delta-seconds = 1*DIGIT, capped; -1 when not digits.
 int64_t delta_seconds(std::string_view v) {
@@ -59,13 +48,13 @@ void parse_cache_control(std::string_view value, CacheControl& cc) {
       }
       ++end;
     }
-    const std::string_view item = trim(value.substr(i, end - i));
+    const std::string_view item = trim_ows(value.substr(i, end - i));
     i = end + 1;
     if (item.empty()) continue;
     const size_t eq = item.find('=');
-    const std::string_view name = trim(item.substr(0, eq));
+    const std::string_view name = trim_ows(item.substr(0, eq));
     std::string_view arg =
-        eq == std::string_view::npos ? std::string_view() : trim(item.substr(eq + 1));
+        eq == std::string_view::npos ? std::string_view() : trim_ows(item.substr(eq + 1));
     const bool has_arg = eq != std::string_view::npos;
     if (arg.size() >= 2 && arg.front() == '"' && arg.back() == '"') {
       arg = arg.substr(1, arg.size() - 2);  // senders should not quote numbers; accept it
@@ -148,7 +137,7 @@ std::optional<int64_t> to_epoch(int year, int month, int day, int h, int m, int 
 }  // namespace
 
 std::optional<int64_t> parse_http_date(std::string_view v) {
-  v = trim(v);
+  v = trim_ows(v);
   int day = 0, year = 0, h = 0, m = 0, s = 0;
   // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (29 characters).
   if (v.size() == 29 && v[3] == ',' && v[4] == ' ' && v[7] == ' ' && v[11] == ' ' && v[16] == ' ' &&

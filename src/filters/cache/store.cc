@@ -1,13 +1,9 @@
 #include "filters/cache/store.h"
 
+#include "http/http1_parser.h"
+
 namespace sidecar::filters::cache {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 std::mutex instance_mutex;
 std::shared_ptr<Store> the_store;
@@ -24,7 +20,7 @@ size_t Entry::bytes() const {
 bool vary_matches(const Entry& entry, const http::RequestHead& request) {
   for (const auto& [name, value] : entry.vary) {
     const http::HeaderField* f = request.find(name);
-    const std::string_view v = f == nullptr ? std::string_view() : trim(f->value);
+    const std::string_view v = f == nullptr ? std::string_view() : http::trim_ows(f->value);
     if (v != value) return false;
   }
   return true;

@@ -25,8 +25,9 @@ class Gzip : public Decoder {
     z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     z_.avail_in = static_cast<uInt>(in.size());
     const size_t start = out.size();
-    while (z_.avail_in > 0) {
+    for (;;) {
       if (ended_) {
+        if (z_.avail_in == 0) break;
         // Another gzip member follows (concatenated, RFC 1952 2.2).
         if (inflateReset(&z_) != Z_OK) return DecodeResult::kInvalid;
         ended_ = false;
@@ -42,24 +43,10 @@ class Gzip : public Decoder {
         ended_ = true;
         continue;
       }
-      if (rc == Z_BUF_ERROR && z_.avail_in == 0) break;
+      if (rc == Z_BUF_ERROR && z_.avail_in == 0) break;  // nothing more without input
       if (rc != Z_OK) return DecodeResult::kInvalid;
-    }
-    // Output still pending inside zlib with no input left: drain it.
-    while (!ended_) {
-      if (out.size() - start > budget) return DecodeResult::kTooLarge;
-      const size_t used = out.size();
-      out.resize(used + kChunk);
-      z_.next_out = reinterpret_cast<Bytef*>(out.data() + used);
-      z_.avail_out = kChunk;
-      const int rc = inflate(&z_, Z_NO_FLUSH);
-      out.resize(used + kChunk - z_.avail_out);
-      if (rc == Z_STREAM_END) {
-        ended_ = true;
-        break;
-      }
-      if (rc == Z_BUF_ERROR || z_.avail_out != 0) break;  // nothing more without input
-      if (rc != Z_OK) return DecodeResult::kInvalid;
+      // All input taken and room left: nothing is pending inside zlib.
+      if (z_.avail_in == 0 && z_.avail_out != 0) break;
     }
     if (out.size() - start > budget) return DecodeResult::kTooLarge;
     return ended_ ? DecodeResult::kEnd : DecodeResult::kOk;

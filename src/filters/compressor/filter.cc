@@ -3,15 +3,10 @@
 #include <charconv>
 
 #include "filters/stats.h"
+#include "http/http1_parser.h"
 
 namespace sidecar::filters::compressor {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // q-value of one Accept-Encoding element's parameters [RFC 9110 12.4.2]:
 // 1 when absent, -1 when malformed (the element is ignored).
@@ -19,7 +14,7 @@ double qvalue(std::string_view params) {
   double q = 1;
   while (!params.empty()) {
     const size_t semi = params.find(';');
-    std::string_view p = trim(params.substr(0, semi));
+    std::string_view p = http::trim_ows(params.substr(0, semi));
     params = semi == std::string_view::npos ? std::string_view() : params.substr(semi + 1);
     if (p.size() < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=') continue;
     p.remove_prefix(2);
@@ -44,7 +39,7 @@ bool has_token(std::string_view value, std::string_view token) {
   bool found = false;
   http::for_each_token(value, [&](std::string_view t) {
     const size_t eq = t.find('=');
-    if (http::iequals(trim(t.substr(0, eq)), token)) found = true;
+    if (http::iequals(http::trim_ows(t.substr(0, eq)), token)) found = true;
   });
   return found;
 }
@@ -58,7 +53,7 @@ std::optional<Encoding> negotiate(const http::RequestHead& head, const Config& c
     if (!http::iequals(f.name, "accept-encoding")) continue;
     http::for_each_token(f.value, [&](std::string_view element) {
       const size_t semi = element.find(';');
-      const std::string_view coding = trim(element.substr(0, semi));
+      const std::string_view coding = http::trim_ows(element.substr(0, semi));
       const double v =
           qvalue(semi == std::string_view::npos ? std::string_view() : element.substr(semi + 1));
       if (v < 0) return;
@@ -102,14 +97,14 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
   if (status < 200 || status == 204 || status == 206 || status == 304) return;
   if (response.find("content-range") != nullptr) return;
   if (const auto* f = response.find("content-encoding");
-      f != nullptr && !http::iequals(trim(f->value), "identity"))
+      f != nullptr && !http::iequals(http::trim_ows(f->value), "identity"))
     return;
   for (const auto& f : response.headers) {
     if (http::iequals(f.name, "cache-control") && has_token(f.value, "no-transform")) return;
   }
   const auto* type = response.find("content-type");
   if (type == nullptr) return;
-  std::string_view media = trim(type->value.substr(0, type->value.find(';')));
+  std::string_view media = http::trim_ows(type->value.substr(0, type->value.find(';')));
   bool listed = false;
   for (const std::string& t : config_->content_types) listed = listed || http::iequals(t, media);
   if (!listed) return;
@@ -123,7 +118,7 @@ void Filter::on_response_headers(const http::ResponseHead& response, http::Filte
   }
   if (vary == nullptr) {
     cb.add_response_header("vary", "Accept-Encoding");
-  } else if (!has_token(vary->value, "accept-encoding") && trim(vary->value) != "*") {
+  } else if (!has_token(vary->value, "accept-encoding") && http::trim_ows(vary->value) != "*") {
     std::string merged;
     for (const auto& f : response.headers) {
       if (!http::iequals(f.name, "vary")) continue;

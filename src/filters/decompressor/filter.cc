@@ -3,23 +3,19 @@
 #include <algorithm>
 #include <vector>
 
+#include "http/http1_parser.h"
+
 namespace sidecar::filters::decompressor {
 namespace {
 
 constexpr size_t kRatioSlack = 64 * 1024;  // decoded bytes allowed before the ratio applies
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool no_transform(const http::MessageHead& head) {
   bool found = false;
   for (const auto& f : head.headers) {
     if (!http::iequals(f.name, "cache-control")) continue;
     http::for_each_token(f.value, [&](std::string_view t) {
-      if (http::iequals(trim(t.substr(0, t.find('='))), "no-transform")) found = true;
+      if (http::iequals(http::trim_ows(t.substr(0, t.find('='))), "no-transform")) found = true;
     });
   }
   return found;
@@ -62,7 +58,7 @@ bool Filter::start(const http::MessageHead& head, const Direction& d, bool reque
   for (const auto& f : head.headers) {
     if (!http::iequals(f.name, "content-encoding")) continue;
     http::for_each_token(f.value, [&](std::string_view t) {
-      if (!trim(t).empty()) codings.push_back(trim(t));
+      if (!http::trim_ows(t).empty()) codings.push_back(http::trim_ows(t));
     });
   }
   if (codings.empty()) return false;
@@ -119,7 +115,7 @@ http::FilterStatus Filter::on_request_headers(http::FilterCallbacks& cb) {
       if (!value.empty()) value.append(", ");
       value.append(f.value);
       http::for_each_token(f.value, [&](std::string_view t) {
-        if (const auto e = compressor::encoding_of(trim(t.substr(0, t.find(';')))))
+        if (const auto e = compressor::encoding_of(http::trim_ows(t.substr(0, t.find(';')))))
           named[static_cast<int>(*e)] = true;
       });
     }

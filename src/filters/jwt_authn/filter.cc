@@ -8,6 +8,7 @@
 
 #include "crypto/crypto.h"
 #include "filters/query.h"
+#include "http/http1_parser.h"
 
 namespace sidecar::filters::jwt_authn {
 namespace {
@@ -22,12 +23,6 @@ bool iequals_prefix(std::string_view s, std::string_view prefix) {
       return false;
   }
   return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 std::string_view path_only(std::string_view path) { return path.substr(0, path.find('?')); }
@@ -198,7 +193,7 @@ void Filter::extract(const Provider& p, http::FilterCallbacks& cb, Token& t,
     const FromHeader& h = p.from_headers[i];
     const http::HeaderField* f = head.find(h.name);
     if (f == nullptr || !iequals_prefix(f->value, h.value_prefix)) continue;
-    raw = trim(f->value.substr(h.value_prefix.size()));
+    raw = http::trim_ows(f->value.substr(h.value_prefix.size()));
     t.header = static_cast<int>(i);
     return;
   }
@@ -215,7 +210,7 @@ void Filter::extract(const Provider& p, http::FilterCallbacks& cb, Token& t,
       std::string_view rest = f.value;
       while (!rest.empty()) {
         const size_t semi = rest.find(';');
-        std::string_view pair = trim(rest.substr(0, semi));
+        std::string_view pair = http::trim_ows(rest.substr(0, semi));
         const size_t eq = pair.find('=');
         if (eq != std::string_view::npos && pair.substr(0, eq) == name) {
           raw = pair.substr(eq + 1);

@@ -1,8 +1,8 @@
 #include "filters/jwt_authn/key_source.h"
 
 #include <atomic>
-#include <fstream>
-#include <sstream>
+#include <cerrno>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
@@ -60,13 +60,17 @@ void KeySource::load_file() {
                   provider_.local_jwks_filename);
     return;
   }
-  std::ifstream in(provider_.local_jwks_filename, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text;
+  if (!core::read_file(provider_.local_jwks_filename, text)) {
+    spdlog::error("jwt_authn: provider {}: cannot read {}: {}", provider_.name,
+                  provider_.local_jwks_filename, std::strerror(errno));
+    version_ = {};  // read again at the next check
+    return;
+  }
   auto jwks = std::make_shared<Jwks>();
   std::string why;
   size_t skipped = 0;
-  if (!parse_jwks(text.str(), *jwks, why, &skipped)) {
+  if (!parse_jwks(text, *jwks, why, &skipped)) {
     spdlog::error("jwt_authn: provider {}: {}: {}{}", provider_.name, provider_.local_jwks_filename,
                   why, keys_ ? " (keeping the previous keys)" : "");
     return;

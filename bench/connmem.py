@@ -298,7 +298,13 @@ def measure(name, scenario, args, ports):
             for s in warm:
                 s.close()
         before = settle(proxy.pids())
-        for _ in range(args.n):
+        quarter = args.n // 4
+        for _ in range(quarter):
+            conns.append(opener(port, tls_ctx))
+        if scenario == "active":
+            wait_held(ports["slow_server"], quarter)
+        mid = settle(proxy.pids())
+        for _ in range(args.n - quarter):
             conns.append(opener(port, tls_ctx))
         if scenario == "active":
             deadline = time.monotonic() + 60
@@ -316,9 +322,19 @@ def measure(name, scenario, args, ports):
             s.close()
         proxy.stop()
     per_conn = (after - before) * 1024 / args.n
-    print(f"  {name:8} {scenario:7} RSS {before / 1024:7.1f} -> {after / 1024:7.1f} MiB "
-          f"(peak {peak / 1024:.1f})  {per_conn / 1024:6.2f} KiB per connection", flush=True)
-    return {"before_kib": before, "after_kib": after, "per_conn": per_conn}
+    # What one more connection costs, without the constant that opening the
+    # first ones adds (heap and pool growth): the slope from N/4 to N.
+    marginal = (after - mid) * 1024 / (args.n - quarter)
+    print(f"  {name:8} {scenario:7} RSS {before / 1024:7.1f} -> {mid / 1024:7.1f} -> "
+          f"{after / 1024:7.1f} MiB (peak {peak / 1024:.1f})  {per_conn / 1024:6.2f} KiB per "
+          f"connection, {marginal / 1024:6.2f} KiB marginal", flush=True)
+    return {"before_kib": before, "after_kib": after, "per_conn": per_conn, "marginal": marginal}
+
+
+def wait_held(slow_server, n):
+    deadline = time.monotonic() + 60
+    while slow_server.count() < n and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def make_cert():
@@ -369,8 +385,11 @@ def main():
     print()
     print(f"N = {args.n} connections per scenario, one worker each; RSS from /proc (VmRSS)")
     print()
-    print("| scenario | proxy | RSS before | RSS after | per connection | vs nginx | vs haproxy |")
-    print("|---|---|---|---|---|---|---|")
+    print("(marginal: the RSS slope from N/4 to N connections, the cost of one more)")
+    print()
+    print("| scenario | proxy | RSS before | RSS after | per connection | marginal | vs nginx "
+          "| vs haproxy |")
+    print("|---|---|---|---|---|---|---|---|")
     for scenario in scenarios:
         for name in proxies:
             r = results[(name, scenario)]
@@ -381,7 +400,7 @@ def main():
                               if b and b["per_conn"] > 0 else "-")
             print(f"| {scenario} | {name} | {r['before_kib'] / 1024:.1f} MiB | "
                   f"{r['after_kib'] / 1024:.1f} MiB | {r['per_conn'] / 1024:.2f} KiB | "
-                  f"{ratios[0]} | {ratios[1]} |")
+                  f"{r['marginal'] / 1024:.2f} KiB | {ratios[0]} | {ratios[1]} |")
 
 
 if __name__ == "__main__":

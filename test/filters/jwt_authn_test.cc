@@ -93,6 +93,39 @@ TEST(Jwt, VerifiesEveryAlgorithmAndRefusesTampering) {
   }
 }
 
+TEST(Jwt, EcCoordinatesWithoutLeadingZerosAreAccepted) {
+  // Some issuers (PyJWT before 2.7) drop an EC coordinate's leading zero
+  // bytes: find a key whose x or y starts with one and strip it.
+  for (int i = 0; i < 4000; ++i) {
+    const TestKey k = make_key("ES256", "k1");
+    const std::string full = jwk(k);
+    const auto coordinate = [&](const std::string& name) {
+      const size_t at = full.find("\"" + name + "\":\"") + name.size() + 4;
+      return full.substr(at, full.find('"', at) - at);
+    };
+    std::string x, y;
+    ASSERT_TRUE(jwt_authn::base64url_decode(coordinate("x"), x));
+    ASSERT_TRUE(jwt_authn::base64url_decode(coordinate("y"), y));
+    if (x[0] != '\0' && y[0] != '\0') continue;
+    const auto strip = [](std::string v) { return v.erase(0, v.find_first_not_of('\0')); };
+    const std::string short_jwk =
+        "{\"keys\":[{\"kid\":\"k1\",\"alg\":\"ES256\",\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" +
+        jwt_authn::base64url_encode(strip(x)) + "\",\"y\":\"" +
+        jwt_authn::base64url_encode(strip(y)) + "\"}]}";
+    jwt_authn::Jwks keys;
+    std::string why;
+    ASSERT_TRUE(jwt_authn::parse_jwks(short_jwk, keys, why)) << why;
+    EXPECT_EQ(verify(sign(k, claims()), keys), JwtStatus::kOk);
+    // Longer than the field is still refused.
+    EXPECT_FALSE(jwt_authn::parse_jwks("{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"" +
+                                           jwt_authn::base64url_encode(std::string(1, '\0') + x) +
+                                           "\",\"y\":\"" + jwt_authn::base64url_encode(y) + "\"}]}",
+                                       keys, why));
+    return;
+  }
+  FAIL() << "no key with a leading zero coordinate in 4000 tries";
+}
+
 TEST(Jwt, RefusesNoneAndAlgorithmConfusion) {
   const TestKey rsa = make_key("RS256", "k1");
   jwt_authn::Jwks keys;

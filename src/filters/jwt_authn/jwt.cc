@@ -75,9 +75,16 @@ crypto::PublicKey ec_key(const json::object& o, const std::string& crv) {
   const size_t size = ec_field_size(crv);
   std::string x, y;
   if (size == 0 || !base64url_decode(string_member(o, "x"), x) ||
-      !base64url_decode(string_member(o, "y"), y) || x.size() != size || y.size() != size) {
+      !base64url_decode(string_member(o, "y"), y) || x.empty() || y.empty() || x.size() > size ||
+      y.size() > size) {
     return nullptr;
   }
+  // RFC 7518 6.2.1.2 wants each coordinate at the field's full length, but
+  // some issuers drop leading zero bytes (PyJWT before 2.7 does, about one
+  // key in 128): the same number, so it is padded back, as Envoy's
+  // jwt_verify_lib (BN_bin2bn) accepts it.
+  x.insert(0, size - x.size(), '\0');
+  y.insert(0, size - y.size(), '\0');
   // An uncompressed point; decoding it checks that it lies on the curve.
   std::string point = "\x04" + x + y;
   return crypto::library().ec_public_key(ec_group(crv), point);

@@ -145,7 +145,12 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   void dispatch();
   void start_stream(H2Stream& h);
   void end_stream(H2Stream& h);  // the Stream goes back to the worker
-  void submit_response(H2Stream& h, h2::NvList& nva, bool has_body);
+  // Submits the response HEADERS (`nva`) and what follows them: `body` up
+  // to `end` when `has_body`, else nothing (the HEADERS end the stream).
+  void submit_response(H2Stream& h, h2::NvList& nva, const Spans& body, bool end, bool has_body);
+  // What the Stream gave to write is taken (it hears so in dispatch(), as
+  // Stream::on_downstream_written).
+  void written(H2Stream& h);
   void flush();
   // Runs dispatch and flush from the event loop, once for all the calls
   // of this turn: the responses of many streams (each upstream read

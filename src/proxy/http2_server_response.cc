@@ -78,11 +78,25 @@ void Http2ServerConnection::await_request_body(Stream& s) {
 
 // ---- DownstreamCodec: the response ----
 
-void Http2ServerConnection::submit_response(H2Stream& h, h2::NvList& nva, bool has_body) {
+void Http2ServerConnection::submit_response(H2Stream& h, h2::NvList& nva, const Spans& body,
+                                            bool end, bool has_body) {
+  h.out.set(has_body ? body : Spans(), end);
+  h.out.deferred = false;
+  if (has_body) {
+    h.out.write_outstanding = true;
+  } else {
+    written(h);  // the HEADERS frame ends the stream: nothing more to write
+  }
   nghttp2_data_provider provider{};
   provider.source.ptr = &h;
   provider.read_callback = h2server::cb_read;
   nghttp2_submit_response(session_, h.id, nva.data(), nva.size(), has_body ? &provider : nullptr);
+  schedule();  // flushed once at the end of this event loop turn
+}
+
+void Http2ServerConnection::written(H2Stream& h) {
+  h.ev_written = true;
+  events_.push_back(h.id);
 }
 
 void Http2ServerConnection::send_interim(Stream& s, const http::ResponseHead& head) {
@@ -97,8 +111,7 @@ void Http2ServerConnection::send_interim(Stream& s, const http::ResponseHead& he
   const std::vector<nghttp2_nv> nva = h2::to_nv(":status", code, fields);
   nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, h->id, nullptr, nva.data(), nva.size(),
                          nullptr);
-  h->ev_written = true;
-  events_.push_back(h->id);
+  written(*h);
   schedule();  // flushed once at the end of this event loop turn
 }
 
@@ -133,24 +146,14 @@ void Http2ServerConnection::send_response(Stream& s, const OutgoingResponse& o, 
   size_t body_bytes = 0;
   for (const auto& b : body) body_bytes += b.size();
   const bool has_body = !h->is_head && (!(end && body_bytes == 0) || !h->trailers.empty());
-  h->out.set(has_body ? body : Spans(), end);
-  h->out.deferred = false;
-  if (has_body) {
-    h->out.write_outstanding = true;
-  } else {
-    h->ev_written = true;
-    events_.push_back(h->id);
-  }
-  submit_response(*h, nva, has_body);
-  schedule();  // flushed once at the end of this event loop turn
+  submit_response(*h, nva, body, end, has_body);
 }
 
 void Http2ServerConnection::send_body(Stream& s, Spans& body, bool, bool end) {
   H2Stream* h = of(s);
   if (h == nullptr) return;
   if (h->is_head) {
-    h->ev_written = true;
-    events_.push_back(h->id);
+    written(*h);
     schedule();
     return;
   }
@@ -181,16 +184,7 @@ void Http2ServerConnection::send_local_reply(Stream& s, int status, std::string_
   Spans spans;
   if (has_body) http::add_span(spans, h->local_body);
   h->trailers.clear();
-  h->out.set(spans, true);
-  h->out.deferred = false;
-  if (has_body) {
-    h->out.write_outstanding = true;
-  } else {
-    h->ev_written = true;
-    events_.push_back(h->id);
-  }
-  submit_response(*h, nva, has_body);
-  schedule();  // flushed once at the end of this event loop turn
+  submit_response(*h, nva, spans, true, has_body);
 }
 
 void Http2ServerConnection::start_tunnel(Stream& s) {

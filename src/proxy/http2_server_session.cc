@@ -346,12 +346,9 @@ long Http2ServerConnection::read_response(int32_t id, uint8_t* buf, size_t lengt
                                           uint32_t* flags) {
   H2Stream* h = find(id);
   if (h == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  bool written = false;
-  const long n = h->out.read_frame(session_, id, buf, length, flags, h->trailers, written);
-  if (written) {
-    h->ev_written = true;
-    events_.push_back(id);
-  }
+  bool done = false;
+  const long n = h->out.read_frame(session_, id, buf, length, flags, h->trailers, done);
+  if (done) written(*h);
   return n;
 }
 

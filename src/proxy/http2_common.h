@@ -80,4 +80,31 @@ struct SpanSource {
                   uint32_t* flags, const Fields& trailers, bool& written);
 };
 
+// Installs into `c` the nghttp2 callbacks both connection kinds take the
+// same way (a field, a frame received, DATA, a stream closed), each calling
+// `Connection`'s on_header, on_frame_recv, on_data, on_stream_close with
+// the session's user data as the connection. Each kind adds its own.
+template <typename Connection>
+void set_common_callbacks(nghttp2_session_callbacks* c) {
+  nghttp2_session_callbacks_set_on_header_callback(
+      c, [](nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
+            const uint8_t* value, size_t valuelen, uint8_t, void* u) {
+        return static_cast<Connection*>(u)->on_header(
+            f->hd.stream_id, std::string_view(reinterpret_cast<const char*>(name), namelen),
+            std::string_view(reinterpret_cast<const char*>(value), valuelen));
+      });
+  nghttp2_session_callbacks_set_on_frame_recv_callback(
+      c, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
+        return static_cast<Connection*>(u)->on_frame_recv(f->hd.type, f->hd.flags, f->hd.stream_id);
+      });
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+      c, [](nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* u) {
+        return static_cast<Connection*>(u)->on_data(id, data, len);
+      });
+  nghttp2_session_callbacks_set_on_stream_close_callback(
+      c, [](nghttp2_session*, int32_t id, uint32_t code, void* u) {
+        return static_cast<Connection*>(u)->on_stream_close(id, code);
+      });
+}
+
 }  // namespace sidecar::proxy::h2

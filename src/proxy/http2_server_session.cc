@@ -39,23 +39,8 @@ Http2ServerConnection* self_of(void* user) { return static_cast<Http2ServerConne
 int cb_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* u) {
   return self_of(u)->on_begin_headers(f->hd.stream_id, f->headers.cat == NGHTTP2_HCAT_REQUEST);
 }
-int cb_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size_t namelen,
-              const uint8_t* value, size_t valuelen, uint8_t, void* u) {
-  return self_of(u)->on_header(f->hd.stream_id,
-                               std::string_view(reinterpret_cast<const char*>(name), namelen),
-                               std::string_view(reinterpret_cast<const char*>(value), valuelen));
-}
 int cb_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* u) {
   return self_of(u)->on_begin_frame(hd->type, hd->flags, hd->stream_id, hd->length);
-}
-int cb_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* u) {
-  return self_of(u)->on_frame_recv(f->hd.type, f->hd.flags, f->hd.stream_id);
-}
-int cb_data(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len, void* u) {
-  return self_of(u)->on_data(id, data, len);
-}
-int cb_stream_close(nghttp2_session*, int32_t id, uint32_t code, void* u) {
-  return self_of(u)->on_stream_close(id, code);
 }
 int cb_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void* u) {
   return self_of(u)->on_invalid_frame();
@@ -75,12 +60,9 @@ nghttp2_session_callbacks* callbacks() {
   static thread_local nghttp2_session_callbacks* cbs = [] {
     nghttp2_session_callbacks* c = nullptr;
     nghttp2_session_callbacks_new(&c);
+    h2::set_common_callbacks<Http2ServerConnection>(c);
     nghttp2_session_callbacks_set_on_begin_headers_callback(c, cb_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(c, cb_header);
     nghttp2_session_callbacks_set_on_begin_frame_callback(c, cb_begin_frame);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(c, cb_frame_recv);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, cb_data);
-    nghttp2_session_callbacks_set_on_stream_close_callback(c, cb_stream_close);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(c, cb_invalid_frame);
     return c;
   }();

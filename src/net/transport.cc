@@ -60,6 +60,20 @@ error_code Transport::io_error(Result r) const {
   return boost::asio::error::connection_reset;
 }
 
+#if !defined(BOOST_ASIO_HAS_IO_URING)
+boost::asio::detail::reactor& Transport::reactor() {
+  // Not cached across calls: a later io_context may reuse a destroyed one's
+  // address (tests); the lookup is a short list walk.
+  return boost::asio::use_service<boost::asio::detail::reactor>(
+      boost::asio::query(socket_.get_executor(), boost::asio::execution::context));
+}
+
+bool Transport::enable_inq() {
+  const int one = 1;
+  return ::setsockopt(socket_.native_handle(), SOL_TCP, TCP_INQ, &one, sizeof(one)) == 0;
+}
+#endif
+
 bool Transport::read_now(boost::asio::mutable_buffer buf, size_t& n, error_code& ec) {
   n = 0;
   if (!secure_) {

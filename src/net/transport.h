@@ -33,6 +33,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "net/ready_read_op.h"
+
 namespace sidecar::net {
 
 using boost::asio::const_buffer;
@@ -147,6 +149,38 @@ class Transport {
                        std::move(handler));
   }
 
+  // Waits for bytes with no buffer held, then reads them into `in` (a
+  // core::Buffer; empty): `size` bytes are reserved from its pool only when
+  // bytes are there, and given back when a wake-up found none, so a
+  // connection waiting here holds no buffer. handler(ec, n): n > 0 bytes at
+  // in.write_ptr(), not committed yet; eof at the end of the stream; never
+  // inline. Plain TCP: one recv per arrival and no epoll_ctl per wait
+  // (ready_read_op.h says why). TLS: async_wait_readable, then read_now.
+  template <typename Buffer, typename Handler>
+  void async_read_into(Buffer& in, size_t size, Handler handler) {
+#if !defined(BOOST_ASIO_HAS_IO_URING)
+    if (!secure_) {
+      start_ready_read(in, size, std::move(handler));
+      return;
+    }
+#endif
+    async_wait_readable([this, &in, size, h = std::move(handler)](const error_code& ec) mutable {
+      if (ec) {
+        h(ec, 0);
+        return;
+      }
+      in.reserve(size);
+      size_t n = 0;
+      error_code rec;
+      if (!read_now(boost::asio::buffer(in.write_ptr(), in.write_space()), n, rec)) {
+        in.release();  // woken for nothing (or TLS bytes that are not a record yet)
+        async_read_into(in, size, std::move(h));
+        return;
+      }
+      h(rec, n);
+    });
+  }
+
   // Reads what is there now, without waiting. True with `n` > 0 bytes in
   // `buf`, or with `ec` set (eof at the end of the stream); false when
   // nothing is there yet (then async_wait_readable).
@@ -185,6 +219,34 @@ class Transport {
   }
   // The error_code of a failed read or write.
   error_code io_error(Result r) const;
+
+#if !defined(BOOST_ASIO_HAS_IO_URING)
+  // The epoll reactor of this socket's io_context.
+  boost::asio::detail::reactor& reactor();
+  // Turns TCP_INQ on for the socket; false where the kernel has none.
+  bool enable_inq();
+
+  template <typename Buffer, typename Handler>
+  void start_ready_read(Buffer& in, size_t size, Handler handler) {
+    using Op = detail::ReadyReadOp<Buffer, Handler>;
+    auto& impl = detail::SocketAccess::implementation(socket_);
+    error_code ec;
+    if ((impl.state_ & boost::asio::detail::socket_ops::non_blocking) == 0 &&
+        !boost::asio::detail::socket_ops::set_internal_non_blocking(impl.socket_, impl.state_, true,
+                                                                    ec)) {
+      boost::asio::post(socket_.get_executor(),
+                        [h = std::move(handler), ec]() mutable { h(ec, 0); });
+      return;
+    }
+    if (inq_ < 0) inq_ = enable_inq() ? 1 : 0;
+    typename Op::ptr p = {boost::asio::detail::addressof(handler), Op::ptr::allocate(handler),
+                          nullptr};
+    p.p = new (p.v) Op(impl.socket_, inq_ == 1, in, size, handler);
+    reactor().start_op(boost::asio::detail::reactor::read_op, impl.socket_, impl.reactor_data_, p.p,
+                       false, true);
+    p.v = p.p = nullptr;
+  }
+#endif
 
   template <typename Handler>
   void continue_handshake(Handler handler, bool initiating) {
@@ -259,6 +321,7 @@ class Transport {
   size_t staged_off_ = 0;  // ... of which written
   Result pending_want_ = Result::kWantWrite;
   Result read_want_ = Result::kWantRead;  // what the last read_now waited for
+  int8_t inq_ = -1;                       // TCP_INQ: -1 not tried yet, 0 unavailable, 1 on
 };
 
 }  // namespace sidecar::net

@@ -297,29 +297,10 @@ void Http1ServerConnection::wait_readable() {
   in_.release();
   if (!writing_) x_.reset();
   reading_ = true;
-  transport_.async_wait_readable(
-      [self = core::Ref<Http1ServerConnection>(this)](const boost::system::error_code& ec) {
-        self->on_readable(ec);
-      });
-}
-
-void Http1ServerConnection::on_readable(const boost::system::error_code& ec) {
-  if (phase_ == Phase::kClosed) {
-    reading_ = false;
-    return;
-  }
-  if (ec) {
-    on_read(ec, 0);
-    return;
-  }
-  in_.reserve(kBufferSize);
-  size_t n = 0;
-  boost::system::error_code rec;
-  if (!transport_.read_now(boost::asio::buffer(in_.write_ptr(), in_.write_space()), n, rec)) {
-    wait_readable();  // woken for nothing (or TLS bytes that are not a record yet)
-    return;
-  }
-  on_read(rec, n);
+  transport_.async_read_into(
+      in_, kBufferSize,
+      [self = core::Ref<Http1ServerConnection>(this)](const boost::system::error_code& ec,
+                                                      size_t n) { self->on_read(ec, n); });
 }
 
 void Http1ServerConnection::on_read(const boost::system::error_code& ec, size_t bytes) {

@@ -112,7 +112,6 @@ class Http1ServerConnection final : public core::RefCounted<Http1ServerConnectio
   void read();
   // Idle (nothing buffered): waits for bytes without holding a read buffer.
   void wait_readable();
-  void on_readable(const boost::system::error_code& ec);
   void take_exchange();
   void on_read(const boost::system::error_code& ec, size_t bytes);
   void process_head();

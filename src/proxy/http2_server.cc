@@ -94,26 +94,10 @@ void Http2ServerConnection::read() {
   // read is processed: it goes back to the worker's pool between reads and
   // an idle connection holds none.
   in_.release();
-  transport_.async_wait_readable(
-      [self = core::Ref<Http2ServerConnection>(this)](const boost::system::error_code& ec) {
-        self->on_readable(ec);
-      });
-}
-
-void Http2ServerConnection::on_readable(const boost::system::error_code& ec) {
-  if (closed_ || ec) {
-    on_read(ec ? ec : boost::asio::error::operation_aborted, 0);
-    return;
-  }
-  in_.reserve(kReadSize);
-  size_t n = 0;
-  boost::system::error_code rec;
-  if (!transport_.read_now(boost::asio::buffer(in_.write_ptr(), in_.write_space()), n, rec)) {
-    reading_ = false;
-    read();  // woken for nothing (or TLS bytes that are not a record yet)
-    return;
-  }
-  on_read(rec, n);
+  transport_.async_read_into(
+      in_, kReadSize,
+      [self = core::Ref<Http2ServerConnection>(this)](const boost::system::error_code& ec,
+                                                      size_t n) { self->on_read(ec, n); });
 }
 
 void Http2ServerConnection::on_read(const boost::system::error_code& ec, size_t bytes) {

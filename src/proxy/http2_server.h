@@ -138,7 +138,6 @@ class Http2ServerConnection final : public core::RefCounted<Http2ServerConnectio
   void unlink_stream(const Stream* s);
   void read();
   void on_read(const boost::system::error_code& ec, size_t bytes);
-  void on_readable(const boost::system::error_code& ec);
   // Feeds bytes to nghttp2; false when the connection was closed.
   bool receive(std::string_view bytes);
   // Runs the stream events gathered while nghttp2 parsed.

@@ -7,6 +7,8 @@ namespace {
 
 // The largest TLS record's payload [RFC 8446 5.1].
 constexpr size_t kRecord = 16 * 1024;
+// Spans up to this many bytes in all are written as one buffer.
+constexpr size_t kGather = 1024;
 
 void consume_spans(std::vector<const_buffer>& spans, size_t n) {
   size_t i = 0;
@@ -97,7 +99,25 @@ bool Transport::read_now(boost::asio::mutable_buffer buf, size_t& n, error_code&
 bool Transport::write_now(std::vector<const_buffer>& spans, error_code& ec) {
   if (!secure_) {
     while (!spans.empty()) {
-      const size_t n = socket_.write_some(spans, ec);
+      // One buffer goes out with send(2): sendmsg(2) costs the kernel a
+      // msghdr and an iovec array more. A few small spans (a request head
+      // and its added fields) are copied together for that.
+      char gathered[kGather];
+      const_buffer one = spans.front();
+      if (spans.size() > 1) {
+        size_t total = 0;
+        for (const const_buffer& b : spans) total += b.size();
+        if (total <= sizeof(gathered)) {
+          size_t off = 0;
+          for (const const_buffer& b : spans) {
+            std::memcpy(gathered + off, b.data(), b.size());
+            off += b.size();
+          }
+          one = const_buffer(gathered, total);
+        }
+      }
+      const size_t n = spans.size() == 1 || one.data() == gathered ? socket_.write_some(one, ec)
+                                                                   : socket_.write_some(spans, ec);
       if (ec) {
         if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) ec = {};
         return false;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/coarse_clock.h"
 #include "http/local_reply.h"
 #include "proxy/grpc.h"
 #include "proxy/http1_upstream.h"
@@ -116,7 +117,7 @@ void Stream::start(DownstreamCodec& codec, const DownstreamInfo& info,
   connecting_ = false;
   connect_deadline_ = response_deadline_ = kNever;
   req_start_ = started;
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   begin_request();
   req_remove_.clear();
   resp_remove_.clear();
@@ -179,7 +180,7 @@ void Stream::start_rejected(DownstreamCodec& codec, const DownstreamInfo& info,
   connecting_ = false;
   connect_deadline_ = response_deadline_ = kNever;
   req_start_ = started;
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   begin_request();
   flags_ |= flags;
   reject(reason);
@@ -279,7 +280,7 @@ void Stream::acquire_upstream(bool fresh) {
   try_deadline_ = kNever;
   connecting_ = true;
   const auto t = cluster_->config().connect_timeout;
-  connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
+  connect_deadline_ = t.count() > 0 ? core::CoarseClock::now() + t : kNever;
   codec_->update_deadline(*this);
   upstream_->start();
 }
@@ -316,7 +317,7 @@ void Stream::on_request_invalid(int status, std::string_view why) {
 // ---- the response ----
 
 void Stream::on_response_interim(const http::ResponseHead& head) {
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   // 1xx go to HTTP/1.1 clients [RFC 9110 15.2], except a 100 when the
   // proxy already sent one for this request's Expect.
   if (version_minor_ == 0 || (head.status == 100 && continue_sent_) ||
@@ -343,7 +344,7 @@ void Stream::on_response_headers(http::ResponseHead& head, Framing framing) {
 }
 
 void Stream::forward_response_head(http::ResponseHead& head, Framing framing) {
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   attempt_.responded(head.status);
   if (ds_writing_ != DownWrite::kNone) {
     // Behind our own 100 Continue: go on once it is written.
@@ -464,7 +465,7 @@ void Stream::on_response_body() {
 }
 
 void Stream::pump_response() {
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   BodyBatch b;
   if (!next_response_body(b)) return;
   resp_done_ = b.end;
@@ -491,7 +492,7 @@ void Stream::on_downstream_written(const error_code& ec) {
     abort_stream();
     return;
   }
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   switch (what) {
     case DownWrite::kNone:
       return;

@@ -1,6 +1,7 @@
 // The stream's side of the HTTP filter chain: running the listener's
 // filters over a request and its response, and the http::FilterCallbacks
 // they call.
+#include "core/coarse_clock.h"
 #include "http/local_reply.h"
 #include "proxy/route_action.h"
 #include "proxy/stream.h"
@@ -57,7 +58,7 @@ void Stream::continue_request() {
   if (!active_ || filters_paused_at_ == SIZE_MAX) return;
   const size_t next = filters_paused_at_ + 1;
   filters_paused_at_ = SIZE_MAX;
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   if (run_request_filters(next)) forward();
 }
 

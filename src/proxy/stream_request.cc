@@ -5,6 +5,7 @@
 
 #include <boost/asio/buffer.hpp>
 
+#include "core/coarse_clock.h"
 #include "http/local_reply.h"
 #include "proxy/grpc.h"
 #include "proxy/route_action.h"
@@ -216,7 +217,7 @@ void Stream::on_upstream_written(const error_code& ec) {
     on_upstream_failed(Failure::kReset, ec);
     return;
   }
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   if (req_done_) {
     if (!req_sent_) on_request_sent();
     // The attempt's per_try_timeout runs from the end of its request.
@@ -239,7 +240,7 @@ void Stream::on_request_sent() {
   if (const auto g = grpc_ ? grpc_timeout(*req_) : std::chrono::milliseconds(); g.count() > 0) {
     t = t.count() > 0 ? std::min(t, g) : g;
   }
-  response_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
+  response_deadline_ = t.count() > 0 ? core::CoarseClock::now() + t : kNever;
   codec_->update_deadline(*this);
   if (!route_->config->request_mirror_policies.empty()) mirror_request();
 }
@@ -250,7 +251,7 @@ void Stream::on_request_body() {
     return;
   }
   if (!active_ || us_writing_ || upstream_ == nullptr || connecting_) return;
-  last_activity_ = Clock::now();
+  last_activity_ = core::CoarseClock::now();
   up_body_.clear();
   const BodyBatch b = read_request_body();
   if (!pass_request_body(b)) return;
@@ -314,7 +315,7 @@ void Stream::start_buffering(size_t filter) {
 
 void Stream::pull_buffered_body() {
   if (!req_done_) {
-    last_activity_ = Clock::now();
+    last_activity_ = core::CoarseClock::now();
     Spans batch;
     const BodyBatch b = codec_->request_body(*this, batch, false);
     if (b.error != http::ParseError::kNone) {

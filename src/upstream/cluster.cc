@@ -5,6 +5,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 
+#include "core/coarse_clock.h"
 #include "upstream/outlier.h"
 
 namespace sidecar::upstream {
@@ -266,7 +267,7 @@ void ClusterRuntime::release(core::Ref<UpstreamConnection> connection, bool reus
       config_.idle_timeout.count() == 0) {
     connection->close();
   } else {
-    connection->idle_since = std::chrono::steady_clock::now();
+    connection->idle_since = core::CoarseClock::now();
     connection->read();  // notices a close while idle
     connection->endpoint().stats->connections_idle.add();
     connection->endpoint().idle.push_back(std::move(connection));

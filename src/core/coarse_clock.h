@@ -8,11 +8,13 @@
 // loop turn.
 //
 // CoarseClock::now() is that clock plus its resolution (one tick): an upper
-// bound of steady_clock::now() at the same instant, so a deadline computed
-// from it ("last activity + idle timeout", "now + response timeout") never
-// fires early; it fires at most one tick late. Use it where a few
-// milliseconds do not matter: activity stamps and the deadlines computed
-// from them. Reported durations (latency histograms, access log times) keep
+// bound of steady_clock::now() at the same instant while ticks come on
+// time, so a deadline computed from it ("last activity + idle timeout")
+// fires at most one tick late. Ticks can come late on a virtual machine (a
+// route timeout computed from it once fired 1.4 ms early there), so use it
+// only where a few milliseconds either way do not matter: activity stamps
+// and the idle timeouts computed from them (seconds). Deadlines a user
+// measures (route, connect, per-try timeouts) and reported durations keep
 // steady_clock. The result is a steady_clock time_point (same epoch,
 // CLOCK_MONOTONIC), so the two compare.
 //

@@ -64,9 +64,17 @@ struct SpanSource {
   bool deferred = false;           // the data source said "nothing yet"
 
   void set(const Spans& body, bool is_end) {
-    spans = body;
+    spans = body;  // into the capacity kept by reset: no allocation per response
     index = offset = 0;
     end = is_end;
+  }
+  // No body, not ended, nothing written; keeps the spans' capacity.
+  void reset() {
+    const size_t keep = spans.capacity();
+    Spans kept = std::move(spans);
+    *this = SpanSource{};
+    kept.clear();
+    if (keep <= 16) spans = std::move(kept);
   }
   // Copies up to `length` bytes into `buf`; returns how many.
   size_t copy(uint8_t* buf, size_t length);

@@ -80,7 +80,8 @@ void Http2ServerConnection::await_request_body(Stream& s) {
 
 void Http2ServerConnection::submit_response(H2Stream& h, h2::NvList& nva, const Spans& body,
                                             bool end, bool has_body) {
-  h.out.set(has_body ? body : Spans(), end);
+  static const Spans kNoBody;
+  h.out.set(has_body ? body : kNoBody, end);  // both lvalues: no copy of the spans
   h.out.deferred = false;
   if (has_body) {
     h.out.write_outstanding = true;

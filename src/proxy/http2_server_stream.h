@@ -67,7 +67,7 @@ struct Http2ServerConnection::H2Stream {
     // A request body buffer is reserved to the stream window: not kept.
     if (body.capacity() > kKeepCapacity) std::string().swap(body);
     body.clear();
-    out = h2::SpanSource{};
+    out.reset();
     if (local_body.capacity() > kKeepCapacity) std::string().swap(local_body);
     local_body.clear();
     trailers.clear();

@@ -280,7 +280,7 @@ void Stream::acquire_upstream(bool fresh) {
   try_deadline_ = kNever;
   connecting_ = true;
   const auto t = cluster_->config().connect_timeout;
-  connect_deadline_ = t.count() > 0 ? core::CoarseClock::now() + t : kNever;
+  connect_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
   codec_->update_deadline(*this);
   upstream_->start();
 }

@@ -391,8 +391,10 @@ class Stream final : public http::FilterCallbacks, public UpstreamEvents {
   Framing pending_framing_ = Framing::kNone;
   Clock::time_point connect_deadline_ = Clock::time_point::max();
   Clock::time_point response_deadline_ = Clock::time_point::max();
-  // Stamped with core::CoarseClock (no clock_gettime per event): deadlines
-  // from it fire up to one tick late, never early.
+  // Stamped with core::CoarseClock (no clock_gettime per event); only the
+  // stream idle timeout (seconds) is computed from it. That clock can lag
+  // a few milliseconds behind on a busy or virtual machine, so the route's
+  // timeouts (response, connect, per try, back-off) use steady_clock.
   Clock::time_point last_activity_;
 
   // Per request, for stats and the access log.

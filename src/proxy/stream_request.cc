@@ -223,7 +223,7 @@ void Stream::on_upstream_written(const error_code& ec) {
     // The attempt's per_try_timeout runs from the end of its request.
     const auto per_try = route_->config->retry_policy.per_try_timeout;
     if (per_try.count() > 0 && !resp_head_done_) {
-      try_deadline_ = last_activity_ + per_try;
+      try_deadline_ = Clock::now() + per_try;
       codec_->update_deadline(*this);
     }
     return;
@@ -240,7 +240,7 @@ void Stream::on_request_sent() {
   if (const auto g = grpc_ ? grpc_timeout(*req_) : std::chrono::milliseconds(); g.count() > 0) {
     t = t.count() > 0 ? std::min(t, g) : g;
   }
-  response_deadline_ = t.count() > 0 ? core::CoarseClock::now() + t : kNever;
+  response_deadline_ = t.count() > 0 ? Clock::now() + t : kNever;
   codec_->update_deadline(*this);
   if (!route_->config->request_mirror_policies.empty()) mirror_request();
 }

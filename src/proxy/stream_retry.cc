@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "core/coarse_clock.h"
 #include "http/local_reply.h"
 #include "proxy/http1_upstream.h"
 #include "proxy/http2_upstream.h"
@@ -159,7 +158,7 @@ void Stream::schedule_retry(std::chrono::milliseconds delay) {
     acquire_upstream(false);
     return;
   }
-  retry_at_ = core::CoarseClock::now() + delay;
+  retry_at_ = Clock::now() + delay;
   codec_->update_deadline(*this);
 }
 
@@ -210,7 +209,7 @@ void Stream::promote_hedge() {
   try_deadline_ = kNever;
   connecting_ = !hedge_events_.connected;
   const auto t = cluster_->config().connect_timeout;
-  connect_deadline_ = connecting_ && t.count() > 0 ? core::CoarseClock::now() + t : kNever;
+  connect_deadline_ = connecting_ && t.count() > 0 ? Clock::now() + t : kNever;
   if (hedge_events_.connected) {
     upstream_host_.assign(upstream_->host());
     endpoint_stats_ = upstream_->endpoint_stats();

@@ -98,7 +98,7 @@ void ClusterRuntime::attempt_started(Endpoint& endpoint) {
 void ClusterRuntime::attempt_cancelled(Endpoint& endpoint) {
   breaker_->sub(CircuitBreaker::kRequests);
   if (endpoint.stats != nullptr) endpoint.stats->requests_active.sub();
-  endpoint.attempt_finished(std::chrono::nanoseconds(-1), std::chrono::steady_clock::now());
+  endpoint.attempt_finished(std::chrono::nanoseconds(-1), core::CoarseClock::now());
 }
 
 void ClusterRuntime::attempt_finished(Endpoint& endpoint, const AttemptOutcome& outcome) {
@@ -110,8 +110,11 @@ void ClusterRuntime::attempt_finished(Endpoint& endpoint, const AttemptOutcome& 
   if (outcome.kind == AttemptOutcome::Kind::kConnectFailure) {
     rtt = std::max<std::chrono::nanoseconds>(rtt, std::chrono::seconds(1));
   }
-  endpoint.attempt_finished(rtt, std::chrono::steady_clock::now());
-  outlier::record(endpoint.health(), config_.outlier_detection, outcome, HealthClock::now());
+  // Stamps for the ewma's decay (seconds) and an ejection's start: the
+  // coarse clock does (a clock_gettime less per request).
+  const auto now = core::CoarseClock::now();
+  endpoint.attempt_finished(rtt, now);
+  outlier::record(endpoint.health(), config_.outlier_detection, outcome, now);
 }
 
 Attempt::~Attempt() { finish({AttemptOutcome::Kind::kReset}); }

@@ -239,12 +239,10 @@ class Transport {
       return;
     }
     if (inq_ < 0) inq_ = enable_inq() ? 1 : 0;
-    typename Op::ptr p = {boost::asio::detail::addressof(handler), Op::ptr::allocate(handler),
-                          nullptr};
-    p.p = new (p.v) Op(impl.socket_, inq_ == 1, in, size, handler);
-    reactor().start_op(boost::asio::detail::reactor::read_op, impl.socket_, impl.reactor_data_, p.p,
+    static_assert(sizeof(Op) <= detail::OpMemory::kSize && alignof(Op) <= 16);
+    Op* op = new (detail::OpMemory::take()) Op(impl.socket_, inq_ == 1, in, size, handler);
+    reactor().start_op(boost::asio::detail::reactor::read_op, impl.socket_, impl.reactor_data_, op,
                        false, true);
-    p.v = p.p = nullptr;
   }
 #endif
 

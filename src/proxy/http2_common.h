@@ -88,6 +88,12 @@ struct SpanSource {
                   uint32_t* flags, const Fields& trailers, bool& written);
 };
 
+// The memory functions for nghttp2 sessions (nghttp2_session_*_new3):
+// small blocks from per-thread free lists by size class, larger ones from
+// malloc; null (malloc's own) under ASan. Any thread; a block may be freed
+// on another thread than the one that took it.
+nghttp2_mem* allocator();
+
 // Installs into `c` the nghttp2 callbacks both connection kinds take the
 // same way (a field, a frame received, DATA, a stream closed), each calling
 // `Connection`'s on_header, on_frame_recv, on_data, on_stream_close with

@@ -52,7 +52,7 @@ Http2ServerConnection::Http2ServerConnection(Worker& worker,
   // stream limit, which is unbounded below: none kept (RFC 9113 dropped
   // that priority scheme).
   nghttp2_option_set_no_closed_streams(opt, 1);
-  nghttp2_session_server_new2(&session_, h2server::callbacks(), this, opt);
+  nghttp2_session_server_new3(&session_, h2server::callbacks(), this, opt, h2::allocator());
   nghttp2_option_del(opt);
   // max_concurrent_streams: nghttp2 gets no limit (a stream over the one
   // the peer acknowledged is a connection error in nghttp2 1.52); the

@@ -358,7 +358,7 @@ void Http2ClientConnection::on_upstream_connected(const boost::system::error_cod
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_session_client_new2(&session_, callbacks(), this, opt);
+  nghttp2_session_client_new3(&session_, callbacks(), this, opt, h2::allocator());
   nghttp2_option_del(opt);
   const nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},

@@ -72,8 +72,8 @@ void UpstreamConnection::on_connected(boost::system::error_code ec) {
 void UpstreamConnection::read() {
   if (reading_ || closed_) return;
   if (in_.empty() && !last_read_filled_) {
-    // Nothing buffered and the socket was drained by the last read: wait
-    // without a buffer; the read takes a block when bytes arrive. After a
+    // Nothing buffered and the socket was drained by the last read: wait;
+    // the read takes a block when bytes arrive if it has none. After a
     // read that filled the buffer (a large response), more is likely there:
     // read at once, into a buffer grown as before. Idle in the pool, the
     // block is parked until release_buffer (from the cluster's tick): the
@@ -81,9 +81,10 @@ void UpstreamConnection::read() {
     // its response, and a read must not write over them.
     if (owner_ == nullptr) {
       if (in_.has_storage()) parked_ = std::move(in_);
-    } else {
-      parked_.release();
-      if (in_.capacity() <= core::BufferPool::kBlockSize) in_.release();
+    } else if (parked_.has_storage() && !in_.has_storage()) {
+      // Checked out again: the response will come into the block the last
+      // one used (no trip through the pool per request).
+      in_ = std::move(parked_);
     }
     reading_ = true;
     transport_.async_read_into(

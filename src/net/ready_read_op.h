@@ -78,6 +78,10 @@ class ReadyReadOp : public ad::reactor_op {
     auto* o = static_cast<ReadyReadOp*>(base);
     o->buffer_.reserve(o->size_);
     const size_t space = o->buffer_.write_space();
+    if (space == 0) {  // not an end of stream: the caller gave a full buffer
+      o->ec_ = boost::asio::error::no_buffer_space;
+      return done;
+    }
     iovec iov{o->buffer_.write_ptr(), space};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
     for (;;) {

@@ -156,6 +156,13 @@ class Transport {
   // in.write_ptr(), not committed yet; eof at the end of the stream; never
   // inline. Plain TCP: one recv per arrival and no epoll_ctl per wait
   // (ready_read_op.h says why). TLS: async_wait_readable, then read_now.
+  //
+  // The read happens as soon as the socket turns readable, inside the
+  // reactor's turn: a message that arrives in several segments (a response
+  // head, then its body) is read in several calls. Upstream connections
+  // therefore wait with async_wait_readable and read in their own turn, by
+  // when the rest has usually come (one epoll_ctl, fewer reads); the
+  // listeners' connections, whose requests come in one segment, use this.
   template <typename Buffer, typename Handler>
   void async_read_into(Buffer& in, size_t size, Handler handler) {
 #if !defined(BOOST_ASIO_HAS_IO_URING)

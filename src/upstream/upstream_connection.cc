@@ -72,25 +72,21 @@ void UpstreamConnection::on_connected(boost::system::error_code ec) {
 void UpstreamConnection::read() {
   if (reading_ || closed_) return;
   if (in_.empty() && !last_read_filled_) {
-    // Nothing buffered and the socket was drained by the last read: wait;
-    // the read takes a block when bytes arrive if it has none. After a
-    // read that filled the buffer (a large response), more is likely there:
-    // read at once, into a buffer grown as before. Idle in the pool, the
-    // block is parked until release_buffer (from the cluster's tick): the
-    // stream that just returned this connection may still look at views of
-    // its response, and a read must not write over them.
-    if (owner_ == nullptr) {
-      if (in_.has_storage()) parked_ = std::move(in_);
-    } else if (parked_.has_storage() && !in_.has_storage()) {
-      // Checked out again: the response will come into the block the last
-      // one used (no trip through the pool per request).
-      in_ = std::move(parked_);
-    }
+    // Nothing buffered and the socket was drained by the last read: wait
+    // for it without a buffer (no speculative recv either). After a read
+    // that filled the buffer (a large response), more is likely there: read
+    // at once, into a buffer grown as before. Idle in the pool, the block is
+    // given back later (release_buffer, from the cluster's tick): the stream
+    // that just returned this connection may still look at views of its
+    // response. A buffer grown for large responses stays while the
+    // connection is checked out.
+    if (owner_ != nullptr && in_.capacity() <= core::BufferPool::kBlockSize) in_.release();
     reading_ = true;
-    transport_.async_read_into(
-        in_, kBufferSize,
-        [self = core::Ref<UpstreamConnection>(this)](const boost::system::error_code& ec,
-                                                     size_t n) { self->on_read(ec, n); });
+    waiting_ = true;
+    transport_.async_wait_readable(
+        [self = core::Ref<UpstreamConnection>(this)](const boost::system::error_code& ec) {
+          self->on_readable(ec);
+        });
     return;
   }
   if (!in_.has_storage()) in_.reserve(kBufferSize);
@@ -108,12 +104,34 @@ void UpstreamConnection::read() {
       });
 }
 
-void UpstreamConnection::release_buffer() {
-  if (owner_ == nullptr && !closed_) {
-    parked_.release();
-    // Not while a read is pending: it may have taken a block and filled it.
-    if (!reading_) in_.release();
+void UpstreamConnection::on_readable(const boost::system::error_code& ec) {
+  waiting_ = false;
+  if (closed_) {
+    reading_ = false;
+    return;
   }
+  if (ec) {
+    on_read(ec, 0);
+    return;
+  }
+  in_.reserve(kBufferSize);
+  size_t n = 0;
+  boost::system::error_code rec;
+  if (!transport_.read_now(boost::asio::buffer(in_.write_ptr(), in_.write_space()), n, rec)) {
+    reading_ = false;
+    read();  // woken for nothing (or TLS bytes that are not a record yet)
+    return;
+  }
+  if (rec) {
+    on_read(rec, 0);
+    return;
+  }
+  on_read(rec, n);
+}
+
+void UpstreamConnection::release_buffer() {
+  // Not while a read into the buffer is pending (only a wait may be).
+  if (owner_ == nullptr && !closed_ && (!reading_ || waiting_)) in_.release();
 }
 
 void UpstreamConnection::on_read(const boost::system::error_code& ec, size_t bytes) {

@@ -9,9 +9,8 @@
 //
 // Memory: the read buffer is a block of the worker's pool (core/buffer.h),
 // held only while bytes are buffered or expected into it: a read with
-// nothing buffered takes a block only when bytes arrive
-// (Transport::async_read_into), and an idle pooled connection gives its
-// block back (release_buffer).
+// nothing buffered waits for readability first, and an idle pooled
+// connection gives its block back (release_buffer).
 //
 // Lifetime: reference counted; pending operations hold references. Used only
 // on its worker's thread.
@@ -89,6 +88,7 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
 
  private:
   void on_read(const boost::system::error_code& ec, size_t bytes);
+  void on_readable(const boost::system::error_code& ec);
   void on_connected(boost::system::error_code ec);
   // The connect finished (or never will): no longer a pending request.
   void settle_pending();
@@ -96,13 +96,11 @@ class UpstreamConnection : public core::RefCounted<UpstreamConnection> {
   net::Transport transport_;
   std::string tls_failure_;
   core::Buffer in_;
-  // The block of the response last read, kept while idle in the pool (views
-  // of it may still be looked at) until release_buffer or the next request.
-  core::Buffer parked_;
   core::Ref<ClusterRuntime> cluster_;
   Endpoint* endpoint_;
   UpstreamCallbacks* owner_ = nullptr;
   bool reading_ = false;
+  bool waiting_ = false;  // the pending read is a wait for readability (no buffer)
   bool last_read_filled_ = false;
   bool connected_ = false;
   bool closed_ = false;

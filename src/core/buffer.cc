@@ -2,13 +2,7 @@
 
 #include <cstring>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SIDECAR_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SIDECAR_ASAN 1
-#endif
-#endif
+#include "core/sanitizers.h"
 #ifdef SIDECAR_ASAN
 #include <sanitizer/asan_interface.h>
 #endif

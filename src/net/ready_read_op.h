@@ -37,20 +37,11 @@
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "core/small_alloc.h"
+
 namespace sidecar::net::detail {
 
 namespace ad = boost::asio::detail;
-
-// Memory for the operations, from a free list kept per thread: a worker has
-// a read pending on each of its connections and they complete in bursts,
-// which Asio's small per-thread cache (shared with every other operation)
-// misses about every other time, each miss a malloc.
-struct OpMemory {
-  static constexpr size_t kSize = 256;   // bytes, at least sizeof(ReadyReadOp)
-  static constexpr size_t kKeep = 1024;  // blocks kept per thread (256 KiB)
-  static void* take();
-  static void give(void* p);
-};
 
 // Reaches the reactor state of an Asio socket (protected in basic_socket):
 // a pointer to a protected member named through a derived class is legal.
@@ -132,7 +123,7 @@ class ReadyReadOp : public ad::reactor_op {
     const boost::system::error_code ec = o->ec_;
     const size_t n = o->bytes_transferred_;
     o->~ReadyReadOp();
-    OpMemory::give(o);
+    core::small_free(o);
     if (owner != nullptr) handler(ec, n);  // null: the io_context is being destroyed
   }
 

@@ -1,15 +1,6 @@
 #include "net/transport.h"
 
 #include <cstring>
-#include <new>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SIDECAR_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SIDECAR_ASAN 1
-#endif
-#endif
 
 namespace sidecar::net {
 namespace {
@@ -78,43 +69,6 @@ boost::asio::detail::reactor& Transport::reactor() {
   return boost::asio::use_service<boost::asio::detail::reactor>(
       boost::asio::query(socket_.get_executor(), boost::asio::execution::context));
 }
-
-namespace detail {
-namespace {
-// Set once this thread's list is destroyed (thread exit); a plain bool stays
-// readable until the thread is gone.
-thread_local bool t_ops_gone = false;
-struct OpFreeList {
-  std::vector<void*> blocks;
-  ~OpFreeList() {
-    t_ops_gone = true;
-    for (void* p : blocks) ::operator delete (p, std::align_val_t{16});
-  }
-};
-thread_local OpFreeList t_ops;
-}  // namespace
-
-void* OpMemory::take() {
-#ifndef SIDECAR_ASAN
-  if (!t_ops_gone && !t_ops.blocks.empty()) {
-    void* p = t_ops.blocks.back();
-    t_ops.blocks.pop_back();
-    return p;
-  }
-#endif
-  return ::operator new (kSize, std::align_val_t{16});
-}
-
-void OpMemory::give(void* p) {
-#ifndef SIDECAR_ASAN  // ASan sees each operation's memory freed
-  if (!t_ops_gone && t_ops.blocks.size() < kKeep) {
-    t_ops.blocks.push_back(p);
-    return;
-  }
-#endif
-  ::operator delete (p, std::align_val_t{16});
-}
-}  // namespace detail
 
 bool Transport::enable_inq() {
   const int one = 1;

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -246,8 +247,12 @@ class Transport {
       return;
     }
     if (inq_ < 0) inq_ = enable_inq() ? 1 : 0;
-    static_assert(sizeof(Op) <= detail::OpMemory::kSize && alignof(Op) <= 16);
-    Op* op = new (detail::OpMemory::take()) Op(impl.socket_, inq_ == 1, in, size, handler);
+    // Its memory from core::small_alloc's per-thread free lists: a worker's
+    // reads complete in bursts, which Asio's two-slot cache mostly misses.
+    static_assert(sizeof(Op) <= core::kMaxSmall && alignof(Op) <= 16);
+    void* mem = core::small_alloc(sizeof(Op));
+    if (mem == nullptr) throw std::bad_alloc();
+    Op* op = new (mem) Op(impl.socket_, inq_ == 1, in, size, handler);
     reactor().start_op(boost::asio::detail::reactor::read_op, impl.socket_, impl.reactor_data_, op,
                        false, true);
   }

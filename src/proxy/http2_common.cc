@@ -1,20 +1,12 @@
 #include "proxy/http2_common.h"
 
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 
 #include <nghttp2/nghttp2.h>
 
+#include "core/small_alloc.h"
 #include "http/http1_parser.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SIDECAR_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SIDECAR_ASAN 1
-#endif
-#endif
 
 namespace sidecar::proxy::h2 {
 
@@ -138,101 +130,23 @@ long SpanSource::read_frame(nghttp2_session* session, int32_t id, uint8_t* buf, 
 
 // ---- allocator ----
 
-#ifndef SIDECAR_ASAN
 namespace {
-
 // nghttp2 allocates a few small objects per stream (the stream, each frame
-// it queues, a copy of each header list). glibc serves them from its
-// per-thread cache until a burst of streams empties it, then from its bins:
-// about 3% of a worker's CPU at saturation. Blocks up to kClasses * kClass
-// bytes come from free lists kept per thread instead, one per size class.
-// Each block starts with a header holding its capacity (nghttp2's free and
-// realloc pass no size); 16 bytes keep malloc's alignment.
-constexpr size_t kHeader = 16;
-constexpr size_t kClass = 64;   // bytes
-constexpr size_t kClasses = 8;  // blocks up to 512 bytes
-constexpr size_t kKeep = 128;   // free blocks kept per class and thread (288 KiB at most)
-
-struct FreeLists {
-  std::vector<void*> lists[kClasses];
-  ~FreeLists();
-};
-// Set once this thread's lists are destroyed (thread exit): blocks freed
-// after that go back to malloc. A plain bool stays readable until then.
-thread_local bool t_lists_gone = false;
-thread_local FreeLists t_lists;
-
-FreeLists::~FreeLists() {
-  t_lists_gone = true;
-  for (auto& l : lists) {
-    for (void* p : l) std::free(p);
-  }
-}
-
-size_t& capacity_of(void* block) { return *static_cast<size_t*>(block); }
-
-void* h2_malloc(size_t size, void*) {
-  const size_t total = size + kHeader;
-  void* block = nullptr;
-  size_t capacity = total;
-  if (total <= kClass * kClasses) {
-    const size_t c = (total - 1) / kClass;
-    capacity = (c + 1) * kClass;
-    if (!t_lists_gone && !t_lists.lists[c].empty()) {
-      block = t_lists.lists[c].back();
-      t_lists.lists[c].pop_back();
-    }
-  }
-  if (block == nullptr) block = std::malloc(capacity);
-  if (block == nullptr) return nullptr;
-  capacity_of(block) = capacity;
-  return static_cast<char*>(block) + kHeader;
-}
-
-void h2_free(void* ptr, void*) {
-  if (ptr == nullptr) return;
-  void* block = static_cast<char*>(ptr) - kHeader;
-  const size_t capacity = capacity_of(block);
-  if (capacity <= kClass * kClasses && capacity % kClass == 0 && !t_lists_gone) {
-    auto& l = t_lists.lists[capacity / kClass - 1];
-    if (l.size() < kKeep) {
-      l.push_back(block);
-      return;
-    }
-  }
-  std::free(block);
-}
-
-void* h2_calloc(size_t n, size_t size, void* u) {
-  if (size != 0 && n > (SIZE_MAX - kHeader) / size) return nullptr;
-  void* p = h2_malloc(n * size, u);
+// it queues, a copy of each header list): core::small_alloc's free lists.
+void* h2_malloc(size_t size, void*) { return core::small_alloc(size); }
+void h2_free(void* p, void*) { core::small_free(p); }
+void* h2_calloc(size_t n, size_t size, void*) {
+  if (size != 0 && n > SIZE_MAX / size) return nullptr;
+  void* p = core::small_alloc(n * size);
   if (p != nullptr) std::memset(p, 0, n * size);
   return p;
 }
-
-void* h2_realloc(void* ptr, size_t size, void* u) {
-  if (ptr == nullptr) return h2_malloc(size, u);
-  if (size == 0) {
-    h2_free(ptr, u);
-    return nullptr;
-  }
-  const size_t usable = capacity_of(static_cast<char*>(ptr) - kHeader) - kHeader;
-  if (size <= usable) return ptr;
-  void* p = h2_malloc(size, u);
-  if (p == nullptr) return nullptr;
-  std::memcpy(p, ptr, usable);
-  h2_free(ptr, u);
-  return p;
-}
-
+void* h2_realloc(void* p, size_t size, void*) { return core::small_realloc(p, size); }
 }  // namespace
 
 nghttp2_mem* allocator() {
   static nghttp2_mem mem{nullptr, h2_malloc, h2_free, h2_calloc, h2_realloc};
   return &mem;
 }
-#else
-nghttp2_mem* allocator() { return nullptr; }  // malloc's own: ASan sees every block
-#endif
 
 }  // namespace sidecar::proxy::h2

@@ -68,13 +68,12 @@ struct SpanSource {
     index = offset = 0;
     end = is_end;
   }
-  // No body, not ended, nothing written; keeps the spans' capacity.
+  // No body, not ended, nothing written; keeps a small spans' capacity.
   void reset() {
-    const size_t keep = spans.capacity();
-    Spans kept = std::move(spans);
-    *this = SpanSource{};
-    kept.clear();
-    if (keep <= 16) spans = std::move(kept);
+    if (spans.capacity() > 16) Spans().swap(spans);
+    spans.clear();
+    index = offset = 0;
+    end = write_outstanding = deferred = false;
   }
   // Copies up to `length` bytes into `buf`; returns how many.
   size_t copy(uint8_t* buf, size_t length);
@@ -89,9 +88,8 @@ struct SpanSource {
 };
 
 // The memory functions for nghttp2 sessions (nghttp2_session_*_new3):
-// small blocks from per-thread free lists by size class, larger ones from
-// malloc; null (malloc's own) under ASan. Any thread; a block may be freed
-// on another thread than the one that took it.
+// core::small_alloc (per-thread free lists by size class; plain malloc
+// under ASan). Any thread.
 nghttp2_mem* allocator();
 
 // Installs into `c` the nghttp2 callbacks both connection kinds take the
